@@ -1,0 +1,1 @@
+"""agent-gate: governed, attributable, least-privilege actions for AI coding agents."""

@@ -1,0 +1,115 @@
+"""What is asked of the gate and what it answers: the request and the Decision models.
+
+These are the API's JSON shapes too (``/openapi.json`` is built from them), so field names are a
+contract with workflow authors and the composite action.
+"""
+
+from __future__ import annotations
+
+from datetime import datetime
+from typing import Literal
+
+from pydantic import BaseModel, ConfigDict, Field
+
+
+class DecisionRequest(BaseModel):
+    """The body of ``POST /v1/decisions``."""
+
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+    action: str = Field(
+        pattern=r"^[a-z][a-z0-9-]{0,63}$",
+        description="The action to decide, e.g. deploy, merge, open-pull-request.",
+        examples=["deploy"],
+    )
+    environment: str | None = Field(
+        None, min_length=1, max_length=255, description="The environment being deployed, if any."
+    )
+    pull_request: int | None = Field(None, ge=1, le=2**31, description="The pull request the action is about.")
+    sha: str | None = Field(
+        None,
+        pattern=r"^([0-9a-f]{40}|[0-9a-f]{64})$",
+        description="The commit the action is about; defaults to the token's sha.",
+    )
+
+
+class Reason(BaseModel):
+    """One condition the decision checked: ``ok`` says whether it held."""
+
+    code: str
+    ok: bool
+    message: str
+
+
+class Signal(BaseModel):
+    """One piece of evidence that an AI agent was involved."""
+
+    name: str = Field(description="actor, triggering-actor, pr-author, commit-author, commit-committer, "
+                      "co-author-trailer, agent-footer, branch-prefix, label")
+    detail: str
+
+
+class ApprovalAssessment(BaseModel):
+    """An approval the gate considered, and why it counted or not."""
+
+    source: Literal["review", "environment"]
+    login: str
+    id: int | None = None
+    state: str
+    commit: str | None = None
+    counted: bool
+    why: str
+
+
+class Subject(BaseModel):
+    """The workload the decision is about (ids are the identity; names are for display)."""
+
+    repository: str
+    repository_id: int
+    owner: str
+    owner_id: int
+    actor: str
+    actor_id: int
+    agent: bool
+    agent_signals: list[Signal]
+    workflow: str
+    workflow_sha: str | None = None
+    ref: str
+    sha: str
+    event: str
+    run_id: int
+    run_attempt: int
+    environment: str | None = None
+    runner_environment: str
+    pull_request: int | None = None
+    triggering_actor: str | None = None
+
+
+class Decision(BaseModel):
+    """The gate's answer. 200 when ``allowed``, 403 otherwise; the body is the same."""
+
+    decision_id: str
+    allowed: bool
+    action: str
+    permission: Literal["read", "propose", "execute"] | None = Field(
+        description="The action's permission class; null when the action is unknown."
+    )
+    approval_action: bool = False
+    rule: str | None = Field(description="The rule that allowed it, or the one that came closest.")
+    subject: Subject
+    reasons: list[Reason]
+    remedy: str | None = Field(description="What would make it pass; null when allowed.")
+    policy_digest: str
+    approvals: list[ApprovalAssessment] = Field(default_factory=list)
+    evidence_source: Literal["github", "file", "none"] = "none"
+    github_api_calls: int = 0
+    decided_at: datetime
+    details_url: str | None = None
+
+    @property
+    def summary(self) -> str:
+        """One line for a person: the first failed reason, or that it was allowed."""
+        if self.allowed:
+            return f"Allowed: {self.action} by rule {self.rule}"
+        failed = next((r for r in self.reasons if not r.ok), None)
+        return f"Denied: {failed.message}" if failed else f"Denied: {self.action}"

@@ -1,0 +1,162 @@
+"""The verified workload: who is asking, keyed on GitHub's numeric ids.
+
+A :class:`WorkloadIdentity` is built only from claims whose signature, issuer, audience and times
+were verified (see ``app.oidc``). Names (repository, owner, actor) are for display; decisions key
+on ``repository_id``, ``repository_owner_id`` and ``actor_id``. ``sub`` is kept for display and
+never parsed: GitHub's immutable-subject format changes its shape.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from pydantic import BaseModel, ConfigDict, ValidationError, field_validator
+
+from app.errors import TokenError
+
+# Claims GitHub Actions always sends and that the gate needs. ``environment`` is present only for
+# jobs that reference one; ``job_workflow_sha``, ``workflow_ref`` and the others are optional.
+REQUIRED_CLAIMS: tuple[str, ...] = (
+    "iss",
+    "aud",
+    "sub",
+    "exp",
+    "iat",
+    "jti",
+    "repository",
+    "repository_id",
+    "repository_owner",
+    "repository_owner_id",
+    "actor",
+    "actor_id",
+    "event_name",
+    "ref",
+    "sha",
+    "run_id",
+    "run_attempt",
+    "job_workflow_ref",
+    "runner_environment",
+)
+
+# Claims safe to show to a person for debugging: identifiers and names, no signature material.
+DISPLAY_CLAIMS: tuple[str, ...] = (
+    "iss",
+    "aud",
+    "sub",
+    "repository",
+    "repository_id",
+    "repository_owner",
+    "repository_owner_id",
+    "repository_visibility",
+    "actor",
+    "actor_id",
+    "event_name",
+    "ref",
+    "ref_type",
+    "head_ref",
+    "base_ref",
+    "sha",
+    "environment",
+    "workflow",
+    "workflow_ref",
+    "job_workflow_ref",
+    "job_workflow_sha",
+    "run_id",
+    "run_number",
+    "run_attempt",
+    "runner_environment",
+    "iat",
+    "exp",
+)
+
+
+def display_claims(claims: dict[str, Any]) -> dict[str, Any]:
+    """The non-secret subset of ``claims`` that may be shown to a person or written to a log."""
+    return {k: claims[k] for k in DISPLAY_CLAIMS if k in claims}
+
+
+class WorkloadIdentity(BaseModel):
+    """A GitHub Actions job, as its verified OIDC token describes it."""
+
+    model_config = ConfigDict(frozen=True, extra="ignore")
+
+    issuer: str
+    subject: str
+    jti: str
+    issued_at: int
+    expires_at: int
+
+    repository: str
+    repository_id: int
+    repository_owner: str
+    repository_owner_id: int
+    actor: str
+    actor_id: int
+
+    event_name: str
+    ref: str
+    ref_type: str | None = None
+    head_ref: str | None = None
+    base_ref: str | None = None
+    sha: str
+    environment: str | None = None
+    workflow: str | None = None
+    job_workflow_ref: str
+    job_workflow_sha: str | None = None
+    run_id: int
+    run_attempt: int
+    runner_environment: str
+
+    @field_validator("head_ref", "base_ref", "environment", "ref_type", "job_workflow_sha", mode="before")
+    @classmethod
+    def _empty_is_none(cls, value: Any) -> Any:
+        # GitHub sends head_ref/base_ref as "" outside pull-request events.
+        return None if value == "" else value
+
+    @property
+    def workflow_url(self) -> str:
+        """The Actions run page, for people reading a decision."""
+        host = "https://github.com"
+        return f"{host}/{self.repository}/actions/runs/{self.run_id}/attempts/{self.run_attempt}"
+
+    @classmethod
+    def from_claims(cls, claims: dict[str, Any]) -> WorkloadIdentity:
+        """Build the identity from verified claims.
+
+        Raises :class:`TokenError` (``missing-claim`` / ``invalid-claim``) when a claim the gate
+        needs is absent or of the wrong shape (ids must be decimal strings or integers).
+        """
+        missing = [c for c in REQUIRED_CLAIMS if c not in claims or claims[c] in (None, "")]
+        if missing:
+            raise TokenError(
+                f"the token lacks required claim(s): {', '.join(missing)}; expected a GitHub Actions "
+                "OIDC token, which always carries them",
+                code="missing-claim",
+                claims=display_claims(claims),
+            )
+        data = {
+            "issuer": claims["iss"],
+            "subject": claims["sub"],
+            "issued_at": claims["iat"],
+            "expires_at": claims["exp"],
+            **{k: v for k, v in claims.items() if k not in {"iss", "sub", "iat", "exp", "aud"}},
+        }
+        for key in ("repository_id", "repository_owner_id", "actor_id", "run_id", "run_attempt"):
+            value = data[key]
+            if isinstance(value, bool) or not (
+                isinstance(value, int) or (isinstance(value, str) and value.isascii() and value.isdigit())
+            ):
+                raise TokenError(
+                    f"claim {key!r} must be a decimal number, got {value!r}",
+                    code="invalid-claim",
+                    claims=display_claims(claims),
+                )
+        try:
+            return cls.model_validate(data)
+        except ValidationError as exc:
+            fields = ", ".join(".".join(str(p) for p in e["loc"]) for e in exc.errors())
+            raise TokenError(
+                f"the token's claims are not of the expected shape ({fields})",
+                code="invalid-claim",
+                claims=display_claims(claims),
+            ) from exc

@@ -1,0 +1,68 @@
+"""The storage interface: audit log, replay records (and, later, grants and decision records).
+
+SQLite is the embedded default (``app.store.sqlite``); a PostgreSQL backend for several replicas
+implements the same Protocol. Every method is safe to call from several threads and from several
+processes sharing the same database.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from dataclasses import dataclass
+from datetime import datetime
+from typing import Any, Protocol
+
+
+@dataclass(frozen=True)
+class AuditRecord:
+    """One link of the tamper-evident chain.
+
+    ``hash`` = sha256 over the canonical JSON of (seq, time, kind, payload, prev_hash); ``prev_hash``
+    is the previous record's ``hash`` (64 zeros for the first record).
+    """
+
+    seq: int
+    time: datetime
+    kind: str  # "decision", "token-refused", "grant-issued", "grant-revoked", ...
+    payload: dict[str, Any]
+    prev_hash: str
+    hash: str
+
+
+@dataclass(frozen=True)
+class ChainReport:
+    ok: bool
+    records: int
+    first_bad_seq: int | None = None
+    problem: str | None = None  # e.g. "record 17: hash does not match its contents (edited?)"
+
+
+class Store(Protocol):
+    def append_audit(self, kind: str, payload: dict[str, Any], *, time: datetime | None = None) -> AuditRecord:
+        """Append one record to the chain atomically. Raises ``Unavailable(code='audit-unavailable')``."""
+        ...
+
+    def iter_audit(self, since: datetime | None = None) -> Iterator[AuditRecord]:
+        """Records in chain order, optionally only those at or after ``since``."""
+        ...
+
+    def verify_audit(self) -> ChainReport:
+        """Recompute the whole chain; name the first broken record."""
+        ...
+
+    def claim_jti(self, issuer: str, jti: str, expires_at: int) -> bool:
+        """Record (issuer, jti) as used until ``expires_at`` (unix seconds). False if already used.
+
+        Raises ``Unavailable(code='store-unavailable')`` when the store cannot be written.
+        """
+        ...
+
+    def purge_expired(self, now: int) -> int:
+        """Drop replay records (and other expiring rows) past their expiry; returns how many."""
+        ...
+
+    def check_writable(self) -> None:
+        """Raise ``Unavailable(code='store-unavailable')`` unless the store accepts writes now."""
+        ...
+
+    def close(self) -> None: ...
