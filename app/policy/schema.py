@@ -237,6 +237,7 @@ class Rule(_Strict):
     runner_environments: list[Literal["github-hosted", "self-hosted"]] | None = None
     approvals: Approvals | None = Field(None, description="Human approvals an execute action needs.")
     allow_agents: bool = Field(True, description="False: agent-driven workloads never match this rule.")
+    allow_bots: bool = Field(True, description="False: ordinary (non-AI) bots such as dependabot never match.")
 
     @field_validator("repositories")
     @classmethod

@@ -1,0 +1,196 @@
+"""The HTTP API: parse, call, render. No business logic lives here.
+
+``POST /v1/decisions`` verifies the bearer token, gathers what the decision needs, calls the pure
+engine, appends the audit record and answers 200 (allowed) or 403 (denied) with the same body.
+"""
+
+from __future__ import annotations
+
+import logging
+import secrets
+from datetime import UTC, datetime
+from typing import Any, TypeVar
+
+from flask import Blueprint, Response, current_app, jsonify, request
+from pydantic import BaseModel, ValidationError
+
+from app.decision import Decision, DecisionRequest
+from app.engine import decide, evidence_needs
+from app.errors import (
+    ErrorDetail,
+    GateError,
+    InvalidRequest,
+    PayloadTooLarge,
+    TokenError,
+    TokenTooLarge,
+    Unavailable,
+    UnsupportedMediaType,
+)
+from app.evidence.model import Evidence
+from app.gate import Gate
+from app.identity import WorkloadIdentity
+from app.oidc import unverified_display_claims
+
+log = logging.getLogger("agent_gate.api")
+
+bp = Blueprint("api", __name__)
+
+MAX_BODY_BYTES = 64 * 1024
+MAX_AUTHORIZATION_BYTES = 16 * 1024
+
+M = TypeVar("M", bound=BaseModel)
+
+
+def gate() -> Gate:
+    g: Gate = current_app.extensions["agent_gate"]
+    return g
+
+
+def parse_json_body(model: type[M]) -> M:
+    """Validate the JSON body against ``model``: 413 over the limit, 415 not JSON, 400 invalid."""
+    length = request.content_length
+    if length is not None and length > MAX_BODY_BYTES:
+        raise PayloadTooLarge(f"the request body is {length} bytes; the limit is {MAX_BODY_BYTES} bytes")
+    if not request.is_json:
+        raise UnsupportedMediaType(
+            f"expected Content-Type: application/json, got {request.mimetype or 'none'}"
+        )
+    raw = request.get_data(cache=True)
+    if len(raw) > MAX_BODY_BYTES:
+        raise PayloadTooLarge(f"the request body is over the limit of {MAX_BODY_BYTES} bytes")
+    try:
+        return model.model_validate_json(raw)
+    except ValidationError as exc:
+        details = []
+        for err in exc.errors(include_url=False):
+            loc = ".".join(str(p) for p in err["loc"]) or "body"
+            msg = err["msg"]
+            if err["type"] == "extra_forbidden":
+                allowed = ", ".join(model.model_fields)
+                msg = f"unknown field; expected only {allowed}"
+            details.append(ErrorDetail("invalid-field", f"{loc}: {msg}"))
+        raise InvalidRequest(
+            "the request body is not valid: " + "; ".join(d.description for d in details), details=details
+        ) from exc
+
+
+def bearer_token() -> str:
+    header = request.headers.get("Authorization", "")
+    if len(header) > MAX_AUTHORIZATION_BYTES:
+        raise TokenTooLarge(
+            f"the Authorization header is over {MAX_AUTHORIZATION_BYTES} bytes; a GitHub OIDC token is about 1-2 KB"
+        )
+    scheme, _, token = header.partition(" ")
+    if scheme.lower() != "bearer" or not token.strip():
+        raise TokenError(
+            "send the job's GitHub Actions OIDC token as 'Authorization: Bearer <token>' "
+            "(the workflow needs 'permissions: id-token: write')",
+            code="missing-token",
+        )
+    return token.strip()
+
+
+def _audit_refusal(exc: TokenError, token: str | None) -> None:
+    g = gate()
+    payload: dict[str, Any] = {
+        "code": exc.code,
+        "message": exc.message,
+        "claims": exc.unverified_claims or (unverified_display_claims(token) if token else {}),
+        "token_sha256": g.verifier.token_hash(token) if token else None,
+        "remote_addr": request.remote_addr,
+    }
+    g.store.append_audit("token-refused", payload)
+
+
+def decision_audit_payload(decision: Decision, token_hash: str) -> dict[str, Any]:
+    """What the audit record of a decision holds: enough to answer who, what, why, under which policy."""
+    body = decision.model_dump(mode="json")
+    body["token_sha256"] = token_hash
+    return body
+
+
+@bp.post("/v1/decisions")
+def create_decision() -> tuple[Response, int]:
+    g = gate()
+    body = parse_json_body(DecisionRequest)
+    token: str | None = None
+    try:
+        token = bearer_token()
+        verified = g.verifier.verify(token)
+    except TokenError as exc:
+        _audit_refusal(exc, token)
+        raise
+    identity = verified.identity
+    if body.environment and identity.environment and body.environment != identity.environment:
+        raise InvalidRequest(
+            f"environment: the request names {body.environment!r} but the job runs in environment "
+            f"{identity.environment!r}; they must agree (omit it to use the job's)",
+            code="environment-mismatch",
+        )
+    decision = decide_request(identity, body)
+    decision = decision.model_copy(update={"details_url": g.details_url(decision.decision_id)})
+    # The audit write comes before the answer; if it fails the gate denies (Unavailable -> 503).
+    g.store.append_audit("decision", decision_audit_payload(decision, verified.token_hash))
+    g.store.save_decision(decision.decision_id, decision.model_dump(mode="json"))
+    g.after_decision(decision)
+    log.info(
+        "decision %s %s action=%s repo_id=%s actor_id=%s rule=%s calls=%s",
+        decision.decision_id,
+        "allowed" if decision.allowed else "denied",
+        decision.action,
+        identity.repository_id,
+        identity.actor_id,
+        decision.rule,
+        decision.github_api_calls,
+    )
+    return jsonify(decision.model_dump(mode="json")), 200 if decision.allowed else 403
+
+
+def decide_request(identity: WorkloadIdentity, body: DecisionRequest) -> Decision:
+    """Gather what the decision needs (fail closed on GitHub errors), then decide."""
+    g = gate()
+    policies = g.policies.current()
+    needs = evidence_needs(policies, identity, body)
+    evidence = Evidence.none() if needs is None else g.evidence.gather(identity, body, needs)
+    return decide(
+        identity,
+        body,
+        policies,
+        evidence,
+        decision_id=new_decision_id(),
+        now=datetime.fromtimestamp(g.clock(), UTC),
+    )
+
+
+def new_decision_id() -> str:
+    """Unguessable: 128 random bits."""
+    return "dec_" + secrets.token_urlsafe(16)
+
+
+@bp.get("/healthz")
+def healthz() -> Response:
+    return jsonify({"status": "ok"})
+
+
+@bp.get("/readyz")
+def readyz() -> tuple[Response, int]:
+    g = gate()
+    checks: dict[str, dict[str, Any]] = {}
+    ready = True
+    try:
+        snapshot = g.policies.current()
+        checks["policy"] = {"ok": True, "digest": snapshot.digest, "owners": sorted(snapshot.by_owner)}
+        if g.policies.last_error:
+            checks["policy"]["reload_error"] = g.policies.last_error
+    except GateError as exc:
+        ready = False
+        checks["policy"] = {"ok": False, "message": exc.message}
+    for name, probe in (("store", g.store.check_writable), ("keys", g.verifier.check_keys)):
+        try:
+            probe()
+            checks[name] = {"ok": True}
+        except Unavailable as exc:
+            ready = False
+            checks[name] = {"ok": False, "message": exc.message}
+    checks["github"] = {"ok": True, "configured": g.settings.github is not None}
+    return jsonify({"status": "ready" if ready else "not-ready", "checks": checks}), 200 if ready else 503

@@ -1,0 +1,212 @@
+"""Which human approvals count: independence applied with full evidence. Pure.
+
+An approval counts only when it is exactly ``APPROVED`` (reviews) or ``approved`` (environment
+reviews), names the exact commit being executed, and comes from an eligible human: a person (not a
+bot or an agent) with write permission, in one of the rule's teams when it names teams, and not
+tied to the change (actor, triggering actor, PR author, commit author, committer, co-author,
+requester; the last pusher when the rule asks). Every approval considered is reported with why it
+counted or not.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+
+from app.agents import AgentCatalog, Kind
+from app.decision import ApprovalAssessment, Reason
+from app.evidence.model import Account, Evidence, Review
+from app.policy.schema import Rule
+from app.provenance import Provenance
+
+WRITE_PERMISSIONS = frozenset({"admin", "maintain", "write"})
+# Review states that change a reviewer's verdict; COMMENTED and PENDING do not replace an approval.
+_VERDICT_STATES = frozenset({"APPROVED", "CHANGES_REQUESTED", "DISMISSED"})
+
+
+@dataclass
+class ApprovalOutcome:
+    reason: Reason
+    assessments: list[ApprovalAssessment] = field(default_factory=list)
+    remedy: str | None = None
+
+
+def _key(account: Account) -> str:
+    return f"id:{account.id}" if account.id is not None else f"login:{account.login.lower()}"
+
+
+def _latest_reviews(reviews: list[Review]) -> tuple[dict[str, Review], list[Review]]:
+    """The latest verdict per reviewer, and the earlier verdicts it superseded."""
+    ordered = sorted(
+        (r for r in reviews if r.state in _VERDICT_STATES),
+        key=lambda r: (r.submitted_at.timestamp() if r.submitted_at else 0.0, r.id),
+    )
+    latest: dict[str, Review] = {}
+    superseded: list[Review] = []
+    for review in ordered:
+        key = _key(review.reviewer)
+        if key in latest:
+            superseded.append(latest[key])
+        latest[key] = review
+    return latest, superseded
+
+
+def _ineligible(
+    account: Account,
+    evidence: Evidence,
+    prov: Provenance,
+    rule: Rule,
+    catalog: AgentCatalog,
+    org: str,
+) -> str | None:
+    """Why this account's approval cannot count, or None when it is an eligible independent human."""
+    known = catalog.classify(account.login, account.id, account.type)
+    if known.kind is Kind.AI_AGENT:
+        return f"@{account.login} is an AI agent ({known.name}); only humans approve"
+    if known.kind is Kind.BOT:
+        return f"@{account.login} is a bot; only humans approve"
+    roles = prov.roles_of(account.login, account.id)
+    if roles:
+        return f"@{account.login} is tied to the change ({', '.join(roles)}); self-approval never counts"
+    pr = evidence.pull_request
+    if rule.approvals and rule.approvals.last_push and pr and pr.last_pusher:
+        if _key(pr.last_pusher) == _key(account) or pr.last_pusher.login.lower() == account.login.lower():
+            return f"@{account.login} pushed the last commit, and the rule requires last-push approval by someone else"
+    standing = evidence.standings.get(account.login.lower())
+    permission = standing.permission if standing else None
+    if permission not in WRITE_PERMISSIONS:
+        shown = permission or "unknown"
+        return f"@{account.login} has {shown} permission on the repository; write or higher is needed"
+    teams = rule.approvals.teams if rule.approvals else []
+    if teams and not (standing and set(standing.teams) & set(teams)):
+        names = " or ".join(f"@{org}/{t}" for t in teams)
+        return f"@{account.login} is not an active member of {names}"
+    return None
+
+
+def assess_approvals(
+    evidence: Evidence,
+    prov: Provenance,
+    rule: Rule,
+    *,
+    commit: str,
+    environment: str | None,
+    catalog: AgentCatalog,
+    required: int,
+    org: str = "",
+) -> ApprovalOutcome:
+    """Count independent human approvals of ``commit``; explain every approval considered."""
+    sources = rule.approvals.sources if rule.approvals else ["review", "environment"]
+    assessments: list[ApprovalAssessment] = []
+    counted: set[str] = set()
+    short = commit[:7]
+
+    latest, superseded = _latest_reviews(evidence.reviews)
+    for review in superseded:
+        assessments.append(
+            ApprovalAssessment(
+                source="review",
+                login=review.reviewer.login,
+                id=review.reviewer.id,
+                state=review.state,
+                commit=review.commit_id,
+                counted=False,
+                why="superseded by a later review from the same reviewer",
+            )
+        )
+    for review in latest.values():
+        why: str | None
+        if review.state != "APPROVED":
+            why = f"latest review is {review.state}, which cancels any earlier approval"
+        elif "review" not in sources:
+            why = "the rule does not count pull-request reviews"
+        elif review.commit_id != commit:
+            got = review.commit_id[:7] if review.commit_id else "no commit"
+            why = f"stale: approved commit {got}, but the change being executed is {short}"
+        else:
+            why = _ineligible(review.reviewer, evidence, prov, rule, catalog, org)
+        ok = why is None
+        if ok:
+            counted.add(_key(review.reviewer))
+        assessments.append(
+            ApprovalAssessment(
+                source="review",
+                login=review.reviewer.login,
+                id=review.reviewer.id,
+                state=review.state,
+                commit=review.commit_id,
+                counted=ok,
+                why=why or "independent human with write permission approved this exact commit",
+            )
+        )
+
+    run_sha = evidence.run.head_sha if evidence.run else None
+    for approval in evidence.environment_approvals:
+        if approval.state != "approved":
+            why = f"environment review is {approval.state}"
+        elif "environment" not in sources:
+            why = "the rule does not count environment approvals"
+        elif environment is None or environment not in approval.environments:
+            why = f"approved {', '.join(approval.environments) or 'no environment'}, not {environment or 'an environment'}"
+        elif run_sha is not None and run_sha != commit:
+            why = f"stale: the run is at commit {run_sha[:7]}, but the change being executed is {short}"
+        else:
+            why = _ineligible(approval.approver, evidence, prov, rule, catalog, org)
+        ok = why is None
+        if ok:
+            counted.add(_key(approval.approver))
+        assessments.append(
+            ApprovalAssessment(
+                source="environment",
+                login=approval.approver.login,
+                id=approval.approver.id,
+                state=approval.state,
+                commit=run_sha,
+                counted=ok,
+                why=why or f"independent human with write permission approved the {environment} deployment",
+            )
+        )
+
+    have = len(counted)
+    if have >= required:
+        return ApprovalOutcome(
+            Reason(
+                code="approvals",
+                ok=True,
+                message=f"{have} independent human approval(s) of commit {short} (needs {required})",
+            ),
+            assessments,
+        )
+    return ApprovalOutcome(
+        Reason(
+            code="approvals",
+            ok=False,
+            message=(
+                f"needs {required} independent human approval(s) of commit {short}, has {have}"
+                + ("" if assessments else "; no approvals were found")
+            ),
+        ),
+        assessments,
+        _remedy(required - have, short, rule, prov, org),
+    )
+
+
+def _remedy(missing: int, short: str, rule: Rule, prov: Provenance, org: str) -> str:
+    teams = rule.approvals.teams if rule.approvals else []
+    who = "a human with write access"
+    if teams:
+        who = "a member of " + " or ".join(f"@{org}/{t}" if org else t for t in teams)
+    seen: dict[str, list[str]] = {}
+    for person in prov.involved:
+        if person.login is None:
+            continue
+        seen.setdefault(person.login, [])
+        if person.role not in seen[person.login]:
+            seen[person.login].append(person.role)
+    excluded = [f"@{login} ({', '.join(roles)})" for login, roles in seen.items()]
+    other = ""
+    if excluded:
+        other = " other than " + (
+            ", ".join(excluded[:-1]) + " and " + excluded[-1] if len(excluded) > 1 else excluded[0]
+        )
+    plural = "approval" if missing == 1 else "approvals"
+    return f"needs {missing} {plural} of commit {short} from {who}{other}"

@@ -1,0 +1,313 @@
+"""The ``agent-gate`` command: serve, policy check, explain, audit verify/export, dev token."""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import sys
+from collections.abc import Sequence
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import Any, TextIO
+
+from app.errors import GateError
+
+EPILOG = "Documentation: README.md and docs/ (configuration, policy language, API, GitHub App, security model)."
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    parser = build_parser()
+    args = parser.parse_args(argv)
+    if not hasattr(args, "func"):
+        parser.print_help()
+        return 2
+    try:
+        result: int = args.func(args)
+        return result
+    except GateError as exc:
+        print(f"agent-gate: {exc.message}", file=sys.stderr)
+        for detail in exc.details[1:] if len(exc.details) > 1 else []:
+            print(f"  {detail.description}", file=sys.stderr)
+        if len(exc.details) > 1:
+            print(f"  {exc.details[0].description}", file=sys.stderr)
+        return 1
+    except KeyboardInterrupt:
+        return 130
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(
+        prog="agent-gate",
+        description="Governed, attributable, least-privilege actions for AI coding agents in GitHub Actions.",
+        epilog=EPILOG,
+    )
+    sub = parser.add_subparsers(title="commands", metavar="COMMAND")
+
+    serve = sub.add_parser(
+        "serve",
+        help="run the gate under gunicorn",
+        description=(
+            "Run the gate under gunicorn with the app factory. Configuration comes from GATE_* variables "
+            "(docs/configuration.md). --dev starts on embedded defaults: SQLite in ./var, the policies in "
+            "./policies and a local dev issuer whose tokens `agent-gate dev token` mints."
+        ),
+    )
+    serve.add_argument("--dev", action="store_true", help="development mode: trust the local dev issuer")
+    serve.add_argument("--host", default="127.0.0.1", help="address to bind (default 127.0.0.1)")
+    serve.add_argument("--port", type=int, default=8080, help="port to bind (default 8080)")
+    serve.add_argument("--workers", type=int, default=None, help="gunicorn workers (default: CPU count)")
+    serve.set_defaults(func=cmd_serve)
+
+    policy = sub.add_parser("policy", help="validate policies", description="Work with org policy files.")
+    psub = policy.add_subparsers(title="policy commands", metavar="COMMAND")
+    check = psub.add_parser(
+        "check",
+        help="validate policy files and warn on dangerous patterns",
+        description="Validate policy files (or directories of them). Exit 0 when valid (warnings allowed), "
+        "1 on errors, 2 when a path is missing.",
+    )
+    check.add_argument("paths", nargs="+", type=Path, metavar="PATH")
+    check.set_defaults(func=cmd_policy_check)
+    schema = psub.add_parser("schema", help="print the policy JSON Schema (policies/schema.json)")
+    schema.add_argument("--output", "-o", type=Path, help="write to this file instead of standard output")
+    schema.set_defaults(func=cmd_policy_schema)
+
+    explain = sub.add_parser(
+        "explain",
+        help="decide offline from claims (and evidence) files",
+        description=(
+            "Print the decision the gate would give, from a JSON file of token claims, an action and an "
+            "optional evidence file in the shape the GitHub client produces. No network, nothing recorded."
+        ),
+    )
+    explain.add_argument("--claims", type=Path, required=True, help="JSON file with the OIDC token's claims")
+    explain.add_argument("--action", required=True, help="the action to decide, e.g. deploy")
+    explain.add_argument("--evidence", type=Path, help="JSON evidence file (docs/api.md#evidence)")
+    explain.add_argument("--environment", help="the environment being deployed")
+    explain.add_argument("--pull-request", type=int, help="the pull request number")
+    explain.add_argument("--sha", help="the commit being acted on")
+    explain.add_argument("--policy", type=Path, default=None, help="policy file or directory (default: GATE_POLICY_PATH or ./policies)")
+    explain.add_argument("--format", choices=["text", "json", "markdown"], default="text")
+    explain.set_defaults(func=cmd_explain)
+
+    audit = sub.add_parser("audit", help="verify or export the tamper-evident audit log")
+    asub = audit.add_subparsers(title="audit commands", metavar="COMMAND")
+    verify = asub.add_parser("verify", help="recompute the hash chain; name the first broken record")
+    verify.add_argument("--database", help="store URL or path (default: GATE_DATABASE or var/agent-gate.db)")
+    verify.set_defaults(func=cmd_audit_verify)
+    export = asub.add_parser("export", help="write the audit log as JSON lines")
+    export.add_argument("--database", help="store URL or path (default: GATE_DATABASE or var/agent-gate.db)")
+    export.add_argument("--since", type=_parse_time, help="only records at or after this ISO-8601 time")
+    export.add_argument("--output", "-o", type=Path, help="write to this file instead of standard output")
+    export.set_defaults(func=cmd_audit_export)
+
+    dev = sub.add_parser("dev", help="development helpers")
+    dsub = dev.add_subparsers(title="dev commands", metavar="COMMAND")
+    token = dsub.add_parser(
+        "token",
+        help="mint a GitHub-shaped OIDC token from the local dev issuer",
+        description=(
+            "Mint a token from the dev issuer (key in the data dir). Only a gate started with `serve --dev` "
+            "trusts it. Defaults describe a human (octocat) on octo-org/octo-repo, matching policies/example.yml."
+        ),
+    )
+    token.add_argument("--agent", action="store_true", help="act as the Copilot coding agent (actor Copilot)")
+    token.add_argument("--actor", help="actor login")
+    token.add_argument("--actor-id", help="actor numeric id")
+    token.add_argument("--repository", help="owner/name")
+    token.add_argument("--repository-id", help="repository numeric id")
+    token.add_argument("--owner-id", help="repository_owner_id")
+    token.add_argument("--ref", help="e.g. refs/heads/main")
+    token.add_argument("--sha", help="commit sha")
+    token.add_argument("--event", help="event_name, e.g. push")
+    token.add_argument("--environment", help="environment claim")
+    token.add_argument("--workflow-ref", help="job_workflow_ref")
+    token.add_argument("--runner-environment", choices=["github-hosted", "self-hosted"])
+    token.add_argument("--run-id", help="run_id")
+    token.add_argument("--audience", help="aud (default: GATE_AUDIENCE or agent-gate)")
+    token.add_argument("--ttl", type=int, default=300, help="lifetime in seconds (default 300)")
+    token.add_argument("--claim", action="append", default=[], metavar="NAME=VALUE", help="set any claim")
+    token.set_defaults(func=cmd_dev_token)
+    return parser
+
+
+def _parse_time(value: str) -> datetime:
+    try:
+        parsed = datetime.fromisoformat(value)
+    except ValueError as exc:
+        raise argparse.ArgumentTypeError(f"expected an ISO-8601 time such as 2026-11-23T10:00:00Z, got {value!r}") from exc
+    return parsed if parsed.tzinfo else parsed.replace(tzinfo=UTC)
+
+
+def _settings(**overrides: Any) -> Any:
+    from app.settings import Settings
+
+    return Settings.from_env(**overrides)
+
+
+def cmd_serve(args: argparse.Namespace) -> int:
+    from app.server import run_gunicorn
+
+    if args.dev:
+        os.environ["GATE_DEV_MODE"] = "true"
+        os.environ.setdefault("GATE_PUBLIC_URL", f"http://{args.host}:{args.port}")
+    settings = _settings()
+    if settings.dev_mode:
+        from app.devissuer import DevIssuer
+
+        DevIssuer(settings.data_dir).ensure_key()
+        print(_dev_banner(args.host, args.port), file=sys.stderr)
+    return run_gunicorn(settings, host=args.host, port=args.port, workers=args.workers)
+
+
+def _dev_banner(host: str, port: int) -> str:
+    url = f"http://{host}:{port}"
+    return f"""
+agent-gate is starting in DEVELOPMENT MODE on {url}
+  It trusts the local dev issuer (key in ./var): never use --dev in production.
+  Try it from another terminal:
+    TOKEN=$(.venv/bin/agent-gate dev token --agent)
+    curl -s -H "Authorization: Bearer $TOKEN" -H 'Content-Type: application/json' \\
+         -d '{{"action": "read"}}' {url}/v1/decisions          # 200: agents may read
+    TOKEN=$(.venv/bin/agent-gate dev token --agent)
+    curl -s -H "Authorization: Bearer $TOKEN" -H 'Content-Type: application/json' \\
+         -d '{{"action": "deploy", "environment": "production"}}' {url}/v1/decisions   # 403, with reasons
+"""
+
+
+def cmd_policy_check(args: argparse.Namespace) -> int:
+    from app.policy.check import check_paths
+
+    return check_paths(args.paths, sys.stdout)
+
+
+def cmd_policy_schema(args: argparse.Namespace) -> int:
+    from app.policy.check import policy_json_schema
+
+    text = json.dumps(policy_json_schema(), indent=2) + "\n"
+    if args.output:
+        args.output.write_text(text, "utf-8")
+    else:
+        sys.stdout.write(text)
+    return 0
+
+
+def _read_json(path: Path, what: str) -> Any:
+    try:
+        return json.loads(path.read_text("utf-8"))
+    except OSError as exc:
+        raise GateError(f"cannot read the {what} file {path}: {exc.strerror}", code="bad-input") from exc
+    except ValueError as exc:
+        raise GateError(f"the {what} file {path} is not valid JSON: {exc}", code="bad-input") from exc
+
+
+def cmd_explain(args: argparse.Namespace) -> int:
+    from pydantic import ValidationError
+
+    from app.decision import DecisionRequest
+    from app.engine import decide
+    from app.evidence.model import Evidence
+    from app.explain import render
+    from app.identity import WorkloadIdentity
+    from app.policy.loader import load_policies
+
+    claims = _read_json(args.claims, "claims")
+    if not isinstance(claims, dict):
+        raise GateError(f"the claims file {args.claims} must hold a JSON object", code="bad-input")
+    identity = WorkloadIdentity.from_claims(claims)
+    try:
+        request = DecisionRequest(
+            action=args.action, environment=args.environment, pull_request=args.pull_request, sha=args.sha
+        )
+        evidence = (
+            Evidence.model_validate({"source": "file", **_read_json(args.evidence, "evidence")})
+            if args.evidence
+            else Evidence.none("no evidence file was given (--evidence)")
+        )
+    except ValidationError as exc:
+        problems = "; ".join(f"{'.'.join(map(str, e['loc']))}: {e['msg']}" for e in exc.errors())
+        raise GateError(f"invalid input: {problems}", code="bad-input") from exc
+    policy_path = args.policy or Path(os.environ.get("GATE_POLICY_PATH", "policies"))
+    decision = decide(
+        identity,
+        request,
+        load_policies(policy_path),
+        evidence,
+        decision_id="explain",
+        now=datetime.now(UTC),
+    )
+    sys.stdout.write(render(decision, args.format))
+    return 0 if decision.allowed else 3
+
+
+def _open_store(database: str | None) -> Any:
+    from app.store.sqlite import open_store
+
+    return open_store(database or _settings().database_url)
+
+
+def cmd_audit_verify(args: argparse.Namespace) -> int:
+    from app.audit import verify_chain
+
+    store = _open_store(args.database)
+    report = verify_chain(store)
+    if report.ok:
+        head = store.head()
+        print(f"ok: {report.records} records, chain intact, head {head[1] if head else 'none'}")
+        return 0
+    print(f"BROKEN: {report.problem}", file=sys.stderr)
+    return 1
+
+
+def cmd_audit_export(args: argparse.Namespace) -> int:
+    from app.audit import export_jsonl
+
+    store = _open_store(args.database)
+    out: TextIO
+    if args.output:
+        with args.output.open("w", encoding="utf-8") as out:
+            count = export_jsonl(store, out, args.since)
+    else:
+        count = export_jsonl(store, sys.stdout, args.since)
+    print(f"exported {count} records", file=sys.stderr)
+    return 0
+
+
+def cmd_dev_token(args: argparse.Namespace) -> int:
+    from app.devissuer import AGENT_PRESET, DevIssuer
+
+    settings = _settings()
+    issuer = DevIssuer(settings.data_dir)
+    issuer.ensure_key()
+    claims: dict[str, Any] = dict(AGENT_PRESET) if args.agent else {}
+    for option, claim in (
+        ("actor", "actor"),
+        ("actor_id", "actor_id"),
+        ("repository", "repository"),
+        ("repository_id", "repository_id"),
+        ("owner_id", "repository_owner_id"),
+        ("ref", "ref"),
+        ("sha", "sha"),
+        ("event", "event_name"),
+        ("environment", "environment"),
+        ("workflow_ref", "job_workflow_ref"),
+        ("runner_environment", "runner_environment"),
+        ("run_id", "run_id"),
+    ):
+        value = getattr(args, option)
+        if value is not None:
+            claims[claim] = value
+    for item in args.claim:
+        name, sep, value = item.partition("=")
+        if not sep or not name:
+            raise GateError(f"--claim expects NAME=VALUE, got {item!r}", code="bad-input")
+        claims[name] = value
+    if "repository" in claims and "repository_owner" not in claims:
+        claims["repository_owner"] = str(claims["repository"]).split("/")[0]
+    print(issuer.mint(audience=args.audience or settings.audience, ttl=args.ttl, **claims))
+    return 0
+
+
+if __name__ == "__main__":  # pragma: no cover
+    sys.exit(main())

@@ -1,0 +1,159 @@
+"""The Flask application factory: ``create_app(settings=None, *, ...)``.
+
+gunicorn runs it directly: ``gunicorn 'app:create_app()'``. Tests pass settings and fakes.
+"""
+
+from __future__ import annotations
+
+import logging
+import time
+from collections.abc import Callable
+from typing import Any
+
+from flask import Flask, Response, jsonify
+from werkzeug.exceptions import HTTPException
+
+from app.errors import GateError
+from app.evidence.gather import EvidenceSource
+from app.gate import DecisionHook, Gate
+from app.oidc import IssuerConfig, TokenVerifier
+from app.policy.registry import PolicyRegistry
+from app.settings import Settings
+from app.store.base import Store
+
+log = logging.getLogger("agent_gate")
+
+_HTTP_CODES = {
+    400: "invalid-request",
+    404: "not-found",
+    405: "method-not-allowed",
+    413: "payload-too-large",
+    415: "unsupported-media-type",
+    500: "internal-error",
+}
+
+
+def create_app(
+    settings: Settings | None = None,
+    *,
+    store: Store | None = None,
+    evidence: EvidenceSource | None = None,
+    verifier: TokenVerifier | None = None,
+    policies: PolicyRegistry | None = None,
+    clock: Callable[[], float] | None = None,
+    hooks: list[DecisionHook] | None = None,
+) -> Flask:
+    """Build the gate. Collaborators not given are built from ``settings`` (default: the environment)."""
+    settings = settings or Settings.from_env()
+    _configure_logging(settings)
+    clock = clock or time.time
+
+    if store is None:
+        from app.store.sqlite import open_store
+
+        store = open_store(settings.database_url)
+    if policies is None:
+        policies = PolicyRegistry(settings.policy_path, check_interval=settings.policy_check_interval)
+        policies.load()  # an invalid policy stops the start-up with file:line messages
+    if verifier is None:
+        verifier = TokenVerifier(
+            issuer_configs(settings),
+            settings.audience,
+            replay=store,
+            clock=clock,
+            leeway=settings.leeway,
+            max_age=settings.max_token_age,
+            jwks_ttl=settings.jwks_ttl,
+        )
+    if evidence is None:
+        evidence = build_evidence_source(settings)
+
+    gate = Gate(
+        settings=settings,
+        verifier=verifier,
+        policies=policies,
+        store=store,
+        evidence=evidence,
+        clock=clock,
+        hooks=list(hooks or []),
+    )
+
+    app = Flask(__name__)
+    app.config["MAX_CONTENT_LENGTH"] = 64 * 1024
+    app.json.sort_keys = False  # type: ignore[attr-defined]  # DefaultJSONProvider attribute
+    app.extensions["agent_gate"] = gate
+
+    from app.api import bp as api_bp
+    from app.openapi import bp as openapi_bp
+
+    app.register_blueprint(api_bp)
+    app.register_blueprint(openapi_bp)
+    _register_error_handlers(app)
+    if settings.dev_mode:
+        log.warning(
+            "DEVELOPMENT MODE: the gate trusts its local dev issuer (%s). Never run this in production.",
+            "https://dev-issuer.agent-gate.invalid",
+        )
+    return app
+
+
+def issuer_configs(settings: Settings) -> list[IssuerConfig]:
+    configs = [
+        IssuerConfig(url=i.url, jwks_url=i.jwks_url, jwks_file=i.jwks_file, label=i.url) for i in settings.issuers
+    ]
+    if settings.dev_mode:
+        from app.devissuer import DevIssuer
+
+        dev = DevIssuer(settings.data_dir)
+        dev.ensure_key()
+        configs.append(dev.issuer_config())
+    return configs
+
+
+def build_evidence_source(settings: Settings) -> EvidenceSource:
+    from app.evidence.gather import NoEvidence
+
+    if settings.github is None:
+        return NoEvidence()
+    from app.evidence.gather import GitHubEvidence
+    from app.github import build_client
+
+    return GitHubEvidence(build_client(settings.github))
+
+
+def _error_response(body: dict[str, Any], status: int, headers: dict[str, str] | None = None) -> Response:
+    response = jsonify(body)
+    response.status_code = status
+    for key, value in (headers or {}).items():
+        response.headers[key] = value
+    return response
+
+
+def _register_error_handlers(app: Flask) -> None:
+    @app.errorhandler(GateError)
+    def _gate_error(exc: GateError) -> Response:
+        if exc.status >= 500:
+            log.warning("%s (%s): %s", exc.code, exc.status, exc.message)
+        return _error_response(exc.to_dict(), exc.status, exc.headers)
+
+    @app.errorhandler(HTTPException)
+    def _http_error(exc: HTTPException) -> Response:
+        status = exc.code or 500
+        if status >= 500:
+            # An unexpected exception: log its type, never answer with it.
+            original = getattr(exc, "original_exception", None)
+            log.error("internal error: %s", type(original).__name__ if original else exc.name, exc_info=original)
+            message = "the gate hit an internal error; the request was not allowed. Retry, and report it if it persists"
+        else:
+            message = exc.description or exc.name
+        code = _HTTP_CODES.get(status, "http-error")
+        return _error_response({"message": message, "errors": [{"code": code, "description": message}]}, status)
+
+
+def _configure_logging(settings: Settings) -> None:
+    root = logging.getLogger("agent_gate")
+    if not root.handlers:
+        handler = logging.StreamHandler()
+        handler.setFormatter(logging.Formatter("%(asctime)s %(levelname)s %(name)s %(message)s"))
+        root.addHandler(handler)
+    root.setLevel(settings.log_level.upper())

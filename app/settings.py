@@ -1,0 +1,188 @@
+"""Configuration from ``GATE_*`` environment variables, validated at start-up.
+
+Every variable is documented in docs/configuration.md. An invalid value stops the gate with a
+message naming the variable, what was found and what was expected; the gate never starts on a
+configuration it does not understand.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import re
+from collections.abc import Mapping
+from pathlib import Path
+from typing import Any
+
+from pydantic import BaseModel, ConfigDict, Field, SecretStr, ValidationError
+
+from app.errors import ConfigError
+
+GITHUB_ISSUER = "https://token.actions.githubusercontent.com"
+DEFAULT_AUDIENCE = "agent-gate"
+
+# The issuer shapes GitHub uses: github.com, Enterprise Cloud with an enterprise-specific issuer,
+# GHE.com data residency, and GitHub Enterprise Server.
+_ISSUER_SHAPES = (
+    re.compile(r"^https://token\.actions\.githubusercontent\.com$"),
+    re.compile(r"^https://token\.actions\.githubusercontent\.com/[A-Za-z0-9][A-Za-z0-9-]*$"),
+    re.compile(r"^https://token\.actions\.[a-z0-9][a-z0-9-]*\.ghe\.com$"),
+    re.compile(r"^https://[A-Za-z0-9.-]+(:[0-9]+)?/_services/token$"),
+)
+
+
+class IssuerSetting(BaseModel):
+    """One trusted issuer and where its keys come from (discovery unless told otherwise)."""
+
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+    url: str
+    jwks_url: str | None = None
+    jwks_file: Path | None = None
+
+
+class GitHubSettings(BaseModel):
+    model_config = ConfigDict(frozen=True)
+
+    app_id: int = Field(gt=0)
+    private_key: SecretStr
+    api_url: str = "https://api.github.com"
+
+
+class Settings(BaseModel):
+    """The gate's whole configuration. Build with :meth:`from_env`; tests build it directly."""
+
+    model_config = ConfigDict(frozen=True, extra="forbid")
+
+    dev_mode: bool = False
+    audience: str = DEFAULT_AUDIENCE
+    issuers: tuple[IssuerSetting, ...] = (IssuerSetting(url=GITHUB_ISSUER),)
+    leeway: int = Field(60, ge=0, le=60)
+    max_token_age: int = Field(600, ge=30, le=3600)
+    data_dir: Path = Path("var")
+    database: str | None = None  # default: sqlite:///<data_dir>/agent-gate.db
+    policy_path: Path = Path("policies")
+    policy_check_interval: float = Field(2.0, ge=0.0)
+    public_url: str = "http://127.0.0.1:8080"
+    github: GitHubSettings | None = None
+    webhook_secret: SecretStr | None = None
+    jwks_ttl: int = Field(300, ge=30, le=86400)
+    log_level: str = "INFO"
+
+    @property
+    def database_url(self) -> str:
+        return self.database or f"sqlite:///{(self.data_dir / 'agent-gate.db').resolve()}"
+
+    @classmethod
+    def from_env(cls, environ: Mapping[str, str] | None = None, **overrides: Any) -> Settings:
+        """Read ``GATE_*`` variables. Raises :class:`ConfigError` naming the bad variable."""
+        env = os.environ if environ is None else environ
+        data: dict[str, Any] = {}
+
+        def get(name: str) -> str | None:
+            value = env.get(name)
+            return value.strip() if value is not None and value.strip() != "" else None
+
+        simple = {
+            "GATE_AUDIENCE": "audience",
+            "GATE_LEEWAY": "leeway",
+            "GATE_MAX_TOKEN_AGE": "max_token_age",
+            "GATE_DATA_DIR": "data_dir",
+            "GATE_DATABASE": "database",
+            "GATE_POLICY_PATH": "policy_path",
+            "GATE_POLICY_CHECK_INTERVAL": "policy_check_interval",
+            "GATE_PUBLIC_URL": "public_url",
+            "GATE_JWKS_TTL": "jwks_ttl",
+            "GATE_LOG_LEVEL": "log_level",
+            "GATE_WEBHOOK_SECRET": "webhook_secret",
+        }
+        for var, key in simple.items():
+            value = get(var)
+            if value is not None:
+                data[key] = value
+        dev = get("GATE_DEV_MODE")
+        if dev is not None:
+            if dev.lower() not in {"1", "true", "yes", "0", "false", "no"}:
+                raise ConfigError(f"GATE_DEV_MODE: got {dev!r}, expected true or false")
+            data["dev_mode"] = dev.lower() in {"1", "true", "yes"}
+        issuers = get("GATE_ISSUERS")
+        if issuers is not None:
+            data["issuers"] = _parse_issuers(issuers)
+        github = _github_from_env(get)
+        if github is not None:
+            data["github"] = github
+        data.update(overrides)
+        try:
+            settings = cls.model_validate(data)
+        except ValidationError as exc:
+            reverse = {v: k for k, v in simple.items()}
+            problems = []
+            for err in exc.errors():
+                field = str(err["loc"][0]) if err["loc"] else "?"
+                var = reverse.get(field, f"GATE_{field.upper()}")
+                problems.append(f"{var}: {err['msg']} (got {err.get('input')!r})")
+            raise ConfigError("invalid configuration: " + "; ".join(problems)) from exc
+        settings.validate_issuers()
+        if not re.match(r"^https?://[^\s/]+", settings.public_url):
+            raise ConfigError(f"GATE_PUBLIC_URL: got {settings.public_url!r}, expected an http(s) URL")
+        return settings
+
+    def validate_issuers(self) -> None:
+        """Each issuer must have one of GitHub's shapes and at most one explicit key source."""
+        if not self.issuers:
+            raise ConfigError("GATE_ISSUERS: no trusted issuer configured; expected at least one")
+        for issuer in self.issuers:
+            if not any(shape.fullmatch(issuer.url) for shape in _ISSUER_SHAPES):
+                raise ConfigError(
+                    f"GATE_ISSUERS: got issuer {issuer.url!r}, expected one of GitHub's issuer shapes: "
+                    f"{GITHUB_ISSUER}, {GITHUB_ISSUER}/<enterprise-slug>, https://token.actions.<sub>.ghe.com, "
+                    "https://HOST/_services/token"
+                )
+            if issuer.jwks_url and issuer.jwks_file:
+                raise ConfigError(
+                    f"GATE_ISSUERS: issuer {issuer.url} has both jwks_url and jwks_file; expected at most one"
+                )
+            if issuer.jwks_url and not issuer.jwks_url.startswith("https://"):
+                raise ConfigError(f"GATE_ISSUERS: jwks_url {issuer.jwks_url!r} must be an https URL")
+
+
+def _parse_issuers(raw: str) -> tuple[IssuerSetting, ...]:
+    """Either a comma-separated list of issuer URLs (keys by discovery) or a JSON list of objects."""
+    if raw.startswith("["):
+        try:
+            items = json.loads(raw)
+            return tuple(IssuerSetting.model_validate(item) for item in items)
+        except (ValueError, ValidationError, TypeError) as exc:
+            raise ConfigError(
+                "GATE_ISSUERS: expected a JSON list of objects with 'url' and optionally 'jwks_url' or "
+                f"'jwks_file' ({exc.__class__.__name__})"
+            ) from exc
+    return tuple(IssuerSetting(url=url.strip().rstrip("/")) for url in raw.split(",") if url.strip())
+
+
+def _github_from_env(get: Any) -> GitHubSettings | None:
+    app_id = get("GATE_GITHUB_APP_ID")
+    key = get("GATE_GITHUB_PRIVATE_KEY")
+    key_file = get("GATE_GITHUB_PRIVATE_KEY_FILE")
+    api_url = get("GATE_GITHUB_API_URL") or "https://api.github.com"
+    if app_id is None and key is None and key_file is None:
+        return None
+    if app_id is None or (key is None and key_file is None):
+        raise ConfigError(
+            "GitHub App: set GATE_GITHUB_APP_ID together with GATE_GITHUB_PRIVATE_KEY or "
+            "GATE_GITHUB_PRIVATE_KEY_FILE (see docs/github-app.md)"
+        )
+    if key is not None and key_file is not None:
+        raise ConfigError("GitHub App: set GATE_GITHUB_PRIVATE_KEY or GATE_GITHUB_PRIVATE_KEY_FILE, not both")
+    if key_file is not None:
+        try:
+            key = Path(key_file).read_text("utf-8")
+        except OSError as exc:
+            raise ConfigError(f"GATE_GITHUB_PRIVATE_KEY_FILE: cannot read the file ({exc.strerror})") from exc
+    if "PRIVATE KEY-----" not in (key or ""):
+        raise ConfigError("GitHub App: the private key is not a PEM private key (expected '-----BEGIN ... PRIVATE KEY-----')")
+    if not re.fullmatch(r"[0-9]+", app_id):
+        raise ConfigError(f"GATE_GITHUB_APP_ID: got {app_id!r}, expected the App's numeric id")
+    if not re.match(r"^https://", api_url):
+        raise ConfigError(f"GATE_GITHUB_API_URL: got {api_url!r}, expected an https URL")
+    return GitHubSettings(app_id=int(app_id), private_key=SecretStr(key or ""), api_url=api_url.rstrip("/"))
