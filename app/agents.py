@@ -38,13 +38,17 @@ class AgentCatalog:
     """Immutable lookup tables; build one with :func:`builtin_catalog` and :meth:`extended`."""
 
     by_id: dict[int, Known] = field(default_factory=dict)
-    by_login: dict[str, Known] = field(default_factory=dict)  # keys lower-cased: logins are case-insensitive
+    # Keys lower-cased (logins are case-insensitive); the value carries the entry's id when known, so a
+    # login whose id is known never matches an account with another id (names can be re-registered).
+    by_login: dict[str, tuple[Known, int | None]] = field(default_factory=dict)
     by_email: dict[str, Known] = field(default_factory=dict)  # keys lower-cased
     footers: tuple[tuple[re.Pattern[str], str], ...] = ()
     branch_prefixes: tuple[tuple[str, str], ...] = ()
     labels: frozenset[str] = frozenset()
 
-    def classify(self, login: str | None, user_id: int | None = None, account_type: str | None = None) -> Known:
+    def classify(
+        self, login: str | None, user_id: int | None = None, account_type: str | None = None
+    ) -> Known:
         """Classify a GitHub account. An id match wins over a login match.
 
         An account GitHub itself calls a ``Bot`` that is not a known AI agent is a bot.
@@ -52,9 +56,9 @@ class AgentCatalog:
         if user_id is not None and user_id in self.by_id:
             return self.by_id[user_id]
         if login is not None:
-            known = self.by_login.get(login.lower())
-            if known is not None:
-                return known
+            entry = self.by_login.get(login.lower())
+            if entry is not None and (entry[1] is None or user_id is None or entry[1] == user_id):
+                return entry[0]
         if account_type is not None and account_type != "User":
             return Known(Kind.BOT, f"{account_type} account")
         if login is not None and login.lower().endswith("[bot]"):
@@ -116,7 +120,7 @@ class AgentCatalog:
                 if user_id is not None:
                     by_id[user_id] = known
                 if login is not None:
-                    by_login[login.lower()] = known
+                    by_login[login.lower()] = (known, user_id)
         for email, name in emails:
             by_email[email.lower()] = Known(Kind.AI_AGENT, name)
         return AgentCatalog(
@@ -130,15 +134,18 @@ class AgentCatalog:
 
 
 def _load_builtin() -> AgentCatalog:
-    raw: dict[str, Any] = yaml.safe_load(resources.files("app").joinpath("data/agents.yml").read_text("utf-8"))
+    raw: dict[str, Any] = yaml.safe_load(
+        resources.files("app").joinpath("data/agents.yml").read_text("utf-8")
+    )
     by_id: dict[int, Known] = {}
-    by_login: dict[str, Known] = {}
+    by_login: dict[str, tuple[Known, int | None]] = {}
     for section, kind in (("ai_agents", Kind.AI_AGENT), ("bots", Kind.BOT)):
         for entry in raw[section]:
             known = Known(kind, entry["name"])
-            if "id" in entry:
-                by_id[int(entry["id"])] = known
-            by_login[entry["login"].lower()] = known
+            entry_id = int(entry["id"]) if "id" in entry else None
+            if entry_id is not None:
+                by_id[entry_id] = known
+            by_login[entry["login"].lower()] = (known, entry_id)
     return AgentCatalog(
         by_id=by_id,
         by_login=by_login,

@@ -34,6 +34,12 @@ def _key(account: Account) -> str:
     return f"id:{account.id}" if account.id is not None else f"login:{account.login.lower()}"
 
 
+def _same(a: Account, b: Account) -> bool:
+    if a.id is not None and b.id is not None:
+        return a.id == b.id
+    return a.login.lower() == b.login.lower()
+
+
 def _latest_reviews(reviews: list[Review]) -> tuple[dict[str, Review], list[Review]]:
     """The latest verdict per reviewer, and the earlier verdicts it superseded."""
     ordered = sorted(
@@ -68,9 +74,9 @@ def _ineligible(
     if roles:
         return f"@{account.login} is tied to the change ({', '.join(roles)}); self-approval never counts"
     pr = evidence.pull_request
-    if rule.approvals and rule.approvals.last_push and pr and pr.last_pusher:
-        if _key(pr.last_pusher) == _key(account) or pr.last_pusher.login.lower() == account.login.lower():
-            return f"@{account.login} pushed the last commit, and the rule requires last-push approval by someone else"
+    last_push = bool(rule.approvals and rule.approvals.last_push)
+    if last_push and pr and pr.last_pusher and _same(pr.last_pusher, account):
+        return f"@{account.login} pushed the last commit, and the rule requires last-push approval by someone else"
     standing = evidence.standings.get(account.login.lower())
     permission = standing.permission if standing else None
     if permission not in WRITE_PERMISSIONS:

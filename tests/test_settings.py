@@ -1,0 +1,93 @@
+"""Configuration from GATE_* variables: validated at start-up, errors name the variable."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+
+from app.errors import ConfigError
+from app.settings import GITHUB_ISSUER, Settings
+
+PEM = "-----BEGIN RSA PRIVATE KEY-----\nMIIB\n-----END RSA PRIVATE KEY-----\n"
+
+
+def test_defaults_trust_github_com_only():
+    settings = Settings.from_env({})
+    assert [i.url for i in settings.issuers] == [GITHUB_ISSUER]
+    assert settings.audience == "agent-gate"
+    assert settings.leeway == 60 and settings.max_token_age == 600
+    assert settings.dev_mode is False
+    assert settings.github is None
+    assert settings.database_url.startswith("sqlite:///") and settings.database_url.endswith("agent-gate.db")
+
+
+@pytest.mark.parametrize(
+    "issuers",
+    [
+        "https://token.actions.githubusercontent.com",
+        "https://token.actions.githubusercontent.com/acme-enterprise",
+        "https://token.actions.acme.ghe.com",
+        "https://ghes.example.com/_services/token",
+        '[{"url": "https://ghes.example.com/_services/token", "jwks_file": "/etc/jwks.json"}]',
+    ],
+    ids=["github-com", "enterprise-cloud-slug", "ghe-com", "ghes", "json-with-jwks-file"],
+)
+def test_github_issuer_shapes_are_accepted(issuers):
+    assert Settings.from_env({"GATE_ISSUERS": issuers}).issuers
+
+
+@pytest.mark.parametrize(
+    ("env", "message"),
+    [
+        ({"GATE_ISSUERS": "https://evil.example.com"}, "expected one of GitHub's issuer shapes"),
+        ({"GATE_ISSUERS": "http://token.actions.githubusercontent.com"}, "expected one of GitHub's issuer shapes"),
+        ({"GATE_ISSUERS": "https://token.actions.githubusercontent.com.evil.com"}, "issuer shapes"),
+        ({"GATE_ISSUERS": "[not json"}, "GATE_ISSUERS: expected a JSON list"),
+        (
+            {"GATE_ISSUERS": '[{"url": "https://token.actions.githubusercontent.com", "jwks_url": "https://a", "jwks_file": "b"}]'},
+            "both jwks_url and jwks_file",
+        ),
+        ({"GATE_LEEWAY": "120"}, "GATE_LEEWAY"),
+        ({"GATE_MAX_TOKEN_AGE": "soon"}, "GATE_MAX_TOKEN_AGE"),
+        ({"GATE_DEV_MODE": "maybe"}, "GATE_DEV_MODE: got 'maybe', expected true or false"),
+        ({"GATE_PUBLIC_URL": "ftp://x"}, "GATE_PUBLIC_URL"),
+        ({"GATE_GITHUB_APP_ID": "12"}, "set GATE_GITHUB_APP_ID together with GATE_GITHUB_PRIVATE_KEY"),
+        ({"GATE_GITHUB_APP_ID": "abc", "GATE_GITHUB_PRIVATE_KEY": PEM}, "GATE_GITHUB_APP_ID: got 'abc'"),
+        ({"GATE_GITHUB_APP_ID": "12", "GATE_GITHUB_PRIVATE_KEY": "hunter2"}, "not a PEM private key"),
+        ({"GATE_GITHUB_APP_ID": "12", "GATE_GITHUB_PRIVATE_KEY_FILE": "/nonexistent/key.pem"}, "cannot read the file"),
+    ],
+    ids=[
+        "foreign-issuer",
+        "plain-http-issuer",
+        "issuer-suffix-trick",
+        "issuers-bad-json",
+        "two-key-sources",
+        "leeway-over-60",
+        "max-age-not-a-number",
+        "dev-mode-not-boolean",
+        "public-url-not-http",
+        "app-id-without-key",
+        "app-id-not-numeric",
+        "key-not-pem",
+        "key-file-missing",
+    ],
+)
+def test_invalid_configuration_names_the_variable(env, message):
+    with pytest.raises(ConfigError, match=message):
+        Settings.from_env(env)
+
+
+def test_github_app_key_is_a_secret(tmp_path: Path):
+    key_file = tmp_path / "key.pem"
+    key_file.write_text(PEM)
+    settings = Settings.from_env({"GATE_GITHUB_APP_ID": "12", "GATE_GITHUB_PRIVATE_KEY_FILE": str(key_file)})
+    assert settings.github is not None
+    assert settings.github.private_key.get_secret_value() == PEM
+    assert "MIIB" not in repr(settings) and "MIIB" not in str(settings.model_dump())
+
+
+def test_bad_key_message_never_echoes_the_key():
+    with pytest.raises(ConfigError) as info:
+        Settings.from_env({"GATE_GITHUB_APP_ID": "12", "GATE_GITHUB_PRIVATE_KEY": "hunter2-secret"})
+    assert "hunter2" not in info.value.message
