@@ -13,7 +13,9 @@ from typing import Any, TextIO
 
 from app.errors import GateError
 
-EPILOG = "Documentation: README.md and docs/ (configuration, policy language, API, GitHub App, security model)."
+EPILOG = (
+    "Documentation: README.md and docs/ (configuration, policy language, API, GitHub App, security model)."
+)
 
 
 def main(argv: Sequence[str] | None = None) -> int:
@@ -87,7 +89,12 @@ def build_parser() -> argparse.ArgumentParser:
     explain.add_argument("--environment", help="the environment being deployed")
     explain.add_argument("--pull-request", type=int, help="the pull request number")
     explain.add_argument("--sha", help="the commit being acted on")
-    explain.add_argument("--policy", type=Path, default=None, help="policy file or directory (default: GATE_POLICY_PATH or ./policies)")
+    explain.add_argument(
+        "--policy",
+        type=Path,
+        default=None,
+        help="policy file or directory (default: GATE_POLICY_PATH or ./policies)",
+    )
     explain.add_argument("--format", choices=["text", "json", "markdown"], default="text")
     explain.set_defaults(func=cmd_explain)
 
@@ -136,7 +143,9 @@ def _parse_time(value: str) -> datetime:
     try:
         parsed = datetime.fromisoformat(value)
     except ValueError as exc:
-        raise argparse.ArgumentTypeError(f"expected an ISO-8601 time such as 2026-11-23T10:00:00Z, got {value!r}") from exc
+        raise argparse.ArgumentTypeError(
+            f"expected an ISO-8601 time such as 2026-11-23T10:00:00Z, got {value!r}"
+        ) from exc
     return parsed if parsed.tzinfo else parsed.replace(tzinfo=UTC)
 
 

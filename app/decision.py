@@ -25,7 +25,9 @@ class DecisionRequest(BaseModel):
     environment: str | None = Field(
         None, min_length=1, max_length=255, description="The environment being deployed, if any."
     )
-    pull_request: int | None = Field(None, ge=1, le=2**31, description="The pull request the action is about.")
+    pull_request: int | None = Field(
+        None, ge=1, le=2**31, description="The pull request the action is about."
+    )
     sha: str | None = Field(
         None,
         pattern=r"^([0-9a-f]{40}|[0-9a-f]{64})$",
@@ -44,8 +46,10 @@ class Reason(BaseModel):
 class Signal(BaseModel):
     """One piece of evidence that an AI agent was involved."""
 
-    name: str = Field(description="actor, triggering-actor, pr-author, commit-author, commit-committer, "
-                      "co-author-trailer, agent-footer, branch-prefix, label")
+    name: str = Field(
+        description="actor, triggering-actor, pr-author, commit-author, commit-committer, "
+        "co-author-trailer, agent-footer, branch-prefix, label"
+    )
     detail: str
 
 

@@ -23,7 +23,7 @@ from app.approvals import ApprovalOutcome, assess_approvals
 from app.decision import Decision, DecisionRequest, Reason, Subject
 from app.evidence.model import Evidence, EvidenceNeeds, PullRequestFacts
 from app.identity import WorkloadIdentity
-from app.policy.loader import LoadedPolicy, PolicySet
+from app.policy.loader import PolicySet
 from app.policy.schema import (
     ActionSpec,
     PermissionClass,
@@ -191,7 +191,8 @@ def _subject(
         run_attempt=identity.run_attempt,
         environment=environment,
         runner_environment=identity.runner_environment,
-        pull_request=request.pull_request or (evidence.pull_request.number if evidence.pull_request else None),
+        pull_request=request.pull_request
+        or (evidence.pull_request.number if evidence.pull_request else None),
         triggering_actor=run.triggering_actor.login if run and run.triggering_actor else None,
     )
 
@@ -284,7 +285,13 @@ def decide(
     if spec is None:
         known = ", ".join(sorted(loaded.catalog))
         return finish(
-            [Reason(code="action", ok=False, message=f"unknown action {request.action!r}; expected one of {known}")],
+            [
+                Reason(
+                    code="action",
+                    ok=False,
+                    message=f"unknown action {request.action!r}; expected one of {known}",
+                )
+            ],
             remedy=f"ask for one of the catalog's actions, or declare {request.action!r} under 'actions:' in the policy",
         )
 
@@ -299,7 +306,11 @@ def decide(
                 message="agent-driven: " + "; ".join(s.detail for s in prov.agent_signals),
             )
         )
-    if evidence.source == "none" and spec.permission is not PermissionClass.READ and evidence.unavailable_reason:
+    if (
+        evidence.source == "none"
+        and spec.permission is not PermissionClass.READ
+        and evidence.unavailable_reason
+    ):
         reasons.append(
             Reason(
                 code="provenance",
@@ -343,7 +354,9 @@ def decide(
                 Reason(code="rule", ok=False, message=f"no rule of the policy allows {request.action}")
             )
             return finish(
-                reasons, spec=spec, remedy=f"add a rule allowing {request.action} to the policy for this repository"
+                reasons,
+                spec=spec,
+                remedy=f"add a rule allowing {request.action} to the policy for this repository",
             )
         closest = min(checks, key=lambda c: c.failures)  # first of the fewest failures
         reasons.append(
@@ -384,11 +397,18 @@ def decide(
                 message=f"needs {required} independent human approval(s), but no approval evidence is available: {why}",
             )
         )
-        return finish(reasons, spec=spec, rule=rule.name, remedy=f"configure the GitHub App so approvals can be checked ({why})")
+        return finish(
+            reasons,
+            spec=spec,
+            rule=rule.name,
+            remedy=f"configure the GitHub App so approvals can be checked ({why})",
+        )
 
     commit, problem = approved_commit(request, identity, evidence.pull_request)
     if problem is not None or commit is None:
-        reasons.append(problem or Reason(code="change", ok=False, message="the change could not be identified"))
+        reasons.append(
+            problem or Reason(code="change", ok=False, message="the change could not be identified")
+        )
         return finish(reasons, spec=spec, rule=rule.name, remedy="name the pull request being executed")
 
     outcome = assess_approvals(

@@ -97,7 +97,7 @@ class TokenError(GateError):
     default_code = "invalid-token"
 
     def __init__(self, message: str, *, code: str, claims: dict[str, Any] | None = None) -> None:
-        super().__init__(message, code=code, headers={"WWW-Authenticate": f'Bearer error="invalid_token"'})
+        super().__init__(message, code=code, headers={"WWW-Authenticate": 'Bearer error="invalid_token"'})
         # Non-secret claims read *without* verification, kept only for the audit record of the refusal.
         self.unverified_claims = claims or {}
 
@@ -163,8 +163,14 @@ class GitHubError(GateError):
     status = 503
     default_code = "github-unavailable"
 
-    def __init__(self, message: str, *, code: str | None = None, http_status: int | None = None,
-                 retry_after: int | None = None) -> None:
+    def __init__(
+        self,
+        message: str,
+        *,
+        code: str | None = None,
+        http_status: int | None = None,
+        retry_after: int | None = None,
+    ) -> None:
         headers = {"Retry-After": str(retry_after)} if retry_after is not None else None
         super().__init__(message, code=code, headers=headers)
         self.http_status = http_status

@@ -71,7 +71,11 @@ def explanation(decision: Decision) -> Explanation:
     server = "https://github.com"
     workload = [
         Row("Repository", f"{s.repository} (id {s.repository_id})", f"{server}/{s.repository}"),
-        Row("Workflow", s.workflow, f"{server}/{s.repository}/actions/runs/{s.run_id}/attempts/{s.run_attempt}"),
+        Row(
+            "Workflow",
+            s.workflow,
+            f"{server}/{s.repository}/actions/runs/{s.run_id}/attempts/{s.run_attempt}",
+        ),
         Row("Actor", f"@{s.actor} (id {s.actor_id})"),
         Row("Event", s.event),
         Row("Ref", s.ref),
@@ -83,7 +87,9 @@ def explanation(decision: Decision) -> Explanation:
     if s.environment:
         workload.append(Row("Environment", s.environment))
     if s.pull_request:
-        workload.append(Row("Pull request", f"#{s.pull_request}", f"{server}/{s.repository}/pull/{s.pull_request}"))
+        workload.append(
+            Row("Pull request", f"#{s.pull_request}", f"{server}/{s.repository}/pull/{s.pull_request}")
+        )
     approvals = [
         ApprovalRow(
             who=f"@{a.login}",
@@ -97,7 +103,9 @@ def explanation(decision: Decision) -> Explanation:
     ]
     notes = []
     if decision.evidence_source != "none":
-        notes.append(f"Evidence from {decision.evidence_source}; {decision.github_api_calls} GitHub API call(s).")
+        notes.append(
+            f"Evidence from {decision.evidence_source}; {decision.github_api_calls} GitHub API call(s)."
+        )
     return Explanation(
         decision_id=decision.decision_id,
         allowed=decision.allowed,
@@ -167,7 +175,8 @@ def to_text(e: Explanation) -> str:
     if e.approvals:
         lines += ["", "Approvals considered:"]
         lines += [
-            f"  {'+' if a.counted else '-'} {a.who} ({a.source}, {a.state}, {a.commit}): {a.why}" for a in e.approvals
+            f"  {'+' if a.counted else '-'} {a.who} ({a.source}, {a.state}, {a.commit}): {a.why}"
+            for a in e.approvals
         ]
     lines += ["", "Checks:"] + [f"  [{'ok' if ok else 'FAIL'}] {code}: {msg}" for ok, code, msg in e.reasons]
     if e.remedy:
@@ -182,5 +191,8 @@ def render(decision: Decision, fmt: str) -> str:
     if fmt == "markdown":
         return to_markdown(e)
     if fmt == "json":
-        return json.dumps({"decision": decision.model_dump(mode="json"), "explanation": asdict(e)}, indent=2) + "\n"
+        return (
+            json.dumps({"decision": decision.model_dump(mode="json"), "explanation": asdict(e)}, indent=2)
+            + "\n"
+        )
     return to_text(e)

@@ -99,7 +99,8 @@ def create_app(
 
 def issuer_configs(settings: Settings) -> list[IssuerConfig]:
     configs = [
-        IssuerConfig(url=i.url, jwks_url=i.jwks_url, jwks_file=i.jwks_file, label=i.url) for i in settings.issuers
+        IssuerConfig(url=i.url, jwks_url=i.jwks_url, jwks_file=i.jwks_file, label=i.url)
+        for i in settings.issuers
     ]
     if settings.dev_mode:
         from app.devissuer import DevIssuer
@@ -142,12 +143,16 @@ def _register_error_handlers(app: Flask) -> None:
         if status >= 500:
             # An unexpected exception: log its type, never answer with it.
             original = getattr(exc, "original_exception", None)
-            log.error("internal error: %s", type(original).__name__ if original else exc.name, exc_info=original)
+            log.error(
+                "internal error: %s", type(original).__name__ if original else exc.name, exc_info=original
+            )
             message = "the gate hit an internal error; the request was not allowed. Retry, and report it if it persists"
         else:
             message = exc.description or exc.name
         code = _HTTP_CODES.get(status, "http-error")
-        return _error_response({"message": message, "errors": [{"code": code, "description": message}]}, status)
+        return _error_response(
+            {"message": message, "errors": [{"code": code, "description": message}]}, status
+        )
 
 
 def _configure_logging(settings: Settings) -> None:

@@ -41,14 +41,21 @@ class Gate:
         for hook in self.hooks:
             try:
                 hook(decision)
-            except Exception as exc:  # noqa: BLE001  # a side effect must never change or break the decision
-                log.warning("post-decision hook %s failed for %s: %s", getattr(hook, "__name__", hook),
-                            decision.decision_id, exc.__class__.__name__)
+            except Exception as exc:  # a side effect must never change or break the decision
+                log.warning(
+                    "post-decision hook %s failed for %s: %s",
+                    getattr(hook, "__name__", hook),
+                    decision.decision_id,
+                    exc.__class__.__name__,
+                )
                 try:
                     self.store.append_audit(
                         "hook-failed",
-                        {"decision_id": decision.decision_id, "hook": getattr(hook, "__name__", str(hook)),
-                         "error": exc.__class__.__name__},
+                        {
+                            "decision_id": decision.decision_id,
+                            "hook": getattr(hook, "__name__", str(hook)),
+                            "error": exc.__class__.__name__,
+                        },
                     )
-                except Exception:  # noqa: BLE001  # the audit failure is already logged by the store
+                except Exception:  # the audit failure is already logged by the store
                     log.error("could not audit the failure of hook for %s", decision.decision_id)

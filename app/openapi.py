@@ -66,26 +66,43 @@ def openapi_document() -> dict[str, Any]:
                     "security": [{"githubOidc": []}],
                     "requestBody": {
                         "required": True,
-                        "content": {"application/json": {"schema": {"$ref": "#/components/schemas/DecisionRequest"}}},
+                        "content": {
+                            "application/json": {"schema": {"$ref": "#/components/schemas/DecisionRequest"}}
+                        },
                     },
                     "responses": {
                         "200": {"description": "Allowed.", "content": decision},
-                        "403": {"description": "Denied; the body says why and what would make it pass.",
-                                "content": decision},
+                        "403": {
+                            "description": "Denied; the body says why and what would make it pass.",
+                            "content": decision,
+                        },
                         "400": _error("The request body is invalid."),
                         "401": _error("The token was refused; the error code says which check failed."),
                         "413": _error("The body or the token is over the size limit."),
                         "415": _error("The body is not JSON."),
-                        "503": _error("Something the decision depends on is unavailable; nothing was allowed."),
+                        "503": _error(
+                            "Something the decision depends on is unavailable; nothing was allowed."
+                        ),
                     },
                 }
             },
-            "/healthz": {"get": {"summary": "Liveness", "operationId": "healthz",
-                                 "responses": {"200": {"description": "The process is alive."}}}},
-            "/readyz": {"get": {"summary": "Readiness: policy loaded, store writable, keys obtainable",
-                                "operationId": "readyz",
-                                "responses": {"200": {"description": "Ready."},
-                                              "503": {"description": "Not ready; the body says which check failed."}}}},
+            "/healthz": {
+                "get": {
+                    "summary": "Liveness",
+                    "operationId": "healthz",
+                    "responses": {"200": {"description": "The process is alive."}},
+                }
+            },
+            "/readyz": {
+                "get": {
+                    "summary": "Readiness: policy loaded, store writable, keys obtainable",
+                    "operationId": "readyz",
+                    "responses": {
+                        "200": {"description": "Ready."},
+                        "503": {"description": "Not ready; the body says which check failed."},
+                    },
+                }
+            },
         },
     }
 

@@ -95,7 +95,9 @@ def _commit_signals(catalog: AgentCatalog, commit: CommitFacts, out: Provenance)
     ):
         known = catalog.classify(account.login, account.id, account.type) if account else None
         if known and known.kind is Kind.AI_AGENT:
-            out.agent_signals.append(Signal(name=who, detail=f"commit {short}: @{account.login} is {known.name}"))  # type: ignore[union-attr]  # known implies account
+            out.agent_signals.append(
+                Signal(name=who, detail=f"commit {short}: @{account.login} is {known.name}")
+            )  # type: ignore[union-attr]  # known implies account
             agent_commit = True
             continue
         by_mail = catalog.classify_email(email)
@@ -106,7 +108,9 @@ def _commit_signals(catalog: AgentCatalog, commit: CommitFacts, out: Provenance)
         known = catalog.classify_email(co.email)
         if known and known.kind is Kind.AI_AGENT:
             out.agent_signals.append(
-                Signal(name="co-author-trailer", detail=f"commit {short}: Co-authored-by {co.name} <{co.email}>")
+                Signal(
+                    name="co-author-trailer", detail=f"commit {short}: Co-authored-by {co.name} <{co.email}>"
+                )
             )
             agent_commit = True
     footer = catalog.footer_match(commit.message)
@@ -128,12 +132,16 @@ def analyse(identity: WorkloadIdentity, evidence: Evidence, catalog: AgentCatalo
     """Read agent signals and the people tied to the change. Pure; never raises on odd evidence."""
     out = Provenance()
 
-    def account_signal(name: str, login: str, user_id: int | None, account_type: str | None, what: str) -> None:
+    def account_signal(
+        name: str, login: str, user_id: int | None, account_type: str | None, what: str
+    ) -> None:
         known = catalog.classify(login, user_id, account_type)
         if known.kind is Kind.AI_AGENT:
             out.agent_signals.append(Signal(name=name, detail=f"{what} @{login} is {known.name}"))
         elif known.kind is Kind.BOT:
-            out.bot_signals.append(Signal(name=name, detail=f"{what} @{login} is a non-AI bot ({known.name})"))
+            out.bot_signals.append(
+                Signal(name=name, detail=f"{what} @{login} is a non-AI bot ({known.name})")
+            )
 
     account_signal("actor", identity.actor, identity.actor_id, None, "actor")
     out.involved.append(Person(identity.actor, identity.actor_id, "actor"))
@@ -150,7 +158,9 @@ def analyse(identity: WorkloadIdentity, evidence: Evidence, catalog: AgentCatalo
     for branch in dict.fromkeys(branches):
         agent = catalog.branch_match(branch)
         if agent:
-            out.agent_signals.append(Signal(name="branch-prefix", detail=f"branch {branch} is a {agent} branch"))
+            out.agent_signals.append(
+                Signal(name="branch-prefix", detail=f"branch {branch} is a {agent} branch")
+            )
 
     if pr is not None:
         account_signal("pr-author", pr.author.login, pr.author.id, pr.author.type, f"PR #{pr.number} author")

@@ -180,7 +180,9 @@ def _github_from_env(get: Any) -> GitHubSettings | None:
         except OSError as exc:
             raise ConfigError(f"GATE_GITHUB_PRIVATE_KEY_FILE: cannot read the file ({exc.strerror})") from exc
     if "PRIVATE KEY-----" not in (key or ""):
-        raise ConfigError("GitHub App: the private key is not a PEM private key (expected '-----BEGIN ... PRIVATE KEY-----')")
+        raise ConfigError(
+            "GitHub App: the private key is not a PEM private key (expected '-----BEGIN ... PRIVATE KEY-----')"
+        )
     if not re.fullmatch(r"[0-9]+", app_id):
         raise ConfigError(f"GATE_GITHUB_APP_ID: got {app_id!r}, expected the App's numeric id")
     if not re.match(r"^https://", api_url):

@@ -9,11 +9,12 @@ from __future__ import annotations
 from datetime import UTC, datetime
 from typing import Any
 
+from app.policy.loader import PolicySet, parse_policy_text
+
 from app.decision import Decision, DecisionRequest
 from app.engine import decide
 from app.evidence.model import Account, CommitFacts, Evidence, PullRequestFacts, Review, RunFacts, Standing
 from app.identity import WorkloadIdentity
-from app.policy.loader import PolicySet, parse_policy_text
 
 HEAD = "a" * 40
 OLD = "b" * 40
@@ -79,10 +80,22 @@ def policy_set(text: str) -> PolicySet:
     return PolicySet(digest="sha256:test", by_owner={loaded.policy.owner.id: loaded})
 
 
-def commit(sha: str = HEAD, *, author: Account | None = None, email: str | None = None,
-           committer: Account | None = None, message: str = "Change") -> CommitFacts:
-    return CommitFacts(sha=sha, message=message, author=author, author_email=email,
-                       committer=committer, committer_email=email)
+def commit(
+    sha: str = HEAD,
+    *,
+    author: Account | None = None,
+    email: str | None = None,
+    committer: Account | None = None,
+    message: str = "Change",
+) -> CommitFacts:
+    return CommitFacts(
+        sha=sha,
+        message=message,
+        author=author,
+        author_email=email,
+        committer=committer,
+        committer_email=email,
+    )
 
 
 def copilot_commit(sha: str = HEAD, requester: Account = ALICE) -> CommitFacts:
@@ -95,26 +108,52 @@ def copilot_commit(sha: str = HEAD, requester: Account = ALICE) -> CommitFacts:
     )
 
 
-def pull_request(*, author: Account = COPILOT, head_sha: str = HEAD, head_ref: str = "copilot/fix-thing",
-                 commits: list[CommitFacts] | None = None, merged: bool = False,
-                 merge_commit_sha: str | None = None, labels: list[str] | None = None,
-                 last_pusher: Account | None = None, number: int = 12) -> PullRequestFacts:
+def pull_request(
+    *,
+    author: Account = COPILOT,
+    head_sha: str = HEAD,
+    head_ref: str = "copilot/fix-thing",
+    commits: list[CommitFacts] | None = None,
+    merged: bool = False,
+    merge_commit_sha: str | None = None,
+    labels: list[str] | None = None,
+    last_pusher: Account | None = None,
+    number: int = 12,
+) -> PullRequestFacts:
     return PullRequestFacts(
-        number=number, author=author, head_sha=head_sha, head_ref=head_ref, base_ref="main",
-        state="closed" if merged else "open", merged=merged, merge_commit_sha=merge_commit_sha,
-        labels=labels or [], commits=commits if commits is not None else [copilot_commit(head_sha)],
+        number=number,
+        author=author,
+        head_sha=head_sha,
+        head_ref=head_ref,
+        base_ref="main",
+        state="closed" if merged else "open",
+        merged=merged,
+        merge_commit_sha=merge_commit_sha,
+        labels=labels or [],
+        commits=commits if commits is not None else [copilot_commit(head_sha)],
         last_pusher=last_pusher,
     )
 
 
 def review(who: Account, state: str = "APPROVED", commit_id: str = HEAD, n: int = 1) -> Review:
-    return Review(id=n, reviewer=who, state=state, commit_id=commit_id,
-                  submitted_at=datetime(2026, 11, 23, 10, n % 60, tzinfo=UTC))
+    return Review(
+        id=n,
+        reviewer=who,
+        state=state,
+        commit_id=commit_id,
+        submitted_at=datetime(2026, 11, 23, 10, n % 60, tzinfo=UTC),
+    )
 
 
-def evidence(*, pr: PullRequestFacts | None = None, reviews: list[Review] | None = None,
-             triggering: Account | None = ALICE, run_sha: str = HEAD,
-             standings: dict[str, Standing] | None = None, **extra: Any) -> Evidence:
+def evidence(
+    *,
+    pr: PullRequestFacts | None = None,
+    reviews: list[Review] | None = None,
+    triggering: Account | None = ALICE,
+    run_sha: str = HEAD,
+    standings: dict[str, Standing] | None = None,
+    **extra: Any,
+) -> Evidence:
     default_standings = {
         "bob": Standing(permission="write", teams=["release-managers"]),
         "alice": Standing(permission="admin", teams=["release-managers"]),
@@ -131,10 +170,17 @@ def evidence(*, pr: PullRequestFacts | None = None, reviews: list[Review] | None
     )
 
 
-def run(policies: PolicySet, who: WorkloadIdentity, action: str, ev: Evidence | None = None,
-        **request: Any) -> Decision:
-    return decide(who, DecisionRequest(action=action, **request), policies, ev or Evidence.none(
-        "the GitHub App is not configured"), decision_id="dec_test", now=NOW)
+def run(
+    policies: PolicySet, who: WorkloadIdentity, action: str, ev: Evidence | None = None, **request: Any
+) -> Decision:
+    return decide(
+        who,
+        DecisionRequest(action=action, **request),
+        policies,
+        ev or Evidence.none("the GitHub App is not configured"),
+        decision_id="dec_test",
+        now=NOW,
+    )
 
 
 def failed(decision: Decision) -> list[str]:

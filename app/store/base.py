@@ -38,7 +38,9 @@ class ChainReport:
 
 
 class Store(Protocol):
-    def append_audit(self, kind: str, payload: dict[str, Any], *, time: datetime | None = None) -> AuditRecord:
+    def append_audit(
+        self, kind: str, payload: dict[str, Any], *, time: datetime | None = None
+    ) -> AuditRecord:
         """Append one record to the chain atomically. Raises ``Unavailable(code='audit-unavailable')``."""
         ...
 
