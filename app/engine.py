@@ -16,13 +16,14 @@ d. Execute is refused for tokens from pull-request-triggered events.
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import datetime
 
 from app.approvals import ApprovalOutcome, assess_approvals
 from app.decision import Decision, DecisionRequest, Reason, Subject
 from app.evidence.model import Evidence, EvidenceNeeds, PullRequestFacts
-from app.identity import WorkloadIdentity
+from app.identity import PR_CHECK_ISSUER, WorkloadIdentity
 from app.policy.loader import PolicySet
 from app.policy.schema import (
     ActionSpec,
@@ -123,6 +124,34 @@ def _check_rule(
 
     cond("ref", rule.refs, identity.ref, "ref")  # type: ignore[arg-type]
     cond("environment", rule.environments, environment, "environment")  # type: ignore[arg-type]
+    if identity.issuer == PR_CHECK_ISSUER:
+        # A pull request's required check is evaluated without a run: the run's conditions are
+        # checked again, from its token, when the merge itself is asked for.
+        if rule.events is not None or rule.workflows is not None or rule.runner_environments is not None:
+            reasons.append(
+                Reason(
+                    code="run",
+                    ok=True,
+                    message="event, workflow and runner conditions apply when the merge job asks the gate",
+                )
+            )
+    else:
+        _check_run_conditions(rule, identity, reasons, cond)
+    if not rule.allow_agents and prov.agent:
+        reasons.append(
+            Reason(code="agents", ok=False, message="this rule does not allow agent-driven workloads")
+        )
+    if not rule.allow_bots and prov.bot:
+        reasons.append(Reason(code="bots", ok=False, message="this rule does not allow bots"))
+    return _RuleCheck(rule, reasons)
+
+
+def _check_run_conditions(
+    rule: Rule,
+    identity: WorkloadIdentity,
+    reasons: list[Reason],
+    cond: Callable[[str, list[object] | None, str | None, str], None],
+) -> None:
     cond("event", rule.events, identity.event_name, "event")  # type: ignore[arg-type]
     if rule.workflows is not None:
         ok = False
@@ -156,13 +185,6 @@ def _check_rule(
                 + ("" if ok else f": expected {' or '.join(rule.runner_environments)}"),
             )
         )
-    if not rule.allow_agents and prov.agent:
-        reasons.append(
-            Reason(code="agents", ok=False, message="this rule does not allow agent-driven workloads")
-        )
-    if not rule.allow_bots and prov.bot:
-        reasons.append(Reason(code="bots", ok=False, message="this rule does not allow bots"))
-    return _RuleCheck(rule, reasons)
 
 
 def _subject(

@@ -9,6 +9,7 @@ from __future__ import annotations
 import logging
 from collections.abc import Callable
 from dataclasses import dataclass, field
+from typing import Any
 
 from app.decision import Decision
 from app.evidence.gather import EvidenceSource
@@ -22,6 +23,23 @@ log = logging.getLogger("agent_gate")
 DecisionHook = Callable[[Decision], None]
 
 
+@dataclass(frozen=True)
+class EvidenceChange:
+    """The evidence behind earlier decisions changed (reported by the webhook).
+
+    Listeners (grant revocation) act on it: e.g. reason "approval by @bob dismissed",
+    "new commits pushed", "pull request closed".
+    """
+
+    repository_id: int
+    pull_request: int | None
+    head_sha: str | None  # the head the earlier decisions were about (None: any)
+    reason: str
+
+
+EvidenceListener = Callable[[EvidenceChange], None]
+
+
 @dataclass
 class Gate:
     settings: Settings
@@ -33,29 +51,31 @@ class Gate:
     # Called after a decision is recorded (check runs, grants). A failing hook never changes the
     # decision: it is logged and audited.
     hooks: list[DecisionHook] = field(default_factory=list)
+    # Told when the webhook reports that evidence behind earlier decisions changed.
+    evidence_listeners: list[EvidenceListener] = field(default_factory=list)
 
     def details_url(self, decision_id: str) -> str:
         return f"{self.settings.public_url.rstrip('/')}/decisions/{decision_id}"
 
+    def evidence_changed(self, change: EvidenceChange) -> None:
+        """Tell every listener; a failing listener is logged and audited, and the others still run."""
+        for listener in self.evidence_listeners:
+            self._guarded(listener, change, f"evidence change on repository {change.repository_id}")
+
     def after_decision(self, decision: Decision) -> None:
+        """Run the post-decision hooks (check runs...); a failing hook never changes the decision."""
         for hook in self.hooks:
+            self._guarded(hook, decision, f"decision {decision.decision_id}")
+
+    def _guarded(self, func: Callable[[Any], None], arg: Any, what: str) -> None:
+        name = getattr(func, "__qualname__", func.__class__.__name__)
+        try:
+            func(arg)
+        except Exception as exc:  # noqa: BLE001  # side effects must never change or break the decision
+            log.warning("%s failed for %s: %s", name, what, exc.__class__.__name__)
             try:
-                hook(decision)
-            except Exception as exc:  # a side effect must never change or break the decision
-                log.warning(
-                    "post-decision hook %s failed for %s: %s",
-                    getattr(hook, "__name__", hook),
-                    decision.decision_id,
-                    exc.__class__.__name__,
+                self.store.append_audit(
+                    "side-effect-failed", {"what": what, "hook": name, "error": exc.__class__.__name__}
                 )
-                try:
-                    self.store.append_audit(
-                        "hook-failed",
-                        {
-                            "decision_id": decision.decision_id,
-                            "hook": getattr(hook, "__name__", str(hook)),
-                            "error": exc.__class__.__name__,
-                        },
-                    )
-                except Exception:  # the audit failure is already logged by the store
-                    log.error("could not audit the failure of hook for %s", decision.decision_id)
+            except Exception:  # noqa: BLE001  # the store logs its own failure; nothing more to do here
+                log.error("could not audit the failure of %s for %s", name, what)

@@ -70,6 +70,12 @@ DISPLAY_CLAIMS: tuple[str, ...] = (
 )
 
 
+# The issuer of identities the gate builds itself to evaluate a pull request's required merge check
+# from a webhook (no OIDC token exists there). It can never verify as a token: it is no URL.
+PR_CHECK_ISSUER = "agent-gate:pull-request-check"
+PR_CHECK_EVENT = "agent-gate-check"
+
+
 def display_claims(claims: dict[str, Any]) -> dict[str, Any]:
     """The non-secret subset of ``claims`` that may be shown to a person or written to a log."""
     return {k: claims[k] for k in DISPLAY_CLAIMS if k in claims}
@@ -160,3 +166,47 @@ class WorkloadIdentity(BaseModel):
                 code="invalid-claim",
                 claims=display_claims(claims),
             ) from exc
+
+
+def pull_request_check_identity(
+    *,
+    repository: str,
+    repository_id: int,
+    owner: str,
+    owner_id: int,
+    author: str,
+    author_id: int,
+    number: int,
+    head_sha: str,
+    head_ref: str,
+    base_ref: str,
+    delivery: str,
+    now: int,
+) -> WorkloadIdentity:
+    """The identity a pull request's merge check is evaluated as: its author, at its head, into its base.
+
+    Built from a verified webhook, never from a token; the engine treats event, workflow and runner
+    conditions as not applicable to it (they apply when the merge itself runs).
+    """
+    return WorkloadIdentity(
+        issuer=PR_CHECK_ISSUER,
+        subject=f"pull-request:{repository_id}:{number}",
+        jti=delivery,
+        issued_at=now,
+        expires_at=now,
+        repository=repository,
+        repository_id=repository_id,
+        repository_owner=owner,
+        repository_owner_id=owner_id,
+        actor=author,
+        actor_id=author_id,
+        event_name=PR_CHECK_EVENT,
+        ref=f"refs/heads/{base_ref}",
+        head_ref=head_ref,
+        base_ref=base_ref,
+        sha=head_sha,
+        job_workflow_ref=f"{repository}/pull/{number}",
+        run_id=0,
+        run_attempt=1,
+        runner_environment="github-hosted",
+    )
