@@ -85,9 +85,11 @@ def create_app(
 
     from app.api import bp as api_bp
     from app.openapi import bp as openapi_bp
+    from app.pages import bp as pages_bp
 
     app.register_blueprint(api_bp)
     app.register_blueprint(openapi_bp)
+    app.register_blueprint(pages_bp)
     _register_error_handlers(app)
     if settings.dev_mode:
         log.warning(

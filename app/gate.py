@@ -11,6 +11,7 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any
 
+from app.checks import CheckRunPublisher
 from app.decision import Decision
 from app.evidence.gather import EvidenceSource
 from app.oidc import TokenVerifier
@@ -51,6 +52,8 @@ class Gate:
     # Called after a decision is recorded (check runs, grants). A failing hook never changes the
     # decision: it is logged and audited.
     hooks: list[DecisionHook] = field(default_factory=list)
+    # Publishes check runs (webhook merge checks); None without a GitHub App.
+    checks: CheckRunPublisher | None = None
     # Told when the webhook reports that evidence behind earlier decisions changed.
     evidence_listeners: list[EvidenceListener] = field(default_factory=list)
 

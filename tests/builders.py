@@ -29,6 +29,59 @@ CLAUDE = Account(login="claude[bot]", id=209825114, type="Bot")
 DEPENDABOT = Account(login="dependabot[bot]", id=49699333, type="Bot")
 RENOVATE = Account(login="renovate[bot]", id=29139614, type="Bot")
 
+# The policy the engine specification runs under (also used by the check-run and page tests).
+POLICY_TEXT = """
+version: 1
+owner: {login: octo-org, id: 1000}
+agents:
+  ai:
+    - {login: "acme-agent[bot]", name: ACME agent}
+  labels: [ai-generated]
+rules:
+  - name: read-anything
+    actions: [read]
+    repositories: "*"
+  - name: propose
+    actions: [open-pull-request, push-branch, comment]
+    repositories: "*"
+  - name: humans-only-comment
+    actions: [preview-deploy]
+    repositories: "*"
+    allow_agents: false
+  - name: deploy-staging
+    actions: [deploy]
+    repositories: [{id: 2000, name: octo-org/octo-repo}]
+    refs: [refs/heads/main]
+    environments: [staging]
+    events: [push, workflow_dispatch]
+  - name: deploy-production
+    actions: [deploy]
+    repositories: [{id: 2000, name: octo-org/octo-repo}]
+    refs: [refs/heads/main]
+    environments: [production]
+    events: [push, workflow_dispatch]
+    workflows:
+      - ref: octo-org/octo-repo/.github/workflows/deploy.yml@refs/heads/main
+    runner_environments: [github-hosted]
+    approvals: {count: 1, teams: [release-managers]}
+  - name: merge
+    actions: [merge]
+    repositories: "*"
+    approvals: {count: 1, last_push: true}
+  - name: release-two
+    actions: [release]
+    repositories: "*"
+    refs: [{pattern: 'refs/tags/v[0-9]+\\.[0-9]+\\.[0-9]+'}]
+    approvals: {count: 2}
+  - name: approve
+    actions: [approve]
+    repositories: "*"
+  - name: publish-no-bots
+    actions: [publish]
+    repositories: "*"
+    allow_bots: false
+"""
+
 NOW = datetime(2026, 11, 23, 12, 0, tzinfo=UTC)
 
 

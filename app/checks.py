@@ -1,0 +1,125 @@
+"""Check runs from decisions: every decision about a commit becomes ``agent-gate / <action>`` on it.
+
+The body comes from the same explanation model as the decision page and ``agent-gate explain``.
+GitHub's limits are respected: title, summary and text each at most 65,535 characters, truncated
+with a note. Writing a check run never changes a decision: a failure is logged and audited by the
+gate's hook runner.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+from typing import Any, Protocol
+
+from app.decision import Decision
+from app.explain import explanation, to_markdown
+
+log = logging.getLogger("agent_gate.checks")
+
+MAX_OUTPUT_CHARS = 65_535
+CHECK_PREFIX = "agent-gate / "
+_TRUNCATED = (
+    "\n\n…(truncated to fit GitHub's 65,535-character limit; the full explanation is on the decision page)"
+)
+
+
+class ChecksAPI(Protocol):
+    """The part of GitHub's checks API the publisher needs (implemented by the GitHub client)."""
+
+    def find_check_run(self, repository: str, sha: str, name: str) -> int | None:
+        """The id of the latest check run with this name on this commit, if any."""
+        ...
+
+    def create_check_run(self, repository: str, body: dict[str, Any]) -> int: ...
+
+    def update_check_run(self, repository: str, check_run_id: int, body: dict[str, Any]) -> None: ...
+
+
+def truncate(text: str, limit: int = MAX_OUTPUT_CHARS) -> str:
+    """Fit ``text`` into ``limit`` characters, ending with a note when it was cut."""
+    if len(text) <= limit:
+        return text
+    return text[: limit - len(_TRUNCATED)] + _TRUNCATED
+
+
+def check_name(action: str) -> str:
+    return f"{CHECK_PREFIX}{action}"
+
+
+def conclusion(decision: Decision) -> str:
+    if decision.allowed:
+        return "success"
+    # A missing human approval is something a reviewer can act on; anything else is a failure.
+    failed = {r.code for r in decision.reasons if not r.ok}
+    return "action_required" if failed == {"approvals"} and decision.details_url else "failure"
+
+
+def debug_text(decision: Decision) -> str:
+    """``output.text``: the non-secret facts of the workload, for debugging."""
+    subject = decision.subject.model_dump(mode="json")
+    return (
+        "Non-secret claims and facts of the workload, for debugging only:\n\n```json\n"
+        + json.dumps(
+            {
+                "decision_id": decision.decision_id,
+                "subject": subject,
+                "policy_digest": decision.policy_digest,
+                "evidence_source": decision.evidence_source,
+                "github_api_calls": decision.github_api_calls,
+            },
+            indent=2,
+        )
+        + "\n```\n"
+    )
+
+
+def check_run_body(decision: Decision, *, summary_override: str | None = None) -> dict[str, Any]:
+    """The body of ``POST /repos/{owner}/{repo}/check-runs`` (and, without ``head_sha``, of the update)."""
+    e = explanation(decision)
+    body: dict[str, Any] = {
+        "name": check_name(decision.action),
+        "head_sha": decision.subject.sha,
+        "status": "completed",
+        "conclusion": conclusion(decision),
+        "completed_at": decision.decided_at.strftime("%Y-%m-%dT%H:%M:%SZ"),
+        "external_id": decision.decision_id,
+        "output": {
+            "title": truncate(e.title, 1000),
+            "summary": truncate(summary_override or to_markdown(e)),
+            "text": truncate(debug_text(decision)),
+        },
+    }
+    if decision.details_url:
+        # GitHub requires details_url with action_required (conclusion() only chooses it when set).
+        body["details_url"] = decision.details_url
+    return body
+
+
+def update_body(create_body: dict[str, Any]) -> dict[str, Any]:
+    """The update payload: everything but ``head_sha`` (fixed at creation)."""
+    return {k: v for k, v in create_body.items() if k != "head_sha"}
+
+
+class CheckRunPublisher:
+    """Creates or updates ``agent-gate / <action>`` on the decision's commit."""
+
+    def __init__(self, api: ChecksAPI) -> None:
+        self._api = api
+
+    def wants(self, decision: Decision) -> bool:
+        """Decisions about a commit: execute and approval actions, or any naming a pull request."""
+        return decision.permission == "execute" or decision.subject.pull_request is not None
+
+    def publish(self, decision: Decision, *, summary_override: str | None = None) -> int:
+        body = check_run_body(decision, summary_override=summary_override)
+        existing = self._api.find_check_run(decision.subject.repository, decision.subject.sha, body["name"])
+        if existing is None:
+            return self._api.create_check_run(decision.subject.repository, body)
+        self._api.update_check_run(decision.subject.repository, existing, update_body(body))
+        return existing
+
+    def __call__(self, decision: Decision) -> None:
+        """The post-decision hook: publish when the decision is about a commit."""
+        if self.wants(decision):
+            self.publish(decision)
