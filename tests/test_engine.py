@@ -8,7 +8,6 @@ from app.decision import DecisionRequest
 from app.engine import evidence_needs
 from app.evidence.model import Account, EnvironmentApproval, Evidence, Standing
 from tests.builders import (
-    POLICY_TEXT,
     ALICE,
     BOB,
     CAROL,
@@ -19,6 +18,7 @@ from tests.builders import (
     MERGE,
     OCTOCAT,
     OLD,
+    POLICY_TEXT,
     agent_identity,
     commit,
     copilot_commit,
