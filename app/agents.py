@@ -16,7 +16,9 @@ from typing import Any
 
 import yaml
 
-_NOREPLY = re.compile(r"^(?P<id>[0-9]+)\+(?P<login>[A-Za-z0-9-]+(?:\[bot\])?)@users\.noreply\.github\.com$")
+_NOREPLY = re.compile(
+    r"^(?P<id>[0-9]+)\+(?P<login>[A-Za-z0-9-]+(?:\[bot\])?)@users\.noreply\.github\.com$", re.IGNORECASE
+)
 
 
 class Kind(StrEnum):
@@ -83,7 +85,7 @@ class AgentCatalog:
         """The (id, login) a GitHub noreply address names, if it is one."""
         if not email:
             return None
-        m = _NOREPLY.match(email.strip().lower())
+        m = _NOREPLY.match(email.strip())
         return (int(m.group("id")), m.group("login")) if m else None
 
     def footer_match(self, message: str) -> str | None:

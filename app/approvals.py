@@ -192,23 +192,26 @@ def assess_approvals(
             ),
         ),
         assessments,
-        _remedy(required - have, short, rule, prov, org),
+        _remedy(required - have, short, rule, prov, org, catalog),
     )
 
 
-def _remedy(missing: int, short: str, rule: Rule, prov: Provenance, org: str) -> str:
+def _remedy(missing: int, short: str, rule: Rule, prov: Provenance, org: str, catalog: AgentCatalog) -> str:
     teams = rule.approvals.teams if rule.approvals else []
     who = "a human with write access"
     if teams:
         who = "a member of " + " or ".join(f"@{org}/{t}" if org else t for t in teams)
-    seen: dict[str, list[str]] = {}
+    # Name the people who cannot approve; agents and bots never can, so they are not listed.
+    names: dict[str, str] = {}
+    roles: dict[str, list[str]] = {}
     for person in prov.involved:
-        if person.login is None:
+        if person.login is None or catalog.classify(person.login, person.id).kind is not Kind.HUMAN:
             continue
-        seen.setdefault(person.login, [])
-        if person.role not in seen[person.login]:
-            seen[person.login].append(person.role)
-    excluded = [f"@{login} ({', '.join(roles)})" for login, roles in seen.items()]
+        key = f"id:{person.id}" if person.id is not None else f"login:{person.login.lower()}"
+        names.setdefault(key, person.login)
+        if person.role not in roles.setdefault(key, []):
+            roles[key].append(person.role)
+    excluded = [f"@{names[key]} ({', '.join(r)})" for key, r in roles.items()]
     other = ""
     if excluded:
         other = " other than " + (

@@ -39,6 +39,10 @@ from app.provenance import Provenance, analyse
 PULL_REQUEST_EVENTS = frozenset({"pull_request", "pull_request_target"})
 
 
+def _article(word: str) -> str:
+    return "an" if word[:1] in "aeiou" else "a"
+
+
 def effective_environment(identity: WorkloadIdentity, request: DecisionRequest) -> str | None:
     """The environment being acted on: the request's, else the token's (the API checks they agree)."""
     return request.environment or identity.environment
@@ -65,6 +69,9 @@ def evidence_needs(
     return EvidenceNeeds(teams=teams, environment=effective_environment(identity, request))
 
 
+_WEIGHTS = {"repository": 3, "environment": 3}
+
+
 @dataclass
 class _RuleCheck:
     rule: Rule
@@ -73,6 +80,12 @@ class _RuleCheck:
     @property
     def failures(self) -> int:
         return sum(1 for r in self.reasons if not r.ok)
+
+    @property
+    def distance(self) -> int:
+        """How far the workload is from this rule. Repository and environment name the target the
+        caller meant, so a rule for the right target with a wrong ref is closer than one for another."""
+        return sum(_WEIGHTS.get(r.code, 1) for r in self.reasons if not r.ok)
 
 
 def _check_repository(rule: Rule, identity: WorkloadIdentity) -> Reason:
@@ -118,7 +131,7 @@ def _check_rule(
             Reason(
                 code=code,
                 ok=ok,
-                message=f"{label} {shown}" + ("" if ok else f": got {shown}, expected {expected}"),
+                message=f"{label} {shown}" if ok else f"{label}: got {shown}, expected {expected}",
             )
         )
 
@@ -182,7 +195,8 @@ def _check_run_conditions(
                 code="runner",
                 ok=ok,
                 message=f"runner {identity.runner_environment}"
-                + ("" if ok else f": expected {' or '.join(rule.runner_environments)}"),
+                if ok
+                else f"runner: got {identity.runner_environment}, expected {' or '.join(rule.runner_environments)}",
             )
         )
 
@@ -318,7 +332,11 @@ def decide(
         )
 
     reasons: list[Reason] = [
-        Reason(code="action", ok=True, message=f"{request.action} is a {spec.permission.value} action")
+        Reason(
+            code="action",
+            ok=True,
+            message=f"{request.action} is {_article(spec.permission.value)} {spec.permission.value} action",
+        )
     ]
     if prov.agent:
         reasons.append(
@@ -380,7 +398,7 @@ def decide(
                 spec=spec,
                 remedy=f"add a rule allowing {request.action} to the policy for this repository",
             )
-        closest = min(checks, key=lambda c: c.failures)  # first of the fewest failures
+        closest = min(checks, key=lambda c: c.distance)  # the first of the nearest
         reasons.append(
             Reason(
                 code="rule",

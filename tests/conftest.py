@@ -8,12 +8,12 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from app.devissuer import AGENT_PRESET, DevIssuer
 from flask import Flask
 from flask.testing import FlaskClient
 
 from app import create_app
 from app.decision import DecisionRequest
+from app.devissuer import AGENT_PRESET, DevIssuer
 from app.evidence.model import Evidence, EvidenceNeeds
 from app.identity import WorkloadIdentity
 from app.settings import Settings

@@ -60,7 +60,16 @@ def test_classify(login, user_id, account_type, kind):
         ("claude@example.com", None),
         ("noreply@anthropic.com.evil.com", None),
     ],
-    ids=["copilot-noreply", "claude-noreply", "anthropic", "cursor", "aider", "human-noreply", "bare-word", "suffix"],
+    ids=[
+        "copilot-noreply",
+        "claude-noreply",
+        "anthropic",
+        "cursor",
+        "aider",
+        "human-noreply",
+        "bare-word",
+        "suffix",
+    ],
 )
 def test_classify_email(email, agent):
     known = BUILTIN.classify_email(email)
@@ -77,8 +86,12 @@ def test_policy_extension_adds_agents_without_changing_the_builtin():
 
 @pytest.mark.parametrize(
     ("branch", "agent"),
-    [("copilot/fix-1", "GitHub Copilot coding agent"), ("claude/x", "Claude"), ("feature/copilot/x", None),
-     ("copilotfix", None)],
+    [
+        ("copilot/fix-1", "GitHub Copilot coding agent"),
+        ("claude/x", "Claude"),
+        ("feature/copilot/x", None),
+        ("copilotfix", None),
+    ],
     ids=["copilot", "claude", "prefix-only-at-start", "needs-the-slash"],
 )
 def test_branch_prefixes(branch, agent):

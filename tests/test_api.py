@@ -48,7 +48,7 @@ def test_denial_names_the_closest_rule_and_the_failed_condition(ask):
     body = response.get_json()
     assert response.status_code == 403
     assert body["rule"] == "deploy-staging"
-    assert any(r["message"] == "ref refs/heads/dev: got refs/heads/dev, expected refs/heads/main" for r in body["reasons"])
+    assert any(r["message"] == "ref: got refs/heads/dev, expected refs/heads/main" for r in body["reasons"])
 
 
 # --- tokens ---------------------------------------------------------------------------------------
@@ -65,7 +65,10 @@ def test_replayed_token_is_refused(ask, mint):
 def test_replay_with_padding_appended_is_still_a_replay(ask, mint):
     token = mint()
     assert ask({"action": "read"}, token=token).status_code == 200
-    assert ask({"action": "read"}, token=token + "=").get_json()["errors"][0]["code"] in {"replayed", "malformed"}
+    assert ask({"action": "read"}, token=token + "=").get_json()["errors"][0]["code"] in {
+        "replayed",
+        "malformed",
+    }
 
 
 def test_tampered_token_is_refused(ask, mint):
@@ -98,7 +101,9 @@ def test_missing_or_malformed_token(client, headers, code):
 
 
 def test_oversized_token_gets_413(client):
-    response = client.post("/v1/decisions", json={"action": "read"}, headers={"Authorization": "Bearer " + "a" * 20000})
+    response = client.post(
+        "/v1/decisions", json={"action": "read"}, headers={"Authorization": "Bearer " + "a" * 20000}
+    )
     assert response.status_code == 413
     assert response.get_json()["errors"][0]["code"] == "token-too-large"
 
@@ -129,11 +134,26 @@ def test_refused_token_is_audited_by_hash_never_by_value(app, ask, mint):
         ({"json": {"action": "merge", "pull_request": 0}}, 400, "invalid-field", "pull_request"),
         ({"json": {"action": "merge", "sha": "xyz"}}, 400, "invalid-field", "sha"),
         ({"json": ["read"]}, 400, "invalid-field", "Input should be an object"),
-        ({"data": "action=read", "content_type": "application/x-www-form-urlencoded"}, 415, "unsupported-media-type", "expected Content-Type: application/json"),
+        (
+            {"data": "action=read", "content_type": "application/x-www-form-urlencoded"},
+            415,
+            "unsupported-media-type",
+            "expected Content-Type: application/json",
+        ),
         ({"data": "{not json", "content_type": "application/json"}, 400, "invalid-field", "Invalid JSON"),
         ({"data": "x" * (65 * 1024), "content_type": "application/json"}, 413, "payload-too-large", "limit"),
     ],
-    ids=["unknown-field", "bad-action-name", "missing-action", "pr-zero", "bad-sha", "not-an-object", "form-body", "broken-json", "too-large"],
+    ids=[
+        "unknown-field",
+        "bad-action-name",
+        "missing-action",
+        "pr-zero",
+        "bad-sha",
+        "not-an-object",
+        "form-body",
+        "broken-json",
+        "too-large",
+    ],
 )
 def test_bad_bodies_get_one_error_shape(client, mint, kwargs, status, code, message):
     response = client.post("/v1/decisions", headers={"Authorization": f"Bearer {mint()}"}, **kwargs)
@@ -176,7 +196,9 @@ def test_failed_audit_write_denies(app, ask, monkeypatch):
     store = app.extensions["agent_gate"].store
 
     def broken(*args, **kwargs):
-        raise Unavailable("the audit log cannot be written; the decision was not made", code="audit-unavailable")
+        raise Unavailable(
+            "the audit log cannot be written; the decision was not made", code="audit-unavailable"
+        )
 
     monkeypatch.setattr(store, "append_audit", broken)
     response = ask({"action": "read"}, agent=True)
@@ -240,7 +262,10 @@ def test_readyz_is_503_when_the_store_cannot_be_written(app, client, monkeypatch
     monkeypatch.setattr(store, "check_writable", broken)
     response = client.get("/readyz")
     assert response.status_code == 503
-    assert response.get_json()["checks"]["store"] == {"ok": False, "message": "the store cannot be written: disk full"}
+    assert response.get_json()["checks"]["store"] == {
+        "ok": False,
+        "message": "the store cannot be written: disk full",
+    }
 
 
 def test_openapi_describes_the_decision_endpoint(client):
@@ -250,4 +275,6 @@ def test_openapi_describes_the_decision_endpoint(client):
     assert set(operation["responses"]) >= {"200", "400", "401", "403", "413", "415", "503"}
     schemas = doc["components"]["schemas"]
     assert schemas["DecisionRequest"]["additionalProperties"] is False
-    assert {"decision_id", "allowed", "reasons", "remedy", "policy_digest"} <= set(schemas["Decision"]["properties"])
+    assert {"decision_id", "allowed", "reasons", "remedy", "policy_digest"} <= set(
+        schemas["Decision"]["properties"]
+    )

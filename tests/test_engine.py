@@ -85,7 +85,7 @@ POLICY = policy_set(POLICY_TEXT)
             "deploy",
             {"environment": "production"},
             False,
-            "runner self-hosted: expected github-hosted",
+            "runner: got self-hosted, expected github-hosted",
         ),
         (identity(ref="refs/tags/v1.2"), "release", {}, False, "expected /refs/tags/v[0-9]+"),
         # Invariant (d): execute is refused for pull-request events, whatever the rules say.
@@ -181,7 +181,7 @@ COPILOT_PR = pull_request()
 @pytest.mark.parametrize(
     ("reviews", "allowed", "why"),
     [
-        ([review(ALICE)], False, "@alice is tied to the change (co-author, requester)"),
+        ([review(ALICE)], False, "@alice is tied to the change (triggering actor, co-author, requester)"),
         ([review(BOB)], True, "independent human with write permission approved this exact commit"),
         ([review(BOB, commit_id=OLD)], False, "stale: approved commit bbbbbbb"),
         (
@@ -238,7 +238,8 @@ def test_deny_names_who_could_unblock_it():
     assert decision.remedy.startswith(
         "needs 1 approval of commit aaaaaaa from a member of @octo-org/release-managers"
     )
-    assert "@alice (co-author, requester)" in decision.remedy
+    assert "@alice (triggering actor, co-author, requester)" in decision.remedy
+    assert "Copilot" not in decision.remedy, "agents never approve, so they are not named"
     assert "@octocat (actor)" in decision.remedy
 
 

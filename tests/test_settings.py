@@ -41,11 +41,16 @@ def test_github_issuer_shapes_are_accepted(issuers):
     ("env", "message"),
     [
         ({"GATE_ISSUERS": "https://evil.example.com"}, "expected one of GitHub's issuer shapes"),
-        ({"GATE_ISSUERS": "http://token.actions.githubusercontent.com"}, "expected one of GitHub's issuer shapes"),
+        (
+            {"GATE_ISSUERS": "http://token.actions.githubusercontent.com"},
+            "expected one of GitHub's issuer shapes",
+        ),
         ({"GATE_ISSUERS": "https://token.actions.githubusercontent.com.evil.com"}, "issuer shapes"),
         ({"GATE_ISSUERS": "[not json"}, "GATE_ISSUERS: expected a JSON list"),
         (
-            {"GATE_ISSUERS": '[{"url": "https://token.actions.githubusercontent.com", "jwks_url": "https://a", "jwks_file": "b"}]'},
+            {
+                "GATE_ISSUERS": '[{"url": "https://token.actions.githubusercontent.com", "jwks_url": "https://a", "jwks_file": "b"}]'
+            },
             "both jwks_url and jwks_file",
         ),
         ({"GATE_LEEWAY": "120"}, "GATE_LEEWAY"),
@@ -55,7 +60,10 @@ def test_github_issuer_shapes_are_accepted(issuers):
         ({"GATE_GITHUB_APP_ID": "12"}, "set GATE_GITHUB_APP_ID together with GATE_GITHUB_PRIVATE_KEY"),
         ({"GATE_GITHUB_APP_ID": "abc", "GATE_GITHUB_PRIVATE_KEY": PEM}, "GATE_GITHUB_APP_ID: got 'abc'"),
         ({"GATE_GITHUB_APP_ID": "12", "GATE_GITHUB_PRIVATE_KEY": "hunter2"}, "not a PEM private key"),
-        ({"GATE_GITHUB_APP_ID": "12", "GATE_GITHUB_PRIVATE_KEY_FILE": "/nonexistent/key.pem"}, "cannot read the file"),
+        (
+            {"GATE_GITHUB_APP_ID": "12", "GATE_GITHUB_PRIVATE_KEY_FILE": "/nonexistent/key.pem"},
+            "cannot read the file",
+        ),
     ],
     ids=[
         "foreign-issuer",

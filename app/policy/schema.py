@@ -109,7 +109,9 @@ BUILTIN_ACTIONS: dict[str, ActionSpec] = {
     "comment": ActionSpec(permission=PermissionClass.PROPOSE, description="Comment on an issue or PR."),
     "open-pull-request": ActionSpec(permission=PermissionClass.PROPOSE, description="Open a pull request."),
     "push-branch": ActionSpec(permission=PermissionClass.PROPOSE, description="Push a non-default branch."),
-    "preview-deploy": ActionSpec(permission=PermissionClass.PROPOSE, description="Deploy a throwaway preview."),
+    "preview-deploy": ActionSpec(
+        permission=PermissionClass.PROPOSE, description="Deploy a throwaway preview."
+    ),
     "deploy": ActionSpec(permission=PermissionClass.EXECUTE, description="Deploy to an environment."),
     "merge": ActionSpec(permission=PermissionClass.EXECUTE, description="Merge a pull request."),
     "release": ActionSpec(permission=PermissionClass.EXECUTE, description="Cut a release."),
@@ -123,7 +125,9 @@ BUILTIN_ACTIONS: dict[str, ActionSpec] = {
 
 class Owner(_Strict):
     login: str = Field(description="The owner's login, for display and cross-checking.")
-    id: int = Field(gt=0, description="repository_owner_id: the owner's numeric id. Names can be re-registered.")
+    id: int = Field(
+        gt=0, description="repository_owner_id: the owner's numeric id. Names can be re-registered."
+    )
 
 
 class AgentAccount(_Strict):
@@ -151,9 +155,13 @@ class BranchPrefix(_Strict):
 class Agents(_Strict):
     """Identities the policy adds to the built-in catalog."""
 
-    ai: list[AgentAccount] = Field(default_factory=list, description="AI agents, on top of the built-in list.")
+    ai: list[AgentAccount] = Field(
+        default_factory=list, description="AI agents, on top of the built-in list."
+    )
     bots: list[AgentAccount] = Field(default_factory=list, description="Ordinary (non-AI) bots.")
-    emails: list[AgentEmail] = Field(default_factory=list, description="Commit e-mails that identify an agent.")
+    emails: list[AgentEmail] = Field(
+        default_factory=list, description="Commit e-mails that identify an agent."
+    )
     branch_prefixes: list[BranchPrefix] = Field(default_factory=list)
     labels: list[str] = Field(default_factory=list, description="PR labels that mark agent involvement.")
 
@@ -188,8 +196,12 @@ class RepositoryPattern(_Strict):
 class Workflow(_Strict):
     """A reusable or top-level workflow, by its exact ``job_workflow_ref``, optionally pinned to a sha."""
 
-    ref: Matcher = Field(description="job_workflow_ref, e.g. acme/api/.github/workflows/deploy.yml@refs/heads/main")
-    sha: str | None = Field(None, pattern=r"^[0-9a-f]{40}$", description="Pin: job_workflow_sha must equal this.")
+    ref: Matcher = Field(
+        description="job_workflow_ref, e.g. acme/api/.github/workflows/deploy.yml@refs/heads/main"
+    )
+    sha: str | None = Field(
+        None, pattern=r"^[0-9a-f]{40}$", description="Pin: job_workflow_sha must equal this."
+    )
 
 
 class Approvals(_Strict):
@@ -237,7 +249,9 @@ class Rule(_Strict):
     runner_environments: list[Literal["github-hosted", "self-hosted"]] | None = None
     approvals: Approvals | None = Field(None, description="Human approvals an execute action needs.")
     allow_agents: bool = Field(True, description="False: agent-driven workloads never match this rule.")
-    allow_bots: bool = Field(True, description="False: ordinary (non-AI) bots such as dependabot never match.")
+    allow_bots: bool = Field(
+        True, description="False: ordinary (non-AI) bots such as dependabot never match."
+    )
 
     @field_validator("repositories")
     @classmethod
@@ -282,7 +296,9 @@ class Policy(_Strict):
                     f"not lower it to {spec.permission.value}"
                 )
             if builtin and builtin.approval and not spec.approval:
-                raise ValueError(f"action {name!r} is built in as an approval action; a policy cannot unmark it")
+                raise ValueError(
+                    f"action {name!r} is built in as an approval action; a policy cannot unmark it"
+                )
         return value
 
     @model_validator(mode="after")
