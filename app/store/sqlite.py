@@ -8,6 +8,7 @@ Every sqlite3 error is wrapped into :class:`app.errors.Unavailable` at this boun
 
 from __future__ import annotations
 
+import contextlib
 import json
 import logging
 import sqlite3
@@ -99,10 +100,9 @@ class SQLiteStore:
     def close(self) -> None:
         with self._lock:
             for conn in self._connections:
-                try:
+                # Closing another thread's connection may fail; that thread's connection dies with it.
+                with contextlib.suppress(sqlite3.Error):
                     conn.close()
-                except sqlite3.Error:  # closing a connection of another thread may fail; it is gone anyway
-                    pass
             self._connections.clear()
         self._local = threading.local()
 
