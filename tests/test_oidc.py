@@ -140,7 +140,7 @@ def test_refusals(verifier, issuer, make, code):
 def test_refusal_messages_say_what_was_expected(verifier, issuer):
     with pytest.raises(TokenError, match="audience is 'someone-else'; expected 'agent-gate'"):
         verifier.verify(token(issuer, aud="someone-else"))
-    with pytest.raises(TokenError, match="not trusted by this gate; expected one of https://token.actions"):
+    with pytest.raises(TokenError, match=r"not trusted by this gate; expected one of https://token\.actions"):
         verifier.verify(LocalIssuer(url="https://evil.example.com").make_token(now=NOW))
 
 

@@ -142,8 +142,11 @@ def _describe(err: Any, model_fields: dict[str, list[str]]) -> str:
         return f"unknown field {name!r}" + (f" (did you mean {hint[0]!r}?)" if hint else "") + expected
     if kind == "missing":
         return "required field is missing"
-    shown = repr(found) if not isinstance(found, dict | list) else type(found).__name__
-    return f"got {shown}: {err['msg']}"
+    shown = repr(found)
+    if len(shown) > 60:
+        shown = shown[:57] + "..."
+    message = str(err["msg"]).removeprefix("Value error, ")
+    return f"got {shown}: {message}"
 
 
 def _known_fields() -> dict[str, list[str]]:
