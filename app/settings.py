@@ -108,6 +108,9 @@ class Settings(BaseModel):
         issuers = get("GATE_ISSUERS")
         if issuers is not None:
             data["issuers"] = _parse_issuers(issuers)
+        elif data.get("dev_mode") or overrides.get("dev_mode"):
+            # Development mode trusts only the local dev issuer unless issuers are named explicitly.
+            data["issuers"] = ()
         github = _github_from_env(get)
         if github is not None:
             data["github"] = github
@@ -129,7 +132,7 @@ class Settings(BaseModel):
 
     def validate_issuers(self) -> None:
         """Each issuer must have one of GitHub's shapes and at most one explicit key source."""
-        if not self.issuers:
+        if not self.issuers and not self.dev_mode:
             raise ConfigError("GATE_ISSUERS: no trusted issuer configured; expected at least one")
         for issuer in self.issuers:
             if not any(shape.fullmatch(issuer.url) for shape in _ISSUER_SHAPES):

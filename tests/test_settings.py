@@ -99,3 +99,9 @@ def test_bad_key_message_never_echoes_the_key():
     with pytest.raises(ConfigError) as info:
         Settings.from_env({"GATE_GITHUB_APP_ID": "12", "GATE_GITHUB_PRIVATE_KEY": "hunter2-secret"})
     assert "hunter2" not in info.value.message
+
+
+def test_dev_mode_trusts_only_the_dev_issuer_unless_told_otherwise():
+    assert Settings.from_env({"GATE_DEV_MODE": "true"}).issuers == ()
+    explicit = Settings.from_env({"GATE_DEV_MODE": "true", "GATE_ISSUERS": GITHUB_ISSUER})
+    assert [i.url for i in explicit.issuers] == [GITHUB_ISSUER]

@@ -1,0 +1,167 @@
+"""The agent-gate command: dev tokens, explain, audit verify/export, policy check, help."""
+
+from __future__ import annotations
+
+import json
+import sqlite3
+from pathlib import Path
+
+import jwt
+import pytest
+
+from app.cli import main
+from app.devissuer import DEV_ISSUER_URL
+from app.store.sqlite import SQLiteStore
+from tests.builders import HEAD, claims
+
+REPO = Path(__file__).resolve().parents[1]
+
+
+@pytest.fixture(autouse=True)
+def data_dir(tmp_path, monkeypatch):
+    monkeypatch.setenv("GATE_DATA_DIR", str(tmp_path / "var"))
+    monkeypatch.setenv("GATE_POLICY_PATH", str(REPO / "policies"))
+    return tmp_path / "var"
+
+
+def test_dev_token_is_github_shaped(capsys):
+    assert main(["dev", "token", "--agent", "--environment", "production"]) == 0
+    token = capsys.readouterr().out.strip()
+    payload = jwt.decode(token, options={"verify_signature": False})
+    assert payload["iss"] == DEV_ISSUER_URL and payload["aud"] == "agent-gate"
+    assert payload["actor"] == "Copilot" and payload["actor_id"] == "198982749"
+    assert payload["repository_id"] == "2000" and payload["environment"] == "production"
+    assert jwt.get_unverified_header(token)["alg"] == "RS256"
+
+
+def test_dev_token_rejects_bad_claim_syntax(capsys):
+    assert main(["dev", "token", "--claim", "novalue"]) == 1
+    assert "--claim expects NAME=VALUE" in capsys.readouterr().err
+
+
+@pytest.mark.parametrize(
+    ("who", "action", "extra", "code", "expected"),
+    [
+        ({"actor": "Copilot", "actor_id": "198982749"}, "read", [], 0, "Allowed: read"),
+        (
+            {
+                "actor": "Copilot",
+                "actor_id": "198982749",
+                "environment": "production",
+                "event_name": "workflow_dispatch",
+            },
+            "deploy",
+            [],
+            3,
+            "Blocked: agent change needs an independent human approval",
+        ),
+    ],
+    ids=["agent-read", "agent-deploy"],
+)
+def test_explain_prints_the_decision(tmp_path, capsys, who, action, extra, code, expected):
+    claims_file = tmp_path / "claims.json"
+    claims_file.write_text(json.dumps(claims(**who)))
+    assert main(["explain", "--claims", str(claims_file), "--action", action, *extra]) == code
+    assert expected in capsys.readouterr().out
+
+
+def test_explain_with_an_evidence_file_answers_what_if(tmp_path, capsys):
+    claims_file = tmp_path / "claims.json"
+    claims_file.write_text(json.dumps(claims(environment="production", event_name="workflow_dispatch")))
+    evidence = {
+        "pull_request": {
+            "number": 12,
+            "author": {"login": "Copilot", "id": 198982749, "type": "Bot"},
+            "head_sha": HEAD,
+            "head_ref": "copilot/fix",
+            "base_ref": "main",
+            "state": "closed",
+            "merged": True,
+            "merge_commit_sha": HEAD,
+            "commits": [],
+        },
+        "reviews": [
+            {"id": 1, "reviewer": {"login": "bob", "id": 1002}, "state": "APPROVED", "commit_id": HEAD}
+        ],
+        "standings": {"bob": {"permission": "write", "teams": ["release-managers"]}},
+    }
+    evidence_file = tmp_path / "evidence.json"
+    evidence_file.write_text(json.dumps(evidence))
+    code = main(
+        [
+            "explain",
+            "--claims",
+            str(claims_file),
+            "--action",
+            "deploy",
+            "--evidence",
+            str(evidence_file),
+            "--format",
+            "json",
+        ]
+    )
+    out = json.loads(capsys.readouterr().out)
+    assert code == 0, out["decision"]["reasons"]
+    assert out["decision"]["approvals"][0]["counted"] is True
+    assert out["explanation"]["title"].startswith("Allowed")
+
+
+def test_explain_reports_bad_input_without_a_trace(tmp_path, capsys):
+    claims_file = tmp_path / "claims.json"
+    claims_file.write_text("{not json")
+    assert main(["explain", "--claims", str(claims_file), "--action", "read"]) == 1
+    err = capsys.readouterr().err
+    assert "is not valid JSON" in err and "Traceback" not in err
+
+
+def test_audit_verify_passes_then_fails_after_an_edit(data_dir, capsys):
+    db = data_dir / "agent-gate.db"
+    store = SQLiteStore(db)
+    for i in range(3):
+        store.append_audit("decision", {"i": i})
+    store.close()
+    assert main(["audit", "verify"]) == 0
+    assert "ok: 3 records" in capsys.readouterr().out
+    conn = sqlite3.connect(db)
+    conn.execute("UPDATE audit SET payload = '{\"i\":42}' WHERE seq = 2")
+    conn.commit()
+    conn.close()
+    assert main(["audit", "verify"]) == 1
+    assert "record 2" in capsys.readouterr().err
+
+
+def test_audit_export_since(data_dir, capsys, tmp_path):
+    store = SQLiteStore(data_dir / "agent-gate.db")
+    store.append_audit("decision", {"i": 1})
+    store.close()
+    out = tmp_path / "audit.jsonl"
+    assert main(["audit", "export", "--output", str(out), "--since", "2000-01-01T00:00:00Z"]) == 0
+    assert json.loads(out.read_text().splitlines()[0])["payload"] == {"i": 1}
+    assert main(["audit", "export", "--since", "2999-01-01"]) == 0
+    assert "exported 0 records" in capsys.readouterr().err
+
+
+def test_policy_check_command(capsys):
+    assert main(["policy", "check", str(REPO / "policies")]) == 0
+    assert "ok: 0 error(s)" in capsys.readouterr().out
+
+
+@pytest.mark.parametrize(
+    "argv",
+    [
+        [],
+        ["serve", "--help"],
+        ["policy", "check", "--help"],
+        ["explain", "--help"],
+        ["audit", "verify", "--help"],
+        ["dev", "token", "--help"],
+    ],
+    ids=["top", "serve", "policy-check", "explain", "audit-verify", "dev-token"],
+)
+def test_every_command_has_help(argv, capsys):
+    try:
+        code = main(argv)
+    except SystemExit as exc:
+        code = int(exc.code or 0)
+    assert code in (0, 2)
+    assert "usage: agent-gate" in capsys.readouterr().out
