@@ -107,7 +107,7 @@ def _check_repository(rule: Rule, identity: WorkloadIdentity) -> Reason:
             return Reason(code="repository", ok=True, message=f"repository matches /{entry.name_pattern}/")
     expected = ", ".join(
         f"{e.name} (id {e.id})" if isinstance(e, Repository) else f"/{e.name_pattern}/"
-        for e in rule.repositories  # type: ignore[union-attr]  # "*" handled above
+        for e in rule.repositories
     )
     return Reason(
         code="repository",

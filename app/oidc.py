@@ -155,11 +155,12 @@ class TokenVerifier:
                 code="unsupported-algorithm",
                 claims=shown,
             )
-        iss = unverified.get("iss")
-        source = self._sources.get(iss) if isinstance(iss, str) else None
+        raw_iss = unverified.get("iss")
+        iss = raw_iss if isinstance(raw_iss, str) else ""
+        source = self._sources.get(iss)
         if source is None:
             raise TokenError(
-                f"the token's issuer {iss!r} is not trusted by this gate; expected one of "
+                f"the token's issuer {raw_iss!r} is not trusted by this gate; expected one of "
                 f"{', '.join(sorted(self._sources)) or '(none configured)'}",
                 code="untrusted-issuer",
                 claims=shown,

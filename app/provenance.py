@@ -93,20 +93,21 @@ def _commit_signals(catalog: AgentCatalog, commit: CommitFacts, out: Provenance)
         ("commit-author", commit.author, commit.author_email),
         ("commit-committer", commit.committer, commit.committer_email),
     ):
-        known = catalog.classify(account.login, account.id, account.type) if account else None
-        if known and known.kind is Kind.AI_AGENT:
-            out.agent_signals.append(
-                Signal(name=who, detail=f"commit {short}: @{account.login} is {known.name}")
-            )  # type: ignore[union-attr]  # known implies account
-            agent_commit = True
-            continue
+        if account is not None:
+            known = catalog.classify(account.login, account.id, account.type)
+            if known.kind is Kind.AI_AGENT:
+                out.agent_signals.append(
+                    Signal(name=who, detail=f"commit {short}: @{account.login} is {known.name}")
+                )
+                agent_commit = True
+                continue
         by_mail = catalog.classify_email(email)
         if by_mail and by_mail.kind is Kind.AI_AGENT:
             out.agent_signals.append(Signal(name=who, detail=f"commit {short}: {email} is {by_mail.name}"))
             agent_commit = True
     for co in co_authors(commit.message):
-        known = catalog.classify_email(co.email)
-        if known and known.kind is Kind.AI_AGENT:
+        trailer = catalog.classify_email(co.email)
+        if trailer and trailer.kind is Kind.AI_AGENT:
             out.agent_signals.append(
                 Signal(
                     name="co-author-trailer", detail=f"commit {short}: Co-authored-by {co.name} <{co.email}>"

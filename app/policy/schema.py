@@ -204,6 +204,9 @@ class Workflow(_Strict):
     )
 
 
+_ALL_SOURCES: tuple[Literal["review", "environment"], ...] = ("review", "environment")
+
+
 class Approvals(_Strict):
     """What an execute rule needs from humans. Agents always need at least one, whatever this says."""
 
@@ -213,7 +216,7 @@ class Approvals(_Strict):
     )
     last_push: bool = Field(False, description="The person who pushed the last commit cannot approve.")
     sources: list[Literal["review", "environment"]] = Field(
-        default_factory=lambda: ["review", "environment"],
+        default_factory=lambda: list(_ALL_SOURCES),
         description="Which approvals count: pull-request reviews, environment deployment reviews.",
     )
 
