@@ -6,6 +6,7 @@ The API calls an :class:`EvidenceSource` only for decisions that need evidence (
 
 from __future__ import annotations
 
+import functools
 import json
 from pathlib import Path
 from typing import Any, Protocol
@@ -255,6 +256,8 @@ class GitHubEvidence:
 
         perm = self._gh.cached_fact(("permission", repo, login.lower()), permission)
         active = [
-            t for t in teams if self._gh.cached_fact(("team", org, t, login.lower()), lambda t=t: member(t))
+            t
+            for t in teams
+            if self._gh.cached_fact(("team", org, t, login.lower()), functools.partial(member, t))
         ]
         return Standing(permission=perm, teams=active)
