@@ -13,9 +13,11 @@ from typing import Any
 from flask import Flask, Response, jsonify
 from werkzeug.exceptions import HTTPException
 
+from app.checks import CheckRunPublisher
 from app.errors import GateError
-from app.evidence.gather import EvidenceSource
+from app.evidence.gather import EvidenceSource, GitHubEvidence, NoEvidence
 from app.gate import DecisionHook, Gate
+from app.github.client import GitHubClient
 from app.oidc import IssuerConfig, TokenVerifier
 from app.policy.registry import PolicyRegistry
 from app.settings import Settings
@@ -38,6 +40,7 @@ def create_app(
     *,
     store: Store | None = None,
     evidence: EvidenceSource | None = None,
+    github: GitHubClient | None = None,
     verifier: TokenVerifier | None = None,
     policies: PolicyRegistry | None = None,
     clock: Callable[[], float] | None = None,
@@ -65,8 +68,11 @@ def create_app(
             max_age=settings.max_token_age,
             jwks_ttl=settings.jwks_ttl,
         )
+    if github is None and settings.github is not None:
+        github = GitHubClient(settings.github)
     if evidence is None:
-        evidence = build_evidence_source(settings)
+        evidence = GitHubEvidence(github) if github is not None else NoEvidence()
+    checks = CheckRunPublisher(github) if github is not None else None
 
     gate = Gate(
         settings=settings,
@@ -75,7 +81,8 @@ def create_app(
         store=store,
         evidence=evidence,
         clock=clock,
-        hooks=list(hooks or []),
+        hooks=list(hooks or []) + ([checks] if checks is not None else []),
+        checks=checks,
     )
 
     app = Flask(__name__)
@@ -86,10 +93,12 @@ def create_app(
     from app.api import bp as api_bp
     from app.openapi import bp as openapi_bp
     from app.pages import bp as pages_bp
+    from app.webhook import bp as webhook_bp
 
     app.register_blueprint(api_bp)
     app.register_blueprint(openapi_bp)
     app.register_blueprint(pages_bp)
+    app.register_blueprint(webhook_bp)
     _register_error_handlers(app)
     if settings.dev_mode:
         log.warning(
@@ -111,17 +120,6 @@ def issuer_configs(settings: Settings) -> list[IssuerConfig]:
         dev.ensure_key()
         configs.append(dev.issuer_config())
     return configs
-
-
-def build_evidence_source(settings: Settings) -> EvidenceSource:
-    from app.evidence.gather import NoEvidence
-
-    if settings.github is None:
-        return NoEvidence()
-    from app.evidence.gather import GitHubEvidence
-    from app.github import build_client
-
-    return GitHubEvidence(build_client(settings.github))
 
 
 def _error_response(body: dict[str, Any], status: int, headers: dict[str, str] | None = None) -> Response:

@@ -2,6 +2,8 @@
 """Extract the schemas and examples agent-gate uses from GitHub's published OpenAPI description.
 
 Source: the npm package @octokit/openapi (generated/api.github.com.deref.json, all $refs inlined).
+OpenAPI 3.0's `nullable: true` is rewritten to JSON Schema's `type: [T, "null"]` so that jsonschema
+validates what GitHub actually sends.
 Usage:
     npm pack @octokit/openapi            # in a scratch directory
     tar xzf octokit-openapi-*.tgz
@@ -38,6 +40,23 @@ WEBHOOKS = [
     "pull-request-review-submitted",
     "pull-request-review-dismissed",
 ]
+
+
+def to_json_schema(node: Any) -> Any:
+    """OpenAPI 3.0 marks nullable values with `nullable: true`; JSON Schema says `type: [T, "null"]`."""
+    if isinstance(node, list):
+        return [to_json_schema(n) for n in node]
+    if not isinstance(node, dict):
+        return node
+    out = {k: to_json_schema(v) for k, v in node.items() if k != "nullable"}
+    if node.get("nullable") is True:
+        if isinstance(out.get("type"), str):
+            out["type"] = [out["type"], "null"]
+            if "enum" in out and None not in out["enum"]:
+                out["enum"] = [*out["enum"], None]
+        else:
+            out = {"anyOf": [out, {"type": "null"}]}
+    return out
 
 
 def _json_content(node: dict[str, Any]) -> dict[str, Any] | None:
@@ -82,7 +101,7 @@ def main(argv: list[str]) -> int:
     package, target = Path(argv[1]), Path(argv[2])
     version = json.loads((package / "package.json").read_text())["version"]
     spec = json.loads((package / "generated" / "api.github.com.deref.json").read_text())
-    extracted = extract(spec)
+    extracted = to_json_schema(extract(spec))
     extracted["source"] = {"package": "@octokit/openapi", "version": version,
                            "file": "generated/api.github.com.deref.json"}
     target.write_text(json.dumps(extracted, indent=1, sort_keys=True) + "\n")
