@@ -40,8 +40,16 @@ def example(operation: str, status: str = "200") -> Any:
 
 def user(login: str, user_id: int, kind: str = "User") -> dict[str, Any]:
     base = example("pulls/get")["user"]
-    base.update({"login": login, "id": user_id, "type": kind, "node_id": f"U_{user_id}",
-                 "url": f"https://api.github.com/users/{login}", "html_url": f"https://github.com/{login}"})
+    base.update(
+        {
+            "login": login,
+            "id": user_id,
+            "type": kind,
+            "node_id": f"U_{user_id}",
+            "url": f"https://api.github.com/users/{login}",
+            "html_url": f"https://github.com/{login}",
+        }
+    )
     return dict(base)
 
 
@@ -119,14 +127,22 @@ class Scenario:
 
 def _pr_json(s: Scenario, pr: PR) -> dict[str, Any]:
     body = example("pulls/get")
-    body.update({
-        "number": pr.number, "id": 10_000 + pr.number, "state": pr.state, "merged": pr.merged,
-        "merged_at": "2026-11-23T10:00:00Z" if pr.merged else None, "merge_commit_sha": pr.merge_commit_sha,
-        "user": pr.author.json(), "draft": False,
-        # GitHub's own example lists a team lacking fields its schema requires; none are requested here.
-        "requested_teams": [], "requested_reviewers": [],
-        "labels": [{**example("pulls/get")["labels"][0], "name": name} for name in pr.labels],
-    })
+    body.update(
+        {
+            "number": pr.number,
+            "id": 10_000 + pr.number,
+            "state": pr.state,
+            "merged": pr.merged,
+            "merged_at": "2026-11-23T10:00:00Z" if pr.merged else None,
+            "merge_commit_sha": pr.merge_commit_sha,
+            "user": pr.author.json(),
+            "draft": False,
+            # GitHub's own example lists a team lacking fields its schema requires; none are requested here.
+            "requested_teams": [],
+            "requested_reviewers": [],
+            "labels": [{**example("pulls/get")["labels"][0], "name": name} for name in pr.labels],
+        }
+    )
     body["head"].update({"sha": pr.head_sha, "ref": pr.head_ref, "label": f"{s.owner}:{pr.head_ref}"})
     body["base"].update({"ref": pr.base_ref, "label": f"{s.owner}:{pr.base_ref}"})
     return dict(body)
@@ -136,8 +152,12 @@ def _commit_json(c: Commit) -> dict[str, Any]:
     body = example("pulls/list-commits")[0]
     body["sha"] = c.sha
     body["commit"]["message"] = c.message
-    body["commit"]["author"].update({"email": c.author_email, "name": c.author.login if c.author else "someone"})
-    body["commit"]["committer"].update({"email": c.committer_email, "name": c.committer.login if c.committer else "GitHub"})
+    body["commit"]["author"].update(
+        {"email": c.author_email, "name": c.author.login if c.author else "someone"}
+    )
+    body["commit"]["committer"].update(
+        {"email": c.committer_email, "name": c.committer.login if c.committer else "GitHub"}
+    )
     body["author"] = c.author.json() if c.author else None
     body["committer"] = c.committer.json() if c.committer else None
     return dict(body)
@@ -145,8 +165,15 @@ def _commit_json(c: Commit) -> dict[str, Any]:
 
 def _review_json(r: dict[str, Any], i: int) -> dict[str, Any]:
     body = example("pulls/list-reviews")[0]
-    body.update({"id": r.get("id", i + 1), "user": r["user"].json(), "state": r["state"], "commit_id": r["commit_id"],
-                 "submitted_at": f"2026-11-23T10:{(i // 60) % 60:02d}:{i % 60:02d}Z"})
+    body.update(
+        {
+            "id": r.get("id", i + 1),
+            "user": r["user"].json(),
+            "state": r["state"],
+            "commit_id": r["commit_id"],
+            "submitted_at": f"2026-11-23T10:{(i // 60) % 60:02d}:{i % 60:02d}Z",
+        }
+    )
     return dict(body)
 
 
@@ -154,8 +181,14 @@ def create_fake_github(s: Scenario) -> Flask:
     app = Flask("fake_github")
 
     def record() -> None:
-        s.requests.append({"method": request.method, "path": request.path, "query": request.query_string.decode(),
-                           "headers": dict(request.headers)})
+        s.requests.append(
+            {
+                "method": request.method,
+                "path": request.path,
+                "query": request.query_string.decode(),
+                "headers": dict(request.headers),
+            }
+        )
 
     @app.before_request
     def _before() -> Response | None:
@@ -166,18 +199,29 @@ def create_fake_github(s: Scenario) -> Flask:
             if failure.get("method", "GET") == request.method and re.search(failure["path"], request.path):
                 if failure.get("times", -1) == 0:
                     continue
-                failure["times"] = failure.get("times", -1) - 1 if failure.get("times", -1) > 0 else failure.get("times", -1)
-                return Response(json.dumps({"message": "injected failure"}), status=failure["status"],
-                                headers=failure.get("headers", {}), content_type="application/json")
+                failure["times"] = (
+                    failure.get("times", -1) - 1 if failure.get("times", -1) > 0 else failure.get("times", -1)
+                )
+                return Response(
+                    json.dumps({"message": "injected failure"}),
+                    status=failure["status"],
+                    headers=failure.get("headers", {}),
+                    content_type="application/json",
+                )
         return None
 
     def app_auth() -> Response | None:
         token = request.headers.get("Authorization", "").removeprefix("Bearer ")
         try:
-            jwt.decode(token, s.app_public_key, algorithms=["RS256"], options={"require": ["iat", "exp", "iss"]})
+            jwt.decode(
+                token, s.app_public_key, algorithms=["RS256"], options={"require": ["iat", "exp", "iss"]}
+            )
         except jwt.PyJWTError:
-            return Response(json.dumps({"message": "A JSON web token could not be decoded"}), 401,
-                            content_type="application/json")
+            return Response(
+                json.dumps({"message": "A JSON web token could not be decoded"}),
+                401,
+                content_type="application/json",
+            )
         return None
 
     def installation_auth() -> Response | None:
@@ -191,12 +235,14 @@ def create_fake_github(s: Scenario) -> Flask:
         etag = '"' + hashlib.sha256(text.encode()).hexdigest()[:20] + '"'
         if request.method == "GET" and request.headers.get("If-None-Match") == etag:
             return Response(status=304, headers={"ETag": etag})
-        return Response(text, status=status, headers={"ETag": etag, **(headers or {})}, content_type="application/json")
+        return Response(
+            text, status=status, headers={"ETag": etag, **(headers or {})}, content_type="application/json"
+        )
 
     def page(items: list[Any]) -> Response:
         per_page = int(request.args.get("per_page", 30))
         number = int(request.args.get("page", 1))
-        chunk = items[(number - 1) * per_page: number * per_page]
+        chunk = items[(number - 1) * per_page : number * per_page]
         headers = {}
         if number * per_page < len(items):
             headers["Link"] = f'<{request.base_url}?per_page={per_page}&page={number + 1}>; rel="next"'
@@ -220,8 +266,13 @@ def create_fake_github(s: Scenario) -> Flask:
         token = "ghs_" + uuid.uuid4().hex  # a stand-in; the client must not assume any format
         s.tokens[token] = requested
         body = example("apps/create-installation-access-token", "201")
-        body.update({"token": token, "expires_at": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime(time.time() + 3600)),
-                     "permissions": requested.get("permissions", {"pull_requests": "read", "checks": "write"})})
+        body.update(
+            {
+                "token": token,
+                "expires_at": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime(time.time() + 3600)),
+                "permissions": requested.get("permissions", {"pull_requests": "read", "checks": "write"}),
+            }
+        )
         return answer(body, 201)
 
     @app.delete("/installation/token")
@@ -264,8 +315,16 @@ def create_fake_github(s: Scenario) -> Flask:
             return denied
         run = s.runs[run_id]
         body = example("actions/get-workflow-run")
-        body.update({"id": run.id, "head_sha": run.head_sha, "event": run.event, "actor": run.actor.json(),
-                     "triggering_actor": run.triggering_actor.json(), "head_branch": "main"})
+        body.update(
+            {
+                "id": run.id,
+                "head_sha": run.head_sha,
+                "event": run.event,
+                "actor": run.actor.json(),
+                "triggering_actor": run.triggering_actor.json(),
+                "head_branch": "main",
+            }
+        )
         return answer(body)
 
     @app.get(f"{repo}/actions/runs/<int:run_id>/approvals")
@@ -276,8 +335,14 @@ def create_fake_github(s: Scenario) -> Flask:
         for a in s.runs[run_id].approvals if run_id in s.runs else []:
             body = example("actions/get-reviews-for-run")[0]
             env = body["environments"][0]
-            body.update({"user": a["user"].json(), "state": a["state"], "comment": a.get("comment", ""),
-                         "environments": [{**env, "name": name} for name in a["environments"]]})
+            body.update(
+                {
+                    "user": a["user"].json(),
+                    "state": a["state"],
+                    "comment": a.get("comment", ""),
+                    "environments": [{**env, "name": name} for name in a["environments"]],
+                }
+            )
             out.append(body)
         return answer(out)
 
@@ -306,11 +371,15 @@ def create_fake_github(s: Scenario) -> Flask:
         if (denied := installation_auth()) is not None:
             return denied
         name = request.args.get("check_name")
-        runs = [c for c in s.check_runs.values() if c["head_sha"] == sha and (name is None or c["name"] == name)]
+        runs = [
+            c for c in s.check_runs.values() if c["head_sha"] == sha and (name is None or c["name"] == name)
+        ]
         body = example("checks/list-for-ref")
         template = body["check_runs"][0]
-        body["check_runs"] = [{**template, **{k: v for k, v in c.items() if k in template}, "id": c["id"]}
-                              for c in reversed(runs)]
+        body["check_runs"] = [
+            {**template, **{k: v for k, v in c.items() if k in template}, "id": c["id"]}
+            for c in reversed(runs)
+        ]
         body["total_count"] = len(runs)
         return answer(body)
 

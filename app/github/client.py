@@ -24,6 +24,7 @@ from typing import Any
 from urllib.parse import quote
 
 import requests
+import urllib3
 from cachetools import LRUCache, TTLCache
 from pydantic import SecretStr
 from requests.adapters import HTTPAdapter
@@ -149,11 +150,13 @@ class GitHubClient:
                 timeout=self._timeout,
                 allow_redirects=False,
             )
-        except requests.Timeout as exc:
-            raise GitHubError(
-                f"GitHub did not answer in time while {what}; the decision was not made, retry later"
-            ) from exc
         except requests.RequestException as exc:
+            # With retries mounted, a timeout surfaces as a ConnectionError whose reason is urllib3's.
+            reason = getattr(exc.args[0], "reason", None) if exc.args else None
+            if isinstance(exc, requests.Timeout) or isinstance(reason, urllib3.exceptions.TimeoutError):
+                raise GitHubError(
+                    f"GitHub did not answer in time while {what}; the decision was not made, retry later"
+                ) from exc
             raise GitHubError(
                 f"GitHub could not be reached while {what} ({exc.__class__.__name__}); the decision was not made, "
                 "retry later"

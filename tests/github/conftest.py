@@ -10,7 +10,7 @@ from pydantic import SecretStr
 
 from app.github.client import GitHubClient
 from app.settings import GitHubSettings
-from tests.fake_github import Commit, FakeGitHub, Person, PR, Run, Scenario
+from tests.fake_github import PR, Commit, FakeGitHub, Person, Run, Scenario
 from tests.issuer import rsa_key
 
 HEAD = "a" * 40
@@ -25,9 +25,13 @@ CLAUDE = Person("claude[bot]", 209825114, "Bot")
 
 
 def app_key_pem() -> str:
-    return rsa_key("github-app").private_bytes(
-        serialization.Encoding.PEM, serialization.PrivateFormat.PKCS8, serialization.NoEncryption()
-    ).decode()
+    return (
+        rsa_key("github-app")
+        .private_bytes(
+            serialization.Encoding.PEM, serialization.PrivateFormat.PKCS8, serialization.NoEncryption()
+        )
+        .decode()
+    )
 
 
 def github_settings(url: str) -> GitHubSettings:
@@ -36,11 +40,21 @@ def github_settings(url: str) -> GitHubSettings:
 
 def copilot_pr(number: int = 12, head: str = HEAD, requester: Person = ALICE) -> PR:
     return PR(
-        number=number, author=COPILOT, head_sha=head, head_ref="copilot/fix-thing",
-        commits=[Commit(sha=head, author=COPILOT, author_email="198982749+Copilot@users.noreply.github.com",
-                        committer=COPILOT, committer_email="198982749+Copilot@users.noreply.github.com",
-                        message=f"Fix the thing\n\nCo-authored-by: {requester.login} "
-                                f"<{requester.id}+{requester.login}@users.noreply.github.com>")],
+        number=number,
+        author=COPILOT,
+        head_sha=head,
+        head_ref="copilot/fix-thing",
+        commits=[
+            Commit(
+                sha=head,
+                author=COPILOT,
+                author_email="198982749+Copilot@users.noreply.github.com",
+                committer=COPILOT,
+                committer_email="198982749+Copilot@users.noreply.github.com",
+                message=f"Fix the thing\n\nCo-authored-by: {requester.login} "
+                f"<{requester.id}+{requester.login}@users.noreply.github.com>",
+            )
+        ],
     )
 
 

@@ -5,11 +5,11 @@ from __future__ import annotations
 import jsonschema
 import pytest
 import requests
+from pydantic import SecretStr
 
 from app.github.auth import AppAuth
 from tests.fake_github import extract
 from tests.github.conftest import HEAD, app_key_pem
-from pydantic import SecretStr
 
 
 def schema(operation: str, status: str = "200") -> dict:
@@ -27,7 +27,10 @@ def test_extract_records_its_provenance():
         ("pulls/get", "/repos/octo-org/octo-repo/pulls/12"),
         ("pulls/list-commits", "/repos/octo-org/octo-repo/pulls/12/commits"),
         ("pulls/list-reviews", "/repos/octo-org/octo-repo/pulls/12/reviews"),
-        ("repos/list-pull-requests-associated-with-commit", f"/repos/octo-org/octo-repo/commits/{HEAD}/pulls"),
+        (
+            "repos/list-pull-requests-associated-with-commit",
+            f"/repos/octo-org/octo-repo/commits/{HEAD}/pulls",
+        ),
         ("actions/get-workflow-run", "/repos/octo-org/octo-repo/actions/runs/9000"),
         ("actions/get-reviews-for-run", "/repos/octo-org/octo-repo/actions/runs/9000/approvals"),
         ("repos/get-collaborator-permission-level", "/repos/octo-org/octo-repo/collaborators/bob/permission"),
@@ -39,7 +42,9 @@ def test_fake_payloads_match_githubs_schemas(fake, scenario, operation, path):
     from tests.fake_github import Person
 
     scenario.prs[12].reviews.append({"user": Person("bob", 1002), "state": "APPROVED", "commit_id": HEAD})
-    scenario.runs[9000].approvals.append({"user": Person("bob", 1002), "state": "approved", "environments": ["production"]})
+    scenario.runs[9000].approvals.append(
+        {"user": Person("bob", 1002), "state": "approved", "environments": ["production"]}
+    )
     token = requests.post(
         f"{fake.url}/app/installations/77/access_tokens",
         headers={"Authorization": f"Bearer {AppAuth(42, SecretStr(app_key_pem())).app_jwt()}"},
@@ -52,6 +57,9 @@ def test_fake_payloads_match_githubs_schemas(fake, scenario, operation, path):
 
 
 def test_fake_refuses_a_bad_app_jwt(fake):
-    response = requests.get(f"{fake.url}/repos/octo-org/octo-repo/installation",
-                            headers={"Authorization": "Bearer nope"}, timeout=5)
+    response = requests.get(
+        f"{fake.url}/repos/octo-org/octo-repo/installation",
+        headers={"Authorization": "Bearer nope"},
+        timeout=5,
+    )
     assert response.status_code == 401
