@@ -133,6 +133,9 @@ def create_decision() -> tuple[Response, int]:
     g.store.append_audit("decision", decision_audit_payload(decision, verified.token_hash))
     g.store.save_decision(decision.decision_id, decision.model_dump(mode="json"))
     g.after_decision(decision)
+    answer = decision.model_dump(mode="json")
+    if decision.allowed:
+        answer.update(issue_grant(identity, body, decision))
     log.info(
         "decision %s %s action=%s repo_id=%s actor_id=%s rule=%s calls=%s",
         decision.decision_id,
@@ -143,7 +146,34 @@ def create_decision() -> tuple[Response, int]:
         decision.rule,
         decision.github_api_calls,
     )
-    return jsonify(decision.model_dump(mode="json")), 200 if decision.allowed else 403
+    return jsonify(answer), 200 if decision.allowed else 403
+
+
+def issue_grant(identity: WorkloadIdentity, body: DecisionRequest, decision: Decision) -> dict[str, Any]:
+    """The credentials of an allowed decision: a grant when asked or required, and the rule's GitHub token.
+
+    They go in the answer only: the audit log and the decision page record the grant's id and a hash
+    of the GitHub token, never the credentials.
+    """
+    g = gate()
+    loaded = g.policies.current().for_owner(identity.repository_owner_id)
+    rule = next((r for r in loaded.policy.rules if r.name == decision.rule), None) if loaded else None
+    if rule is None or g.grants is None or not (body.grant or (rule.grant and rule.grant.required)):
+        return {}
+    spec = rule.grant
+    audience = (spec.audience if spec and spec.audience else None) or (
+        f"{decision.action}:{decision.subject.environment or identity.repository}"
+    )
+    from app.grants import GrantSubject
+    from app.grants_api import issued_body
+
+    issued = g.grants.issue(
+        GrantSubject.of(decision, identity),
+        audience=audience,
+        ttl=spec.ttl if spec else 600,
+        github_permissions=dict(rule.github_permissions) if rule.github_permissions else None,
+    )
+    return issued_body(issued)
 
 
 def decide_request(identity: WorkloadIdentity, body: DecisionRequest) -> Decision:

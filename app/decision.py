@@ -33,6 +33,7 @@ class DecisionRequest(BaseModel):
         pattern=r"^([0-9a-f]{40}|[0-9a-f]{64})$",
         description="The commit the action is about; defaults to the token's sha.",
     )
+    grant: bool = Field(False, description="Ask for a just-in-time grant (and GitHub token) when allowed.")
 
 
 class Reason(BaseModel):

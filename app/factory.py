@@ -85,12 +85,18 @@ def create_app(
         checks=checks,
     )
 
+    from app.grants import GrantService
+
+    gate.grants = GrantService(store, issuer=settings.public_url, github=github, clock=clock)
+    gate.evidence_listeners.append(gate.grants.on_evidence_change)
+
     app = Flask(__name__)
     app.config["MAX_CONTENT_LENGTH"] = 64 * 1024
     app.json.sort_keys = False  # type: ignore[attr-defined]  # DefaultJSONProvider attribute
     app.extensions["agent_gate"] = gate
 
     from app.api import bp as api_bp
+    from app.grants_api import bp as grants_bp
     from app.openapi import bp as openapi_bp
     from app.pages import bp as pages_bp
     from app.webhook import bp as webhook_bp
@@ -99,6 +105,7 @@ def create_app(
     app.register_blueprint(openapi_bp)
     app.register_blueprint(pages_bp)
     app.register_blueprint(webhook_bp)
+    app.register_blueprint(grants_bp)
     _register_error_handlers(app)
     if settings.dev_mode:
         log.warning(

@@ -9,9 +9,12 @@ from __future__ import annotations
 import logging
 from collections.abc import Callable
 from dataclasses import dataclass, field
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from app.checks import CheckRunPublisher
+
+if TYPE_CHECKING:
+    from app.grants import GrantService
 from app.decision import Decision
 from app.evidence.gather import EvidenceSource
 from app.oidc import TokenVerifier
@@ -52,6 +55,8 @@ class Gate:
     # Called after a decision is recorded (check runs, grants). A failing hook never changes the
     # decision: it is logged and audited.
     hooks: list[DecisionHook] = field(default_factory=list)
+    # Issues, verifies and revokes just-in-time grants.
+    grants: GrantService | None = None
     # Publishes check runs (webhook merge checks); None without a GitHub App.
     checks: CheckRunPublisher | None = None
     # Told when the webhook reports that evidence behind earlier decisions changed.

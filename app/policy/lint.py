@@ -7,6 +7,8 @@ from app.policy.loader import LoadedPolicy
 from app.policy.schema import PermissionClass, Rule
 
 PULL_REQUEST_EVENTS = ("pull_request", "pull_request_target")
+# Never given to an agent-driven workload, whatever a rule says.
+AGENT_FORBIDDEN_PERMISSIONS = frozenset({"administration", "workflows", "secrets", "members"})
 
 
 def _execute_actions(loaded: LoadedPolicy, rule: Rule) -> list[str]:
@@ -25,6 +27,15 @@ def lint(loaded: LoadedPolicy) -> list[PolicyProblem]:
     for i, rule in enumerate(loaded.policy.rules):
         execute = _execute_actions(loaded, rule)
         name = f"rule {rule.name!r}"
+        forbidden = sorted(set(rule.github_permissions or {}) & AGENT_FORBIDDEN_PERMISSIONS)
+        if forbidden and rule.allow_agents:
+            warn(
+                rule,
+                i,
+                "github_permissions",
+                f"{name} asks for {', '.join(forbidden)}; an agent-driven workload never gets them (they are "
+                "withheld from its token), set allow_agents: false if only people should use this rule",
+            )
         if not execute:
             if rule.approvals is not None:
                 warn(

@@ -236,6 +236,19 @@ class Approvals(_Strict):
         return value
 
 
+class Grant(_Strict):
+    """A just-in-time credential issued with an allowed decision."""
+
+    ttl: int = Field(600, ge=30, le=3600, description="Lifetime in seconds (default 10 min, at most 60 min).")
+    audience: str | None = Field(
+        None, pattern=r"^[A-Za-z0-9._:/-]{1,200}$", description="The grant's aud, e.g. deploy:production."
+    )
+    required: bool = Field(False, description="Issue a grant even when the request does not ask for one.")
+
+
+GITHUB_PERMISSION = Literal["read", "write"]
+
+
 class Rule(_Strict):
     """Allows the listed actions when every condition holds. An omitted condition matches anything."""
 
@@ -254,6 +267,11 @@ class Rule(_Strict):
     allow_agents: bool = Field(True, description="False: agent-driven workloads never match this rule.")
     allow_bots: bool = Field(
         True, description="False: ordinary (non-AI) bots such as dependabot never match."
+    )
+    grant: Grant | None = Field(None, description="Issue a gate-signed grant with allowed decisions.")
+    github_permissions: dict[str, GITHUB_PERMISSION] | None = Field(
+        None,
+        description="A GitHub App installation token for this repository only, with exactly these permissions.",
     )
 
     @field_validator("repositories")

@@ -55,6 +55,33 @@ CREATE TABLE IF NOT EXISTS deliveries (
     event TEXT NOT NULL,
     received_at INTEGER NOT NULL
 );
+CREATE TABLE IF NOT EXISTS grants (
+    jti TEXT PRIMARY KEY,
+    kid TEXT NOT NULL,
+    parent_jti TEXT,
+    decision_id TEXT NOT NULL,
+    repository_id INTEGER NOT NULL,
+    run_id INTEGER NOT NULL,
+    run_attempt INTEGER NOT NULL,
+    pull_request INTEGER,
+    sha TEXT NOT NULL,
+    audience TEXT NOT NULL,
+    permission TEXT NOT NULL,
+    issued_at INTEGER NOT NULL,
+    expires_at INTEGER NOT NULL,
+    github_token_sha256 TEXT,
+    github_token_sealed BLOB,
+    revoked_at INTEGER,
+    revoked_reason TEXT
+);
+CREATE INDEX IF NOT EXISTS grants_pr ON grants(repository_id, pull_request);
+CREATE INDEX IF NOT EXISTS grants_parent ON grants(parent_jti);
+CREATE TABLE IF NOT EXISTS signing_keys (
+    kid TEXT PRIMARY KEY,
+    private_pem BLOB NOT NULL,
+    created_at INTEGER NOT NULL,
+    retired_at INTEGER
+);
 CREATE TABLE IF NOT EXISTS heartbeat (id INTEGER PRIMARY KEY CHECK (id = 1), at INTEGER NOT NULL);
 """
 
@@ -256,6 +283,97 @@ class SQLiteStore:
             return False
         except sqlite3.Error as exc:
             raise Unavailable("the webhook delivery cannot be recorded", code="store-unavailable") from exc
+
+    # -- grants and signing keys -----------------------------------------------------------------
+    def save_grant(self, record: dict[str, Any]) -> None:
+        columns = ", ".join(record)
+        marks = ", ".join("?" for _ in record)
+        try:
+            self._conn().execute(f"INSERT INTO grants ({columns}) VALUES ({marks})", tuple(record.values()))  # noqa: S608  # column names are ours
+        except sqlite3.Error as exc:
+            raise Unavailable(
+                "the grant cannot be recorded, so it was not issued", code="store-unavailable"
+            ) from exc
+
+    def get_grant(self, jti: str) -> dict[str, Any] | None:
+        conn = self._conn()
+        conn.row_factory = sqlite3.Row
+        try:
+            row = conn.execute("SELECT * FROM grants WHERE jti = ?", (jti,)).fetchone()
+        finally:
+            conn.row_factory = None
+        return dict(row) if row else None
+
+    def find_grants(self, where: str, args: tuple[Any, ...]) -> list[dict[str, Any]]:
+        """Unrevoked grants matching a fixed SQL condition written by the grant service."""
+        conn = self._conn()
+        conn.row_factory = sqlite3.Row
+        try:
+            query = f"SELECT * FROM grants WHERE revoked_at IS NULL AND ({where})"  # noqa: S608  # callers pass constants
+            rows = conn.execute(query, args).fetchall()
+        finally:
+            conn.row_factory = None
+        return [dict(r) for r in rows]
+
+    def revoke_grant(self, jti: str, reason: str, at: int) -> bool:
+        """Mark a grant revoked; False when it already was (revocation is idempotent)."""
+        try:
+            cur = self._conn().execute(
+                "UPDATE grants SET revoked_at = ?, revoked_reason = ?, github_token_sealed = NULL "
+                "WHERE jti = ? AND revoked_at IS NULL",
+                (at, reason, jti),
+            )
+        except sqlite3.Error as exc:
+            raise Unavailable("the revocation cannot be recorded; retry", code="store-unavailable") from exc
+        return cur.rowcount == 1
+
+    def purge_grants(self, before: int) -> int:
+        cur = self._conn().execute("DELETE FROM grants WHERE expires_at < ?", (before,))
+        return int(cur.rowcount)
+
+    def signing_keys(self) -> list[dict[str, Any]]:
+        rows = (
+            self._conn()
+            .execute(
+                "SELECT kid, private_pem, created_at, retired_at FROM signing_keys ORDER BY created_at, kid"
+            )
+            .fetchall()
+        )
+        return [
+            {"kid": r[0], "private_pem": bytes(r[1]), "created_at": r[2], "retired_at": r[3]} for r in rows
+        ]
+
+    def add_signing_key(self, kid: str, private_pem: bytes, created_at: int) -> None:
+        conn = self._conn()
+        try:
+            conn.execute("BEGIN IMMEDIATE")
+            conn.execute(
+                "UPDATE signing_keys SET retired_at = ? WHERE retired_at IS NULL AND kid != '__seal__'",
+                (created_at,),
+            )
+            conn.execute(
+                "INSERT INTO signing_keys (kid, private_pem, created_at) VALUES (?, ?, ?)",
+                (kid, private_pem, created_at),
+            )
+            conn.execute("COMMIT")
+        except sqlite3.Error as exc:
+            conn.execute("ROLLBACK")
+            raise Unavailable("the signing key cannot be stored", code="store-unavailable") from exc
+
+    def add_seal_key(self, kid: str, key: bytes, created_at: int) -> None:
+        """Keep the key that seals GitHub tokens at rest (never retired with the signing keys)."""
+        try:
+            self._conn().execute(
+                "INSERT OR IGNORE INTO signing_keys (kid, private_pem, created_at, retired_at) VALUES (?, ?, ?, ?)",
+                (kid, key, created_at, created_at),
+            )
+        except sqlite3.Error as exc:
+            raise Unavailable("the sealing key cannot be stored", code="store-unavailable") from exc
+
+    def max_grant_expiry(self, kid: str) -> int | None:
+        """The latest expiry of any grant signed with ``kid``: its public key stays published until then."""
+        row = self._conn().execute("SELECT MAX(expires_at) FROM grants WHERE kid = ?", (kid,)).fetchone()
+        return int(row[0]) if row and row[0] is not None else None
 
     # -- health --------------------------------------------------------------------------------
     def check_writable(self) -> None:

@@ -1,0 +1,449 @@
+"""Just-in-time, task-scoped credentials: gate-signed grants and down-scoped GitHub tokens.
+
+A grant is a JWT signed by the gate (ES256, with a ``kid``) for one allowed decision: one workload
+(repository id, run id, run attempt), one audience (the rule's target, e.g. ``deploy:production``),
+one permission, a short TTL. Downstream systems verify it offline against
+``/.well-known/jwks.json`` or online with ``/v1/grants/introspect`` (RFC 7662).
+
+The lifecycle stays on the server: every grant is recorded (jti, decision, PR and sha, expiry, a
+hash of its GitHub token); revoking a grant revokes its GitHub token and its children; the webhook
+revokes grants tied to a PR when the evidence behind them changes.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import logging
+import os
+import secrets
+import threading
+import time
+from collections.abc import Callable
+from dataclasses import dataclass
+from typing import Any
+
+import jwt
+from cryptography.hazmat.primitives import serialization
+from cryptography.hazmat.primitives.asymmetric import ec
+from cryptography.hazmat.primitives.ciphers.aead import AESGCM
+from pydantic import SecretStr
+
+from app.decision import Decision
+from app.errors import GateError, InvalidRequest, TokenError
+from app.gate import EvidenceChange
+from app.github.client import GitHubClient
+from app.identity import WorkloadIdentity
+from app.policy.lint import AGENT_FORBIDDEN_PERMISSIONS
+from app.policy.schema import PermissionClass
+from app.store.base import Store
+
+log = logging.getLogger("agent_gate.grants")
+
+ALGORITHM = "ES256"
+DEFAULT_TTL = 600
+MAX_TTL = 3600
+
+_SEAL_KID = "__seal__"
+
+
+@dataclass(frozen=True)
+class GrantSubject:
+    """What a grant is for: one decision's workload and target."""
+
+    action: str
+    permission: str
+    decision_id: str
+    repository: str
+    repository_id: int
+    run_id: int
+    run_attempt: int
+    sha: str
+    environment: str | None
+    pull_request: int | None
+    agent: bool
+
+    @classmethod
+    def of(cls, decision: Decision, identity: WorkloadIdentity) -> GrantSubject:
+        return cls(
+            action=decision.action,
+            permission=decision.permission or "read",
+            decision_id=decision.decision_id,
+            repository=identity.repository,
+            repository_id=identity.repository_id,
+            run_id=identity.run_id,
+            run_attempt=identity.run_attempt,
+            sha=decision.subject.sha,
+            environment=decision.subject.environment,
+            pull_request=decision.subject.pull_request,
+            agent=decision.subject.agent,
+        )
+
+    @classmethod
+    def from_claims(cls, claims: dict[str, Any], *, permission: str) -> GrantSubject:
+        return cls(
+            action=claims["action"],
+            permission=permission,
+            decision_id=claims["decision_id"],
+            repository=claims["repository"],
+            repository_id=int(claims["repository_id"]),
+            run_id=int(claims["run_id"]),
+            run_attempt=int(claims["run_attempt"]),
+            sha=claims["sha"],
+            environment=claims.get("environment"),
+            pull_request=claims.get("pull_request"),
+            agent=bool(claims.get("agent")),
+        )
+
+
+@dataclass(frozen=True)
+class IssuedGrant:
+    token: SecretStr
+    jti: str
+    audience: str
+    expires_at: int
+    github_token: SecretStr | None = None
+    github_token_expires_at: str | None = None
+    github_permissions: dict[str, str] | None = None
+
+    def __repr__(self) -> str:
+        return f"IssuedGrant(jti={self.jti!r}, audience={self.audience!r}, expires_at={self.expires_at})"
+
+
+class SigningKeys:
+    """ES256 keys kept in the store; the newest signs, older ones stay published while grants live."""
+
+    def __init__(self, store: Store, clock: Callable[[], float] = time.time) -> None:
+        self._store = store
+        self._clock = clock
+        self._lock = threading.Lock()
+
+    def _load(self) -> list[dict[str, Any]]:
+        return [k for k in self._store.signing_keys() if k["kid"] != _SEAL_KID]
+
+    def rotate(self) -> str:
+        """Add a new signing key; the previous one is retired but stays published until its grants expire."""
+        key = ec.generate_private_key(ec.SECP256R1())
+        pem = key.private_bytes(
+            serialization.Encoding.PEM, serialization.PrivateFormat.PKCS8, serialization.NoEncryption()
+        )
+        kid = "gk_" + secrets.token_hex(8)
+        self._store.add_signing_key(kid, pem, int(self._clock()))
+        return kid
+
+    def current(self) -> tuple[str, ec.EllipticCurvePrivateKey]:
+        with self._lock:
+            active = [k for k in self._load() if k["retired_at"] is None]
+            if not active:
+                self.rotate()
+                active = [k for k in self._load() if k["retired_at"] is None]
+            chosen = active[-1]
+        key = serialization.load_pem_private_key(chosen["private_pem"], password=None)
+        assert isinstance(key, ec.EllipticCurvePrivateKey)
+        return chosen["kid"], key
+
+    def published(self) -> dict[str, ec.EllipticCurvePublicKey]:
+        """Public keys still needed: the active one, and retired ones whose grants have not all expired."""
+        now = int(self._clock())
+        out: dict[str, ec.EllipticCurvePublicKey] = {}
+        for k in self._load():
+            if k["retired_at"] is not None:
+                last = self._store.max_grant_expiry(k["kid"])
+                if last is None or last < now:
+                    continue
+            key = serialization.load_pem_private_key(k["private_pem"], password=None)
+            assert isinstance(key, ec.EllipticCurvePrivateKey)
+            out[k["kid"]] = key.public_key()
+        return out
+
+    def jwks(self) -> dict[str, Any]:
+        keys = []
+        for kid, public in self.published().items():
+            jwk = jwt.algorithms.ECAlgorithm.to_jwk(public, as_dict=True)
+            jwk.update({"kid": kid, "use": "sig", "alg": ALGORITHM})
+            keys.append(jwk)
+        return {"keys": keys}
+
+    def sealing_key(self) -> bytes:
+        """An AES-256-GCM key that seals GitHub tokens at rest, so revocation can reach them later."""
+        with self._lock:
+            for k in self._store.signing_keys():
+                if k["kid"] == _SEAL_KID:
+                    return bytes(k["private_pem"])
+            # Another process may win the race: keep whichever key the store holds.
+            self._store.add_seal_key(_SEAL_KID, AESGCM.generate_key(bit_length=256), int(self._clock()))
+            return next(bytes(k["private_pem"]) for k in self._store.signing_keys() if k["kid"] == _SEAL_KID)
+
+
+def _permission_rank(permission: str) -> int:
+    return PermissionClass(permission).rank
+
+
+class GrantService:
+    def __init__(
+        self,
+        store: Any,
+        *,
+        issuer: str,
+        github: GitHubClient | None = None,
+        clock: Callable[[], float] = time.time,
+    ) -> None:
+        self.store = store
+        self.issuer = issuer.rstrip("/")
+        self.keys = SigningKeys(store, clock)
+        self._github = github
+        self._clock = clock
+
+    # -- issuing -----------------------------------------------------------------------------------
+    def issue(
+        self,
+        subject: GrantSubject,
+        *,
+        audience: str,
+        ttl: int,
+        github_permissions: dict[str, str] | None,
+        parent: dict[str, Any] | None = None,
+    ) -> IssuedGrant:
+        now = int(self._clock())
+        ttl = max(30, min(ttl, MAX_TTL))
+        expires = now + ttl
+        if parent is not None:
+            expires = min(expires, int(parent["exp"]))
+        kid, key = self.keys.current()
+        jti = "gr_" + secrets.token_urlsafe(16)
+        claims: dict[str, Any] = {
+            "iss": self.issuer,
+            "sub": f"repo:{subject.repository_id}:run:{subject.run_id}:attempt:{subject.run_attempt}",
+            "aud": audience,
+            "action": subject.action,
+            "permission": subject.permission,
+            "decision_id": subject.decision_id,
+            "repository": subject.repository,
+            "repository_id": subject.repository_id,
+            "run_id": subject.run_id,
+            "run_attempt": subject.run_attempt,
+            "sha": subject.sha,
+            "environment": subject.environment,
+            "pull_request": subject.pull_request,
+            "agent": subject.agent,
+            "jti": jti,
+            "iat": now,
+            "nbf": now,
+            "exp": expires,
+        }
+        if parent is not None:
+            # RFC 8693 "act": who this grant was delegated from, nested for longer chains.
+            claims["act"] = {
+                "sub": parent["sub"],
+                "jti": parent["jti"],
+                **({"act": parent["act"]} if "act" in parent else {}),
+            }
+        github_token = None
+        permissions = None
+        if github_permissions:
+            permissions = dict(github_permissions)
+            if subject.agent:
+                dropped = sorted(set(permissions) & AGENT_FORBIDDEN_PERMISSIONS)
+                for name in dropped:
+                    permissions.pop(name)
+                if dropped:
+                    log.warning("withheld %s from an agent-driven grant %s", ", ".join(dropped), jti)
+            if permissions:
+                if self._github is None:
+                    raise GateError(
+                        "the rule asks for a GitHub token, but the GitHub App is not configured (docs/github-app.md)",
+                        code="github-not-configured",
+                    )
+                github_token = self._github.installation_token(
+                    subject.repository, repository_ids=[subject.repository_id], permissions=permissions
+                )
+        token = jwt.encode(claims, key, algorithm=ALGORITHM, headers={"kid": kid, "typ": "JWT"})
+        sealed = None
+        digest = None
+        if github_token is not None:
+            raw = github_token.token.get_secret_value().encode()
+            digest = hashlib.sha256(raw).hexdigest()
+            nonce = os.urandom(12)
+            sealed = nonce + AESGCM(self.keys.sealing_key()).encrypt(nonce, raw, jti.encode())
+        self.store.save_grant(
+            {
+                "jti": jti,
+                "kid": kid,
+                "parent_jti": parent["jti"] if parent else None,
+                "decision_id": subject.decision_id,
+                "repository_id": subject.repository_id,
+                "run_id": subject.run_id,
+                "run_attempt": subject.run_attempt,
+                "pull_request": subject.pull_request,
+                "sha": subject.sha,
+                "audience": audience,
+                "permission": subject.permission,
+                "issued_at": now,
+                "expires_at": expires,
+                "github_token_sha256": digest,
+                "github_token_sealed": sealed,
+            }
+        )
+        self.store.append_audit(
+            "grant-issued",
+            {
+                "jti": jti,
+                "parent_jti": parent["jti"] if parent else None,
+                "decision_id": subject.decision_id,
+                "audience": audience,
+                "permission": subject.permission,
+                "expires_at": expires,
+                "repository_id": subject.repository_id,
+                "run_id": subject.run_id,
+                "sha": subject.sha,
+                "pull_request": subject.pull_request,
+                "github_permissions": permissions,
+                "act": claims.get("act"),
+                "github_token_sha256": digest,
+            },
+        )
+        return IssuedGrant(
+            token=SecretStr(token),
+            jti=jti,
+            audience=audience,
+            expires_at=expires,
+            github_token=github_token.token if github_token else None,
+            github_token_expires_at=github_token.expires_at.isoformat() if github_token else None,
+            github_permissions=permissions,
+        )
+
+    # -- verifying ---------------------------------------------------------------------------------
+    def verify(
+        self, token: str, *, audience: str | None = None, allow_revoked: bool = False
+    ) -> dict[str, Any]:
+        """Verify a grant offline with the published keys, then check it was not revoked."""
+        try:
+            kid = jwt.get_unverified_header(token).get("kid")  # only selects the key
+        except jwt.PyJWTError as exc:
+            raise TokenError("the grant is not a JWT", code="malformed") from exc
+        public = self.keys.published().get(str(kid))
+        if public is None:
+            raise TokenError("the grant was not signed by a key this gate publishes", code="unknown-key")
+        try:
+            claims: dict[str, Any] = jwt.decode(
+                token,
+                public,
+                algorithms=[ALGORITHM],
+                issuer=self.issuer,
+                audience=audience,
+                options={
+                    "verify_signature": True,
+                    "verify_exp": True,
+                    "verify_iat": True,
+                    "verify_iss": True,
+                    "verify_aud": audience is not None,
+                    "require": ["iss", "sub", "aud", "exp", "iat", "jti"],
+                },
+            )
+        except jwt.ExpiredSignatureError as exc:
+            raise TokenError("the grant expired", code="expired") from exc
+        except jwt.PyJWTError as exc:
+            raise TokenError(
+                f"the grant does not verify ({exc.__class__.__name__})", code="bad-signature"
+            ) from exc
+        record = self.store.get_grant(claims["jti"])
+        if record is None or (record["revoked_at"] is not None and not allow_revoked):
+            raise TokenError(
+                "the grant was revoked" if record else "the gate has no record of this grant", code="revoked"
+            )
+        return claims
+
+    def introspect(self, token: str) -> dict[str, Any]:
+        """RFC 7662: ``{"active": false}`` for anything not currently valid, details otherwise."""
+        try:
+            claims = self.verify(token)
+        except TokenError:
+            return {"active": False}
+        return {
+            "active": True,
+            "scope": f"{claims['action']}:{claims['permission']}",
+            "client_id": claims["sub"],
+            "token_type": "agent-gate-grant",
+            "exp": claims["exp"],
+            "iat": claims["iat"],
+            "sub": claims["sub"],
+            "aud": claims["aud"],
+            "iss": claims["iss"],
+            "jti": claims["jti"],
+            "decision_id": claims["decision_id"],
+            "repository_id": claims["repository_id"],
+            "run_id": claims["run_id"],
+            "sha": claims["sha"],
+            **({"act": claims["act"]} if "act" in claims else {}),
+        }
+
+    # -- revoking ----------------------------------------------------------------------------------
+    def revoke(self, jti: str, reason: str) -> list[str]:
+        """Revoke a grant, its GitHub token and its children. Idempotent; returns the jtis revoked now."""
+        revoked: list[str] = []
+        pending = [jti]
+        while pending:
+            current = pending.pop()
+            record = self.store.get_grant(current)
+            if record is None:
+                continue
+            sealed = record.get("github_token_sealed")
+            if self.store.revoke_grant(current, reason, int(self._clock())):
+                revoked.append(current)
+                self._revoke_github_token(current, sealed)
+                self.store.append_audit(
+                    "grant-revoked", {"jti": current, "reason": reason, "decision_id": record["decision_id"]}
+                )
+            pending.extend(c["jti"] for c in self.store.find_grants("parent_jti = ?", (current,)))
+        return revoked
+
+    def _revoke_github_token(self, jti: str, sealed: bytes | None) -> None:
+        if not sealed or self._github is None:
+            return
+        try:
+            raw = AESGCM(self.keys.sealing_key()).decrypt(sealed[:12], sealed[12:], jti.encode())
+            self._github.revoke_installation_token(SecretStr(raw.decode()))
+        except GateError as exc:
+            log.warning("could not revoke the GitHub token of %s: %s", jti, exc.message)
+
+    def on_evidence_change(self, change: EvidenceChange) -> None:
+        """The webhook listener: revoke the outstanding grants tied to a PR (or its old head)."""
+        if change.pull_request is not None:
+            grants = self.store.find_grants(
+                "repository_id = ? AND pull_request = ?", (change.repository_id, change.pull_request)
+            )
+        else:
+            grants = []
+        if change.head_sha:
+            grants += self.store.find_grants(
+                "repository_id = ? AND sha = ?", (change.repository_id, change.head_sha)
+            )
+        for grant in {g["jti"]: g for g in grants}.values():
+            self.revoke(grant["jti"], change.reason)
+
+    def purge_expired(self) -> int:
+        return int(self.store.purge_grants(int(self._clock()) - 60))
+
+    def delegate(
+        self, parent_token: str, *, permission: str | None, audience: str | None, ttl: int | None
+    ) -> IssuedGrant:
+        """A narrower grant for the next agent of a chain: same workload, equal or lower permission,
+        an expiry no later than its parent's. The chain is recorded in ``act`` and in the audit trail."""
+        parent = self.verify(parent_token)
+        wanted = permission or parent["permission"]
+        if wanted not in {"read", "propose", "execute"}:
+            raise InvalidRequest(f"permission: got {wanted!r}, expected read, propose or execute")
+        if _permission_rank(wanted) > _permission_rank(parent["permission"]):
+            raise InvalidRequest(
+                f"a delegated grant may only narrow: permission {wanted!r} is above its parent's "
+                f"{parent['permission']!r}",
+                code="grant-not-narrower",
+            )
+        subject = GrantSubject.from_claims(parent, permission=wanted)
+        remaining = int(parent["exp"]) - int(self._clock())
+        return self.issue(
+            subject,
+            audience=audience or parent["aud"],
+            ttl=min(ttl or remaining, remaining),
+            github_permissions=None,
+            parent=parent,
+        )
