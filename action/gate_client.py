@@ -249,6 +249,8 @@ def ask_gate(inputs: Inputs, token: str, *, sleep: Any = time.sleep, clock: Any 
         body["pull_request"] = int(inputs.pull_request)
     if inputs.sha:
         body["sha"] = inputs.sha
+    if inputs.request_grant:
+        body["grant"] = True
     data = json.dumps(body).encode()
     headers = {
         "Authorization": f"Bearer {token}",
@@ -366,8 +368,39 @@ def handle_reply(reply: Reply, token: str) -> dict[str, Any]:
     raise ActionFailure(f"the gate answered {reply.status}" + (f" ({codes})" if codes else ""), message)
 
 
+def revoke(env: dict[str, str]) -> int:
+    """The final step of a job: revoke the grant (and its GitHub token). Never fails the job."""
+    grant = env.get("AG_GRANT", "").strip()
+    gate_url = env.get("AG_GATE_URL", "").strip().rstrip("/")
+    if not grant:
+        print("agent-gate: no grant to revoke")
+        return 0
+    command(f"::add-mask::{grant}")
+    body = json.dumps({"reason": env.get("AG_REASON", "").strip() or "job finished"}).encode()
+    headers = {"Authorization": f"Bearer {grant}", "Content-Type": "application/json"}
+    try:
+        reply = http("POST", f"{gate_url}/v1/grants/revoke", headers=headers, body=body, timeout=15)
+    except OSError as exc:
+        why = f"could not reach the gate ({exc.__class__.__name__}); the grant expires on its own"
+        command(f"::warning title=agent-gate revoke::{escape_data(why)}")
+        return 0
+    if reply.status == 200:
+        revoked = json.loads(reply.body).get("revoked", [])
+        write(
+            env.get("GITHUB_STEP_SUMMARY"),
+            f"agent-gate: revoked {len(revoked)} grant(s) at the end of the job.\n",
+        )
+        print(f"agent-gate: revoked {len(revoked)} grant(s)")
+        return 0
+    message, _ = _gate_error(reply)
+    command(f"::warning title=agent-gate revoke::{escape_data(message or f'HTTP {reply.status}')}")
+    return 0
+
+
 def main(env: dict[str, str] | None = None) -> int:
     env = dict(os.environ if env is None else env)
+    if env.get("AG_MODE", "").strip() == "revoke":
+        return revoke(env)
     fail_on_deny = env.get("AG_FAIL_ON_DENY", "true").strip().lower() not in {"false", "no", "0"}
     try:
         inputs = read_inputs(env)
@@ -379,15 +412,19 @@ def main(env: dict[str, str] | None = None) -> int:
         error(f"agent-gate: {failure.title}", failure.explanation.split("\n\n")[0])
         return 1 if fail_on_deny else 0
     allowed = bool(decision.get("allowed"))
-    set_outputs(
-        env,
-        {
-            "allowed": "true" if allowed else "false",
-            "decision-id": str(decision.get("decision_id") or ""),
-            "permission": str(decision.get("permission") or ""),
-            "details-url": str(decision.get("details_url") or ""),
-        },
-    )
+    outputs = {
+        "allowed": "true" if allowed else "false",
+        "decision-id": str(decision.get("decision_id") or ""),
+        "permission": str(decision.get("permission") or ""),
+        "details-url": str(decision.get("details_url") or ""),
+    }
+    # Credentials are masked before they are written anywhere.
+    for output, key in (("grant", "grant"), ("github-token", "github_token")):
+        secret = (decision.get(key) or {}).get("token")
+        if secret:
+            command(f"::add-mask::{secret}")
+            outputs[output] = str(secret)
+    set_outputs(env, outputs)
     write(env.get("GITHUB_STEP_SUMMARY"), decision_summary(decision))
     if allowed:
         print(

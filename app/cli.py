@@ -109,6 +109,17 @@ def build_parser() -> argparse.ArgumentParser:
     export.add_argument("--output", "-o", type=Path, help="write to this file instead of standard output")
     export.set_defaults(func=cmd_audit_export)
 
+    keys = sub.add_parser("keys", help="manage the gate's grant-signing keys")
+    ksub = keys.add_subparsers(title="keys commands", metavar="COMMAND")
+    rotate = ksub.add_parser(
+        "rotate",
+        help="add a new grant-signing key",
+        description="Add a new ES256 grant-signing key. New grants are signed with it; the old public key stays "
+        "published at /.well-known/jwks.json until the last grant it signed expires.",
+    )
+    rotate.add_argument("--database", help="store URL or path (default: GATE_DATABASE or var/agent-gate.db)")
+    rotate.set_defaults(func=cmd_keys_rotate)
+
     dev = sub.add_parser("dev", help="development helpers")
     dsub = dev.add_subparsers(title="dev commands", metavar="COMMAND")
     token = dsub.add_parser(
@@ -280,6 +291,14 @@ def cmd_audit_export(args: argparse.Namespace) -> int:
     else:
         count = export_jsonl(store, sys.stdout, args.since)
     print(f"exported {count} records", file=sys.stderr)
+    return 0
+
+
+def cmd_keys_rotate(args: argparse.Namespace) -> int:
+    from app.grants import SigningKeys
+
+    kid = SigningKeys(_open_store(args.database)).rotate()
+    print(f"new grant-signing key {kid}; the previous key stays published until its grants expire")
     return 0
 
 

@@ -165,3 +165,15 @@ def test_every_command_has_help(argv, capsys):
         code = int(exc.code or 0)
     assert code in (0, 2)
     assert "usage: agent-gate" in capsys.readouterr().out
+
+
+def test_keys_rotate_adds_a_key_and_keeps_the_old_one_published(data_dir, capsys):
+    from app.grants import SigningKeys
+
+    store = SQLiteStore(data_dir / "agent-gate.db")
+    first, _ = SigningKeys(store).current()
+    assert main(["keys", "rotate"]) == 0
+    assert "new grant-signing key gk_" in capsys.readouterr().out
+    second, _ = SigningKeys(store).current()
+    assert second != first
+    store.close()

@@ -78,8 +78,10 @@ def parse_outputs(text: str) -> dict[str, str]:
     return outputs
 
 
-def run_action(inputs: dict[str, str], *, tmp: Path, runner_env: dict[str, str]) -> StepResult:
-    spec = yaml.safe_load((ACTION_DIR / "action.yml").read_text())
+def run_action(
+    inputs: dict[str, str], *, tmp: Path, runner_env: dict[str, str], action_dir: Path = ACTION_DIR
+) -> StepResult:
+    spec = yaml.safe_load((action_dir / "action.yml").read_text())
     declared = spec["inputs"]
     values = {name: str(meta.get("default", "")) for name, meta in declared.items()}
     for name, value in inputs.items():
@@ -92,7 +94,7 @@ def run_action(inputs: dict[str, str], *, tmp: Path, runner_env: dict[str, str])
     base = {
         "PATH": os.environ["PATH"],
         "HOME": str(tmp),
-        "GITHUB_ACTION_PATH": str(ACTION_DIR),
+        "GITHUB_ACTION_PATH": str(action_dir),
         "GITHUB_OUTPUT": str(output_file),
         "GITHUB_STEP_SUMMARY": str(summary_file),
         **runner_env,

@@ -24,6 +24,12 @@ version: 1
 owner: {login: octo-org, id: 1000}
 rules:
   - {name: read-anything, actions: [read], repositories: "*"}
+  - name: deploy-staging
+    actions: [deploy]
+    repositories: "*"
+    environments: [staging]
+    approvals: {count: 0}
+    grant: {ttl: 300}
   - name: deploy-production
     actions: [deploy]
     repositories: "*"
@@ -246,3 +252,22 @@ def test_metadata_and_examples_match_githubs_schemas():
         [exe, "--builtin-schema", "vendor.github-workflows", *examples], capture_output=True, text=True
     )
     assert workflows.returncode == 0, workflows.stdout + workflows.stderr
+
+
+def test_a_grant_is_masked_then_revoked_by_the_final_step(runner, gate, tmp_path):
+    result = runner({"action": "deploy", "environment": "staging", "request-grant": "true"})
+    assert result.exit_code == 0, result.stdout + result.stderr
+    grant = result.outputs["grant"]
+    assert grant.count(".") == 2
+    assert f"::add-mask::{grant}" in result.stdout, "masked before it is written anywhere"
+    assert grant not in result.summary
+    url, _ = gate
+    revoked = run_action(
+        {"gate-url": url, "grant": grant}, tmp=tmp_path, runner_env={}, action_dir=ACTION_DIR / "revoke"
+    )
+    assert revoked.exit_code == 0, revoked.stdout + revoked.stderr
+    assert "revoked 1 grant(s)" in revoked.stdout
+    again = run_action(
+        {"gate-url": url, "grant": grant}, tmp=tmp_path, runner_env={}, action_dir=ACTION_DIR / "revoke"
+    )
+    assert again.exit_code == 0 and "revoked 0 grant(s)" in again.stdout
