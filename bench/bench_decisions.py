@@ -21,19 +21,18 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
-import yaml  # noqa: E402
-from cryptography.hazmat.primitives import hashes  # noqa: E402
-from cryptography.hazmat.primitives.asymmetric import padding  # noqa: E402
+import yaml
+from cryptography.hazmat.primitives import hashes
+from cryptography.hazmat.primitives.asymmetric import padding
 
-from app import create_app  # noqa: E402
-from app.decision import DecisionRequest  # noqa: E402
-from app.devissuer import AGENT_PRESET, DevIssuer  # noqa: E402
-from app.engine import decide  # noqa: E402
-from app.jwks import IssuerConfig  # noqa: E402
-from app.oidc import TokenVerifier, _b64json  # noqa: E402
-from app.policy.loader import parse_policy_text  # noqa: E402
-from app.settings import Settings  # noqa: E402
-from tests.builders import ALICE, BOB, POLICY_TEXT, agent_identity, evidence, policy_set, pull_request, review  # noqa: E402
+from app import create_app
+from app.decision import DecisionRequest
+from app.devissuer import AGENT_PRESET, DevIssuer
+from app.engine import decide
+from app.oidc import TokenVerifier, _b64json
+from app.policy.loader import parse_policy_text
+from app.settings import Settings
+from tests.builders import ALICE, BOB, POLICY_TEXT, agent_identity, evidence, policy_set, pull_request, review
 
 
 class NoReplay:
@@ -89,7 +88,7 @@ def main() -> int:
     loader = getattr(yaml, "CSafeLoader", yaml.SafeLoader)
     results.append(("load 200-rule policy (C loader)", per_call(lambda: parse_policy_text(big), 5, repeat=3)))
     results.append(("yaml.safe_load of it (pure Python)", per_call(lambda: yaml.safe_load(big), 5, repeat=3)))
-    results.append(("yaml with the C loader", per_call(lambda: yaml.load(big, Loader=loader), 5, repeat=3)))  # noqa: S506
+    results.append(("yaml with the C loader", per_call(lambda: yaml.load(big, Loader=loader), 5, repeat=3)))
 
     (tmp / "p").mkdir()
     (tmp / "p" / "o.yml").write_text(POLICY_TEXT)
