@@ -11,6 +11,7 @@ counted or not.
 from __future__ import annotations
 
 from dataclasses import dataclass, field
+from typing import Literal
 
 from app.agents import AgentCatalog, Kind
 from app.decision import ApprovalAssessment, Reason
@@ -106,6 +107,28 @@ def assess_approvals(
     counted: set[str] = set()
     short = commit[:7]
 
+    def record(
+        source: Literal["review", "environment"],
+        who: Account,
+        state: str,
+        approved: str | None,
+        why: str | None,
+        counted_because: str,
+    ) -> None:
+        if why is None:
+            counted.add(_key(who))
+        assessments.append(
+            ApprovalAssessment(
+                source=source,
+                login=who.login,
+                id=who.id,
+                state=state,
+                commit=approved,
+                counted=why is None,
+                why=why or counted_because,
+            )
+        )
+
     latest, superseded = _latest_reviews(evidence.reviews)
     for review in superseded:
         assessments.append(
@@ -130,19 +153,13 @@ def assess_approvals(
             why = f"stale: approved commit {got}, but the change being executed is {short}"
         else:
             why = _ineligible(review.reviewer, evidence, prov, rule, catalog, org)
-        ok = why is None
-        if ok:
-            counted.add(_key(review.reviewer))
-        assessments.append(
-            ApprovalAssessment(
-                source="review",
-                login=review.reviewer.login,
-                id=review.reviewer.id,
-                state=review.state,
-                commit=review.commit_id,
-                counted=ok,
-                why=why or "independent human with write permission approved this exact commit",
-            )
+        record(
+            "review",
+            review.reviewer,
+            review.state,
+            review.commit_id,
+            why,
+            "independent human with write permission approved this exact commit",
         )
 
     run_sha = evidence.run.head_sha if evidence.run else None
@@ -157,19 +174,13 @@ def assess_approvals(
             why = f"stale: the run is at commit {run_sha[:7]}, but the change being executed is {short}"
         else:
             why = _ineligible(approval.approver, evidence, prov, rule, catalog, org)
-        ok = why is None
-        if ok:
-            counted.add(_key(approval.approver))
-        assessments.append(
-            ApprovalAssessment(
-                source="environment",
-                login=approval.approver.login,
-                id=approval.approver.id,
-                state=approval.state,
-                commit=run_sha,
-                counted=ok,
-                why=why or f"independent human with write permission approved the {environment} deployment",
-            )
+        record(
+            "environment",
+            approval.approver,
+            approval.state,
+            run_sha,
+            why,
+            f"independent human with write permission approved the {environment} deployment",
         )
 
     have = len(counted)

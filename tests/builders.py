@@ -9,12 +9,12 @@ from __future__ import annotations
 from datetime import UTC, datetime
 from typing import Any
 
-from app.policy.loader import PolicySet, parse_policy_text
-
 from app.decision import Decision, DecisionRequest
+from app.devissuer import HUMAN_PRESET
 from app.engine import decide
 from app.evidence.model import Account, CommitFacts, Evidence, PullRequestFacts, Review, RunFacts, Standing
 from app.identity import WorkloadIdentity
+from app.policy.loader import PolicySet, parse_policy_text
 
 HEAD = "a" * 40
 OLD = "b" * 40
@@ -86,35 +86,19 @@ NOW = datetime(2026, 11, 23, 12, 0, tzinfo=UTC)
 
 
 def claims(**overrides: Any) -> dict[str, Any]:
+    """GitHub-shaped claims: the dev issuer's human preset at HEAD, fixed times, then ``overrides``."""
     base: dict[str, Any] = {
+        **HUMAN_PRESET,
         "iss": "https://token.actions.githubusercontent.com",
         "aud": "agent-gate",
-        "sub": "repo:octo-org/octo-repo:ref:refs/heads/main",
         "jti": "example-id",
         "iat": 1_790_000_000,
         "exp": 1_790_000_300,
         "nbf": 1_790_000_000,
-        "repository": "octo-org/octo-repo",
-        "repository_id": "2000",
-        "repository_owner": "octo-org",
-        "repository_owner_id": "1000",
-        "repository_visibility": "private",
-        "actor": "octocat",
-        "actor_id": "583231",
         "event_name": "push",
-        "ref": "refs/heads/main",
-        "ref_type": "branch",
-        "head_ref": "",
-        "base_ref": "",
         "sha": HEAD,
-        "workflow": "deploy",
-        "workflow_ref": "octo-org/octo-repo/.github/workflows/deploy.yml@refs/heads/main",
-        "job_workflow_ref": "octo-org/octo-repo/.github/workflows/deploy.yml@refs/heads/main",
+        "workflow_sha": HEAD,
         "job_workflow_sha": HEAD,
-        "run_id": "9000",
-        "run_number": "7",
-        "run_attempt": "1",
-        "runner_environment": "github-hosted",
     }
     base.update(overrides)
     return base
