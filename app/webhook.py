@@ -92,7 +92,14 @@ def github_webhook() -> tuple[Response, int]:
         raise InvalidRequest("the webhook body is not JSON", code="invalid-json") from exc
     if not isinstance(payload, dict):
         raise InvalidRequest("the webhook body is not a JSON object", code="invalid-json")
-    result = handle_event(g, event, payload, delivery)
+    try:
+        result = handle_event(g, event, payload, delivery)
+    except (KeyError, TypeError, ValueError) as exc:
+        raise InvalidRequest(
+            f"the {event} payload lacks a field the gate needs ({exc.__class__.__name__}: {exc}); "
+            "is the App subscribed to the documented events?",
+            code="invalid-payload",
+        ) from exc
     return jsonify({"status": "processed", "delivery": delivery, **result}), 200
 
 

@@ -250,3 +250,11 @@ def test_webhook_payloads_used_here_have_githubs_shape():
         pr.get("properties", {}) or pr["allOf"][0]["properties"]
     )
     assert {"id", "full_name", "owner"} <= set(schema["properties"]["repository"]["properties"])
+
+
+def test_a_signed_payload_missing_fields_is_a_clear_400(hub):
+    payload = hub.payload("opened")
+    del payload["pull_request"]["head"]
+    response = hub.deliver("pull_request", payload)
+    assert response.status_code == 400
+    assert response.get_json()["errors"][0]["code"] == "invalid-payload"
