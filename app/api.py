@@ -133,6 +133,7 @@ def create_decision() -> tuple[Response, int]:
     g.store.append_audit("decision", decision_audit_payload(decision, verified.token_hash))
     g.store.save_decision(decision.decision_id, decision.model_dump(mode="json"))
     g.after_decision(decision)
+    g.housekeep()
     answer = decision.model_dump(mode="json")
     if decision.allowed:
         answer.update(issue_grant(identity, body, decision))

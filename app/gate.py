@@ -7,6 +7,7 @@ interfaces so tests pass fakes that record what they were asked.
 from __future__ import annotations
 
 import logging
+import threading
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
@@ -61,6 +62,34 @@ class Gate:
     checks: CheckRunPublisher | None = None
     # Told when the webhook reports that evidence behind earlier decisions changed.
     evidence_listeners: list[EvidenceListener] = field(default_factory=list)
+
+    # Housekeeping (purging expired replay records and grants) runs at most this often per process.
+    housekeeping_interval: float = 300.0
+    _housekept_at: float = field(default=float("-inf"), repr=False)
+    _housekeeping_lock: threading.Lock = field(default_factory=threading.Lock, repr=False)
+
+    def housekeep(self) -> None:
+        """Purge expired replay records and grants, at most every ``housekeeping_interval`` seconds.
+
+        Called after decisions; cheap when not due. Purging only drops rows that can no longer matter
+        (tokens past exp plus leeway, grants past expiry), so it can never turn a deny into an allow.
+        """
+        now = self.clock()
+        if now - self._housekept_at < self.housekeeping_interval or not self._housekeeping_lock.acquire(
+            blocking=False
+        ):
+            return
+        try:
+            self._housekept_at = now
+            replays = self.store.purge_expired(int(now))
+            grants = self.grants.purge_expired() if self.grants is not None else 0
+            if grants:
+                self.store.append_audit("grants-expired", {"purged": grants, "reason": "expired"})
+            log.info("housekeeping: purged %d replay record(s) and %d expired grant(s)", replays, grants)
+        except Exception as exc:  # noqa: BLE001  # housekeeping must never break a request
+            log.warning("housekeeping failed: %s", exc.__class__.__name__)
+        finally:
+            self._housekeeping_lock.release()
 
     def details_url(self, decision_id: str) -> str:
         return f"{self.settings.public_url.rstrip('/')}/decisions/{decision_id}"

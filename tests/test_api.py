@@ -278,3 +278,31 @@ def test_openapi_describes_the_decision_endpoint(client):
     assert {"decision_id", "allowed", "reasons", "remedy", "policy_digest"} <= set(
         schemas["Decision"]["properties"]
     )
+
+
+def test_housekeeping_purges_expired_replay_records_at_most_every_interval(app, ask):
+    gate = app.extensions["agent_gate"]
+    store = gate.store
+    store.claim_jti("https://old.example", "gone", 1000)
+    gate.housekeeping_interval = 3600
+    ask({"action": "read"})
+    assert store.claim_jti("https://old.example", "gone", 1000) is True, "purged on the first decision"
+    ask({"action": "read"})
+    assert store.claim_jti("https://old.example", "gone", 1000) is False, (
+        "not purged again before the interval"
+    )
+
+
+def test_a_failing_check_run_never_changes_the_decision(app, ask, evidence_source):
+    from tests.builders import ALICE, evidence, pull_request, review
+
+    def broken(decision):
+        raise RuntimeError("GitHub is down")
+
+    gate = app.extensions["agent_gate"]
+    gate.hooks.append(broken)
+    evidence_source.evidence = evidence(pr=pull_request(), reviews=[review(ALICE)])
+    response = ask({"action": "merge", "pull_request": 12}, event_name="workflow_dispatch")
+    assert response.status_code == 403
+    kinds = [r.kind for r in gate.store.iter_audit()]
+    assert kinds == ["decision", "side-effect-failed"]
