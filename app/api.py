@@ -168,12 +168,18 @@ def issue_grant(identity: WorkloadIdentity, body: DecisionRequest, decision: Dec
     from app.grants import GrantSubject
     from app.grants_api import issued_body
 
-    issued = g.grants.issue(
-        GrantSubject.of(decision, identity),
-        audience=audience,
-        ttl=spec.ttl if spec else 600,
-        github_permissions=dict(rule.github_permissions) if rule.github_permissions else None,
-    )
+    try:
+        issued = g.grants.issue(
+            GrantSubject.of(decision, identity),
+            audience=audience,
+            ttl=spec.ttl if spec else 600,
+            github_permissions=dict(rule.github_permissions) if rule.github_permissions else None,
+        )
+    except GateError as exc:
+        # The decision stands in the audit log; the credentials were not issued, and the caller is
+        # told so (503 or the error's own status) rather than handed an allow without them.
+        g.store.append_audit("grant-failed", {"decision_id": decision.decision_id, "error": exc.code})
+        raise
     return issued_body(issued)
 
 

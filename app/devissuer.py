@@ -12,6 +12,7 @@ policy expects. :data:`AGENT_PRESET` turns the actor into the Copilot coding age
 from __future__ import annotations
 
 import base64
+import contextlib
 import hashlib
 import json
 import logging
@@ -126,6 +127,7 @@ class DevIssuer:
         self.jwks_path = self.data_dir / JWKS_FILE
         self._lock = threading.Lock()
         self._private_key: rsa.RSAPrivateKey | None = None
+        self._kid: str | None = None
         self._ensured = False
 
     def ensure_key(self) -> None:
@@ -144,7 +146,7 @@ class DevIssuer:
             if mode & 0o077:
                 log.warning("tightening the permissions of %s from %o to 600", self.key_path, mode)
                 self.key_path.chmod(0o600)
-            self._private_key = None  # (re)load what is on disk
+            self._private_key, self._kid = None, None  # (re)load what is on disk
             expected = {"keys": [self.public_jwk()]}
             if _read_json(self.jwks_path) != expected:
                 _write_atomically(self.jwks_path, json.dumps(expected, indent=2).encode(), 0o644)
@@ -162,10 +164,10 @@ class DevIssuer:
                 f.write(pem)
                 f.flush()
                 os.fsync(f.fileno())
-            try:
-                os.link(tmp, self.key_path)  # atomic create-if-absent: a complete file or none
-            except FileExistsError:
-                pass  # another process made it first: use theirs
+            # Atomic create-if-absent: a complete file or none. If another process made it first,
+            # theirs is used.
+            with contextlib.suppress(FileExistsError):
+                os.link(tmp, self.key_path)
         finally:
             tmp.unlink(missing_ok=True)
 
@@ -179,16 +181,23 @@ class DevIssuer:
                     "delete it and the gate makes a new one"
                 ) from exc
             if not isinstance(loaded, rsa.RSAPrivateKey):
-                raise ConfigError(f"{self.key_path} is not an RSA private key; delete it and the gate makes a new one")
+                raise ConfigError(
+                    f"{self.key_path} is not an RSA private key; delete it and the gate makes a new one"
+                )
             self._private_key = loaded
         return self._private_key
 
     @property
     def kid(self) -> str:
         """The RFC 7638 thumbprint of the public key: stable for the key, different for another."""
-        jwk = self._bare_public_jwk()
-        canonical = json.dumps({"e": jwk["e"], "kty": "RSA", "n": jwk["n"]}, separators=(",", ":"), sort_keys=True)
-        return base64.urlsafe_b64encode(hashlib.sha256(canonical.encode()).digest()).rstrip(b"=").decode()
+        if self._kid is None:
+            jwk = self._bare_public_jwk()
+            canonical = json.dumps(
+                {"e": jwk["e"], "kty": "RSA", "n": jwk["n"]}, separators=(",", ":"), sort_keys=True
+            )
+            digest = hashlib.sha256(canonical.encode()).digest()
+            self._kid = base64.urlsafe_b64encode(digest).rstrip(b"=").decode()
+        return self._kid
 
     def _bare_public_jwk(self) -> dict[str, Any]:
         jwk: dict[str, Any] = json.loads(jwt.algorithms.RSAAlgorithm.to_jwk(self._key().public_key()))

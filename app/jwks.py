@@ -81,7 +81,9 @@ class IssuerConfig:
         if self.jwks_url is not None and self.jwks_file is not None:
             raise ConfigError(f"issuer {self.url} has both jwks_url and jwks_file; expected at most one")
         if self.jwks_url is not None and not is_https_url(self.jwks_url):
-            raise ConfigError(f"the jwks_url of issuer {self.url} must be an https URL, got {self.jwks_url!r}")
+            raise ConfigError(
+                f"the jwks_url of issuer {self.url} must be an https URL, got {self.jwks_url!r}"
+            )
 
 
 _GITHUB = "https://token.actions.githubusercontent.com"
@@ -125,7 +127,9 @@ class KeySource:
                 f"the unknown-kid refetch cooldown must be at least {MIN_REFETCH_COOLDOWN:.0f} s, got {refetch_cooldown}"
             )
         if not 0 < timeout <= MAX_FETCH_TIMEOUT:
-            raise ConfigError(f"the JWKS fetch timeout must be in (0, {MAX_FETCH_TIMEOUT:.0f}] s, got {timeout}")
+            raise ConfigError(
+                f"the JWKS fetch timeout must be in (0, {MAX_FETCH_TIMEOUT:.0f}] s, got {timeout}"
+            )
         self.issuer = issuer
         self._session = session
         self._clock = clock
@@ -238,7 +242,9 @@ class KeySource:
             )
         jwks_uri = doc.get("jwks_uri")
         if not isinstance(jwks_uri, str) or not is_https_url(jwks_uri):
-            raise _FetchError(f"the discovery document at {url} has no https jwks_uri (got {_short(jwks_uri)})")
+            raise _FetchError(
+                f"the discovery document at {url} has no https jwks_uri (got {_short(jwks_uri)})"
+            )
         return jwks_uri
 
     def _get_json(self, url: str, what: str) -> Mapping[str, Any]:
@@ -275,7 +281,9 @@ class KeySource:
             kid = jwk.key_id
             size = getattr(jwk.key, "key_size", 0)
             if not kid or size < MIN_RSA_BITS:
-                log.warning("ignoring key %r of %s: %s bits, below %s", kid, self.issuer.url, size, MIN_RSA_BITS)
+                log.warning(
+                    "ignoring key %r of %s: %s bits, below %s", kid, self.issuer.url, size, MIN_RSA_BITS
+                )
                 continue
             if kid in keys:
                 log.warning("ignoring a second key with kid %r in %s", kid, source)

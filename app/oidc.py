@@ -250,7 +250,12 @@ class TokenVerifier:
                 exc,
             )
         if isinstance(exc, InvalidAlgorithmError):
-            _refuse(f"the token's algorithm is not accepted; expected {ALGORITHM}", "unsupported-algorithm", payload, exc)
+            _refuse(
+                f"the token's algorithm is not accepted; expected {ALGORITHM}",
+                "unsupported-algorithm",
+                payload,
+                exc,
+            )
         if isinstance(exc, InvalidKeyError):
             _refuse(
                 f"the issuer's key for this token is not usable (RSA keys must have >= 2048 bits): {exc}",
@@ -272,9 +277,16 @@ class TokenVerifier:
         if isinstance(exc, ExpiredSignatureError | ImmatureSignatureError):
             self._check_times(payload)  # the same checks with the same clock word it best
             code = "expired" if isinstance(exc, ExpiredSignatureError) else "not-yet-valid"
-            _refuse(f"the token is {code.replace('-', ' ')} ({exc}); request a fresh token", code, payload, exc)
+            _refuse(
+                f"the token is {code.replace('-', ' ')} ({exc}); request a fresh token", code, payload, exc
+            )
         if isinstance(exc, InvalidIssuerError):
-            _refuse(f"the token's issuer is {_show(payload.get('iss'))}; expected it exactly", "untrusted-issuer", payload, exc)
+            _refuse(
+                f"the token's issuer is {_show(payload.get('iss'))}; expected it exactly",
+                "untrusted-issuer",
+                payload,
+                exc,
+            )
         if isinstance(exc, InvalidIssuedAtError | InvalidJTIError | InvalidSubjectError):
             _refuse(f"the token has a claim of the wrong type ({exc})", "invalid-claim", payload, exc)
         problem = _time_claim_problem(payload) if isinstance(exc, DecodeError) else None
@@ -380,10 +392,11 @@ def _unverified_parts(token: str) -> tuple[dict[str, Any], dict[str, Any]]:
     if not token.isascii():
         raise TokenError("the bearer token is not a JWT: it holds non-ASCII characters", code="malformed")
     parts = token.split(".")
-    if len(parts) != 3 or not all(parts):
+    # An empty signature is let through to the algorithm check, so that alg "none" is named as such.
+    if len(parts) != 3 or not parts[0] or not parts[1]:
         raise TokenError(
-            f"the bearer token is not a JWT: expected three non-empty dot-separated segments, got "
-            f"{len(parts)} segment(s). Send the job's OIDC token",
+            "the bearer token is not a JWT: expected three dot-separated segments (header, payload, "
+            f"signature), got {len(parts)}. Send the job's OIDC token",
             code="malformed",
         )
     return _b64json(parts[0]), _b64json(parts[1])

@@ -340,3 +340,13 @@ def test_policy_check_flags_forbidden_permissions():
 
     warnings = [p.render() for p in lint(parse_policy_text(POLICY, "p.yml"))]
     assert any("asks for administration; an agent-driven workload never gets them" in w for w in warnings)
+
+
+def test_a_failed_github_token_is_audited_and_no_credential_is_handed_out(h):
+    h.ask({"action": "deploy", "environment": "staging"}, sha=HUMAN_SHA)  # caches the App's own token
+    h.fake.scenario.failures.append({"method": "POST", "path": r"/access_tokens$", "status": 500})
+    response = h.ask({"action": "deploy", "environment": "staging", "grant": True}, sha=HUMAN_SHA)
+    assert response.status_code == 503
+    assert "grant" not in response.get_json()
+    kinds = [r.kind for r in h.app.extensions["agent_gate"].store.iter_audit()]
+    assert kinds[-2:] == ["decision", "grant-failed"]
