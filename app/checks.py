@@ -108,8 +108,9 @@ class CheckRunPublisher:
         self._api = api
 
     def wants(self, decision: Decision) -> bool:
-        """Decisions about a commit: execute and approval actions, or any naming a pull request."""
-        return decision.permission == "execute" or decision.subject.pull_request is not None
+        """Decisions about a commit: execute and approval actions, and any naming a pull request or a sha."""
+        s = decision.subject
+        return decision.permission == "execute" or s.pull_request is not None or s.commit_named
 
     def publish(self, decision: Decision, *, summary_override: str | None = None) -> int:
         body = check_run_body(decision, summary_override=summary_override)

@@ -88,6 +88,7 @@ class Subject(BaseModel):
     runner_environment: str
     pull_request: int | None = None
     triggering_actor: str | None = None
+    commit_named: bool = Field(False, description="The request named the commit (sha) it is about.")
 
 
 class Decision(BaseModel):

@@ -230,6 +230,7 @@ def _subject(
         pull_request=request.pull_request
         or (evidence.pull_request.number if evidence.pull_request else None),
         triggering_actor=run.triggering_actor.login if run and run.triggering_actor else None,
+        commit_named=request.sha is not None,
     )
 
 

@@ -123,3 +123,21 @@ def test_publisher_hook_skips_decisions_not_about_a_commit():
     api = RecordingChecks()
     CheckRunPublisher(api)(run(POLICY, agent_identity(), "read"))
     assert api.calls == []
+
+
+@pytest.mark.parametrize(
+    ("action", "request_kw", "wanted"),
+    [
+        ("read", {}, False),
+        ("open-pull-request", {}, False),
+        ("open-pull-request", {"sha": "c" * 40}, True),
+        ("comment", {"pull_request": 3}, True),
+        ("merge", {}, True),
+    ],
+    ids=["read", "propose", "propose-naming-a-sha", "naming-a-pr", "execute"],
+)
+def test_which_decisions_get_a_check_run(action, request_kw, wanted):
+    assert (
+        CheckRunPublisher(RecordingChecks()).wants(run(POLICY, agent_identity(), action, **request_kw))
+        is wanted
+    )
