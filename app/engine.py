@@ -247,7 +247,15 @@ def approved_commit(
         return target, None
     if pr.merged and pr.merge_commit_sha == target:
         return pr.head_sha, None
-    if target == pr.head_sha or (request.sha is None and pr.state == "open"):
+    if target == pr.head_sha:
+        return pr.head_sha, None
+    # Merging a named, open PR executes its head, whatever commit the merging workflow runs at.
+    if (
+        request.action == "merge"
+        and request.pull_request == pr.number
+        and request.sha is None
+        and pr.state == "open"
+    ):
         return pr.head_sha, None
     return None, Reason(
         code="change",

@@ -466,3 +466,28 @@ def test_evidence_none_reason_is_reported_for_execute():
     )
     assert "the GitHub App is not configured" in " ".join(failed(decision))
     assert HEAD  # the builders' head commit is what approvals would have to name
+
+
+def test_approval_of_another_commit_never_covers_the_commit_being_deployed():
+    # The token's commit is not the head of the open PR GitHub associates with it: the PR's
+    # approvals say nothing about what is being deployed.
+    decision = run(
+        POLICY,
+        identity(sha=OLD),
+        "deploy",
+        evidence(pr=pull_request(), reviews=[review(BOB)]),
+        environment="production",
+    )
+    assert not decision.allowed
+    assert "is neither the head" in " ".join(failed(decision))
+
+
+def test_merging_a_named_open_pr_executes_its_head():
+    decision = run(
+        POLICY,
+        identity(sha=OLD, event_name="workflow_dispatch"),
+        "merge",
+        evidence(pr=pull_request(), reviews=[review(BOB)]),
+        pull_request=12,
+    )
+    assert decision.allowed, failed(decision)
