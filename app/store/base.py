@@ -34,7 +34,8 @@ class ChainReport:
     ok: bool
     records: int
     first_bad_seq: int | None = None
-    problem: str | None = None  # e.g. "record 17: hash does not match its contents (edited?)"
+    problem: str | None = None  # e.g. "record 17: its contents do not match its hash (edited?)"
+    head: tuple[int, str] | None = None  # the last verified record's (seq, hash), when ok
 
 
 class Store(Protocol):
@@ -45,11 +46,19 @@ class Store(Protocol):
         ...
 
     def iter_audit(self, since: datetime | None = None) -> Iterator[AuditRecord]:
-        """Records in chain order, optionally only those at or after ``since``."""
+        """Records in chain order; with ``since``, from the first record at or after it to the end.
+
+        The result is always a contiguous piece of the chain (a later record with an earlier time,
+        from another worker's clock, is kept), so it re-verifies from its first ``prev_hash``.
+        """
         ...
 
-    def verify_audit(self) -> ChainReport:
-        """Recompute the whole chain; name the first broken record."""
+    def verify_audit(self, *, anchor: tuple[int, str] | None = None) -> ChainReport:
+        """Recompute the whole chain; name the first broken record.
+
+        ``anchor`` = a (seq, hash) taken earlier from :meth:`head` and kept elsewhere: the chain must
+        still hold that record with that hash (catches a truncated or re-hashed log).
+        """
         ...
 
     def claim_jti(self, issuer: str, jti: str, expires_at: int) -> bool:

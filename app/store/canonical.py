@@ -1,29 +1,180 @@
-"""Canonical JSON and the audit record hash, shared by the store and by independent verifiers.
+"""Canonical JSON, the audit record hash and the chain check: shared by every store and by auditors.
 
-hash = sha256(canonical_json({"seq", "time", "kind", "payload", "prev_hash"})) where canonical JSON
-has sorted keys, no whitespace, UTF-8, and ``time`` as ISO-8601 UTC with microseconds.
+A record's ``hash`` is ``sha256(canonical_json({"seq", "time", "kind", "payload", "prev_hash"}))``.
+Canonical JSON has sorted keys (by code point), no whitespace, UTF-8 (non-ASCII written as is), no
+NaN or infinity, and datetimes as ISO-8601 UTC with microseconds (``2026-11-23T10:00:00.000000+00:00``).
+``prev_hash`` is the previous record's ``hash``; the first record's is :data:`GENESIS` (64 zeros).
+docs/audit.md shows the same computation in 15 lines an auditor can run on an export.
 """
 
 from __future__ import annotations
 
 import hashlib
 import json
+from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from typing import Any
+
+from app.store.base import AuditRecord, ChainReport
 
 GENESIS = "0" * 64
 
 
+def utc_iso(when: datetime) -> str:
+    """``when`` as ISO-8601 UTC with microseconds. Raises ValueError for a naive datetime."""
+    if when.tzinfo is None or when.utcoffset() is None:
+        raise ValueError(f"the time {when.isoformat()} has no time zone; give it one (UTC)")
+    return when.astimezone(UTC).isoformat(timespec="microseconds")
+
+
+def json_default(value: Any) -> str:
+    """``default=`` for json.dumps: datetimes as ISO-8601 UTC; anything else is refused (TypeError)."""
+    if isinstance(value, datetime):
+        return utc_iso(value)
+    raise TypeError(f"a {type(value).__name__} cannot be written as JSON")
+
+
 def canonical_json(value: Any) -> bytes:
-    return json.dumps(value, sort_keys=True, separators=(",", ":"), ensure_ascii=False).encode("utf-8")
+    """The canonical encoding. Raises TypeError or ValueError for what JSON cannot represent."""
+    return json.dumps(
+        value,
+        sort_keys=True,
+        separators=(",", ":"),
+        ensure_ascii=False,
+        allow_nan=False,  # NaN is not JSON: another language's verifier could not read it back
+        default=json_default,
+    ).encode("utf-8")
+
+
+def normalise_payload(payload: dict[str, Any]) -> dict[str, Any]:
+    """The payload as it reads back from storage: JSON types only, string keys, datetimes as text.
+
+    Hash this, not the caller's dict: ``{10: 1, 9: 2}`` sorts differently before and after a JSON
+    round trip, and a hash over the caller's form would not re-verify. Raises TypeError or ValueError.
+    """
+    # Unsorted first: keys of mixed types (1 and "a") cannot be sorted until they are all strings.
+    text = json.dumps(
+        payload, separators=(",", ":"), ensure_ascii=False, allow_nan=False, default=json_default
+    )
+    normal = json.loads(text, object_pairs_hook=_unique_keys)
+    if not isinstance(normal, dict):
+        raise TypeError(f"an audit payload is a JSON object, got a {type(payload).__name__}")
+    return normal
+
+
+def _unique_keys(pairs: list[tuple[str, Any]]) -> dict[str, Any]:
+    keys = [key for key, _ in pairs]
+    if len(set(keys)) != len(keys):
+        duplicated = sorted({key for key in keys if keys.count(key) > 1})
+        raise ValueError(f"the keys {duplicated} appear twice once written as JSON (1 and '1'?)")
+    return dict(pairs)
 
 
 def record_hash(seq: int, time: datetime, kind: str, payload: dict[str, Any], prev_hash: str) -> str:
-    body = {
-        "seq": seq,
-        "time": time.astimezone(UTC).isoformat(timespec="microseconds"),
-        "kind": kind,
-        "payload": payload,
-        "prev_hash": prev_hash,
-    }
+    """The record's hash over its canonical JSON (``payload`` as :func:`normalise_payload` returns it)."""
+    body = {"seq": seq, "time": utc_iso(time), "kind": kind, "payload": payload, "prev_hash": prev_hash}
     return hashlib.sha256(canonical_json(body)).hexdigest()
+
+
+@dataclass
+class ChainVerifier:
+    """Checks records fed in chain order; the first problem ends the check.
+
+    Start at the beginning of the chain (the defaults), or mid-chain with the first record's own
+    ``seq`` and ``prev_hash`` (an export made with ``--since``). With ``anchor`` = (seq, hash) taken
+    earlier from :meth:`Store.head`, a log truncated or re-hashed since then is caught too.
+    """
+
+    next_seq: int = 1
+    prev_hash: str = GENESIS
+    anchor: tuple[int, str] | None = None
+    records: int = field(default=0, init=False)
+    _anchor_seen: bool = field(default=False, init=False)
+    _first_seq: int = field(default=0, init=False)
+
+    def check(self, record: AuditRecord) -> ChainReport | None:
+        """None while the chain holds; the report naming this record when it breaks here."""
+        broken = self._check_position(record.seq)
+        if broken is not None:
+            return broken
+        if record.prev_hash != self.prev_hash:
+            if record.seq == 1:
+                return self._broken(
+                    1, "record 1 does not start the chain: its prev_hash is not 64 zeros (replaced?)"
+                )
+            return self._broken(
+                record.seq,
+                f"record {record.seq} does not follow record {record.seq - 1}: its prev_hash is not the hash of "
+                f"record {record.seq - 1} (a record was deleted, replaced or reordered?)",
+            )
+        try:
+            actual = record_hash(record.seq, record.time, record.kind, record.payload, record.prev_hash)
+        except (TypeError, ValueError) as exc:
+            return self._broken(record.seq, f"record {record.seq} cannot be read: {exc} (edited?)")
+        if actual != record.hash:
+            return self._broken(
+                record.seq, f"record {record.seq}: its contents do not match its hash (edited?)"
+            )
+        if self.anchor is not None and record.seq == self.anchor[0]:
+            if record.hash != self.anchor[1]:
+                return self._broken(
+                    record.seq,
+                    f"record {record.seq} has the hash {record.hash}, but {self.anchor[1]} was anchored: the log "
+                    f"was rewritten and re-hashed up to record {record.seq}",
+                )
+            self._anchor_seen = True
+        self.prev_hash = record.hash
+        self.next_seq = record.seq + 1
+        return None
+
+    def unreadable(self, seq: int, why: str) -> ChainReport:
+        """The report for a record that cannot even be parsed (a gap before it is named first)."""
+        return self._check_position(seq) or self._broken(seq, f"record {seq} cannot be read: {why} (edited?)")
+
+    def result(self) -> ChainReport:
+        """The verdict once every record was checked without a problem."""
+        if self.anchor is not None and not self._anchor_seen:
+            anchored, last = self.anchor[0], self.next_seq - 1
+            if self.records and anchored < self._first_seq:
+                return ChainReport(
+                    False,
+                    self.records,
+                    anchored,
+                    f"record {anchored} was anchored, but these records start at record {self._first_seq}: "
+                    "the anchor cannot be checked; use a head at or after the first record",
+                )
+            ends = f"the log ends at record {last}" if self.records else "the log is empty"
+            return ChainReport(
+                False,
+                self.records,
+                last + 1,
+                f"record {anchored} was anchored, but {ends}: its tail was removed (truncated?)",
+            )
+        head = (self.next_seq - 1, self.prev_hash) if self.records else None
+        return ChainReport(True, self.records, head=head)
+
+    def _check_position(self, seq: int) -> ChainReport | None:
+        if not self.records:
+            self._first_seq = seq
+        self.records += 1
+        if seq > self.next_seq:
+            if self.next_seq == 1:
+                where = f"the chain starts at record {seq}"
+            else:
+                where = f"the chain goes from record {self.next_seq - 1} to record {seq}"
+            missing = (
+                f"record {self.next_seq}"
+                if seq == self.next_seq + 1
+                else f"records {self.next_seq}-{seq - 1}"
+            )
+            verb = "is" if seq == self.next_seq + 1 else "are"
+            return self._broken(self.next_seq, f"{missing} {verb} missing: {where} (deleted?)")
+        if seq < self.next_seq:
+            return self._broken(
+                seq,
+                f"record {seq} comes after record {self.next_seq - 1}: records are out of order (reordered?)",
+            )
+        return None
+
+    def _broken(self, seq: int, problem: str) -> ChainReport:
+        return ChainReport(False, self.records, seq, problem)

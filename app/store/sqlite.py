@@ -1,33 +1,44 @@
-"""The embedded store: SQLite in WAL mode, safe with several gunicorn worker processes.
+"""The embedded store: SQLite in WAL mode, safe with several gunicorn worker processes and threads.
 
 Audit appends are serialised by ``BEGIN IMMEDIATE`` (one writer at a time across processes) and
-``seq`` is the chain position with a UNIQUE constraint, so two writers can never both append record
-N. Replay records are claimed by an INSERT that fails on conflict: no read-then-write race.
-Every sqlite3 error is wrapped into :class:`app.errors.Unavailable` at this boundary.
+``seq`` is the chain position, a primary key, so two writers can never both append record N.
+Replay records and webhook deliveries are claimed by an INSERT that does nothing on conflict: no
+read-then-write race. Every sqlite3 error is wrapped into :class:`app.errors.Unavailable` here;
+messages for HTTP answers never carry a filesystem path (the log does).
 """
 
 from __future__ import annotations
 
-import contextlib
 import json
 import logging
 import sqlite3
-import threading
 import time
 from collections.abc import Callable, Iterator
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
-from app.errors import ConfigError, Unavailable
+from app.errors import ConfigError, GateError, Unavailable
 from app.store.base import AuditRecord, ChainReport, Store
-from app.store.canonical import GENESIS, record_hash
+from app.store.canonical import (
+    GENESIS,
+    ChainVerifier,
+    canonical_json,
+    json_default,
+    normalise_payload,
+    record_hash,
+    utc_iso,
+)
+from app.store.sqlite_connections import Connections
 
 log = logging.getLogger("agent_gate.store")
 
-# Replay rows are kept this long past the token's exp: the verifier accepts exp with up to 60 s
-# of leeway, so a row must outlive that window or a replay could slip through after a purge.
+# Replay rows are kept this long past the token's exp. The verifier accepts a token up to `leeway`
+# (at most 60 s) after exp, and clocks of the workers sharing the store may differ a little: a row
+# purged while its token is still accepted somewhere would let that token be replayed.
 REPLAY_MARGIN_SECONDS = 120
+
+_PAGE = 500  # audit rows read per query: bounded memory, and no read transaction held across pages
 
 _SCHEMA = """
 CREATE TABLE IF NOT EXISTS audit (
@@ -87,266 +98,263 @@ CREATE TABLE IF NOT EXISTS heartbeat (id INTEGER PRIMARY KEY CHECK (id = 1), at 
 
 
 class SQLiteStore:
-    """The :class:`app.store.base.Store` on one SQLite file; one connection per thread."""
+    """The :class:`app.store.base.Store` on one SQLite file; one connection per thread and process."""
 
     def __init__(
-        self, path: Path, *, busy_timeout_ms: int = 10_000, clock: Callable[[], float] = time.time
+        self, path: Path, *, busy_timeout_ms: int = 5000, clock: Callable[[], float] = time.time
     ) -> None:
         self.path = Path(path)
-        self._busy_timeout_ms = busy_timeout_ms
         self._clock = clock
-        self._local = threading.local()
-        self._connections: list[sqlite3.Connection] = []
-        self._lock = threading.Lock()
+        self._db = Connections(self.path, busy_timeout_ms=busy_timeout_ms)
         try:
-            self.path.parent.mkdir(mode=0o700, parents=True, exist_ok=True)
-            conn = self._conn()
+            self._db.create_file()
+            conn = self._db.get()
+            # WAL lets readers work while one writer appends; it persists in the file once set.
+            mode = str(conn.execute("PRAGMA journal_mode = WAL").fetchone()[0])
             conn.executescript(_SCHEMA)
         except (OSError, sqlite3.Error) as exc:
-            raise Unavailable(f"the store cannot be opened: {exc}", code="store-unavailable") from exc
-
-    # -- connections ---------------------------------------------------------------------------
-    def _conn(self) -> sqlite3.Connection:
-        conn: sqlite3.Connection | None = getattr(self._local, "conn", None)
-        if conn is None:
-            # isolation_level=None: we issue BEGIN ourselves, so the transaction kinds are explicit.
-            conn = sqlite3.connect(
-                self.path, timeout=self._busy_timeout_ms / 1000, isolation_level=None, check_same_thread=True
+            log.error("cannot open the store %s: %s", self.path, exc)
+            raise Unavailable(
+                f"the store at {self.path} cannot be opened ({exc}); check that its directory is writable "
+                "by the gate's user",
+                code="store-unavailable",
+            ) from exc
+        if mode.lower() != "wal":
+            log.warning(
+                "the store %s runs in %r journal mode, not WAL (a network filesystem?): writers still "
+                "exclude each other, but readers wait for them",
+                self.path,
+                mode,
             )
-            conn.execute(f"PRAGMA busy_timeout = {int(self._busy_timeout_ms)}")
-            conn.execute("PRAGMA journal_mode = WAL")
-            # FULL: an audit record acknowledged to a client survives a power loss, at the cost of an
-            # fsync per commit (decisions are rare next to that cost).
-            conn.execute("PRAGMA synchronous = FULL")
-            conn.execute("PRAGMA foreign_keys = ON")
-            self._local.conn = conn
-            with self._lock:
-                self._connections.append(conn)
-        return conn
 
     def close(self) -> None:
-        with self._lock:
-            for conn in self._connections:
-                # Closing another thread's connection may fail; that thread's connection dies with it.
-                with contextlib.suppress(sqlite3.Error):
-                    conn.close()
-            self._connections.clear()
-        self._local = threading.local()
+        """Close every connection; the store refuses further use."""
+        self._db.close()
 
     # -- audit ---------------------------------------------------------------------------------
     def append_audit(
         self, kind: str, payload: dict[str, Any], *, time: datetime | None = None
     ) -> AuditRecord:
-        when = (time or datetime.fromtimestamp(self._clock(), UTC)).astimezone(UTC)
-        conn = self._conn()
+        """Append one record atomically and durably. Raises ``Unavailable(code='audit-unavailable')``."""
+        when = datetime.fromtimestamp(self._clock(), UTC) if time is None else time
         try:
-            conn.execute("BEGIN IMMEDIATE")
-            try:
-                row = conn.execute("SELECT seq, hash FROM audit ORDER BY seq DESC LIMIT 1").fetchone()
-                seq, prev = (row[0] + 1, row[1]) if row else (1, GENESIS)
-                digest = record_hash(seq, when, kind, payload, prev)
-                conn.execute(
-                    "INSERT INTO audit (seq, time, kind, payload, prev_hash, hash) VALUES (?, ?, ?, ?, ?, ?)",
-                    (
-                        seq,
-                        _iso(when),
-                        kind,
-                        json.dumps(payload, sort_keys=True, separators=(",", ":")),
-                        prev,
-                        digest,
-                    ),
-                )
-                conn.execute("COMMIT")
-            except BaseException:
-                conn.execute("ROLLBACK")
-                raise
-        except (sqlite3.Error, TypeError, ValueError) as exc:
-            log.error("audit append failed (%s): %s", self.path, exc)
+            normal = normalise_payload(payload)
+            payload_text = canonical_json(normal).decode("utf-8")
+            time_text = utc_iso(when)
+        except (TypeError, ValueError) as exc:
+            log.error("audit record %r not written, its payload cannot be encoded: %s", kind, exc)
             raise Unavailable(
-                "the audit log cannot be written, so nothing was allowed; retry, and tell the gate's operators "
-                "if it persists",
+                "the audit record cannot be encoded, so nothing was allowed; this is a bug in the gate, "
+                "tell its operators",
                 code="audit-unavailable",
             ) from exc
-        return AuditRecord(seq=seq, time=when, kind=kind, payload=payload, prev_hash=prev, hash=digest)
+        with (
+            self._db.failing_as(
+                "audit-unavailable",
+                "the audit log cannot be written, so nothing was allowed",
+                "retry, and tell the gate's operators if it persists",
+            ),
+            self._db.transaction(durable=True) as conn,
+        ):
+            row = conn.execute("SELECT seq, hash FROM audit ORDER BY seq DESC LIMIT 1").fetchone()
+            seq, prev = (int(row[0]) + 1, str(row[1])) if row else (1, GENESIS)
+            digest = record_hash(seq, when, kind, normal, prev)
+            conn.execute(
+                "INSERT INTO audit (seq, time, kind, payload, prev_hash, hash) VALUES (?, ?, ?, ?, ?, ?)",
+                (seq, time_text, kind, payload_text, prev, digest),
+            )
+        return AuditRecord(
+            seq=seq, time=when.astimezone(UTC), kind=kind, payload=normal, prev_hash=prev, hash=digest
+        )
+
+    def _audit_rows(self, first_seq: int) -> Iterator[tuple[Any, ...]]:
+        """Raw rows from ``first_seq`` on, a page per query (keyset: each query is its own snapshot)."""
+        after = first_seq - 1
+        while True:
+            with self._db.failing_as("store-unavailable", "the audit log cannot be read"):
+                rows = (
+                    self._db.get()
+                    .execute(
+                        "SELECT seq, time, kind, payload, prev_hash, hash FROM audit WHERE seq > ? "
+                        "ORDER BY seq LIMIT ?",
+                        (after, _PAGE),
+                    )
+                    .fetchall()
+                )
+            yield from rows
+            if len(rows) < _PAGE:
+                return
+            after = int(rows[-1][0])
 
     def iter_audit(self, since: datetime | None = None) -> Iterator[AuditRecord]:
-        conn = self._conn()
-        query = "SELECT seq, time, kind, payload, prev_hash, hash FROM audit"
-        args: tuple[Any, ...] = ()
-        if since is not None:
-            query += " WHERE time >= ?"
-            args = (_iso(since.astimezone(UTC)),)
-        try:
-            rows = conn.execute(query + " ORDER BY seq", args).fetchall()
-        except sqlite3.Error as exc:
-            raise Unavailable(f"the audit log cannot be read: {exc}", code="store-unavailable") from exc
-        for seq, when, kind, payload, prev, digest in rows:
-            yield AuditRecord(
-                seq=seq,
-                time=datetime.fromisoformat(when),
-                kind=kind,
-                payload=json.loads(payload),
-                prev_hash=prev,
-                hash=digest,
-            )
+        """Records in chain order; with ``since``, from the first record at or after it to the end.
 
-    def verify_audit(self) -> ChainReport:
-        expected_seq = 1
-        prev = GENESIS
-        count = 0
-        for record in self.iter_audit():
-            count += 1
-            if record.seq != expected_seq:
-                return ChainReport(
-                    False,
-                    count,
-                    record.seq,
-                    f"record {expected_seq} is missing (the next record is {record.seq}): deleted?",
+        Raises ``GateError(code='audit-corrupt')`` on a record that cannot be parsed (run verify).
+        """
+        first = 1
+        if since is not None:
+            with self._db.failing_as("store-unavailable", "the audit log cannot be read"):
+                row = (
+                    self._db.get()
+                    .execute("SELECT MIN(seq) FROM audit WHERE time >= ?", (utc_iso(since),))
+                    .fetchone()
                 )
-            if record.prev_hash != prev:
-                return ChainReport(
-                    False,
-                    count,
-                    record.seq,
-                    f"record {record.seq} does not link to record {record.seq - 1}: deleted or reordered?",
-                )
-            actual = record_hash(record.seq, record.time, record.kind, record.payload, record.prev_hash)
-            if actual != record.hash:
-                return ChainReport(
-                    False,
-                    count,
-                    record.seq,
-                    f"record {record.seq}: its hash does not match its contents: edited?",
-                )
-            prev = record.hash
-            expected_seq += 1
-        return ChainReport(True, count)
+            if row[0] is None:
+                return
+            first = int(row[0])
+        for row in self._audit_rows(first):
+            try:
+                yield _record(row)
+            except ValueError as exc:
+                raise GateError(
+                    f"audit record {row[0]} cannot be read: {exc}; run `agent-gate audit verify`",
+                    code="audit-corrupt",
+                ) from exc
+
+    def verify_audit(self, *, anchor: tuple[int, str] | None = None) -> ChainReport:
+        """Recompute every hash and link; the report names the first broken record."""
+        verifier = ChainVerifier(anchor=anchor)
+        for row in self._audit_rows(1):
+            try:
+                record = _record(row)
+            except ValueError as exc:
+                return verifier.unreadable(int(row[0]), str(exc))
+            broken = verifier.check(record)
+            if broken is not None:
+                return broken
+        return verifier.result()
 
     def head(self) -> tuple[int, str] | None:
         """The last record's (seq, hash), for auditors to anchor elsewhere."""
-        row = self._conn().execute("SELECT seq, hash FROM audit ORDER BY seq DESC LIMIT 1").fetchone()
+        with self._db.failing_as("store-unavailable", "the audit log cannot be read"):
+            row = self._db.get().execute("SELECT seq, hash FROM audit ORDER BY seq DESC LIMIT 1").fetchone()
         return (int(row[0]), str(row[1])) if row else None
 
     # -- replay --------------------------------------------------------------------------------
     def claim_jti(self, issuer: str, jti: str, expires_at: int) -> bool:
-        try:
-            self._conn().execute(
-                "INSERT INTO replay (issuer, jti, expires_at) VALUES (?, ?, ?)",
+        """True the first time (issuer, jti) is seen, False ever after (until purged past expiry)."""
+        with self._db.failing_as(
+            "store-unavailable", "the replay record cannot be written, so the token was not accepted"
+        ):
+            cur = self._db.get().execute(
+                "INSERT INTO replay (issuer, jti, expires_at) VALUES (?, ?, ?) "
+                "ON CONFLICT (issuer, jti) DO NOTHING",
                 (issuer, jti, int(expires_at)),
             )
-            return True
-        except sqlite3.IntegrityError:
-            return False
-        except sqlite3.Error as exc:
-            log.error("replay record failed (%s): %s", self.path, exc)
-            raise Unavailable(
-                "the replay record cannot be written, so the token was not accepted; retry later",
-                code="store-unavailable",
-            ) from exc
+        return cur.rowcount == 1
 
     def purge_expired(self, now: int) -> int:
-        try:
-            cur = self._conn().execute(
+        """Drop replay records whose token expired more than ``REPLAY_MARGIN_SECONDS`` before ``now``."""
+        with self._db.failing_as("store-unavailable", "expired replay records cannot be purged"):
+            cur = self._db.get().execute(
                 "DELETE FROM replay WHERE expires_at < ?", (int(now) - REPLAY_MARGIN_SECONDS,)
             )
-            return int(cur.rowcount)
-        except sqlite3.Error as exc:
-            raise Unavailable(f"the store cannot be written: {exc}", code="store-unavailable") from exc
+        return int(cur.rowcount)
 
     # -- decisions and deliveries --------------------------------------------------------------
     def save_decision(self, decision_id: str, record: dict[str, Any]) -> None:
-        try:
-            self._conn().execute(
-                "INSERT OR REPLACE INTO decisions (decision_id, created_at, record) VALUES (?, ?, ?)",
-                (decision_id, int(self._clock()), json.dumps(record, separators=(",", ":"))),
+        """Keep the full decision for the decision page (replacing one saved under the same id)."""
+        try:  # in the record's own key order, as the page shows it
+            text = json.dumps(
+                record, separators=(",", ":"), ensure_ascii=False, allow_nan=False, default=json_default
             )
-        except sqlite3.Error as exc:
-            raise Unavailable("the decision record cannot be written", code="store-unavailable") from exc
+        except (TypeError, ValueError) as exc:
+            raise Unavailable(
+                f"the decision record cannot be encoded ({exc})", code="store-unavailable"
+            ) from exc
+        with self._db.failing_as("store-unavailable", "the decision record cannot be written"):
+            self._db.get().execute(
+                "INSERT OR REPLACE INTO decisions (decision_id, created_at, record) VALUES (?, ?, ?)",
+                (decision_id, int(self._clock()), text),
+            )
 
     def get_decision(self, decision_id: str) -> dict[str, Any] | None:
-        row = (
-            self._conn()
-            .execute("SELECT record FROM decisions WHERE decision_id = ?", (decision_id,))
-            .fetchone()
-        )
-        return json.loads(row[0]) if row else None
+        with self._db.failing_as("store-unavailable", "the decision record cannot be read"):
+            row = (
+                self._db.get()
+                .execute("SELECT record FROM decisions WHERE decision_id = ?", (decision_id,))
+                .fetchone()
+            )
+        if row is None:
+            return None
+        try:
+            record = json.loads(row[0])
+        except (TypeError, ValueError) as exc:
+            raise Unavailable(
+                "the decision record cannot be read (it is not JSON)", code="store-unavailable"
+            ) from exc
+        return record if isinstance(record, dict) else None
 
     def claim_delivery(self, delivery_id: str, event: str) -> bool:
         """Record a webhook delivery; False when it was processed already (a redelivery)."""
-        try:
-            self._conn().execute(
-                "INSERT INTO deliveries (delivery_id, event, received_at) VALUES (?, ?, ?)",
+        with self._db.failing_as("store-unavailable", "the webhook delivery cannot be recorded"):
+            cur = self._db.get().execute(
+                "INSERT INTO deliveries (delivery_id, event, received_at) VALUES (?, ?, ?) "
+                "ON CONFLICT (delivery_id) DO NOTHING",
                 (delivery_id, event, int(self._clock())),
             )
-            return True
-        except sqlite3.IntegrityError:
-            return False
-        except sqlite3.Error as exc:
-            raise Unavailable("the webhook delivery cannot be recorded", code="store-unavailable") from exc
+        return cur.rowcount == 1
 
     # -- grants and signing keys -----------------------------------------------------------------
     def save_grant(self, record: dict[str, Any]) -> None:
         columns = ", ".join(record)
         marks = ", ".join("?" for _ in record)
-        try:
-            self._conn().execute(f"INSERT INTO grants ({columns}) VALUES ({marks})", tuple(record.values()))  # noqa: S608  # column names are ours
-        except sqlite3.Error as exc:
-            raise Unavailable(
-                "the grant cannot be recorded, so it was not issued", code="store-unavailable"
-            ) from exc
+        with self._db.failing_as("store-unavailable", "the grant cannot be recorded, so it was not issued"):
+            self._db.get().execute(f"INSERT INTO grants ({columns}) VALUES ({marks})", tuple(record.values()))  # noqa: S608  # column names are ours
 
     def get_grant(self, jti: str) -> dict[str, Any] | None:
-        conn = self._conn()
-        conn.row_factory = sqlite3.Row
-        try:
-            row = conn.execute("SELECT * FROM grants WHERE jti = ?", (jti,)).fetchone()
-        finally:
-            conn.row_factory = None
+        with self._db.failing_as("store-unavailable", "the grant record cannot be read"):
+            cur = self._db.get().cursor()
+            cur.row_factory = sqlite3.Row
+            row = cur.execute("SELECT * FROM grants WHERE jti = ?", (jti,)).fetchone()
         return dict(row) if row else None
 
     def find_grants(self, where: str, args: tuple[Any, ...]) -> list[dict[str, Any]]:
         """Unrevoked grants matching a fixed SQL condition written by the grant service."""
-        conn = self._conn()
-        conn.row_factory = sqlite3.Row
-        try:
-            query = f"SELECT * FROM grants WHERE revoked_at IS NULL AND ({where})"  # noqa: S608  # callers pass constants
-            rows = conn.execute(query, args).fetchall()
-        finally:
-            conn.row_factory = None
+        query = f"SELECT * FROM grants WHERE revoked_at IS NULL AND ({where})"  # noqa: S608  # callers pass constants
+        with self._db.failing_as("store-unavailable", "the grant records cannot be read"):
+            cur = self._db.get().cursor()
+            cur.row_factory = sqlite3.Row
+            rows = cur.execute(query, args).fetchall()
         return [dict(r) for r in rows]
 
     def revoke_grant(self, jti: str, reason: str, at: int) -> bool:
-        """Mark a grant revoked; False when it already was (revocation is idempotent)."""
-        try:
-            cur = self._conn().execute(
+        """Mark a grant revoked, durably; False when it already was (revocation is idempotent)."""
+        with (
+            self._db.failing_as("store-unavailable", "the revocation cannot be recorded", "retry"),
+            self._db.transaction(durable=True) as conn,
+        ):
+            cur = conn.execute(
                 "UPDATE grants SET revoked_at = ?, revoked_reason = ?, github_token_sealed = NULL "
                 "WHERE jti = ? AND revoked_at IS NULL",
                 (at, reason, jti),
             )
-        except sqlite3.Error as exc:
-            raise Unavailable("the revocation cannot be recorded; retry", code="store-unavailable") from exc
         return cur.rowcount == 1
 
     def purge_grants(self, before: int) -> int:
-        cur = self._conn().execute("DELETE FROM grants WHERE expires_at < ?", (before,))
+        with self._db.failing_as("store-unavailable", "expired grants cannot be purged"):
+            cur = self._db.get().execute("DELETE FROM grants WHERE expires_at < ?", (before,))
         return int(cur.rowcount)
 
     def signing_keys(self) -> list[dict[str, Any]]:
-        rows = (
-            self._conn()
-            .execute(
-                "SELECT kid, private_pem, created_at, retired_at FROM signing_keys ORDER BY created_at, kid"
+        with self._db.failing_as("store-unavailable", "the signing keys cannot be read"):
+            rows = (
+                self._db.get()
+                .execute(
+                    "SELECT kid, private_pem, created_at, retired_at FROM signing_keys ORDER BY created_at, kid"
+                )
+                .fetchall()
             )
-            .fetchall()
-        )
         return [
             {"kid": r[0], "private_pem": bytes(r[1]), "created_at": r[2], "retired_at": r[3]} for r in rows
         ]
 
     def add_signing_key(self, kid: str, private_pem: bytes, created_at: int) -> None:
-        conn = self._conn()
-        try:
-            conn.execute("BEGIN IMMEDIATE")
+        """Add the current signing key and retire the previous ones, in one durable transaction."""
+        with (
+            self._db.failing_as("store-unavailable", "the signing key cannot be stored"),
+            self._db.transaction(durable=True) as conn,
+        ):
             conn.execute(
                 "UPDATE signing_keys SET retired_at = ? WHERE retired_at IS NULL AND kid != '__seal__'",
                 (created_at,),
@@ -355,51 +363,84 @@ class SQLiteStore:
                 "INSERT INTO signing_keys (kid, private_pem, created_at) VALUES (?, ?, ?)",
                 (kid, private_pem, created_at),
             )
-            conn.execute("COMMIT")
-        except sqlite3.Error as exc:
-            conn.execute("ROLLBACK")
-            raise Unavailable("the signing key cannot be stored", code="store-unavailable") from exc
 
     def add_seal_key(self, kid: str, key: bytes, created_at: int) -> None:
         """Keep the key that seals GitHub tokens at rest (never retired with the signing keys)."""
-        try:
-            self._conn().execute(
-                "INSERT OR IGNORE INTO signing_keys (kid, private_pem, created_at, retired_at) VALUES (?, ?, ?, ?)",
+        with (
+            self._db.failing_as("store-unavailable", "the sealing key cannot be stored"),
+            self._db.transaction(durable=True) as conn,
+        ):
+            conn.execute(
+                "INSERT OR IGNORE INTO signing_keys (kid, private_pem, created_at, retired_at) "
+                "VALUES (?, ?, ?, ?)",
                 (kid, key, created_at, created_at),
             )
-        except sqlite3.Error as exc:
-            raise Unavailable("the sealing key cannot be stored", code="store-unavailable") from exc
 
     def max_grant_expiry(self, kid: str) -> int | None:
         """The latest expiry of any grant signed with ``kid``: its public key stays published until then."""
-        row = self._conn().execute("SELECT MAX(expires_at) FROM grants WHERE kid = ?", (kid,)).fetchone()
+        with self._db.failing_as("store-unavailable", "the grant records cannot be read"):
+            row = (
+                self._db.get().execute("SELECT MAX(expires_at) FROM grants WHERE kid = ?", (kid,)).fetchone()
+            )
         return int(row[0]) if row and row[0] is not None else None
 
     # -- health --------------------------------------------------------------------------------
     def check_writable(self) -> None:
-        try:
-            self._conn().execute(
+        """A real write (a heartbeat row). Raises ``Unavailable(code='store-unavailable')``."""
+        with self._db.failing_as("store-unavailable", "the store cannot be written", "see the gate's log"):
+            self._db.get().execute(
                 "INSERT INTO heartbeat (id, at) VALUES (1, ?) ON CONFLICT(id) DO UPDATE SET at = excluded.at",
                 (int(self._clock()),),
             )
-        except sqlite3.Error as exc:
-            log.error("store not writable (%s): %s", self.path, exc)
-            raise Unavailable(
-                f"the store cannot be written: {exc.__class__.__name__}", code="store-unavailable"
-            ) from exc
 
 
-def _iso(when: datetime) -> str:
-    return when.astimezone(UTC).isoformat(timespec="microseconds")
+def _record(row: tuple[Any, ...]) -> AuditRecord:
+    """An audit row as a record. Raises ValueError saying, in plain words, what cannot be read."""
+    seq, when, kind, payload, prev, digest = row
+    try:
+        parsed_time = datetime.fromisoformat(when)
+    except (TypeError, ValueError) as exc:
+        raise ValueError(f"its time {when!r} is not an ISO-8601 time") from exc
+    if parsed_time.tzinfo is None:
+        raise ValueError(f"its time {when!r} has no time zone")
+    try:
+        parsed_payload = json.loads(payload)
+    except (TypeError, ValueError) as exc:
+        raise ValueError("its payload is not valid JSON") from exc
+    if not isinstance(parsed_payload, dict):
+        raise ValueError("its payload is not a JSON object")
+    return AuditRecord(
+        seq=int(seq),
+        time=parsed_time,
+        kind=str(kind),
+        payload=parsed_payload,
+        prev_hash=str(prev),
+        hash=str(digest),
+    )
 
 
 def open_store(url_or_path: str) -> Store:
-    """Open the store named by ``sqlite:///abs/path.db`` or a plain path."""
-    if url_or_path.startswith("sqlite:///"):
-        return SQLiteStore(Path(url_or_path.removeprefix("sqlite://")))
-    if "://" in url_or_path:
-        scheme = url_or_path.split("://", 1)[0]
+    """Open the store named by ``sqlite:///ABSOLUTE/PATH.db`` or a plain file path.
+
+    Raises :class:`ConfigError` for any other form (``postgresql://`` is not in this version).
+    """
+    supported = "expected sqlite:///ABSOLUTE/PATH.db or a file path"
+    value = url_or_path.strip()
+    if "://" in value:
+        scheme, rest = value.split("://", 1)
+        if scheme.lower() != "sqlite":
+            raise ConfigError(
+                f"GATE_DATABASE: the {scheme!r} store is not supported by this version; {supported}"
+            )
+        if not rest.startswith("/") or rest == "/":
+            raise ConfigError(f"GATE_DATABASE: {value!r} names no absolute file path; {supported}")
+        if "?" in rest or "#" in rest:
+            raise ConfigError(
+                f"GATE_DATABASE: {value!r} has URL options, which are not supported; {supported}"
+            )
+        value = "/" + rest.lstrip("/")  # sqlite:////abs/path.db is the same file
+    if not value or value == ":memory:":
         raise ConfigError(
-            f"GATE_DATABASE: the {scheme!r} store is not supported by this version; expected sqlite:///PATH or a path"
+            f"GATE_DATABASE: {url_or_path!r} is not a file; the store must be a file that every worker opens; {supported}"
         )
-    return SQLiteStore(Path(url_or_path))
+    return SQLiteStore(Path(value))

@@ -1,0 +1,187 @@
+"""SQLite connections for a store shared by threads and gunicorn worker processes.
+
+One connection per thread (``threading.local``) and per process: a connection never crosses a fork
+(SQLite's rule), and connections of finished threads are closed. Transactions are explicit
+(``BEGIN IMMEDIATE``) and can be made durable (``synchronous=FULL``) one at a time. sqlite3 errors
+become :class:`app.errors.Unavailable` with a path-free message; the log gets the details.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import logging
+import os
+import sqlite3
+import threading
+from collections.abc import Iterator
+from pathlib import Path
+
+from app.errors import Unavailable
+
+log = logging.getLogger("agent_gate.store")
+
+# What sqlite's primary result codes mean to an operator; path-free, so safe in HTTP answers.
+_PLAIN = {
+    "SQLITE_BUSY": "the database is locked by another writer",
+    "SQLITE_LOCKED": "the database is locked by another writer",
+    "SQLITE_READONLY": "the database is read-only",
+    "SQLITE_FULL": "the disk is full",
+    "SQLITE_IOERR": "a disk I/O error",
+    "SQLITE_CANTOPEN": "the database file cannot be opened",
+    "SQLITE_PERM": "permission denied",
+    "SQLITE_CORRUPT": "the database file is corrupt",
+    "SQLITE_NOTADB": "the file is not a SQLite database",
+    "SQLITE_CONSTRAINT": "a constraint of the database refused the write",
+}
+
+# Guards the hand-over of connections in a forked child; recreated there, since a lock another
+# thread held at fork time would stay held forever in the child.
+_fork_lock = threading.Lock()
+
+
+def _reset_fork_lock() -> None:
+    global _fork_lock
+    _fork_lock = threading.Lock()
+
+
+os.register_at_fork(after_in_child=_reset_fork_lock)
+
+
+def describe(exc: sqlite3.Error) -> str:
+    """A short, path-free phrase for a sqlite3 error."""
+    name = getattr(exc, "sqlite_errorname", "") or ""
+    primary = "_".join(name.split("_")[:2])
+    if primary in _PLAIN:
+        return _PLAIN[primary]
+    if isinstance(exc, sqlite3.ProgrammingError) and "closed" in str(exc).lower():
+        return "the store is closed"
+    return f"a database error ({name or exc.__class__.__name__})"
+
+
+class Connections:
+    """The connections to one SQLite file: :meth:`get` returns this thread's, opening it if needed."""
+
+    def __init__(self, path: Path, *, busy_timeout_ms: int) -> None:
+        self.path = path
+        self._busy_timeout_ms = int(busy_timeout_ms)
+        self._local = threading.local()
+        self._lock = threading.Lock()
+        self._open: list[tuple[threading.Thread, sqlite3.Connection]] = []
+        self._inherited: list[sqlite3.Connection] = []
+        self._pid = os.getpid()
+        self._closed = False
+
+    def create_file(self) -> None:
+        """Create the directory (0700) and the file (0600) if missing. Raises OSError."""
+        # The file holds grant-signing keys: readable by the gate's user only. SQLite gives its -wal
+        # and -shm files the database file's permissions.
+        self.path.parent.mkdir(mode=0o700, parents=True, exist_ok=True)
+        fd = os.open(self.path, os.O_CREAT | os.O_RDWR, 0o600)
+        os.close(fd)
+        if self.path.stat().st_mode & 0o077:
+            log.warning(
+                "the store %s is readable by other users; `chmod 600` it (it holds signing keys)", self.path
+            )
+
+    def get(self) -> sqlite3.Connection:
+        """This thread's connection. Raises sqlite3.Error (also once the store is closed)."""
+        if self._closed:
+            raise sqlite3.ProgrammingError("the store is closed")
+        if self._pid != os.getpid():
+            self._after_fork()
+        conn: sqlite3.Connection | None = getattr(self._local, "conn", None)
+        if conn is None:
+            conn = self._connect()
+            with self._lock:
+                self._close_dead_threads_connections()
+                self._open.append((threading.current_thread(), conn))
+            self._local.conn = conn
+        return conn
+
+    def _connect(self) -> sqlite3.Connection:
+        # isolation_level=None: we issue BEGIN ourselves, so the transaction kinds are explicit.
+        # check_same_thread=False only so that close() can close every thread's connection; each
+        # connection is otherwise used by the thread that opened it (threading.local).
+        conn = sqlite3.connect(
+            self.path, timeout=self._busy_timeout_ms / 1000, isolation_level=None, check_same_thread=False
+        )
+        try:
+            conn.execute(f"PRAGMA busy_timeout = {self._busy_timeout_ms}")
+            # NORMAL in WAL mode never corrupts, but a commit is durable only at the next fsync of the
+            # WAL. Audit appends, revocations and keys switch to FULL for their transaction (see
+            # transaction()): the gate acknowledges those only once they survive a power loss, and
+            # that fsync also persists every earlier write (a token's replay row comes before its
+            # audit record). Every other write skips the fsync (~0.6 ms on these machines).
+            conn.execute("PRAGMA synchronous = NORMAL")
+            conn.execute("PRAGMA foreign_keys = ON")
+        except sqlite3.Error:
+            conn.close()
+            raise
+        return conn
+
+    def _close_dead_threads_connections(self) -> None:
+        # Threads come and go (the Flask dev server starts one per request); their connections must not pile up.
+        alive = []
+        for thread, conn in self._open:
+            if thread.is_alive():
+                alive.append((thread, conn))
+            else:
+                with contextlib.suppress(sqlite3.Error):
+                    conn.close()
+        self._open = alive
+
+    def _after_fork(self) -> None:
+        with _fork_lock:
+            if self._pid == os.getpid():
+                return
+            # The parent's connections are neither used nor closed here (closing one could checkpoint
+            # or release what the parent relies on); keeping references stops the GC closing them.
+            self._inherited.extend(conn for _, conn in self._open)
+            inherited = getattr(self._local, "conn", None)
+            if inherited is not None:
+                self._inherited.append(inherited)
+            self._open = []
+            self._local = threading.local()
+            self._lock = threading.Lock()
+            self._pid = os.getpid()
+
+    @contextlib.contextmanager
+    def transaction(self, *, durable: bool) -> Iterator[sqlite3.Connection]:
+        """``BEGIN IMMEDIATE`` ... ``COMMIT`` on this thread's connection, rolled back on any error.
+
+        IMMEDIATE takes the write lock before the first read, so what is read inside cannot change
+        before the commit, in any process. ``durable`` fsyncs the commit. Raises sqlite3.Error.
+        """
+        conn = self.get()
+        if durable:
+            conn.execute("PRAGMA synchronous = FULL")  # cannot be changed inside a transaction
+        try:
+            conn.execute("BEGIN IMMEDIATE")
+            yield conn
+            conn.execute("COMMIT")
+        finally:
+            if conn.in_transaction:
+                with contextlib.suppress(sqlite3.Error):
+                    conn.execute("ROLLBACK")
+            if durable:
+                with contextlib.suppress(sqlite3.Error):
+                    conn.execute("PRAGMA synchronous = NORMAL")
+
+    @contextlib.contextmanager
+    def failing_as(self, code: str, what: str, advice: str = "retry later") -> Iterator[None]:
+        """Turn a sqlite3 error into ``Unavailable(code)``: "<what>: <plain cause>; <advice>"."""
+        try:
+            yield
+        except sqlite3.Error as exc:
+            log.error("%s: store %s: %s", what, self.path, exc)
+            raise Unavailable(f"{what}: {describe(exc)}; {advice}", code=code) from exc
+
+    def close(self) -> None:
+        """Close every connection of this process; :meth:`get` refuses from now on."""
+        with self._lock:
+            self._closed = True
+            for _, conn in self._open:
+                with contextlib.suppress(sqlite3.Error):
+                    conn.close()
+            self._open.clear()
+        self._local = threading.local()

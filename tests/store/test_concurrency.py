@@ -1,0 +1,145 @@
+"""Several gunicorn workers (processes) and threads share one store: no lost, forked or doubled records."""
+
+from __future__ import annotations
+
+import multiprocessing
+import os
+import threading
+from multiprocessing.synchronize import Barrier
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from app.store.sqlite import SQLiteStore
+
+WORKERS = 4
+APPENDS = 50
+
+
+def _append_many(path: str, worker: int, start: Barrier) -> None:
+    store = SQLiteStore(Path(path))
+    start.wait(timeout=30)  # every worker appends at the same moment
+    for i in range(APPENDS):
+        store.append_audit("decision", {"worker": worker, "i": i})
+    store.close()
+
+
+def _claim(path: str, start: Barrier, results: Any) -> None:
+    store = SQLiteStore(Path(path))
+    start.wait(timeout=30)
+    results.put(store.claim_jti("https://token.actions.githubusercontent.com", "the-same-jti", 10**10))
+    store.close()
+
+
+def _run(processes: list[Any]) -> None:
+    for p in processes:
+        p.start()
+    for p in processes:
+        p.join(60)
+    assert [p.exitcode for p in processes] == [0] * len(processes)
+
+
+@pytest.mark.slow
+def test_processes_appending_at_once_leave_one_valid_chain(tmp_path: Path) -> None:
+    path = str(tmp_path / "shared.db")
+    SQLiteStore(Path(path)).close()
+    ctx = multiprocessing.get_context("spawn")  # like gunicorn workers: nothing shared but the file
+    start = ctx.Barrier(WORKERS)
+    _run([ctx.Process(target=_append_many, args=(path, w, start)) for w in range(WORKERS)])
+
+    store = SQLiteStore(Path(path))
+    records = list(store.iter_audit())
+    assert [r.seq for r in records] == list(range(1, WORKERS * APPENDS + 1))
+    assert sorted((r.payload["worker"], r.payload["i"]) for r in records) == [
+        (w, i) for w in range(WORKERS) for i in range(APPENDS)
+    ], "no record lost or doubled"
+    for w in range(WORKERS):
+        assert [r.payload["i"] for r in records if r.payload["worker"] == w] == list(range(APPENDS))
+    assert store.verify_audit().ok
+    store.close()
+
+
+@pytest.mark.slow
+def test_processes_racing_for_one_jti_let_exactly_one_win(tmp_path: Path) -> None:
+    path = str(tmp_path / "shared.db")
+    SQLiteStore(Path(path)).close()
+    ctx = multiprocessing.get_context("spawn")
+    start = ctx.Barrier(WORKERS)
+    results = ctx.Queue()
+    _run([ctx.Process(target=_claim, args=(path, start, results)) for _ in range(WORKERS)])
+    assert sorted(results.get(timeout=5) for _ in range(WORKERS)) == [False] * (WORKERS - 1) + [True]
+
+
+def test_threads_appending_at_once_leave_one_valid_chain(store: SQLiteStore) -> None:
+    start = threading.Barrier(8)
+
+    def work(t: int) -> None:
+        start.wait(timeout=10)
+        for i in range(25):
+            store.append_audit("decision", {"thread": t, "i": i})
+
+    threads = [threading.Thread(target=work, args=(t,)) for t in range(8)]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join(30)
+    assert [r.seq for r in store.iter_audit()] == list(range(1, 201))
+    assert store.verify_audit().ok
+
+
+def test_threads_racing_for_one_jti_let_exactly_one_win(store: SQLiteStore) -> None:
+    start = threading.Barrier(8)
+    results: list[bool] = []
+
+    def claim() -> None:
+        start.wait(timeout=10)
+        results.append(store.claim_jti("https://iss", "the-same-jti", 10**10))
+
+    threads = [threading.Thread(target=claim) for _ in range(8)]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join(30)
+    assert sorted(results) == [False] * 7 + [True]
+
+
+def _open_files() -> int:
+    return len(os.listdir("/proc/self/fd"))
+
+
+@pytest.mark.skipif(not os.path.isdir("/proc/self/fd"), reason="counts open files through /proc")
+def test_short_lived_threads_do_not_leave_connections_behind(store: SQLiteStore) -> None:
+    # The Flask dev server starts a thread per request; each thread gets its own connection.
+    store.check_writable()
+    before = _open_files()
+    for _ in range(30):
+        t = threading.Thread(target=store.check_writable)
+        t.start()
+        t.join()
+    assert _open_files() - before <= 6, "connections of finished threads are closed, not kept"
+
+
+@pytest.mark.skipif(not hasattr(os, "fork"), reason="needs fork")
+@pytest.mark.filterwarnings(
+    "ignore::DeprecationWarning"
+)  # Python 3.12+ warns about fork with threads running
+def test_a_forked_worker_opens_its_own_connection_and_leaves_the_parents_alone(store: SQLiteStore) -> None:
+    # gunicorn --preload builds the app, and so the store, before forking its workers.
+    store.append_audit("decision", {"by": "parent"})
+    parents = store._db.get()  # SQLite's rule: a connection never crosses a fork; only the identity shows it
+    pid = os.fork()
+    if pid == 0:  # pragma: no cover  # the child reports through its exit code
+        code = 1
+        try:
+            store.append_audit("decision", {"by": "child"})
+            assert store._db.get() is not parents
+            store.close()
+            code = 0
+        finally:
+            os._exit(code)
+    _, status = os.waitpid(pid, 0)
+    assert os.waitstatus_to_exitcode(status) == 0
+    store.append_audit("decision", {"by": "parent"})
+    assert [r.payload["by"] for r in store.iter_audit()] == ["parent", "child", "parent"]
+    assert store.verify_audit().ok

@@ -1,0 +1,82 @@
+"""Replay records: a token's (issuer, jti) is accepted once, until well after the token expired."""
+
+from __future__ import annotations
+
+import pytest
+from annotated_types import Le
+
+from app.errors import Unavailable
+from app.settings import Settings
+from app.store.sqlite import REPLAY_MARGIN_SECONDS, SQLiteStore
+
+ISS = "https://token.actions.githubusercontent.com"
+
+
+def test_a_jti_is_claimed_once(store: SQLiteStore) -> None:
+    assert store.claim_jti(ISS, "jti-1", 2_000) is True
+    assert store.claim_jti(ISS, "jti-1", 2_000) is False
+    assert store.claim_jti(ISS, "jti-1", 9_999) is False, "a later expiry does not make it new"
+
+
+def test_claims_are_keyed_on_issuer_and_jti(store: SQLiteStore) -> None:
+    assert store.claim_jti(ISS, "jti-1", 2_000) is True
+    assert store.claim_jti(f"{ISS}/my-enterprise", "jti-1", 2_000) is True, (
+        "another issuer's jti is another token"
+    )
+    assert store.claim_jti(ISS, "jti-2", 2_000) is True
+
+
+def test_the_margin_outlasts_the_largest_leeway_the_settings_allow() -> None:
+    (largest_leeway,) = [m.le for m in Settings.model_fields["leeway"].metadata if isinstance(m, Le)]
+    assert isinstance(largest_leeway, int)
+    assert largest_leeway + 60 <= REPLAY_MARGIN_SECONDS, (
+        "exp leeway, plus a minute of clock difference between workers"
+    )
+
+
+NOW = 10_000
+
+PURGE = [
+    # (token exp relative to now, still refused as a replay after the purge?)
+    (-REPLAY_MARGIN_SECONDS - 1, False),  # past exp + margin: no verifier accepts the token anymore
+    (-REPLAY_MARGIN_SECONDS, True),  # exactly at the margin: kept
+    (-61, True),  # expired, but within the leeway a verifier may still grant: must stay
+    (0, True),
+    (300, True),  # not yet expired
+]
+
+
+@pytest.mark.parametrize(
+    ("exp_offset", "kept"),
+    PURGE,
+    ids=["past-the-margin", "at-the-margin", "within-the-leeway", "expiring-now", "still-valid"],
+)
+def test_purge_drops_only_records_no_verifier_could_still_need(
+    store: SQLiteStore, exp_offset: int, kept: bool
+) -> None:
+    store.claim_jti(ISS, "jti", NOW + exp_offset)
+    assert store.purge_expired(NOW) == (0 if kept else 1)
+    assert store.claim_jti(ISS, "jti", NOW + exp_offset) is (not kept)
+
+
+def test_purge_counts_what_it_dropped(store: SQLiteStore) -> None:
+    for i in range(5):
+        store.claim_jti(ISS, f"old-{i}", 1_000)
+    store.claim_jti(ISS, "fresh", NOW)
+    assert store.purge_expired(NOW) == 5
+    assert store.purge_expired(NOW) == 0
+
+
+def test_a_claim_that_cannot_be_recorded_refuses_the_token(store: SQLiteStore) -> None:
+    store.close()
+    with pytest.raises(
+        Unavailable, match="the replay record cannot be written, so the token was not accepted"
+    ) as info:
+        store.claim_jti(ISS, "jti-1", 2_000)
+    assert info.value.code == "store-unavailable"
+
+
+def test_webhook_deliveries_are_claimed_once(store: SQLiteStore) -> None:
+    assert store.claim_delivery("d-1", "pull_request_review") is True
+    assert store.claim_delivery("d-1", "pull_request_review") is False, "a redelivery"
+    assert store.claim_delivery("d-2", "pull_request_review") is True
