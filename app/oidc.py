@@ -1,16 +1,25 @@
 """Verifying a GitHub Actions OIDC token: every check explicit, every refusal coded and explained.
 
-Order of checks (the first failure answers):
+The checks, in order; the first failure answers (``TokenError.code``, 401 unless said otherwise):
 
-1. size and shape (three base64url segments) — ``token-too-large`` / ``malformed``;
-2. header ``alg`` is RS256 — ``unsupported-algorithm`` (``none`` in any casing, HS256 ...);
-3. the *unverified* ``iss`` is a configured issuer — ``untrusted-issuer``, before any network I/O;
-4. the key named by ``kid`` exists — ``unknown-key`` (503 ``keys-unavailable`` when keys can't be had);
-5. PyJWT verifies signature, exp/nbf/iat (leeway <= 60 s), audience and issuer exactly;
-6. the audience is the gate's and the token's only audience — ``wrong-audience``;
-7. the token is not older than ``max_age`` from ``iat``, whatever ``exp`` says — ``too-old``;
-8. the required claims are present and well-formed — ``missing-claim`` / ``invalid-claim``;
-9. ``(iss, jti)`` was never seen — ``replayed``.
+1. size — ``token-too-large`` (413); shape: three base64url JSON segments — ``malformed``;
+2. header ``alg`` is exactly ``RS256`` — ``unsupported-algorithm`` (``none`` in any casing, HS256...);
+3. the *unverified* ``iss`` is a configured issuer, compared exactly — ``untrusted-issuer``. Nothing
+   before this point does any I/O, so the gate never contacts a URL an unverified token names;
+4. the header's ``kid`` names a key the issuer publishes — ``malformed`` without a kid, ``unknown-key``
+   (503 ``keys-unavailable`` when the issuer's keys cannot be had, see ``app.jwks``);
+5. PyJWT verifies the signature (RS256 only, >= 2048-bit keys), the required claims, the issuer exactly
+   and the audience strictly: the gate's audience must be the token's only audience —
+   ``bad-signature``, ``missing-claim``, ``wrong-audience`` (a token without ``aud`` is a wrong
+   audience too: the fix is the same, request the token with the gate's audience);
+6. ``exp``, ``nbf`` and ``iat`` against the gate's clock with at most 60 s leeway, and an age from
+   ``iat`` of at most ``max_age`` (+ leeway) whatever ``exp`` says — ``expired``, ``not-yet-valid``,
+   ``too-old``; times must be integers — ``invalid-claim``;
+7. the claims make a :class:`WorkloadIdentity` — ``missing-claim``, ``invalid-claim``;
+8. ``(iss, jti)`` is claimed in the replay store, once — ``replayed``. Keyed on the claims, not the
+   token string, so a re-encoded token (PyJWT accepts a padded signature) is still a replay.
+
+Messages say what was found, what was expected and what to do. They never contain the token.
 """
 
 from __future__ import annotations
@@ -19,33 +28,54 @@ import base64
 import binascii
 import hashlib
 import json
+import math
 import time
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime
-from typing import Any, Protocol
+from typing import Any, NoReturn, Protocol
 
 import jwt
 import requests
 from jwt.exceptions import (
+    DecodeError,
+    ExpiredSignatureError,
+    ImmatureSignatureError,
+    InvalidAlgorithmError,
     InvalidAudienceError,
+    InvalidIssuedAtError,
     InvalidIssuerError,
+    InvalidJTIError,
+    InvalidKeyError,
     InvalidSignatureError,
-    InvalidTokenError,
+    InvalidSubjectError,
     MissingRequiredClaimError,
+    PyJWTError,
 )
+from jwt.types import Options
 
-from app.errors import TokenError, TokenTooLarge
+from app.errors import ConfigError, TokenError, TokenTooLarge
 from app.identity import REQUIRED_CLAIMS, WorkloadIdentity, display_claims
-from app.jwks import IssuerConfig, KeySource
+from app.jwks import ALGORITHM, IssuerConfig, KeySource
 
-__all__ = ["IssuerConfig", "ReplayStore", "TokenVerifier", "VerifiedToken", "unverified_display_claims"]
+__all__ = [
+    "ALGORITHM",
+    "IssuerConfig",
+    "ReplayStore",
+    "TokenVerifier",
+    "VerifiedToken",
+    "unverified_display_claims",
+]
 
-ALGORITHM = "RS256"
+MAX_LEEWAY = 60
+_SHOWN_TEXT = 200  # characters of an unverified string value shown in a message or an audit record
+_MAX_AUDITED_TOKEN = 65536  # longer bearer strings are not even parsed for the audit record
 
 
 class ReplayStore(Protocol):
-    def claim_jti(self, issuer: str, jti: str, expires_at: int) -> bool: ...
+    def claim_jti(self, issuer: str, jti: str, expires_at: int) -> bool:
+        """Record ``(issuer, jti)`` as used until ``expires_at``; False if it was already used."""
+        ...
 
 
 @dataclass(frozen=True)
@@ -55,45 +85,8 @@ class VerifiedToken:
     token_hash: str  # sha256 hex of the raw token: for the audit log, never the token
 
 
-def _b64json(segment: str) -> dict[str, Any]:
-    """Decode one base64url JSON segment (no signature check: used only to choose a verifier)."""
-    padded = segment + "=" * (-len(segment) % 4)
-    try:
-        value = json.loads(base64.urlsafe_b64decode(padded.encode("ascii")))
-    except (ValueError, binascii.Error, UnicodeError) as exc:
-        raise TokenError("the token is not a JWT: a segment is not base64url JSON", code="malformed") from exc
-    if not isinstance(value, dict):
-        raise TokenError("the token is not a JWT: a segment is not a JSON object", code="malformed")
-    return value
-
-
-def _split(token: str) -> tuple[dict[str, Any], dict[str, Any]]:
-    parts = token.split(".")
-    if len(parts) != 3 or not all(parts[:2]):
-        raise TokenError(
-            "the token is not a JWT (expected three dot-separated segments); send the job's OIDC token",
-            code="malformed",
-        )
-    return _b64json(parts[0]), _b64json(parts[1])
-
-
-def unverified_display_claims(token: str) -> dict[str, Any]:
-    """The non-secret claims of a token *without* verifying it: only for auditing a refusal."""
-    try:
-        return display_claims(_split(token)[1])
-    except TokenError:
-        return {}
-
-
-def _when(ts: Any) -> str:
-    try:
-        return datetime.fromtimestamp(float(ts), UTC).strftime("%Y-%m-%dT%H:%M:%SZ")
-    except (TypeError, ValueError, OverflowError, OSError):
-        return repr(ts)
-
-
 class TokenVerifier:
-    """Verifies GitHub Actions OIDC tokens for one audience against configured issuers."""
+    """Verifies GitHub Actions OIDC tokens for one audience against the configured issuers."""
 
     def __init__(
         self,
@@ -103,191 +96,367 @@ class TokenVerifier:
         replay: ReplayStore,
         session: requests.Session | None = None,
         clock: Callable[[], float] = time.time,
-        leeway: int = 60,
+        leeway: int = MAX_LEEWAY,
         max_age: int = 600,
         max_token_bytes: int = 16384,
         jwks_ttl: int = 300,
         refetch_cooldown: int = 30,
         fetch_timeout: float = 5.0,
     ) -> None:
-        if not 0 <= leeway <= 60:
-            raise ValueError("leeway must be between 0 and 60 seconds")
+        """Raises :class:`ConfigError` for a setting outside its safe range or a duplicate issuer."""
+        if not audience:
+            raise ConfigError("the gate's audience must not be empty")
+        if not 0 <= leeway <= MAX_LEEWAY:
+            raise ConfigError(f"the clock leeway must be between 0 and {MAX_LEEWAY} s, got {leeway}")
+        if max_age <= 0 or max_token_bytes <= 0:
+            raise ConfigError("the maximum token age and size must be positive")
         self.audience = audience
         self._replay = replay
         self._clock = clock
         self._leeway = leeway
         self._max_age = max_age
         self._max_bytes = max_token_bytes
-        session = session or requests.Session()
-        self._sources = {
-            i.url: KeySource(
-                i,
+        session = session if session is not None else requests.Session()
+        self._sources: dict[str, KeySource] = {}
+        for issuer in issuers:
+            if issuer.url in self._sources:
+                raise ConfigError(f"issuer {issuer.url} is configured twice; expected each issuer once")
+            self._sources[issuer.url] = KeySource(
+                issuer,
                 session=session,
                 clock=clock,
                 ttl=jwks_ttl,
                 refetch_cooldown=refetch_cooldown,
                 timeout=fetch_timeout,
             )
-            for i in issuers
-        }
+
+    @property
+    def issuers(self) -> list[str]:
+        return list(self._sources)
 
     @staticmethod
     def token_hash(token: str) -> str:
-        return hashlib.sha256(token.encode("utf-8", "replace")).hexdigest()
+        """The sha256 hex digest of the raw token: what the audit log keeps instead of the token."""
+        return hashlib.sha256(token.encode("utf-8", "surrogatepass")).hexdigest()
 
     def check_keys(self) -> None:
+        """For /readyz: raises ``Unavailable(code="keys-unavailable")`` if any issuer's keys can't be had."""
         for source in self._sources.values():
             source.check()
 
     def verify(self, token: str) -> VerifiedToken:
+        """The verified token and its identity.
+
+        Raises :class:`TokenError` (401, ``code`` says which check failed), :class:`TokenTooLarge`
+        (413), or :class:`~app.errors.Unavailable` (503) when the issuer's keys or the replay store
+        cannot be had.
+        """
         if len(token) > self._max_bytes:
             raise TokenTooLarge(
-                f"the token is {len(token)} bytes; the limit is {self._max_bytes} (a GitHub OIDC token is 1-2 KB)"
+                f"the bearer token is {len(token)} bytes; expected at most {self._max_bytes} "
+                "(a GitHub Actions OIDC token is 1-2 KB): send the job's OIDC token and nothing else"
             )
-        # Unverified header and payload are read only to choose the issuer and key; PyJWT then
-        # performs the full verification with algorithms pinned by configuration, never by the token.
-        header, unverified = _split(token)
-        shown = display_claims(unverified)
+        # The header and payload are read here WITHOUT verification, and only to choose the issuer
+        # and the key; PyJWT then verifies everything, with the algorithm pinned by this module.
+        header, unverified = _unverified_parts(token)
         alg = header.get("alg")
         if alg != ALGORITHM:
-            raise TokenError(
-                f"the token's algorithm is {alg!r}; only {ALGORITHM} is accepted",
-                code="unsupported-algorithm",
-                claims=shown,
+            _refuse(
+                f"the token's algorithm is {_show(alg)}; expected {ALGORITHM}, the only one accepted "
+                "(GitHub Actions signs its OIDC tokens with RS256)",
+                "unsupported-algorithm",
+                unverified,
             )
-        raw_iss = unverified.get("iss")
-        iss = raw_iss if isinstance(raw_iss, str) else ""
-        source = self._sources.get(iss)
+        iss = unverified.get("iss")
+        source = self._sources.get(iss) if isinstance(iss, str) else None
         if source is None:
-            raise TokenError(
-                f"the token's issuer {raw_iss!r} is not trusted by this gate; expected one of "
-                f"{', '.join(sorted(self._sources)) or '(none configured)'}",
-                code="untrusted-issuer",
-                claims=shown,
+            trusted = ", ".join(self._sources) or "(none configured)"
+            _refuse(
+                f"the token's issuer is {_show(iss)}; expected one of: {trusted}. Send a GitHub Actions "
+                "OIDC token (the job needs 'permissions: id-token: write'), or ask the gate's operator to "
+                "trust this issuer (GATE_ISSUERS)",
+                "untrusted-issuer",
+                unverified,
             )
         kid = header.get("kid")
         if not isinstance(kid, str) or not kid:
-            raise TokenError("the token's header has no key id (kid)", code="malformed", claims=shown)
-        key = source.key(kid)
-        if key is None:
-            raise TokenError(
-                f"issuer {iss} has no key {kid!r}; the token was not signed by it",
-                code="unknown-key",
-                claims=shown,
+            _refuse(
+                f"the token's header has no key id (kid), got {_show(kid)}; expected a GitHub Actions OIDC token",
+                "malformed",
+                unverified,
             )
-        claims = self._decode(token, key.key, iss, shown)
-        self._check_audience(claims, shown)
-        self._check_times(claims, shown)
+        key = source.key(kid)  # may fetch the issuer's keys (a configured URL, never the token's)
+        if key is None:
+            _refuse(
+                f"issuer {source.issuer.name} publishes no signing key {_show(kid)}; the token was not "
+                "signed by this issuer's current keys. Request a fresh token",
+                "unknown-key",
+                unverified,
+            )
+        claims = self._decode(token, key, source.issuer.url, unverified)
+        self._check_times(claims)
         identity = WorkloadIdentity.from_claims(claims)
-        if not self._replay.claim_jti(iss, str(claims["jti"]), int(claims["exp"])):
-            raise TokenError(
-                "this token was already used; every token is accepted once, request a new one for each call",
-                code="replayed",
-                claims=shown,
+        if not self._replay.claim_jti(source.issuer.url, claims["jti"], self._last_acceptable_second(claims)):
+            _refuse(
+                f"this token (jti {_show(claims['jti'])}) was already used; expected a fresh token for "
+                "every call: request a new one right before calling the gate",
+                "replayed",
+                claims,
             )
         return VerifiedToken(claims=claims, identity=identity, token_hash=self.token_hash(token))
 
-    def _decode(self, token: str, key: Any, iss: str, shown: dict[str, Any]) -> dict[str, Any]:
+    def _decode(self, token: str, key: jwt.PyJWK, issuer: str, unverified: dict[str, Any]) -> dict[str, Any]:
+        # PyJWT reads only the system clock. When the gate runs on it (always, outside tests) PyJWT
+        # checks exp/nbf/iat as well, as a second lock; _check_times is the authority either way,
+        # with the gate's own clock (injectable, so the checks are specified by tests) and leeway.
+        on_system_clock = self._clock is time.time
+        # Every option is spelled out, defaults included, as an assertion of what is verified.
+        options: Options = {
+            "verify_signature": True,
+            "verify_exp": on_system_clock,
+            "verify_nbf": on_system_clock,
+            "verify_iat": on_system_clock,
+            "verify_aud": True,
+            "strict_aud": True,  # the gate's audience must be the token's ONLY audience
+            "verify_iss": True,
+            "verify_sub": True,  # sub, if present, is a string (kept for display, never parsed)
+            "verify_jti": True,  # jti, if present, is a string (the replay key)
+            "enforce_minimum_key_length": True,  # RSA keys under 2048 bits are refused, not warned about
+            # "require" checks presence only; each claim's value is checked by its verify_* option,
+            # by _check_times or by WorkloadIdentity.
+            "require": list(REQUIRED_CLAIMS),
+        }
         try:
             claims: dict[str, Any] = jwt.decode(
                 token,
-                key=key,
-                algorithms=[ALGORITHM],  # pinned by configuration, never taken from the token
+                key=key,  # a PyJWK bound to RS256: PyJWT refuses any other alg for it
+                algorithms=[ALGORITHM],  # pinned here, never taken from the token
                 audience=self.audience,
-                issuer=iss,  # exact match; iss was checked against the configured list above
+                issuer=issuer,  # the configured issuer; PyJWT compares it exactly
                 leeway=self._leeway,
-                options={
-                    "verify_signature": True,
-                    # Times are checked in _check_times against the gate's clock (injectable, so the
-                    # checks are testable) with the same leeway; PyJWT only reads the wall clock.
-                    "verify_exp": False,
-                    "verify_nbf": False,
-                    "verify_iat": False,
-                    "verify_aud": True,
-                    "verify_iss": True,
-                    "strict_aud": False,  # a list audience is checked below: it must hold only ours
-                    "require": ["iss", "aud", "exp", "iat", "jti", "sub"],
-                },
+                options=options,
             )
-        except InvalidAudienceError as exc:
-            raise TokenError(
-                f"the token's audience is {shown.get('aud')!r}; expected {self.audience!r} (set the action's "
-                "'audience' input, or request the token with that audience)",
-                code="wrong-audience",
-                claims=shown,
-            ) from exc
-        except MissingRequiredClaimError as exc:
-            code = "wrong-audience" if exc.claim == "aud" else "missing-claim"
-            raise TokenError(
-                f"the token lacks the required claim {exc.claim!r}", code=code, claims=shown
-            ) from exc
-        except InvalidIssuerError as exc:
-            raise TokenError(
-                "the token's issuer does not match", code="untrusted-issuer", claims=shown
-            ) from exc
-        except InvalidSignatureError as exc:
-            raise TokenError(
-                "the token's signature does not verify with the issuer's key: it was altered or forged",
-                code="bad-signature",
-                claims=shown,
-            ) from exc
-        except InvalidTokenError as exc:
-            raise TokenError(
-                f"the token is not a valid JWT ({exc.__class__.__name__})", code="malformed", claims=shown
-            ) from exc
-        missing = [c for c in REQUIRED_CLAIMS if c not in claims]
-        if missing:
-            raise TokenError(
-                f"the token lacks required claim(s): {', '.join(missing)}", code="missing-claim", claims=shown
-            )
+        except PyJWTError as exc:
+            self._refuse_decode_error(exc, unverified)
         return claims
 
-    def _check_times(self, claims: dict[str, Any], shown: dict[str, Any]) -> None:
+    def _refuse_decode_error(self, exc: PyJWTError, payload: dict[str, Any]) -> NoReturn:
+        """Map a PyJWT refusal to the gate's code and message (the payload is authentic past the signature)."""
+        if isinstance(exc, InvalidSignatureError):
+            _refuse(
+                "the token's signature does not verify with the issuer's key: it was altered or forged. "
+                "Send the token exactly as the job received it",
+                "bad-signature",
+                payload,
+                exc,
+            )
+        if isinstance(exc, InvalidAlgorithmError):
+            _refuse(
+                f"the token's algorithm is not accepted; expected {ALGORITHM}",
+                "unsupported-algorithm",
+                payload,
+                exc,
+            )
+        if isinstance(exc, InvalidKeyError):
+            _refuse(
+                f"the issuer's key for this token is not usable (RSA keys must have >= 2048 bits): {exc}",
+                "unknown-key",
+                payload,
+                exc,
+            )
+        if isinstance(exc, MissingRequiredClaimError | InvalidAudienceError):
+            missing = _missing(payload)
+            if isinstance(exc, InvalidAudienceError) or "aud" in missing:
+                self._refuse_audience(payload, exc)
+            _refuse(
+                f"the token lacks required claim(s): {', '.join(missing) or exc.claim}; expected a GitHub "
+                "Actions OIDC token, which always carries them",
+                "missing-claim",
+                payload,
+                exc,
+            )
+        if isinstance(exc, ExpiredSignatureError | ImmatureSignatureError):
+            try:
+                self._check_times(payload)  # the same checks on the same clock word it best
+            except TokenError as refusal:
+                raise refusal from exc
+            code = "expired" if isinstance(exc, ExpiredSignatureError) else "not-yet-valid"
+            _refuse(
+                f"the token is {code.replace('-', ' ')} ({exc}); request a fresh token", code, payload, exc
+            )
+        if isinstance(exc, InvalidIssuerError):
+            _refuse(
+                f"the token's issuer is {_show(payload.get('iss'))}; expected it exactly",
+                "untrusted-issuer",
+                payload,
+                exc,
+            )
+        if isinstance(exc, InvalidIssuedAtError | InvalidJTIError | InvalidSubjectError):
+            _refuse(f"the token has a claim of the wrong type ({exc})", "invalid-claim", payload, exc)
+        problem = _time_claim_problem(payload) if isinstance(exc, DecodeError) else None
+        if problem:  # PyJWT reports a non-integer exp or nbf as a DecodeError
+            _refuse(problem, "invalid-claim", payload, exc)
+        _refuse(
+            f"the token is not a valid JWT ({exc.__class__.__name__}); send the job's OIDC token unchanged",
+            "malformed",
+            payload,
+            exc,
+        )
+
+    def _refuse_audience(self, payload: dict[str, Any], exc: PyJWTError) -> NoReturn:
+        aud = payload.get("aud")
+        if aud is None or aud in ("", []):
+            found = "the token has no audience (aud)"
+        elif isinstance(aud, list):
+            found = f"the token has several audiences {_show(aud)}"
+        else:
+            found = f"the token's audience is {_show(aud)}"
+        _refuse(
+            f"{found}; expected {self.audience!r} as its only audience. Request the token with that "
+            "audience (the action's 'audience' input, or core.getIDToken(audience))",
+            "wrong-audience",
+            payload,
+            exc,
+        )
+
+    def _check_times(self, claims: Mapping[str, Any]) -> None:
         """exp, nbf and iat with at most ``leeway`` seconds of skew, and a maximum age from iat."""
+        problem = _time_claim_problem(claims)
+        if problem:
+            _refuse(problem, "invalid-claim", claims)
+        exp, iat, nbf = claims["exp"], claims["iat"], claims.get("nbf")
         now = self._clock()
-        times: dict[str, float] = {}
-        for name in ("exp", "iat", "nbf"):
-            value = claims.get(name)
-            if value is None and name == "nbf":
-                continue
-            if isinstance(value, bool) or not isinstance(value, int | float):
-                raise TokenError(
-                    f"the token's {name} must be a number, got {value!r}", code="invalid-claim", claims=shown
-                )
-            times[name] = float(value)
-        if now > times["exp"] + self._leeway:
-            raise TokenError(
-                f"the token expired at {_when(times['exp'])}; request a fresh token in the same job",
-                code="expired",
-                claims=shown,
+        if exp <= now - self._leeway:
+            _refuse(
+                f"the token expired at {_when(exp)}; it is now {_when(now)} (with {self._leeway} s leeway). "
+                "Request a fresh token right before calling the gate",
+                "expired",
+                claims,
             )
-        if "nbf" in times and now < times["nbf"] - self._leeway:
-            raise TokenError(
-                f"the token is not valid before {_when(times['nbf'])}; check the clock of the gate's host",
-                code="not-yet-valid",
-                claims=shown,
+        if nbf is not None and nbf > now + self._leeway:
+            _refuse(
+                f"the token is not valid before {_when(nbf)}; it is now {_when(now)} (with {self._leeway} s "
+                "leeway). Check the clock of the gate's host",
+                "not-yet-valid",
+                claims,
             )
-        if times["iat"] > now + self._leeway:
-            raise TokenError(
-                f"the token was issued in the future ({_when(times['iat'])}); check the clock of the gate's host",
-                code="not-yet-valid",
-                claims=shown,
+        if iat > now + self._leeway:
+            _refuse(
+                f"the token was issued at {_when(iat)}, in the future; it is now {_when(now)} (with "
+                f"{self._leeway} s leeway). Check the clock of the gate's host",
+                "not-yet-valid",
+                claims,
             )
-        if now - times["iat"] > self._max_age + self._leeway:
-            raise TokenError(
-                f"the token was issued at {_when(times['iat'])}, more than {self._max_age} s ago; request a fresh "
-                "token right before calling the gate",
-                code="too-old",
-                claims=shown,
+        if now - iat > self._max_age + self._leeway:
+            _refuse(
+                f"the token was issued at {_when(iat)}, {int(now - iat)} s ago; expected at most "
+                f"{self._max_age} s, whatever its exp says. Request a fresh token right before calling the gate",
+                "too-old",
+                claims,
             )
 
-    def _check_audience(self, claims: dict[str, Any], shown: dict[str, Any]) -> None:
-        aud = claims.get("aud")
-        audiences = aud if isinstance(aud, list) else [aud]
-        if audiences != [self.audience]:
-            raise TokenError(
-                f"the token's audience must be exactly {self.audience!r}, got {aud!r}; request the token with "
-                "only the gate's audience",
-                code="wrong-audience",
-                claims=shown,
-            )
+    def _last_acceptable_second(self, claims: Mapping[str, Any]) -> int:
+        """After this moment the verifier refuses the token anyway: the replay record may go then."""
+        return min(int(claims["exp"]), int(claims["iat"]) + self._max_age) + self._leeway
+
+
+def unverified_display_claims(token: str) -> dict[str, Any]:
+    """The displayable claims of a token read WITHOUT verification, for auditing a refusal.
+
+    Never raises: anything that is not a JWT gives ``{}``. Values are bounded in size.
+    """
+    if not isinstance(token, str) or len(token) > _MAX_AUDITED_TOKEN:
+        return {}
+    try:
+        return _display(_unverified_parts(token)[1])
+    except TokenError:
+        return {}
+
+
+# -- helpers -------------------------------------------------------------------------------------------
+
+
+def _b64json(segment: str) -> dict[str, Any]:
+    """One base64url JSON object segment, decoded without any check (a few µs; PyJWT's parse is ~100)."""
+    try:
+        raw = base64.urlsafe_b64decode(segment.encode("ascii") + b"=" * (-len(segment) % 4))
+        value = json.loads(raw)
+    except (ValueError, binascii.Error, UnicodeError, RecursionError) as exc:
+        raise TokenError(
+            "the token is not a JWT: a segment is not base64url-encoded JSON; send the job's OIDC token unchanged",
+            code="malformed",
+        ) from exc
+    if not isinstance(value, dict):
+        raise TokenError("the token is not a JWT: a segment is not a JSON object", code="malformed")
+    return value
+
+
+def _unverified_parts(token: str) -> tuple[dict[str, Any], dict[str, Any]]:
+    """The header and payload, unverified: only to choose the issuer and the key."""
+    if not token.isascii():
+        raise TokenError("the bearer token is not a JWT: it holds non-ASCII characters", code="malformed")
+    parts = token.split(".")
+    # An empty signature is let through to the algorithm check, so that alg "none" is named as such.
+    if len(parts) != 3 or not parts[0] or not parts[1]:
+        raise TokenError(
+            "the bearer token is not a JWT: expected three dot-separated segments (header, payload, "
+            f"signature), got {len(parts)}. Send the job's OIDC token",
+            code="malformed",
+        )
+    return _b64json(parts[0]), _b64json(parts[1])
+
+
+def _refuse(message: str, code: str, claims: Mapping[str, Any], cause: Exception | None = None) -> NoReturn:
+    raise TokenError(message, code=code, claims=_display(claims)) from cause
+
+
+def _missing(payload: Mapping[str, Any]) -> list[str]:
+    return [c for c in REQUIRED_CLAIMS if payload.get(c) in (None, "", [])]
+
+
+def _time_claim_problem(claims: Mapping[str, Any]) -> str | None:
+    """What is wrong with exp, iat or nbf, if anything: each must be an integer (NaN is not a time).
+
+    exp and iat are required (PyJWT's ``require``); nbf is optional.
+    """
+    for name in ("exp", "iat", "nbf"):
+        value = claims.get(name)
+        if value is None and name == "nbf":
+            continue
+        if not isinstance(value, int) or isinstance(value, bool):
+            return f"the token's {name} must be an integer number of seconds, got {_show(value)}"
+    return None
+
+
+def _display(claims: Mapping[str, Any]) -> dict[str, Any]:
+    """display_claims, with unverified values bounded: long strings cut, nested values summarised."""
+    shown: dict[str, Any] = {}
+    for name, value in display_claims(dict(claims)).items():
+        if isinstance(value, list) and all(isinstance(v, str) for v in value):
+            shown[name] = [_bounded(v) for v in value[:5]]
+        else:
+            shown[name] = _bounded(value)
+    return shown
+
+
+def _bounded(value: Any) -> Any:
+    if isinstance(value, str):
+        return value if len(value) <= _SHOWN_TEXT else value[:_SHOWN_TEXT] + "..."
+    if isinstance(value, float):
+        return value if math.isfinite(value) else repr(value)  # NaN/Infinity are not JSON
+    if isinstance(value, int) or value is None:
+        return value
+    return f"<{type(value).__name__}>"
+
+
+def _show(value: Any) -> str:
+    """A value from an unverified token, quoted and bounded, for a message."""
+    text = repr(value)
+    return text if len(text) <= _SHOWN_TEXT else text[:_SHOWN_TEXT] + "..."
+
+
+def _when(ts: float) -> str:
+    try:
+        return datetime.fromtimestamp(ts, UTC).strftime("%Y-%m-%dT%H:%M:%SZ")
+    except (ValueError, OverflowError, OSError):
+        return repr(ts)
