@@ -100,8 +100,17 @@ def build_parser() -> argparse.ArgumentParser:
 
     audit = sub.add_parser("audit", help="verify or export the tamper-evident audit log")
     asub = audit.add_subparsers(title="audit commands", metavar="COMMAND")
-    verify = asub.add_parser("verify", help="recompute the hash chain; name the first broken record")
+    verify = asub.add_parser(
+        "verify",
+        help="recompute the hash chain; name the first broken record",
+        description="Recompute the audit hash chain of the store (or of an export with --file) and name the first "
+        "broken record. --anchor SEQ:HASH, a head you recorded earlier, also detects a truncated tail.",
+    )
     verify.add_argument("--database", help="store URL or path (default: GATE_DATABASE or var/agent-gate.db)")
+    verify.add_argument("--file", type=Path, help="verify a JSON-lines export instead of the store")
+    verify.add_argument(
+        "--anchor", metavar="SEQ:HASH", help="a head recorded earlier that must still be in the chain"
+    )
     verify.set_defaults(func=cmd_audit_verify)
     export = asub.add_parser("export", help="write the audit log as JSON lines")
     export.add_argument("--database", help="store URL or path (default: GATE_DATABASE or var/agent-gate.db)")
@@ -268,13 +277,23 @@ def _open_store(database: str | None) -> Any:
 
 
 def cmd_audit_verify(args: argparse.Namespace) -> int:
-    from app.audit import verify_chain
+    from app.audit import parse_anchor, verify_chain, verify_jsonl
 
-    store = _open_store(args.database)
-    report = verify_chain(store)
+    try:
+        anchor = parse_anchor(args.anchor) if args.anchor else None
+    except ValueError as exc:
+        raise GateError(f"--anchor: {exc}", code="bad-input") from exc
+    if args.file:
+        try:
+            with args.file.open(encoding="utf-8") as lines:
+                report = verify_jsonl(lines, anchor=anchor)
+        except OSError as exc:
+            raise GateError(f"cannot read {args.file}: {exc.strerror}", code="bad-input") from exc
+    else:
+        report = verify_chain(_open_store(args.database), anchor=anchor)
     if report.ok:
-        head = store.head()
-        print(f"ok: {report.records} records, chain intact, head {head[1] if head else 'none'}")
+        head = f"head {report.head[0]}:{report.head[1]}" if report.head else "empty"
+        print(f"ok: {report.records} records, chain intact, {head}")
         return 0
     print(f"BROKEN: {report.problem}", file=sys.stderr)
     return 1

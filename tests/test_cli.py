@@ -177,3 +177,34 @@ def test_keys_rotate_adds_a_key_and_keeps_the_old_one_published(data_dir, capsys
     second, _ = SigningKeys(store).current()
     assert second != first
     store.close()
+
+
+def test_audit_verify_with_an_anchor_detects_a_truncated_tail(data_dir, capsys):
+    db = data_dir / "agent-gate.db"
+    store = SQLiteStore(db)
+    for i in range(3):
+        store.append_audit("decision", {"i": i})
+    store.close()
+    assert main(["audit", "verify"]) == 0
+    head = capsys.readouterr().out.split("head ")[1].strip()
+    assert head.startswith("3:")
+    conn = sqlite3.connect(db)
+    conn.execute("DELETE FROM audit WHERE seq = 3")
+    conn.commit()
+    conn.close()
+    assert main(["audit", "verify"]) == 0, "a truncated tail is invisible without an anchor"
+    capsys.readouterr()
+    assert main(["audit", "verify", "--anchor", head]) == 1
+    assert "BROKEN" in capsys.readouterr().err
+
+
+def test_audit_verify_of_an_export_file(data_dir, tmp_path, capsys):
+    store = SQLiteStore(data_dir / "agent-gate.db")
+    for i in range(2):
+        store.append_audit("decision", {"i": i})
+    store.close()
+    export = tmp_path / "audit.jsonl"
+    assert main(["audit", "export", "--output", str(export)]) == 0
+    assert main(["audit", "verify", "--file", str(export)]) == 0
+    export.write_text(export.read_text().replace('"i":1', '"i":7').replace('"i": 1', '"i": 7'))
+    assert main(["audit", "verify", "--file", str(export)]) == 1
