@@ -1,23 +1,36 @@
 #!/usr/bin/env python3
 """Extract the schemas and examples agent-gate uses from GitHub's published OpenAPI description.
 
-Source: the npm package @octokit/openapi (generated/api.github.com.deref.json, all $refs inlined).
-OpenAPI 3.0's `nullable: true` is rewritten to JSON Schema's `type: [T, "null"]` so that jsonschema
-validates what GitHub actually sends.
-Usage:
-    npm pack @octokit/openapi            # in a scratch directory
-    tar xzf octokit-openapi-*.tgz
-    python scripts/extract_github_openapi.py package/ tests/fixtures/github-openapi/extract.json
+Source: the npm package ``@octokit/openapi``, file ``generated/api.github.com.json`` (GitHub's own
+description of api.github.com, OpenAPI 3.0, with ``$ref`` to ``#/components/...``).
+
+The extract keeps exactly the operations and webhooks the gate calls or receives, and makes it
+usable by ``jsonschema``:
+
+- every ``$ref`` to a component schema is resolved in place (a recursive one would be bundled
+  into the schema's ``$defs``; none of these has one), so each schema validates on its own
+  (``jsonschema.validate(payload, schema)``) and can be read field by field;
+- ``$ref`` to examples, responses and request bodies are resolved in place;
+- OpenAPI 3.0's ``nullable: true`` becomes JSON Schema's ``type: [T, "null"]``;
+- annotations (``description``, ``example``, ``title``, ``x-*``) are dropped: they are most of the
+  size and change no validation.
+
+Usage (see tests/fixtures/github-openapi/README.md for the recorded provenance)::
+
+    npm pack @octokit/openapi@23.0.2           # in a scratch directory
+    tar xzf octokit-openapi-23.0.2.tgz
+    python scripts/extract_github_openapi.py package tests/fixtures/github-openapi/extract.json
 """
 
 from __future__ import annotations
 
+import hashlib
 import json
 import sys
 from pathlib import Path
 from typing import Any
 
-OPERATIONS = [
+OPERATIONS = (
     "pulls/get",
     "pulls/list-commits",
     "pulls/list-reviews",
@@ -32,80 +45,167 @@ OPERATIONS = [
     "checks/create",
     "checks/update",
     "checks/list-for-ref",
-]
-WEBHOOKS = [
+)
+WEBHOOKS = (
     "pull-request-opened",
     "pull-request-synchronize",
     "pull-request-closed",
     "pull-request-review-submitted",
     "pull-request-review-dismissed",
-]
+)
+SOURCE_FILE = "generated/api.github.com.json"
+_SCHEMA_REF = "#/components/schemas/"
+_ANNOTATIONS = frozenset({"description", "example", "examples", "title", "externalDocs", "deprecated"})
+# Keywords whose value is a map of name -> schema, a single schema, or a list of schemas.
+_SCHEMA_MAPS = frozenset({"properties", "patternProperties", "$defs"})
+_SCHEMA_ONE = frozenset({"items", "additionalProperties", "not", "contains", "propertyNames"})
+_SCHEMA_LIST = frozenset({"allOf", "anyOf", "oneOf", "prefixItems"})
 
 
-def to_json_schema(node: Any) -> Any:
-    """OpenAPI 3.0 marks nullable values with `nullable: true`; JSON Schema says `type: [T, "null"]`."""
-    if isinstance(node, list):
-        return [to_json_schema(n) for n in node]
-    if not isinstance(node, dict):
+class _Spec:
+    """GitHub's description, with helpers to resolve references and bundle schemas."""
+
+    def __init__(self, spec: dict[str, Any]) -> None:
+        self.spec = spec
+        self.components: dict[str, Any] = spec["components"]
+
+    def resolve(self, node: Any) -> Any:
+        """Follow a non-schema ``$ref`` (examples, responses, request bodies) to its target."""
+        while isinstance(node, dict) and "$ref" in node:
+            ref = str(node["$ref"])
+            if not ref.startswith("#/components/"):
+                raise SystemExit(f"unexpected reference {ref}")
+            kind, name = ref.removeprefix("#/components/").split("/", 1)
+            node = self.components[kind][name]
         return node
-    out = {k: to_json_schema(v) for k, v in node.items() if k != "nullable"}
-    if node.get("nullable") is True:
-        if isinstance(out.get("type"), str):
-            out["type"] = [out["type"], "null"]
-            if "enum" in out and None not in out["enum"]:
-                out["enum"] = [*out["enum"], None]
-        else:
-            out = {"anyOf": [out, {"type": "null"}]}
-    return out
 
+    def schema(self, node: Any) -> Any:
+        """A schema converted to JSON Schema; component references point into ``#/$defs/``."""
+        if isinstance(node, bool):
+            return node
+        if not isinstance(node, dict):
+            raise SystemExit(f"not a schema: {node!r:.80}")
+        if "$ref" in node:
+            ref = str(node["$ref"])
+            if not ref.startswith(_SCHEMA_REF):
+                raise SystemExit(f"unexpected schema reference {ref}")
+            return {"$ref": "#/$defs/" + ref.removeprefix(_SCHEMA_REF)}
+        out: dict[str, Any] = {}
+        for key, value in node.items():
+            if key in _ANNOTATIONS or key.startswith("x-") or key in {"nullable", "discriminator"}:
+                continue
+            if key in _SCHEMA_MAPS:
+                out[key] = {name: self.schema(sub) for name, sub in value.items()}
+            elif key in _SCHEMA_ONE:
+                out[key] = self.schema(value)
+            elif key in _SCHEMA_LIST:
+                out[key] = [self.schema(sub) for sub in value]
+            elif key in {"exclusiveMinimum", "exclusiveMaximum"} and isinstance(value, bool):
+                raise SystemExit("OpenAPI 3.0 boolean exclusiveMinimum/Maximum found: convert it first")
+            else:
+                out[key] = value
+        if node.get("nullable") is True:
+            if isinstance(out.get("type"), str):
+                out["type"] = [out["type"], "null"]
+                if "enum" in out and None not in out["enum"]:
+                    out["enum"] = [*out["enum"], None]
+            else:
+                out = {"anyOf": [out, {"type": "null"}]}
+        return out
 
-def _json_content(node: dict[str, Any]) -> dict[str, Any] | None:
-    content = node.get("content", {})
-    return content.get("application/json") or next(iter(content.values()), None)
+    def bundle(self, node: Any) -> Any:
+        """A self-contained JSON Schema: component references inlined (dereferenced), except a
+        recursive one, which points into ``$defs`` instead (none of the extracted schemas has one)."""
+        defs: dict[str, Any] = {}
+
+        def inline(schema: Any, stack: tuple[str, ...]) -> Any:
+            if isinstance(schema, list):
+                return [inline(s, stack) for s in schema]
+            if not isinstance(schema, dict):
+                return schema
+            ref = schema.get("$ref")
+            if isinstance(ref, str) and ref.startswith("#/$defs/") and len(schema) == 1:
+                name = ref.removeprefix("#/$defs/")
+                converted = self.schema(self.components["schemas"][name])
+                if name in stack:
+                    defs[name] = converted  # recursion: keep a reference, resolved through $defs
+                    return schema
+                return inline(converted, (*stack, name))
+            return {key: inline(value, stack) for key, value in schema.items()}
+
+        root = inline(self.schema(node), ())
+        for name in list(defs):
+            defs[name] = inline(defs[name], (name,))
+        if defs:
+            if not isinstance(root, dict):
+                raise SystemExit("a boolean schema with references")
+            root["$defs"] = dict(sorted(defs.items()))
+        return root
+
+    def media(self, node: dict[str, Any]) -> dict[str, Any] | None:
+        content = self.resolve(node).get("content", {})
+        found = content.get("application/json") or next(iter(content.values()), None)
+        return found if isinstance(found, dict) else None
+
+    def examples(self, media: dict[str, Any]) -> dict[str, Any]:
+        return {name: self.resolve(ex).get("value") for name, ex in media.get("examples", {}).items()}
 
 
 def extract(spec: dict[str, Any]) -> dict[str, Any]:
-    out: dict[str, Any] = {"operations": {}, "webhooks": {}}
+    """The operations and webhooks agent-gate uses, each with bundled schemas and examples."""
+    s = _Spec(spec)
+    operations: dict[str, Any] = {}
     for path, item in spec["paths"].items():
         for method, op in item.items():
             if not isinstance(op, dict) or op.get("operationId") not in OPERATIONS:
                 continue
             entry: dict[str, Any] = {"method": method.upper(), "path": path, "responses": {}}
-            body = op.get("requestBody")
-            if body:
-                media = _json_content(body)
-                if media:
-                    entry["request_schema"] = media.get("schema")
-                    entry["request_examples"] = {k: v.get("value") for k, v in media.get("examples", {}).items()}
+            if "requestBody" in op and (media := s.media(op["requestBody"])) is not None:
+                entry["request_schema"] = s.bundle(media["schema"])
+                entry["request_examples"] = s.examples(media)
             for status, response in op.get("responses", {}).items():
                 if not status.startswith("2"):
                     continue
-                media = _json_content(response) or {}
-                entry["responses"][status] = {
-                    "schema": media.get("schema"),
-                    "examples": {k: v.get("value") for k, v in media.get("examples", {}).items()},
-                }
-            out["operations"][op["operationId"]] = entry
-    # Webhook payloads are the request bodies of the description's x-webhooks.
+                media = s.media(response)
+                entry["responses"][status] = (
+                    {"schema": s.bundle(media["schema"]), "examples": s.examples(media)}
+                    if media is not None and "schema" in media
+                    else {"schema": None, "examples": {}}
+                )
+            operations[op["operationId"]] = entry
+    webhooks: dict[str, Any] = {}
     for name, item in spec.get("x-webhooks", spec.get("webhooks", {})).items():
-        if name in WEBHOOKS:
-            media = _json_content(item.get("post", {}).get("requestBody", {})) or {}
-            out["webhooks"][name] = {"schema": media.get("schema")}
-    missing = sorted(set(OPERATIONS) - set(out["operations"])) + sorted(set(WEBHOOKS) - set(out["webhooks"]))
+        if name in WEBHOOKS and (media := s.media(item["post"]["requestBody"])) is not None:
+            webhooks[name] = {"schema": s.bundle(media["schema"])}
+    missing = sorted(set(OPERATIONS) - operations.keys()) + sorted(set(WEBHOOKS) - webhooks.keys())
     if missing:
         raise SystemExit(f"not found in the description: {', '.join(missing)}")
-    return out
+    return {
+        "operations": dict(sorted(operations.items())),
+        "webhooks": dict(sorted(webhooks.items())),
+    }
 
 
 def main(argv: list[str]) -> int:
+    if len(argv) != 3:
+        print(__doc__)
+        return 2
     package, target = Path(argv[1]), Path(argv[2])
-    version = json.loads((package / "package.json").read_text())["version"]
-    spec = json.loads((package / "generated" / "api.github.com.deref.json").read_text())
-    extracted = to_json_schema(extract(spec))
-    extracted["source"] = {"package": "@octokit/openapi", "version": version,
-                           "file": "generated/api.github.com.deref.json"}
-    target.write_text(json.dumps(extracted, indent=1, sort_keys=True) + "\n")
-    print(f"wrote {target} ({target.stat().st_size} bytes) from @octokit/openapi {version}")
+    meta = json.loads((package / "package.json").read_text("utf-8"))
+    raw = (package / SOURCE_FILE).read_bytes()
+    extracted = extract(json.loads(raw))
+    extracted["source"] = {
+        "package": str(meta["name"]),
+        "version": str(meta["version"]),
+        "file": SOURCE_FILE,
+        "file_sha256": hashlib.sha256(raw).hexdigest(),
+        "openapi_info_version": json.loads(raw)["info"]["version"],
+        "command": "python scripts/extract_github_openapi.py package tests/fixtures/github-openapi/extract.json",
+    }
+    # One value per line (diffable), without indentation (half the size).
+    target.write_text(json.dumps(extracted, indent=0, sort_keys=True) + "\n")
+    size = target.stat().st_size
+    print(f"wrote {target} ({size:,} bytes) from {meta['name']} {meta['version']} ({SOURCE_FILE})")
     return 0
 
 

@@ -1,9 +1,19 @@
 """A fake GitHub on loopback: a small Flask app driven by scenario data.
 
-Payloads start from the examples in GitHub's OpenAPI description (tests/fixtures/github-openapi)
-and are validated against its schemas in tests/github/test_fake_github.py, so the fake cannot drift
-from GitHub's published shapes. It checks the App JWT and installation tokens, serves ETags and
-pagination, injects failures, and records every request.
+Start one with ``start_fake_github(scenario) -> (url, server)`` (or ``with FakeGitHub(scenario)``,
+or the ``fake_github`` fixture of tests/github/conftest.py), point a ``GitHubClient`` at ``url``,
+and the real client talks real HTTP to it.
+
+- Payloads start from GitHub's own examples in its OpenAPI description
+  (tests/fixtures/github-openapi) and every one the fake answers is validated against GitHub's
+  schema; ``close()`` fails the test if any did not match, so the fake cannot drift.
+- It verifies the App JWT (RS256 signature with the App's public key, ``iss`` = the App id,
+  ``exp`` at most 10 minutes ahead) and the installation tokens it minted (unexpired, unrevoked,
+  and for a down-scoped token, this repository).
+- It serves weak ETags (304 on ``If-None-Match``), ``Link`` pagination, GitHub's 250-commit cap on
+  a PR's commit list, 409 for an empty repository, and rate-limit headers.
+- Failures are injected per path: 500s, slow answers, primary and secondary rate limits.
+- It records every request (method, path, query, headers, status).
 """
 
 from __future__ import annotations
@@ -20,17 +30,44 @@ from functools import cache
 from pathlib import Path
 from typing import Any
 
+import jsonschema
 import jwt
 from flask import Flask, Response, request
 from werkzeug.serving import make_server
 
+from tests.issuer import rsa_key
+
 EXTRACT = Path(__file__).parent / "fixtures" / "github-openapi" / "extract.json"
+APP_ID = 42
+WEB_FLOW = ("web-flow", 19864447)
+_BASE_PERMISSION = {"admin": "admin", "maintain": "write", "write": "write", "triage": "read", "read": "read"}
+
+
+# --- GitHub's published shapes -------------------------------------------------------------------------
 
 
 @cache
 def extract() -> dict[str, Any]:
     data: dict[str, Any] = json.loads(EXTRACT.read_text())
     return data
+
+
+def schema(operation: str, status: str = "200") -> dict[str, Any]:
+    found: dict[str, Any] = extract()["operations"][operation]["responses"][status]["schema"]
+    return found
+
+
+@cache
+def _validator(operation: str, status: str) -> jsonschema.protocols.Validator:
+    return jsonschema.Draft202012Validator(schema(operation, status))
+
+
+def schema_errors(operation: str, status: str, body: Any) -> list[str]:
+    """Where ``body`` departs from GitHub's schema for this operation's answer (empty: it matches)."""
+    return [
+        f"{operation} {status} at /{'/'.join(str(p) for p in e.absolute_path)}: {e.message[:200]}"
+        for e in _validator(operation, status).iter_errors(body)
+    ]
 
 
 def example(operation: str, status: str = "200") -> Any:
@@ -53,7 +90,10 @@ def user(login: str, user_id: int, kind: str = "User") -> dict[str, Any]:
     return dict(base)
 
 
-@dataclass
+# --- scenario data -------------------------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
 class Person:
     login: str
     id: int
@@ -67,10 +107,18 @@ class Person:
 class Commit:
     sha: str
     message: str = "Change"
-    author: Person | None = None
+    author: Person | None = None  # the linked account; None: GitHub could not link the email
     author_email: str = "someone@example.com"
     committer: Person | None = None
     committer_email: str = "noreply@github.com"
+
+
+@dataclass
+class ReviewSpec:
+    user: Person
+    state: str  # APPROVED, CHANGES_REQUESTED, COMMENTED, DISMISSED
+    commit_id: str
+    id: int | None = None
 
 
 @dataclass
@@ -83,9 +131,19 @@ class PR:
     state: str = "open"
     merged: bool = False
     merge_commit_sha: str | None = None
+    draft: bool = False
     labels: list[str] = field(default_factory=list)
     commits: list[Commit] = field(default_factory=list)
-    reviews: list[dict[str, Any]] = field(default_factory=list)  # {"user": Person, "state", "commit_id"}
+    # ReviewSpec, or {"user": Person, "state": ..., "commit_id": ..., "id"?: ...}
+    reviews: list[Any] = field(default_factory=list)
+
+
+@dataclass
+class ApprovalSpec:
+    user: Person
+    state: str  # approved, rejected, pending
+    environments: list[str]
+    comment: str = ""
 
 
 @dataclass
@@ -95,7 +153,50 @@ class Run:
     actor: Person
     head_sha: str
     event: str = "workflow_dispatch"
-    approvals: list[dict[str, Any]] = field(default_factory=list)  # {"user": Person, "state", "environments"}
+    head_branch: str = "main"
+    # ApprovalSpec, or {"user": Person, "state": ..., "environments": [...], "comment"?: ...}
+    approvals: list[Any] = field(default_factory=list)
+
+
+@dataclass
+class Failure:
+    """Answer ``status`` (after ``delay`` seconds) instead of the real answer, ``times`` times
+    (-1: always). ``status=None`` with a delay: a slow but otherwise normal answer."""
+
+    path: str  # a regular expression searched in the request path
+    status: int | None = 500
+    method: str = "GET"
+    headers: dict[str, str] = field(default_factory=dict)
+    times: int = -1
+    delay: float = 0.0
+    message: str = "injected failure"
+
+    @classmethod
+    def server_error(cls, path: str, status: int = 500, times: int = -1) -> Failure:
+        return cls(path, status, times=times, message="Server Error")
+
+    @classmethod
+    def slow(cls, path: str, seconds: float, times: int = -1) -> Failure:
+        return cls(path, None, times=times, delay=seconds)
+
+    @classmethod
+    def secondary_rate_limit(cls, path: str, retry_after: int | None = 60, status: int = 403) -> Failure:
+        headers = {"Retry-After": str(retry_after)} if retry_after is not None else {}
+        return cls(
+            path,
+            status,
+            headers=headers,
+            message="You have exceeded a secondary rate limit. Please wait a few minutes before you try again.",
+        )
+
+    @classmethod
+    def primary_rate_limit(cls, path: str, reset: int, status: int = 403) -> Failure:
+        return cls(
+            path,
+            status,
+            headers={"x-ratelimit-remaining": "0", "x-ratelimit-reset": str(reset)},
+            message="API rate limit exceeded for installation ID 77.",
+        )
 
 
 @dataclass
@@ -103,19 +204,28 @@ class Scenario:
     owner: str = "octo-org"
     repo: str = "octo-repo"
     repo_id: int = 2000
+    app_id: int = APP_ID
     installation_id: int = 77
-    app_public_key: Any = None
+    installed: bool = True
+    app_public_key: Any = field(default_factory=lambda: rsa_key("github-app").public_key())
+    empty_repository: bool = False  # GET /commits/{sha}/pulls answers 409
+    unknown_commits: set[str] = field(default_factory=set)  # GET /commits/{sha}/pulls answers 422
     prs: dict[int, PR] = field(default_factory=dict)
     runs: dict[int, Run] = field(default_factory=dict)
-    permissions: dict[str, str] = field(default_factory=dict)
-    teams: dict[str, set[str]] = field(default_factory=dict)
-    # Failure injection: (method, path regex) -> (status, headers) answered instead, `times` times (-1: always).
-    failures: list[dict[str, Any]] = field(default_factory=list)
-    delay: float = 0.0
+    permissions: dict[str, str] = field(default_factory=dict)  # login -> admin/maintain/write/triage/read
+    teams: dict[str, set[str]] = field(default_factory=dict)  # team slug -> logins (active members)
+    pending_teams: dict[str, set[str]] = field(default_factory=dict)  # invited, not yet active
+    token_ttl: int = 3600
+    # Failure (or the same fields as a dict); see Failure.
+    failures: list[Any] = field(default_factory=list)
+    delay: float = 0.0  # every answer this much later
+    # What happened, for assertions.
     requests: list[dict[str, Any]] = field(default_factory=list)
-    tokens: dict[str, dict[str, Any]] = field(default_factory=dict)
-    check_runs: dict[int, dict[str, Any]] = field(default_factory=dict)
+    tokens: dict[str, dict[str, Any]] = field(default_factory=dict)  # minted token -> the body asked for
+    token_expiry: dict[str, float] = field(default_factory=dict)
     revoked: list[str] = field(default_factory=list)
+    check_runs: dict[int, dict[str, Any]] = field(default_factory=dict)
+    schema_errors: list[str] = field(default_factory=list)
 
     @property
     def full_name(self) -> str:
@@ -124,9 +234,28 @@ class Scenario:
     def paths(self, method: str = "GET") -> list[str]:
         return [r["path"] for r in self.requests if r["method"] == method]
 
+    def count(self, path_pattern: str, method: str = "GET") -> int:
+        return sum(1 for p in self.paths(method) if re.search(path_pattern, p))
+
+
+def _failure(item: Any) -> Failure:
+    return item if isinstance(item, Failure) else Failure(**item)
+
+
+def _review(item: Any) -> ReviewSpec:
+    return item if isinstance(item, ReviewSpec) else ReviewSpec(**item)
+
+
+def _approval(item: Any) -> ApprovalSpec:
+    return item if isinstance(item, ApprovalSpec) else ApprovalSpec(**item)
+
+
+# --- payloads in GitHub's shapes -----------------------------------------------------------------------
+
 
 def _pr_json(s: Scenario, pr: PR) -> dict[str, Any]:
     body = example("pulls/get")
+    label = example("pulls/get")["labels"][0]
     body.update(
         {
             "number": pr.number,
@@ -134,18 +263,27 @@ def _pr_json(s: Scenario, pr: PR) -> dict[str, Any]:
             "state": pr.state,
             "merged": pr.merged,
             "merged_at": "2026-11-23T10:00:00Z" if pr.merged else None,
+            "closed_at": "2026-11-23T10:00:00Z" if pr.state == "closed" else None,
             "merge_commit_sha": pr.merge_commit_sha,
             "user": pr.author.json(),
-            "draft": False,
-            # GitHub's own example lists a team lacking fields its schema requires; none are requested here.
+            "draft": pr.draft,
+            "commits": len(pr.commits),
+            # GitHub's example lists a team lacking `type`, which its schema requires.
             "requested_teams": [],
             "requested_reviewers": [],
-            "labels": [{**example("pulls/get")["labels"][0], "name": name} for name in pr.labels],
+            "labels": [{**label, "name": name} for name in pr.labels],
         }
     )
     body["head"].update({"sha": pr.head_sha, "ref": pr.head_ref, "label": f"{s.owner}:{pr.head_ref}"})
     body["base"].update({"ref": pr.base_ref, "label": f"{s.owner}:{pr.base_ref}"})
     return dict(body)
+
+
+def _pr_simple_json(s: Scenario, pr: PR) -> dict[str, Any]:
+    """``pull-request-simple``: the list shape, without the full PR's counts and merge state."""
+    template = example("repos/list-pull-requests-associated-with-commit")[0]
+    full = _pr_json(s, pr)
+    return {k: full[k] for k in template if k in full}
 
 
 def _commit_json(c: Commit) -> dict[str, Any]:
@@ -163,90 +301,141 @@ def _commit_json(c: Commit) -> dict[str, Any]:
     return dict(body)
 
 
-def _review_json(r: dict[str, Any], i: int) -> dict[str, Any]:
+def _review_json(r: ReviewSpec, i: int) -> dict[str, Any]:
     body = example("pulls/list-reviews")[0]
     body.update(
         {
-            "id": r.get("id", i + 1),
-            "user": r["user"].json(),
-            "state": r["state"],
-            "commit_id": r["commit_id"],
-            "submitted_at": f"2026-11-23T10:{(i // 60) % 60:02d}:{i % 60:02d}Z",
+            "id": r.id if r.id is not None else i + 1,
+            "user": r.user.json(),
+            "state": r.state,
+            "commit_id": r.commit_id,
+            "submitted_at": f"2026-11-23T{10 + i // 3600:02d}:{(i // 60) % 60:02d}:{i % 60:02d}Z",
         }
     )
     return dict(body)
 
 
+def _approval_json(a: ApprovalSpec) -> dict[str, Any]:
+    body = example("actions/get-reviews-for-run")[0]
+    env = body["environments"][0]
+    body.update(
+        {
+            "user": a.user.json(),
+            "state": a.state,
+            "comment": a.comment,
+            "environments": [{**env, "name": name} for name in a.environments],
+        }
+    )
+    return dict(body)
+
+
+def _error(status: int, message: str, headers: dict[str, str] | None = None) -> Response:
+    body = {"message": message, "documentation_url": "https://docs.github.com/rest", "status": str(status)}
+    return Response(json.dumps(body), status=status, headers=headers or {}, content_type="application/json")
+
+
+# --- the app -------------------------------------------------------------------------------------------
+
+
 def create_fake_github(s: Scenario) -> Flask:
     app = Flask("fake_github")
+    lock = threading.Lock()
 
-    def record() -> None:
+    @app.before_request
+    def _before() -> Response | None:
+        if s.delay:
+            time.sleep(s.delay)
+        for i, item in enumerate(s.failures):
+            failure = _failure(item)
+            if failure.method != request.method or not re.search(failure.path, request.path):
+                continue
+            with lock:
+                if failure.times == 0:
+                    continue
+                if failure.times > 0:
+                    failure.times -= 1
+                    s.failures[i] = failure
+            if failure.delay:
+                time.sleep(failure.delay)
+            if failure.status is not None:
+                return _error(failure.status, failure.message, failure.headers)
+        return None
+
+    @app.after_request
+    def _record(response: Response) -> Response:
         s.requests.append(
             {
                 "method": request.method,
                 "path": request.path,
                 "query": request.query_string.decode(),
                 "headers": dict(request.headers),
+                "status": response.status_code,
             }
         )
-
-    @app.before_request
-    def _before() -> Response | None:
-        record()
-        if s.delay:
-            time.sleep(s.delay)
-        for failure in s.failures:
-            if failure.get("method", "GET") == request.method and re.search(failure["path"], request.path):
-                if failure.get("times", -1) == 0:
-                    continue
-                failure["times"] = (
-                    failure.get("times", -1) - 1 if failure.get("times", -1) > 0 else failure.get("times", -1)
-                )
-                return Response(
-                    json.dumps({"message": "injected failure"}),
-                    status=failure["status"],
-                    headers=failure.get("headers", {}),
-                    content_type="application/json",
-                )
-        return None
+        return response
 
     def app_auth() -> Response | None:
+        """The App JWT: RS256 by the App's key, iss = App id, short-lived; else 401 like GitHub."""
         token = request.headers.get("Authorization", "").removeprefix("Bearer ")
         try:
-            jwt.decode(
-                token, s.app_public_key, algorithms=["RS256"], options={"require": ["iat", "exp", "iss"]}
+            claims = jwt.decode(
+                token,
+                s.app_public_key,
+                algorithms=["RS256"],
+                options={"require": ["iat", "exp", "iss"]},
+                leeway=0,
             )
         except jwt.PyJWTError:
-            return Response(
-                json.dumps({"message": "A JSON web token could not be decoded"}),
-                401,
-                content_type="application/json",
-            )
+            return _error(401, "A JSON web token could not be decoded")
+        if claims["iss"] != str(s.app_id):
+            return _error(401, "'Issuer' claim ('iss') must be the App's id")
+        if claims["exp"] > time.time() + 600 or claims["iat"] > time.time() + 60:
+            return _error(401, "'Expiration time' claim ('exp') is too far in the future")
         return None
 
-    def installation_auth() -> Response | None:
+    def installation_auth(repo_scoped: bool = True) -> Response | None:
         token = request.headers.get("Authorization", "").removeprefix("Bearer ")
-        if token not in s.tokens or token in s.revoked:
-            return Response(json.dumps({"message": "Bad credentials"}), 401, content_type="application/json")
+        if token not in s.tokens or token in s.revoked or s.token_expiry.get(token, 0) < time.time():
+            return _error(401, "Bad credentials")
+        scope = s.tokens[token].get("repository_ids")
+        if repo_scoped and scope is not None and s.repo_id not in scope:
+            return _error(404, "Not Found")
         return None
 
-    def answer(body: Any, status: int = 200, headers: dict[str, str] | None = None) -> Response:
+    def answer(
+        operation: str, body: Any, status: int = 200, headers: dict[str, str] | None = None
+    ) -> Response:
+        errors = schema_errors(operation, str(status), body)
+        if errors:
+            s.schema_errors.extend(errors)
         text = json.dumps(body)
-        etag = '"' + hashlib.sha256(text.encode()).hexdigest()[:20] + '"'
+        etag = 'W/"' + hashlib.sha256(text.encode()).hexdigest()[:32] + '"'
+        limits = {
+            "x-ratelimit-limit": "5000",
+            "x-ratelimit-remaining": "4999",
+            "x-ratelimit-reset": str(int(time.time()) + 3600),
+            "x-ratelimit-resource": "core",
+        }
         if request.method == "GET" and request.headers.get("If-None-Match") == etag:
-            return Response(status=304, headers={"ETag": etag})
+            return Response(status=304, headers={"ETag": etag, **limits})
         return Response(
-            text, status=status, headers={"ETag": etag, **(headers or {})}, content_type="application/json"
+            text,
+            status=status,
+            headers={"ETag": etag, **limits, **(headers or {})},
+            content_type="application/json",
         )
 
-    def page(items: list[Any]) -> Response:
-        per_page = int(request.args.get("per_page", 30))
+    def page(operation: str, items: list[Any], cap: int | None = None) -> Response:
+        items = items[:cap] if cap is not None else items
+        per_page = min(int(request.args.get("per_page", 30)), 100)
         number = int(request.args.get("page", 1))
         chunk = items[(number - 1) * per_page : number * per_page]
-        headers = {}
-        if number * per_page < len(items):
-            headers["Link"] = f'<{request.base_url}?per_page={per_page}&page={number + 1}>; rel="next"'
-        return answer(chunk, headers=headers)
+        links = []
+        last = max(1, -(-len(items) // per_page))
+        if number < last:
+            links.append(f'<{request.base_url}?per_page={per_page}&page={number + 1}>; rel="next"')
+            links.append(f'<{request.base_url}?per_page={per_page}&page={last}>; rel="last"')
+        return answer(operation, chunk, headers={"Link": ", ".join(links)} if links else None)
 
     repo = f"/repos/{s.owner}/{s.repo}"
 
@@ -254,30 +443,35 @@ def create_fake_github(s: Scenario) -> Flask:
     def installation() -> Response:
         if (denied := app_auth()) is not None:
             return denied
+        if not s.installed:
+            return _error(404, "Not Found")
         body = example("apps/get-repo-installation")
         body["id"] = s.installation_id
-        return answer(body)
+        return answer("apps/get-repo-installation", body)
 
     @app.post("/app/installations/<int:installation_id>/access_tokens")
     def access_token(installation_id: int) -> Response:
         if (denied := app_auth()) is not None:
             return denied
+        if installation_id != s.installation_id or not s.installed:
+            return _error(404, "Not Found")
         requested = request.get_json(silent=True) or {}
-        token = "ghs_" + uuid.uuid4().hex  # a stand-in; the client must not assume any format
+        token = "ghs_" + uuid.uuid4().hex  # a stand-in: the client must not assume any format
         s.tokens[token] = requested
+        s.token_expiry[token] = time.time() + s.token_ttl
         body = example("apps/create-installation-access-token", "201")
         body.update(
             {
                 "token": token,
-                "expires_at": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime(time.time() + 3600)),
+                "expires_at": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime(time.time() + s.token_ttl)),
                 "permissions": requested.get("permissions", {"pull_requests": "read", "checks": "write"}),
             }
         )
-        return answer(body, 201)
+        return answer("apps/create-installation-access-token", body, 201)
 
     @app.delete("/installation/token")
     def revoke() -> Response:
-        if (denied := installation_auth()) is not None:
+        if (denied := installation_auth(repo_scoped=False)) is not None:
             return denied
         s.revoked.append(request.headers["Authorization"].removeprefix("Bearer "))
         return Response(status=204)
@@ -287,32 +481,48 @@ def create_fake_github(s: Scenario) -> Flask:
         if (denied := installation_auth()) is not None:
             return denied
         if number not in s.prs:
-            return Response(json.dumps({"message": "Not Found"}), 404, content_type="application/json")
-        return answer(_pr_json(s, s.prs[number]))
+            return _error(404, "Not Found")
+        return answer("pulls/get", _pr_json(s, s.prs[number]))
 
     @app.get(f"{repo}/pulls/<int:number>/commits")
     def pull_commits(number: int) -> Response:
         if (denied := installation_auth()) is not None:
             return denied
-        return page([_commit_json(c) for c in s.prs[number].commits])
+        if number not in s.prs:
+            return _error(404, "Not Found")
+        # GitHub lists at most 250 commits of a pull request.
+        return page("pulls/list-commits", [_commit_json(c) for c in s.prs[number].commits], cap=250)
 
     @app.get(f"{repo}/pulls/<int:number>/reviews")
     def pull_reviews(number: int) -> Response:
         if (denied := installation_auth()) is not None:
             return denied
-        return page([_review_json(r, i) for i, r in enumerate(s.prs[number].reviews)])
+        if number not in s.prs:
+            return _error(404, "Not Found")
+        reviews = [_review_json(_review(r), i) for i, r in enumerate(s.prs[number].reviews)]
+        return page("pulls/list-reviews", reviews)
 
     @app.get(f"{repo}/commits/<sha>/pulls")
     def commit_pulls(sha: str) -> Response:
         if (denied := installation_auth()) is not None:
             return denied
-        found = [_pr_json(s, p) for p in s.prs.values() if sha in (p.head_sha, p.merge_commit_sha)]
-        return answer(found)
+        if s.empty_repository:
+            return _error(409, "Git Repository is empty.")
+        if sha in s.unknown_commits:
+            return _error(422, f"No commit found for SHA: {sha}")
+        found = [
+            _pr_simple_json(s, p)
+            for p in s.prs.values()
+            if sha in (p.head_sha, p.merge_commit_sha) or any(c.sha == sha for c in p.commits)
+        ]
+        return page("repos/list-pull-requests-associated-with-commit", found)
 
     @app.get(f"{repo}/actions/runs/<int:run_id>")
     def get_run(run_id: int) -> Response:
         if (denied := installation_auth()) is not None:
             return denied
+        if run_id not in s.runs:
+            return _error(404, "Not Found")
         run = s.runs[run_id]
         body = example("actions/get-workflow-run")
         body.update(
@@ -322,49 +532,47 @@ def create_fake_github(s: Scenario) -> Flask:
                 "event": run.event,
                 "actor": run.actor.json(),
                 "triggering_actor": run.triggering_actor.json(),
-                "head_branch": "main",
+                "head_branch": run.head_branch,
             }
         )
-        return answer(body)
+        return answer("actions/get-workflow-run", body)
 
     @app.get(f"{repo}/actions/runs/<int:run_id>/approvals")
     def run_approvals(run_id: int) -> Response:
         if (denied := installation_auth()) is not None:
             return denied
-        out = []
-        for a in s.runs[run_id].approvals if run_id in s.runs else []:
-            body = example("actions/get-reviews-for-run")[0]
-            env = body["environments"][0]
-            body.update(
-                {
-                    "user": a["user"].json(),
-                    "state": a["state"],
-                    "comment": a.get("comment", ""),
-                    "environments": [{**env, "name": name} for name in a["environments"]],
-                }
-            )
-            out.append(body)
-        return answer(out)
+        if run_id not in s.runs:
+            return _error(404, "Not Found")
+        return answer(
+            "actions/get-reviews-for-run", [_approval_json(_approval(a)) for a in s.runs[run_id].approvals]
+        )
 
     @app.get(f"{repo}/collaborators/<login>/permission")
     def permission(login: str) -> Response:
         if (denied := installation_auth()) is not None:
             return denied
+        role = s.permissions.get(login, "none")
+        base = _BASE_PERMISSION.get(role, "none")
         body = example("repos/get-collaborator-permission-level")
-        level = s.permissions.get(login, "none")
-        body.update({"permission": level, "role_name": level})
-        body["user"].update({"login": login, "role_name": level})
-        return answer(body)
+        body.update({"permission": base, "role_name": role})
+        body["user"].update({"login": login, "role_name": role})
+        return answer("repos/get-collaborator-permission-level", body)
 
     @app.get("/orgs/<org>/teams/<slug>/memberships/<login>")
     def membership(org: str, slug: str, login: str) -> Response:
-        if (denied := installation_auth()) is not None:
+        if (denied := installation_auth(repo_scoped=False)) is not None:
             return denied
-        if login not in s.teams.get(slug, set()):
-            return Response(json.dumps({"message": "Not Found"}), 404, content_type="application/json")
+        if org != s.owner:
+            return _error(404, "Not Found")
+        if login in s.teams.get(slug, set()):
+            state = "active"
+        elif login in s.pending_teams.get(slug, set()):
+            state = "pending"
+        else:
+            return _error(404, "Not Found")
         body = example("teams/get-membership-for-user-in-org")
-        body.update({"state": "active", "role": "member"})
-        return answer(body)
+        body.update({"state": state, "role": "member"})
+        return answer("teams/get-membership-for-user-in-org", body)
 
     @app.get(f"{repo}/commits/<sha>/check-runs")
     def list_checks(sha: str) -> Response:
@@ -376,55 +584,90 @@ def create_fake_github(s: Scenario) -> Flask:
         ]
         body = example("checks/list-for-ref")
         template = body["check_runs"][0]
-        body["check_runs"] = [
-            {**template, **{k: v for k, v in c.items() if k in template}, "id": c["id"]}
-            for c in reversed(runs)
-        ]
+        body["check_runs"] = [_check_run_json(template, c) for c in reversed(runs)]
         body["total_count"] = len(runs)
-        return answer(body)
+        return answer("checks/list-for-ref", body)
 
     @app.post(f"{repo}/check-runs")
     def create_check() -> Response:
         if (denied := installation_auth()) is not None:
             return denied
         payload = request.get_json()
-        check_id = len(s.check_runs) + 1
-        s.check_runs[check_id] = {"id": check_id, **payload, "history": [payload]}
-        body = example("checks/create", "201")
-        body.update({"id": check_id, "name": payload["name"], "head_sha": payload["head_sha"]})
-        return answer(body, 201)
+        with lock:
+            check_id = len(s.check_runs) + 1
+            s.check_runs[check_id] = {"id": check_id, **payload, "history": [payload]}
+        body = _check_run_json(example("checks/create", "201"), s.check_runs[check_id])
+        return answer("checks/create", body, 201)
 
     @app.patch(f"{repo}/check-runs/<int:check_id>")
     def update_check(check_id: int) -> Response:
         if (denied := installation_auth()) is not None:
             return denied
+        if check_id not in s.check_runs:
+            return _error(404, "Not Found")
         payload = request.get_json()
         s.check_runs[check_id].update(payload)
         s.check_runs[check_id]["history"].append(payload)
-        body = example("checks/update")
-        body.update({"id": check_id})
-        return answer(body)
+        body = _check_run_json(example("checks/update"), s.check_runs[check_id])
+        return answer("checks/update", body)
 
     return app
 
 
+def _check_run_json(template: dict[str, Any], stored: dict[str, Any]) -> dict[str, Any]:
+    """A stored check run in the shape of ``check-run``: the template's fields, updated by what was sent."""
+    body = copy.deepcopy(template)
+    for key in ("name", "head_sha", "status", "conclusion", "details_url", "external_id", "completed_at"):
+        if key in stored:
+            body[key] = stored[key]
+    body["id"] = stored["id"]
+    if isinstance(stored.get("output"), dict):
+        output = stored["output"]
+        body["output"] = {**body["output"], **{k: output.get(k) for k in ("title", "summary", "text")}}
+    return body
+
+
+# --- serving it ----------------------------------------------------------------------------------------
+
+
 class FakeGitHub:
-    """The fake served on 127.0.0.1 in a thread; ``url`` is its API base URL."""
+    """The fake served on 127.0.0.1 (an ephemeral port) in a thread; ``url`` is its API base URL."""
 
     def __init__(self, scenario: Scenario) -> None:
         self.scenario = scenario
         self._server = make_server("127.0.0.1", 0, create_fake_github(scenario), threaded=True)
         self.url = f"http://127.0.0.1:{self._server.server_port}"
-        self._thread = threading.Thread(target=self._server.serve_forever, daemon=True)
+        # A short poll interval: shutdown() waits for the loop to notice (0.5 s by default).
+        self._thread = threading.Thread(
+            target=self._server.serve_forever, kwargs={"poll_interval": 0.02}, daemon=True
+        )
+        self._started = False
 
-    def __enter__(self) -> FakeGitHub:
-        self._thread.start()
+    def start(self) -> FakeGitHub:
+        if not self._started:
+            self._thread.start()
+            self._started = True
         return self
 
+    def close(self) -> None:
+        """Stop serving; fail if any answer departed from GitHub's schemas."""
+        if self._started:
+            self._server.shutdown()
+            self._thread.join(5)
+            self._started = False
+        self._server.server_close()
+        if self.scenario.schema_errors:
+            errors, self.scenario.schema_errors = self.scenario.schema_errors, []
+            raise AssertionError("the fake GitHub answered outside GitHub's schemas:\n" + "\n".join(errors))
+
+    def __enter__(self) -> FakeGitHub:
+        return self.start()
+
     def __exit__(self, *exc: object) -> None:
-        self._server.shutdown()
-        self._thread.join(5)
+        self.close()
 
 
-def start_fake_github(scenario: Scenario) -> FakeGitHub:
-    return FakeGitHub(scenario).__enter__()
+def start_fake_github(scenario: Scenario) -> tuple[str, FakeGitHub]:
+    """Serve ``scenario`` on loopback: ``(api_url, server)``; call ``server.close()`` when done."""
+    server = FakeGitHub(scenario).start()
+    return server.url, server

@@ -1,15 +1,25 @@
 """Where evidence comes from: GitHub (``GitHubEvidence``), a file (``FileEvidence``) or nowhere.
 
 The API calls an :class:`EvidenceSource` only for decisions that need evidence (see
-``app.engine.evidence_needs``); a read decision never reaches it.
+``app.engine.evidence_needs``); a read decision never reaches it, and so makes no GitHub call.
+
+``GitHubEvidence`` reads, through the App's client (docs/github-app.md lists the calls):
+
+- the run (``triggering_actor`` is not in the OIDC token), when the workload has one;
+- the change: the pull request the request names, else the one associated with the commit;
+  its commits (authors, committers, raw git identities, full messages) and its reviews, all of
+  them (the engine decides which count);
+- the run's environment approvals, when an environment is being deployed;
+- the standing (permission, the rule's teams) of every human who approved something.
+
+Any GitHub failure raises ``GitHubError`` (503): the gate never decides on partial evidence.
 """
 
 from __future__ import annotations
 
-import functools
 import json
 from pathlib import Path
-from typing import Any, Protocol
+from typing import Protocol
 
 from pydantic import ValidationError
 
@@ -26,13 +36,25 @@ from app.evidence.model import (
     RunFacts,
     Standing,
 )
-from app.github.client import GitHubClient, user_path
+from app.github.auth import repo_path
+from app.github.payloads import (
+    GhCommit,
+    GhEnvironmentApproval,
+    GhPull,
+    GhReview,
+    GhRun,
+    GhUser,
+    parse,
+)
+from app.github.protocol import GitHubAPI
 from app.identity import WorkloadIdentity
 
 APP_NOT_CONFIGURED = (
     "the GitHub App is not configured: set GATE_GITHUB_APP_ID and GATE_GITHUB_PRIVATE_KEY(_FILE) "
     "(see docs/github-app.md)"
 )
+WEB_FLOW_ID = 19864447  # GitHub's own committer account (web-flow) for commits made on github.com
+PR_COMMITS_LIMIT = 250  # GET /pulls/{n}/commits lists at most this many
 
 
 class EvidenceSource(Protocol):
@@ -42,96 +64,56 @@ class EvidenceSource(Protocol):
 
 
 class NoEvidence:
-    """No GitHub App: decisions that need evidence are denied, saying why."""
+    """No GitHub App: decisions that need evidence are denied, saying why. Makes no call."""
 
     def gather(self, identity: WorkloadIdentity, request: DecisionRequest, needs: EvidenceNeeds) -> Evidence:
         return Evidence.none(APP_NOT_CONFIGURED)
 
 
 class FileEvidence:
-    """Evidence from a JSON file in the shape the GitHub client produces (for ``agent-gate explain``)."""
+    """Evidence from a JSON file in the shape ``GitHubEvidence`` produces (for ``agent-gate explain``)."""
 
     def __init__(self, path: Path) -> None:
         try:
             data = json.loads(Path(path).read_text("utf-8"))
+            if not isinstance(data, dict):
+                raise TypeError("expected a JSON object in the shape of Evidence")
             self._evidence = Evidence.model_validate({**data, "source": "file"})
-        except (OSError, ValueError, ValidationError, TypeError) as exc:
-            raise GateError(f"the evidence file {path} is not valid: {exc}", code="invalid-evidence") from exc
+        except (OSError, ValueError, TypeError) as exc:
+            detail = _first_error(exc) if isinstance(exc, ValidationError) else str(exc)
+            raise GateError(
+                f"the evidence file {path} is not valid: {detail}; write it in the shape of "
+                "`agent-gate explain`'s evidence (docs/github-app.md)",
+                code="invalid-evidence",
+            ) from exc
 
     def gather(self, identity: WorkloadIdentity, request: DecisionRequest, needs: EvidenceNeeds) -> Evidence:
         return self._evidence
 
 
-WEB_FLOW_ID = 19864447  # GitHub's own committer account for commits made in the web UI
-
-
-def _account(user: dict[str, Any] | None) -> Account | None:
-    if not isinstance(user, dict) or "login" not in user:
-        return None
-    return Account(login=str(user["login"]), id=user.get("id"), type=str(user.get("type") or "User"))
-
-
 class GitHubEvidence:
     """Gathers the facts of one decision from GitHub, through the App client. Fails closed (503)."""
 
-    def __init__(self, client: GitHubClient) -> None:
+    def __init__(self, client: GitHubAPI) -> None:
         self._gh = client
+
+    def __repr__(self) -> str:
+        return f"GitHubEvidence({self._gh!r})"
 
     def gather(self, identity: WorkloadIdentity, request: DecisionRequest, needs: EvidenceNeeds) -> Evidence:
         start = self._gh.calls
         repo = identity.repository
-        run = self._run(identity) if identity.run_id > 0 else None
-        pr_data = self._pull_request(identity, request)
-        pull_request = None
+        run = self._run(repo, identity.run_id) if identity.run_id > 0 else None
+        pull = self._pull_request(identity, request)
+        pull_request: PullRequestFacts | None = None
         reviews: list[Review] = []
-        if pr_data is not None:
-            number = int(pr_data["number"])
-            commits = self._gh.paginate(
-                repo, f"/repos/{repo}/pulls/{number}/commits", what=f"listing the commits of PR #{number}"
-            )
-            pull_request = self._pr_facts(pr_data, commits)
-            reviews = [
-                Review(
-                    id=int(r["id"]),
-                    reviewer=reviewer,
-                    state=str(r.get("state")),
-                    commit_id=r.get("commit_id"),
-                    submitted_at=r.get("submitted_at"),
-                )
-                for r in self._gh.paginate(
-                    repo, f"/repos/{repo}/pulls/{number}/reviews", what=f"listing the reviews of PR #{number}"
-                )
-                if (reviewer := _account(r.get("user"))) is not None
-            ]
+        if pull is not None:
+            pull_request = _pull_request_facts(pull, self._commits(repo, pull))
+            reviews = self._reviews(repo, pull.number)
         approvals: list[EnvironmentApproval] = []
-        if identity.run_id > 0 and needs.environment:
-            for a in (
-                self._gh.get(
-                    repo,
-                    f"/repos/{repo}/actions/runs/{identity.run_id}/approvals",
-                    what=f"listing the environment approvals of run {identity.run_id}",
-                )
-                or []
-            ):
-                approver = _account(a.get("user"))
-                if approver is not None:
-                    approvals.append(
-                        EnvironmentApproval(
-                            approver=approver,
-                            state=str(a.get("state")),
-                            comment=str(a.get("comment") or ""),
-                            environments=[
-                                str(e.get("name")) for e in a.get("environments") or [] if e.get("name")
-                            ],
-                        )
-                    )
-        people = {r.reviewer.login.lower(): r.reviewer for r in reviews}
-        people.update({a.approver.login.lower(): a.approver for a in approvals})
-        standings = {
-            key: self._standing(identity, account, needs.teams)
-            for key, account in people.items()
-            if account.type == "User"
-        }
+        if needs.environment is not None and identity.run_id > 0:
+            approvals = self._environment_approvals(repo, identity.run_id)
+        standings = self._standings(identity, reviews, approvals, needs.teams)
         return Evidence(
             source="github",
             pull_request=pull_request,
@@ -142,122 +124,204 @@ class GitHubEvidence:
             github_api_calls=self._gh.calls - start,
         )
 
-    def _run(self, identity: WorkloadIdentity) -> RunFacts:
-        repo = identity.repository
-        data = self._gh.get(
-            repo,
-            f"/repos/{repo}/actions/runs/{identity.run_id}",
-            what=f"reading workflow run {identity.run_id}",
-        )
+    # -- the run -----------------------------------------------------------------------------------
+    def _run(self, repo: str, run_id: int) -> RunFacts:
+        what = f"reading workflow run {run_id} of {repo}"
+        try:
+            data = self._gh.get_json(repo, f"/repos/{repo_path(repo)}/actions/runs/{run_id}", what=what)
+        except GitHubNotFound as exc:
+            raise GitHubError(
+                f"GitHub answered 404 while {what}: the run the token names is not visible to the App; "
+                "it needs Actions: read on the repository (docs/github-app.md); the decision was not made",
+                http_status=404,
+            ) from exc
+        run = parse(GhRun, data, what)
         return RunFacts(
-            id=int(data["id"]),
-            triggering_actor=_account(data.get("triggering_actor")),
-            actor=_account(data.get("actor")),
-            head_sha=data.get("head_sha"),
-            head_branch=data.get("head_branch"),
-            event=data.get("event"),
+            id=run.id,
+            triggering_actor=_account(run.triggering_actor),
+            actor=_account(run.actor),
+            head_sha=run.head_sha,
+            head_branch=run.head_branch,
+            event=run.event,
         )
 
-    def _pull_request(self, identity: WorkloadIdentity, request: DecisionRequest) -> dict[str, Any] | None:
+    # -- the change --------------------------------------------------------------------------------
+    def _pull_request(self, identity: WorkloadIdentity, request: DecisionRequest) -> GhPull | None:
         repo = identity.repository
         if request.pull_request is not None:
-            try:
-                data: dict[str, Any] = self._gh.get(
-                    repo,
-                    f"/repos/{repo}/pulls/{request.pull_request}",
-                    what=f"reading PR #{request.pull_request}",
-                )
-            except GitHubNotFound as exc:
-                raise InvalidRequest(
-                    f"pull request #{request.pull_request} does not exist in {repo}; name an existing pull request",
-                    code="unknown-pull-request",
-                ) from exc
-            return data
+            return self._pull(repo, request.pull_request)
         sha = request.sha or identity.sha
+        what = f"finding the pull requests of commit {sha[:7]} in {repo}"
         try:
-            candidates = self._gh.get(
+            data = self._gh.get_json(
                 repo,
-                f"/repos/{repo}/commits/{sha}/pulls",
-                what=f"finding the pull requests of commit {sha[:7]}",
+                f"/repos/{repo_path(repo)}/commits/{sha}/pulls",
+                what=what,
+                params={"per_page": 100},
             )
+        except GitHubNotFound as exc:
+            raise _unknown_commit(repo, sha, 404) from exc
         except GitHubError as exc:
-            if exc.http_status == 409:  # an empty repository or an unknown commit: no change to find
-                return None
+            if exc.http_status == 409:
+                return None  # an empty repository: there is no change and no pull request to find
+            if exc.http_status == 422:
+                raise _unknown_commit(repo, sha, 422) from exc
             raise
-        if not isinstance(candidates, list) or not candidates:
-            return None
-        merged = [p for p in candidates if p.get("merge_commit_sha") == sha and p.get("merged_at")]
-        heads = [p for p in candidates if (p.get("head") or {}).get("sha") == sha]
-        chosen = (merged or heads or candidates)[0]
-        # The list endpoint omits some fields (merged, commits); read the PR itself.
-        full: dict[str, Any] = self._gh.get(
-            repo, f"/repos/{repo}/pulls/{chosen['number']}", what=f"reading PR #{chosen['number']}"
+        return _choose(parse(list[GhPull], data, what), sha)
+
+    def _pull(self, repo: str, number: int) -> GhPull:
+        what = f"reading PR #{number} of {repo}"
+        try:
+            data = self._gh.get_json(repo, f"/repos/{repo_path(repo)}/pulls/{number}", what=what)
+        except GitHubNotFound as exc:
+            raise InvalidRequest(
+                f"pull request #{number} was not found in {repo} (GitHub answered 404); name a pull request "
+                "of this repository",
+                code="unknown-pull-request",
+            ) from exc
+        return parse(GhPull, data, what)
+
+    def _commits(self, repo: str, pull: GhPull) -> list[GhCommit]:
+        what = f"listing the commits of PR #{pull.number} of {repo}"
+        commits = parse(
+            list[GhCommit],
+            self._gh.get_all(repo, f"/repos/{repo_path(repo)}/pulls/{pull.number}/commits", what=what),
+            what,
         )
-        return full
-
-    def _pr_facts(self, pr: dict[str, Any], commits: list[dict[str, Any]]) -> PullRequestFacts:
-        facts = []
-        for c in commits:
-            git = c.get("commit") or {}
-            facts.append(
-                CommitFacts(
-                    sha=str(c["sha"]),
-                    message=str(git.get("message") or ""),
-                    author=_account(c.get("author")),
-                    author_email=(git.get("author") or {}).get("email"),
-                    author_name=(git.get("author") or {}).get("name"),
-                    committer=_account(c.get("committer")),
-                    committer_email=(git.get("committer") or {}).get("email"),
-                    committer_name=(git.get("committer") or {}).get("name"),
+        if len(commits) >= PR_COMMITS_LIMIT:
+            # GitHub lists at most 250 commits of a PR: make sure none were left out.
+            total = pull.commits if pull.commits is not None else self._pull(repo, pull.number).commits
+            if total is None or total > len(commits):
+                raise GitHubError(
+                    f"PR #{pull.number} of {repo} has {total or 'more'} commits but GitHub lists at most "
+                    f"{PR_COMMITS_LIMIT}; the gate does not decide on part of a change. Split the pull request",
+                    code="github-change-too-large",
                 )
-            )
-        head = next((f for f in facts if f.sha == pr["head"]["sha"]), facts[-1] if facts else None)
-        last_pusher = None
-        if head is not None:
-            committer = head.committer
-            last_pusher = head.author if committer is None or committer.id == WEB_FLOW_ID else committer
-        author = _account(pr.get("user")) or Account(login="ghost", id=None, type="User")
-        return PullRequestFacts(
-            number=int(pr["number"]),
-            author=author,
-            head_sha=str(pr["head"]["sha"]),
-            head_ref=str(pr["head"]["ref"]),
-            base_ref=str(pr["base"]["ref"]),
-            state="open" if pr.get("state") == "open" else "closed",
-            merged=bool(pr.get("merged") or pr.get("merged_at")),
-            merge_commit_sha=pr.get("merge_commit_sha"),
-            draft=bool(pr.get("draft")),
-            labels=[str(label.get("name")) for label in pr.get("labels") or []],
-            commits=facts,
-            last_pusher=last_pusher,
+        return commits
+
+    def _reviews(self, repo: str, number: int) -> list[Review]:
+        what = f"listing the reviews of PR #{number} of {repo}"
+        items = parse(
+            list[GhReview],
+            self._gh.get_all(repo, f"/repos/{repo_path(repo)}/pulls/{number}/reviews", what=what),
+            what,
         )
-
-    def _standing(self, identity: WorkloadIdentity, account: Account, teams: list[str]) -> Standing:
-        repo, org, login = identity.repository, identity.repository_owner, account.login
-
-        def permission() -> str | None:
-            data = self._gh.get(
-                repo,
-                f"/repos/{repo}/collaborators/{user_path(login)}/permission",
-                what=f"reading @{login}'s permission",
+        return [
+            Review(
+                id=r.id,
+                reviewer=reviewer,
+                state=r.state,
+                commit_id=r.commit_id,
+                submitted_at=r.submitted_at,
             )
-            return str(data.get("permission")) if isinstance(data, dict) else None
-
-        def member(team: str) -> bool:
-            try:
-                data = self._gh.get(
-                    repo,
-                    f"/orgs/{org}/teams/{team}/memberships/{user_path(login)}",
-                    what=f"checking @{login} in @{org}/{team}",
-                )
-            except GitHubNotFound:
-                return False
-            return isinstance(data, dict) and data.get("state") == "active"
-
-        perm = self._gh.cached_fact(("permission", repo, login.lower()), permission)
-        active = [
-            t
-            for t in teams
-            if self._gh.cached_fact(("team", org, t, login.lower()), functools.partial(member, t))
+            for r in items
+            if (reviewer := _account(r.user)) is not None  # a deleted account approves nothing
         ]
-        return Standing(permission=perm, teams=active)
+
+    # -- approvals and approvers -------------------------------------------------------------------
+    def _environment_approvals(self, repo: str, run_id: int) -> list[EnvironmentApproval]:
+        what = f"listing the environment approvals of run {run_id} of {repo}"
+        data = self._gh.get_json(repo, f"/repos/{repo_path(repo)}/actions/runs/{run_id}/approvals", what=what)
+        return [
+            EnvironmentApproval(
+                approver=approver,
+                state=a.state,
+                environments=[e.name for e in a.environments if e.name],
+                comment=a.comment or "",
+            )
+            for a in parse(list[GhEnvironmentApproval], data, what)
+            if (approver := _account(a.user)) is not None
+        ]
+
+    def _standings(
+        self,
+        identity: WorkloadIdentity,
+        reviews: list[Review],
+        approvals: list[EnvironmentApproval],
+        teams: list[str],
+    ) -> dict[str, Standing]:
+        """The standing of everyone who approved something: only an approval can count, so other
+        reviewers' standing could not change the decision and is not looked up (it costs calls)."""
+        approvers: dict[str, Account] = {}
+        for review in reviews:
+            if review.state == "APPROVED":
+                approvers.setdefault(review.reviewer.login.lower(), review.reviewer)
+        for approval in approvals:
+            if approval.state == "approved":
+                approvers.setdefault(approval.approver.login.lower(), approval.approver)
+        repo, org = identity.repository, identity.repository_owner
+        standings: dict[str, Standing] = {}
+        for key, account in sorted(approvers.items()):
+            if account.type != "User":
+                standings[key] = Standing(permission=None, teams=[])  # bots and orgs have no standing
+                continue
+            standings[key] = Standing(
+                permission=self._gh.collaborator_permission(repo, account.login),
+                teams=[t for t in teams if self._gh.is_active_team_member(repo, org, t, account.login)],
+            )
+        return standings
+
+
+def _choose(candidates: list[GhPull], sha: str) -> GhPull | None:
+    """The change a commit belongs to: the merged PR whose merge commit it is (a deploy of main),
+    else an open PR whose head it is, else any PR whose head it is, else GitHub's first answer."""
+    tiers = (
+        [p for p in candidates if p.merge_commit_sha == sha and p.is_merged],
+        [p for p in candidates if p.head.sha == sha and p.state == "open"],
+        [p for p in candidates if p.head.sha == sha],
+        candidates,
+    )
+    return next((tier[0] for tier in tiers if tier), None)
+
+
+def _pull_request_facts(pull: GhPull, commits: list[GhCommit]) -> PullRequestFacts:
+    facts = [
+        CommitFacts(
+            sha=c.sha,
+            message=c.commit.message,
+            author=_account(c.author),
+            author_email=c.commit.author.email if c.commit.author else None,
+            author_name=c.commit.author.name if c.commit.author else None,
+            committer=_account(c.committer),
+            committer_email=c.commit.committer.email if c.commit.committer else None,
+            committer_name=c.commit.committer.name if c.commit.committer else None,
+        )
+        for c in commits
+    ]
+    head = next((f for f in facts if f.sha == pull.head.sha), facts[-1] if facts else None)
+    last_pusher = None
+    if head is not None:
+        # The head's committer pushed it, unless GitHub committed it on someone's behalf (web-flow,
+        # e.g. a suggestion applied or a merge from the UI), or the committer has no linked account.
+        committer = head.committer
+        last_pusher = head.author if committer is None or committer.id == WEB_FLOW_ID else committer
+    return PullRequestFacts(
+        number=pull.number,
+        author=_account(pull.user) or Account(login="ghost", id=None, type="User"),
+        head_sha=pull.head.sha,
+        head_ref=pull.head.ref,
+        base_ref=pull.base.ref,
+        state="open" if pull.state == "open" else "closed",
+        merged=pull.is_merged,
+        merge_commit_sha=pull.merge_commit_sha,
+        draft=pull.draft,
+        labels=[label.name for label in pull.labels],
+        commits=facts,
+        last_pusher=last_pusher,
+    )
+
+
+def _account(user: GhUser | None) -> Account | None:
+    return None if user is None else Account(login=user.login, id=user.id, type=user.type)
+
+
+def _unknown_commit(repo: str, sha: str, status: int) -> InvalidRequest:
+    return InvalidRequest(
+        f"commit {sha[:7]} was not found in {repo} (GitHub answered {status}); name a commit of this repository",
+        code="unknown-commit",
+    )
+
+
+def _first_error(exc: ValidationError) -> str:
+    first = exc.errors()[0]
+    return f"{'.'.join(str(p) for p in first['loc']) or 'the file'}: {first['msg']}"

@@ -1,27 +1,32 @@
 """The GitHub App's REST client: one Session, retries, rate limits, ETags, pagination, call counts.
 
-- One ``requests.Session`` with connection reuse; proxy and CA settings resolved once at start-up
-  (the per-call scan of the environment costs ~150 µs).
-- Idempotent GETs are retried with backoff on 500/502/503/504 and connection errors (urllib3
-  ``Retry``); POST/PATCH/DELETE are never retried.
-- 403/429 with ``Retry-After`` or an exhausted ``x-ratelimit-remaining`` raise
-  ``GitHubError(code="github-rate-limited")`` at once, without hammering.
-- GETs send ``If-None-Match`` from a bounded, locked ETag cache; a 304 (free of rate limit) is
-  served from it.
-- Pagination follows ``Link: rel="next"`` up to a hard page cap, then fails closed.
-- Every HTTP request made by the current thread is counted (``calls``), for the audit record.
+- One ``requests.Session`` with connection reuse. Proxy and CA settings are read from the
+  environment once, at start-up (``trust_env`` would rescan it on every call, ~150 µs).
+- Idempotent GETs are retried with exponential backoff on 500/502/503/504 and on connection
+  errors (urllib3 ``Retry``). A read timeout is not retried (the request reached GitHub; waiting
+  twice would outlast the caller), nor is a response that says when to come back, nor any
+  POST/PATCH/DELETE.
+- 403/429 with ``Retry-After``, with ``x-ratelimit-remaining: 0`` (until ``x-ratelimit-reset``), or
+  naming a secondary rate limit (60 s) raise ``GitHubError(code="github-rate-limited")`` at once,
+  and the client then refuses to call GitHub for that credential's scope until the wait is over.
+- GETs send ``If-None-Match`` from a bounded, locked ETag cache keyed by credential scope and URL;
+  a 304 (free of rate limit) is served from it.
+- Lists follow ``Link: rel="next"`` (same origin only) up to a hard page cap, then fail closed.
+- Every HTTP request made by the current thread is counted (``calls``; retries included), for the
+  decision's audit record.
 """
 
 from __future__ import annotations
 
+import json
 import logging
+import math
 import threading
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
-from datetime import UTC, datetime
-from typing import Any
-from urllib.parse import quote
+from typing import TYPE_CHECKING, Any, Self, TypeVar
+from urllib.parse import quote, urlencode, urlsplit
 
 import requests
 import urllib3
@@ -31,326 +36,585 @@ from requests.adapters import HTTPAdapter
 from urllib3.util.retry import Retry
 
 from app.errors import GitHubError, GitHubNotFound
-from app.github.auth import AppAuth, InstallationToken
-from app.settings import GitHubSettings
+from app.github.auth import GitHubAppAuth, repo_path
+from app.github.config import AppCredentials, GitHubAppConfig
+from app.github.protocol import Credential, GitHubAPI, InstallationToken, Params, Reply
 
 log = logging.getLogger("agent_gate.github")
 
 API_VERSION = "2022-11-28"
-MAX_PAGES = 30
-TOKEN_REFRESH_MARGIN = 300  # seconds before expires_at when a cached installation token is renewed
+PER_PAGE = 100
+SECONDARY_RATE_LIMIT_WAIT = 60  # GitHub: "otherwise, wait for at least one minute before retrying"
+MAX_RATE_LIMIT_WAIT = 3600
+# The roles GitHub names in role_name, and the base permission each maps to in `permission`.
+_ROLE_BASE = {"admin": "admin", "maintain": "write", "write": "write", "triage": "read", "read": "read"}
+
+T = TypeVar("T")
+
+
+class _GitHubRetry(Retry):
+    """urllib3's Retry, except for two answers that must not be retried right away."""
+
+    def is_retry(self, method: str, status_code: int, has_retry_after: bool = False) -> bool:
+        if has_retry_after:
+            return False  # GitHub said when to come back: the caller hears it, we don't retry early
+        return super().is_retry(method, status_code, has_retry_after)
+
+    def increment(
+        self,
+        method: str | None = None,
+        url: str | None = None,
+        response: Any = None,
+        error: Exception | None = None,
+        _pool: Any = None,
+        _stacktrace: Any = None,
+    ) -> Self:
+        if isinstance(error, urllib3.exceptions.ReadTimeoutError):
+            raise error  # the request reached GitHub and it did not answer in time: don't wait twice
+        return super().increment(method, url, response, error, _pool, _stacktrace)
 
 
 @dataclass(frozen=True)
-class _Reply:
-    status: int
-    data: Any
+class _Cached:
+    etag: str
+    content: bytes
     next_url: str | None
 
 
-class GitHubClient:
-    """The small surface the gate needs from GitHub, as a GitHub App. Thread-safe."""
+class GitHubHTTP:
+    """The HTTP layer (implements ``app.github.protocol.Transport``). Thread-safe."""
 
     def __init__(
         self,
-        settings: GitHubSettings,
+        config: GitHubAppConfig,
         *,
         session: requests.Session | None = None,
         clock: Callable[[], float] = time.time,
-        timeout: tuple[float, float] = (3.05, 10.0),
-        retries: int = 2,
-        backoff: float = 0.3,
-        fact_ttl: float = 60.0,
     ) -> None:
-        self.api_url = settings.api_url.rstrip("/")
-        self._auth = AppAuth(settings.app_id, settings.private_key, clock=clock)
+        self.api_url = config.api_url
+        origin = urlsplit(self.api_url)
+        self._origin = (origin.scheme, origin.netloc)
+        self._prefix = origin.path.rstrip("/") + "/"
+        self._connect_timeout = config.connect_timeout
+        self._read_timeout = config.timeout
+        self._retries = config.retries
+        self._max_pages = config.max_pages
         self._clock = clock
-        self._timeout = timeout
         self._session = session or requests.Session()
+        # Resolve proxies (honouring no_proxy for the API host) and the CA bundle once.
         env = self._session.merge_environment_settings(self.api_url, {}, None, None, None)
         self._session.trust_env = False
-        self._session.proxies.update(env.get("proxies") or {})
+        self._session.proxies = dict(env.get("proxies") or {})
         self._session.verify = env.get("verify", True)
-        retry = Retry(
-            total=retries,
-            connect=retries,
-            read=retries,
-            status=retries,
-            backoff_factor=backoff,
+        retry = _GitHubRetry(
+            total=config.retries,
+            connect=config.retries,
+            read=config.retries,  # connection resets; read timeouts are refused in increment()
+            status=config.retries,
+            redirect=0,
+            other=0,
+            backoff_factor=config.backoff,
             status_forcelist=(500, 502, 503, 504),
             allowed_methods=frozenset({"GET"}),
-            respect_retry_after_header=True,
+            respect_retry_after_header=False,
             raise_on_status=False,
+            raise_on_redirect=False,
         )
-        adapter = HTTPAdapter(max_retries=retry, pool_maxsize=16)
+        adapter = HTTPAdapter(max_retries=retry, pool_connections=4, pool_maxsize=32)
         self._session.mount("https://", adapter)
         self._session.mount("http://", adapter)
         self._session.headers.update(
             {
                 "Accept": "application/vnd.github+json",
                 "X-GitHub-Api-Version": API_VERSION,
-                "User-Agent": "agent-gate",
+                "User-Agent": config.user_agent,
             }
         )
         self._lock = threading.Lock()
-        self._installations: TTLCache[str, int] = TTLCache(maxsize=1024, ttl=3600, timer=clock)
-        self._tokens: dict[int, InstallationToken] = {}
-        self._etags: LRUCache[str, tuple[str, _Reply]] = LRUCache(maxsize=4096)
-        self._facts: TTLCache[tuple[str, ...], Any] = TTLCache(maxsize=8192, ttl=fact_ttl, timer=clock)
+        self._etags: LRUCache[str, _Cached] | None = (
+            LRUCache(maxsize=config.etag_cache_bytes, getsizeof=lambda c: len(c.content) + 256)
+            if config.etag_cache_bytes > 0
+            else None
+        )
+        self._cooldowns: LRUCache[str, float] = LRUCache(maxsize=1024)
         self._local = threading.local()
 
     def __repr__(self) -> str:
-        return f"GitHubClient(api_url={self.api_url!r}, app_id={self._auth.app_id})"
+        return f"GitHubHTTP(api_url={self.api_url!r})"
 
-    # -- counting ------------------------------------------------------------------------------
+    # -- counting ----------------------------------------------------------------------------------
     @property
     def calls(self) -> int:
-        """HTTP requests made so far by the current thread (304s included)."""
         return int(getattr(self._local, "calls", 0))
 
     @property
     def not_modified(self) -> int:
-        """How many of those were answered 304 from the ETag cache (free of rate limit)."""
         return int(getattr(self._local, "not_modified", 0))
 
-    def _count(self) -> None:
-        self._local.calls = self.calls + 1
+    def _count(self, attempts: int) -> None:
+        self._local.calls = self.calls + attempts
 
-    # -- HTTP ----------------------------------------------------------------------------------
-    def _send(
+    # -- requests ----------------------------------------------------------------------------------
+    def request(
         self,
         method: str,
-        url: str,
+        path: str,
         *,
-        auth: str,
+        credential: Credential,
         what: str,
-        params: dict[str, Any] | None = None,
-        body: dict[str, Any] | None = None,
-        use_etag: bool = False,
-    ) -> _Reply:
-        headers = {"Authorization": f"Bearer {auth}"}
-        cache_key = None
-        cached: _Reply | None = None
-        if use_etag:
-            # Keyed by URL and the installation the token belongs to, never by the token itself.
-            cache_key = f"{url}?{sorted((params or {}).items())}"
-            with self._lock:
-                entry = self._etags.get(cache_key)
-            if entry:
-                headers["If-None-Match"] = entry[0]
-                cached = entry[1]
-        self._count()
+        params: Params | None = None,
+        json_body: Mapping[str, Any] | None = None,
+        conditional: bool = False,
+        hint: str | None = None,
+        fresh: bool = False,
+    ) -> Reply:
+        """Send one request (retried per the policy above); raise ``GitHubError`` for any failure.
+
+        ``conditional`` GETs go through the ETag cache; ``fresh`` skips ``If-None-Match`` once (the
+        answer still refreshes the cache)."""
+        url = self._url(path, params, what)
+        self._check_cooldown(credential.scope, what)
+        headers = {"Authorization": f"Bearer {credential.token.get_secret_value()}"}
+        cache_key = f"{credential.scope} {url}" if conditional and method == "GET" else None
+        cached = None if fresh else self._cached(cache_key)
+        if cached is not None:
+            headers["If-None-Match"] = cached.etag
+        started = time.perf_counter()
         try:
             response = self._session.request(
                 method,
                 url,
                 headers=headers,
-                params=params,
-                json=body,
-                timeout=self._timeout,
+                json=json_body,
+                timeout=(self._connect_timeout, self._read_timeout),
                 allow_redirects=False,
             )
         except requests.RequestException as exc:
-            # With retries mounted, a timeout surfaces as a ConnectionError whose reason is urllib3's.
-            reason = getattr(exc.args[0], "reason", None) if exc.args else None
-            if isinstance(exc, requests.Timeout) or isinstance(reason, urllib3.exceptions.TimeoutError):
-                raise GitHubError(
-                    f"GitHub did not answer in time while {what}; the decision was not made, retry later"
-                ) from exc
-            raise GitHubError(
-                f"GitHub could not be reached while {what} ({exc.__class__.__name__}); the decision was not made, "
-                "retry later"
-            ) from exc
+            self._count(1)
+            raise self._unreachable(exc, what) from exc
+        self._count(_attempts(response))
+        log.debug(
+            "GitHub %s %s -> %s (%.0f ms)",
+            method,
+            url,
+            response.status_code,
+            (time.perf_counter() - started) * 1000,
+        )
         if response.status_code == 304 and cached is not None:
-            self._local.not_modified = getattr(self._local, "not_modified", 0) + 1
-            return cached
-        self._raise_for(response, what)
-        data: Any = None
-        if response.status_code != 204 and response.content:
-            try:
-                data = response.json()
-            except ValueError as exc:
-                raise GitHubError(f"GitHub's answer was not JSON while {what}") from exc
-        reply = _Reply(response.status_code, data, response.links.get("next", {}).get("url"))
-        if cache_key is not None and response.status_code == 200 and response.headers.get("ETag"):
-            with self._lock:
-                self._etags[cache_key] = (response.headers["ETag"], reply)
-        return reply
-
-    def _raise_for(self, response: requests.Response, what: str) -> None:
-        status = response.status_code
-        if status < 400:
-            return
-        retry_after = _retry_after(response, self._clock())
-        if status in (403, 429) and (
-            retry_after is not None or response.headers.get("x-ratelimit-remaining") == "0"
-        ):
-            raise GitHubError(
-                f"GitHub's rate limit was reached while {what}; the decision was not made, retry after "
-                f"{retry_after or 60} s",
-                code="github-rate-limited",
-                http_status=status,
-                retry_after=retry_after or 60,
+            self._local.not_modified = self.not_modified + 1
+            # Prefer the 304's own Link header when GitHub sends one.
+            next_url = (
+                response.links.get("next", {}).get("url") if "Link" in response.headers else cached.next_url
             )
-        if status == 404:
-            raise GitHubNotFound(f"GitHub answered 404 while {what}", http_status=404)
-        if status in (401, 403):
+            return Reply(200, _parse(cached.content, what), next_url, not_modified=True)
+        self._raise_for(response, credential.scope, what, hint)
+        data = _parse(response.content, what) if response.status_code != 204 and response.content else None
+        next_url = response.links.get("next", {}).get("url")
+        etag = response.headers.get("ETag")
+        if cache_key is not None and response.status_code == 200 and etag:
+            self._remember(cache_key, _Cached(etag, response.content, next_url))
+        return Reply(response.status_code, data, next_url)
+
+    def paginate(self, path: str, *, credential: Credential, what: str, hint: str | None = None) -> list[Any]:
+        """Every item of a list endpoint, 100 a page; fails closed past the page cap."""
+        url: str = path
+        params: Params | None = {"per_page": PER_PAGE}
+        items: list[Any] = []
+        for _ in range(self._max_pages):
+            reply = self.request(
+                "GET", url, credential=credential, what=what, params=params, conditional=True, hint=hint
+            )
+            if reply.not_modified and reply.next_url is None and _is_full_page(reply.data):
+                # A full last page, unchanged: but an ETag covers the body, not the Link header, so a
+                # list that has since grown past this page looks the same. Ask again, unconditionally.
+                reply = self.request(
+                    "GET",
+                    url,
+                    credential=credential,
+                    what=what,
+                    params=params,
+                    conditional=True,
+                    hint=hint,
+                    fresh=True,
+                )
+            if not isinstance(reply.data, list):
+                raise GitHubError(f"GitHub's answer was not a list while {what}; the decision was not made")
+            items.extend(reply.data)
+            if reply.next_url is None:
+                return items
+            url, params = reply.next_url, None  # the next link carries its own query
+        raise GitHubError(
+            f"GitHub's list has more than {self._max_pages} pages of {PER_PAGE} while {what}; the gate does not "
+            "decide on part of a list; the decision was not made",
+            code="github-list-too-long",
+        )
+
+    # -- helpers -----------------------------------------------------------------------------------
+    def _url(self, path: str, params: Params | None, what: str) -> str:
+        if path.startswith(("https://", "http://")):
+            # A Link header's URL: followed only on GitHub's own origin, so the token never goes elsewhere.
+            parts = urlsplit(path)
+            if (parts.scheme, parts.netloc) != self._origin or not parts.path.startswith(self._prefix):
+                raise GitHubError(
+                    f"GitHub's next-page link left {self.api_url} while {what}; refusing to follow it",
+                    code="github-unexpected-answer",
+                )
+            url = path
+        else:
+            url = self.api_url + path
+        if params:
+            url += "?" + urlencode(sorted((k, str(v)) for k, v in params.items()))
+        return url
+
+    def _cached(self, key: str | None) -> _Cached | None:
+        if key is None or self._etags is None:
+            return None
+        with self._lock:
+            return self._etags.get(key)
+
+    def _remember(self, key: str, entry: _Cached) -> None:
+        if self._etags is None or len(entry.content) + 256 > self._etags.maxsize:
+            return
+        with self._lock:
+            self._etags[key] = entry
+
+    def _check_cooldown(self, scope: str, what: str) -> None:
+        with self._lock:
+            until = self._cooldowns.get(scope)
+        if until is None:
+            return
+        wait = math.ceil(until - self._clock())
+        if wait > 0:
             raise GitHubError(
-                f"GitHub refused the App's credentials ({status}) while {what}; check the App id, its private key "
-                "and that the App is installed on this repository with the permissions in docs/github-app.md",
+                f"GitHub's rate limit was reached a moment ago: the gate is not calling GitHub for {wait} s, "
+                f"so it skipped {what}; the decision was not made, retry after {wait} s",
+                code="github-rate-limited",
+                retry_after=wait,
+            )
+        with self._lock:
+            self._cooldowns.pop(scope, None)
+
+    def _raise_for(self, response: requests.Response, scope: str, what: str, hint: str | None) -> None:
+        status = response.status_code
+        if status < 300:
+            return
+        said = _github_message(response)
+        if status in (403, 429):
+            wait = _rate_limit_wait(response, said, self._clock())
+            if wait is not None:
+                with self._lock:
+                    self._cooldowns[scope] = self._clock() + wait
+                raise GitHubError(
+                    f"GitHub's rate limit was reached ({status}) while {what}; the gate will not call GitHub "
+                    f"again for {wait} s; the decision was not made, retry after {wait} s",
+                    code="github-rate-limited",
+                    http_status=status,
+                    retry_after=wait,
+                )
+        quoted = f": {said}" if said else ""
+        if status == 404:
+            raise GitHubNotFound(f"GitHub answered 404 (Not Found) while {what}", http_status=404)
+        if status == 401:
+            raise GitHubError(
+                f"GitHub refused the App's credentials (401{quoted}) while {what}; check GATE_GITHUB_APP_ID, "
+                "the App's private key and the gate's clock (docs/github-app.md); the decision was not made",
+                code="github-unauthorized",
+                http_status=401,
+            )
+        if status == 403:
+            raise GitHubError(
+                f"GitHub refused access (403{quoted}) while {what}; "
+                f"{hint or 'the App may lack a permission'}: see the permissions in docs/github-app.md; "
+                "the decision was not made",
+                code="github-forbidden",
+                http_status=403,
+            )
+        if status < 400:
+            raise GitHubError(
+                f"GitHub redirected ({status}) while {what}; was the repository renamed or moved? "
+                "The decision was not made",
+                http_status=status,
+            )
+        if status >= 500:
+            wait = _retry_after(response)
+            if wait is not None:
+                # Not retried (GitHub said when to come back); nobody calls GitHub before then.
+                with self._lock:
+                    self._cooldowns[scope] = self._clock() + wait
+                raise GitHubError(
+                    f"GitHub answered {status} while {what} and asked to come back in {wait} s; the decision "
+                    f"was not made, retry after {wait} s",
+                    http_status=status,
+                    retry_after=wait,
+                )
+            tries = f" (after {self._retries + 1} attempts)" if response.request.method == "GET" else ""
+            raise GitHubError(
+                f"GitHub answered {status} while {what}{tries}; the decision was not made; retry later",
                 http_status=status,
             )
         raise GitHubError(
-            f"GitHub answered {status} while {what}; the decision was not made, retry later",
+            f"GitHub answered {status}{quoted} while {what}; the decision was not made",
             http_status=status,
         )
 
-    # -- App and installations ---------------------------------------------------------------------
-    def installation_id(self, repository: str) -> int:
-        with self._lock:
-            cached = self._installations.get(repository)
-        if cached is not None:
-            return cached
-        reply = self._send(
-            "GET",
-            f"{self.api_url}/repos/{repository}/installation",
-            auth=self._auth.app_jwt(),
-            what=f"finding the App's installation on {repository}",
+    def _unreachable(self, exc: requests.RequestException, what: str) -> GitHubError:
+        if isinstance(exc, requests.ConnectTimeout):  # after the connect retries
+            return GitHubError(
+                f"GitHub could not be reached within {self._connect_timeout:g} s while {what}; the decision was "
+                "not made; retry later"
+            )
+        if isinstance(exc, requests.Timeout):  # a read timeout, never retried (_GitHubRetry)
+            return GitHubError(
+                f"GitHub did not answer in time ({self._read_timeout:g} s) while {what}; the decision was not made; "
+                "retry later"
+            )
+        return GitHubError(
+            f"GitHub could not be reached at {self.api_url} while {what} ({type(exc).__name__}); the decision "
+            "was not made; retry later"
         )
-        installation = int(reply.data["id"])
+
+
+class GitHubClient:
+    """The gate's GitHub, as the App installed on each repository. Implements ``GitHubAPI``."""
+
+    def __init__(
+        self,
+        config: GitHubAppConfig | AppCredentials,
+        *,
+        session: requests.Session | None = None,
+        clock: Callable[[], float] = time.time,
+        timeout: float | tuple[float, float] | None = None,
+        retries: int | None = None,
+        backoff: float | None = None,
+        fact_ttl: float | None = None,
+    ) -> None:
+        """``timeout`` (seconds, or (connect, read)), ``retries``, ``backoff`` and ``fact_ttl``
+        override the config's values (tests use them)."""
+        cfg = GitHubAppConfig.of(config)
+        overrides: dict[str, Any] = {
+            k: v
+            for k, v in {"retries": retries, "backoff": backoff, "fact_ttl": fact_ttl}.items()
+            if v is not None
+        }
+        if isinstance(timeout, tuple):
+            overrides["connect_timeout"], overrides["timeout"] = timeout
+        elif timeout is not None:
+            overrides["timeout"] = timeout
+        if overrides:
+            cfg = GitHubAppConfig.model_validate({**dict(cfg), **overrides})
+        self.config = cfg
+        self.api_url = cfg.api_url
+        self.http = GitHubHTTP(cfg, session=session, clock=clock)
+        self.auth = GitHubAppAuth(cfg, self.http, clock=clock)
+        self._lock = threading.Lock()
+        self._permissions: TTLCache[tuple[str, str], str | None] = TTLCache(
+            maxsize=8192, ttl=cfg.fact_ttl, timer=clock
+        )
+        self._memberships: TTLCache[tuple[str, str, str], bool] = TTLCache(
+            maxsize=8192, ttl=cfg.fact_ttl, timer=clock
+        )
+
+    def __repr__(self) -> str:
+        return f"GitHubClient(api_url={self.api_url!r}, app_id={self.config.app_id})"
+
+    @property
+    def calls(self) -> int:
+        """HTTP requests made so far by the current thread (304s and retries included)."""
+        return self.http.calls
+
+    @property
+    def not_modified(self) -> int:
+        """How many of those were answered 304 from the ETag cache (free of rate limit)."""
+        return self.http.not_modified
+
+    # -- reads -------------------------------------------------------------------------------------
+    def get_json(self, repository: str, path: str, *, what: str, params: Params | None = None) -> Any:
+        return self._as_installation(
+            repository,
+            lambda cred: (
+                self.http.request(
+                    "GET", path, credential=cred, what=what, params=params, conditional=True
+                ).data
+            ),
+        )
+
+    def get_all(self, repository: str, path: str, *, what: str) -> list[Any]:
+        return self._as_installation(
+            repository, lambda cred: self.http.paginate(path, credential=cred, what=what)
+        )
+
+    def collaborator_permission(self, repository: str, login: str) -> str | None:
+        key = (repository.lower(), login.lower())
         with self._lock:
-            self._installations[repository] = installation
-        return installation
+            if key in self._permissions:
+                return self._permissions[key]
+        try:
+            data = self.get_json(
+                repository,
+                f"/repos/{repo_path(repository)}/collaborators/{quote(login, safe='')}/permission",
+                what=f"reading @{login}'s permission on {repository}",
+            )
+        except GitHubNotFound:
+            permission = None  # not a user GitHub knows on this repository: no standing
+        else:
+            permission = _role(data)
+        with self._lock:
+            self._permissions[key] = permission
+        return permission
+
+    def is_active_team_member(self, repository: str, org: str, team_slug: str, login: str) -> bool:
+        key = (org.lower(), team_slug.lower(), login.lower())
+        with self._lock:
+            if key in self._memberships:
+                return self._memberships[key]
+        try:
+            data = self.get_json(
+                repository,
+                f"/orgs/{quote(org, safe='')}/teams/{quote(team_slug, safe='')}/memberships/{quote(login, safe='')}",
+                what=f"checking whether @{login} is in @{org}/{team_slug}",
+            )
+        except GitHubNotFound:
+            member = False  # GitHub's answer for "not a member" (and for a team the App cannot see)
+        else:
+            member = isinstance(data, dict) and data.get("state") == "active"  # "pending" is not yet a member
+        with self._lock:
+            self._memberships[key] = member
+        return member
+
+    # -- installation tokens -----------------------------------------------------------------------
+    def installation_id(self, repository: str) -> int:
+        return self.auth.installation_id(repository)
 
     def installation_token(
         self,
         repository: str,
         *,
-        repository_ids: list[int] | None = None,
-        permissions: dict[str, str] | None = None,
+        repository_ids: Sequence[int] | None = None,
+        permissions: Mapping[str, str] | None = None,
     ) -> InstallationToken:
-        """A token for the repository's installation. Down-scoped tokens (ids/permissions) are never cached."""
-        installation = self.installation_id(repository)
-        scoped = repository_ids is not None or permissions is not None
-        if not scoped:
-            with self._lock:
-                cached = self._tokens.get(installation)
-            if cached and cached.expires_at.timestamp() - self._clock() > TOKEN_REFRESH_MARGIN:
-                return cached
-        body: dict[str, Any] = {}
-        if repository_ids is not None:
-            body["repository_ids"] = repository_ids
-        if permissions is not None:
-            body["permissions"] = permissions
-        data = self._send(
-            "POST",
-            f"{self.api_url}/app/installations/{installation}/access_tokens",
-            auth=self._auth.app_jwt(),
-            body=body or None,
-            what="creating an installation access token",
-        ).data
-        token = InstallationToken(
-            token=SecretStr(str(data["token"])),
-            expires_at=datetime.fromisoformat(str(data["expires_at"]).replace("Z", "+00:00")).astimezone(UTC),
-            installation_id=installation,
-            permissions=dict(data.get("permissions") or {}),
-            repository_ids=tuple(repository_ids) if repository_ids is not None else None,
+        return self.auth.installation_token(
+            repository, repository_ids=repository_ids, permissions=permissions
         )
-        if not scoped:
-            with self._lock:
-                self._tokens[installation] = token
-        return token
 
     def revoke_installation_token(self, token: SecretStr) -> None:
-        """``DELETE /installation/token`` (204). An already expired or revoked token is not an error."""
-        try:
-            self._send(
-                "DELETE",
-                f"{self.api_url}/installation/token",
-                auth=token.get_secret_value(),
-                what="revoking an installation token",
-            )
-        except GitHubError as exc:
-            if exc.http_status in (401, 404):
-                return
-            raise
+        self.auth.revoke_installation_token(token)
 
-    # -- REST reads with the installation token -------------------------------------------------
-    def get(self, repository: str, path: str, *, what: str, params: dict[str, Any] | None = None) -> Any:
-        token = self.installation_token(repository).token.get_secret_value()
-        return self._send(
-            "GET", f"{self.api_url}{path}", auth=token, params=params, what=what, use_etag=True
-        ).data
-
-    def paginate(self, repository: str, path: str, *, what: str) -> list[Any]:
-        """Every item of a list endpoint, following Link rel="next"; fails closed past MAX_PAGES."""
-        token = self.installation_token(repository).token.get_secret_value()
-        url: str | None = f"{self.api_url}{path}"
-        params: dict[str, Any] | None = {"per_page": 100}
-        items: list[Any] = []
-        for _ in range(MAX_PAGES):
-            reply = self._send("GET", url, auth=token, params=params, what=what, use_etag=True)  # type: ignore[arg-type]  # url is set
-            if not isinstance(reply.data, list):
-                raise GitHubError(f"GitHub's answer was not a list while {what}")
-            items.extend(reply.data)
-            url, params = reply.next_url, None  # the next link carries its own query
-            if url is None:
-                return items
-        raise GitHubError(f"more than {MAX_PAGES} pages while {what}; refusing to decide on a partial list")
-
-    def cached_fact(self, key: tuple[str, ...], fetch: Callable[[], Any]) -> Any:
-        """Stable facts (permissions, team membership) for a short TTL; a miss only means a re-check."""
-        with self._lock:
-            if key in self._facts:
-                return self._facts[key]
-        value = fetch()
-        with self._lock:
-            self._facts[key] = value
-        return value
-
-    # -- checks (implements app.checks.ChecksAPI) -----------------------------------------------
+    # -- check runs (app.checks.ChecksAPI) ---------------------------------------------------------
     def find_check_run(self, repository: str, sha: str, name: str) -> int | None:
-        data = self.get(
+        data = self.get_json(
             repository,
-            f"/repos/{repository}/commits/{sha}/check-runs",
+            f"/repos/{repo_path(repository)}/commits/{quote(sha, safe='')}/check-runs",
             params={"check_name": name, "filter": "latest"},
-            what=f"finding check run {name!r}",
+            what=f"finding check run {name!r} on {sha[:7]}",
         )
-        runs = data.get("check_runs") or []
+        runs = data.get("check_runs") if isinstance(data, dict) else None
         return int(runs[0]["id"]) if runs else None
 
     def create_check_run(self, repository: str, body: dict[str, Any]) -> int:
-        token = self.installation_token(repository).token.get_secret_value()
-        reply = self._send(
-            "POST",
-            f"{self.api_url}/repos/{repository}/check-runs",
-            auth=token,
-            body=body,
-            what=f"creating check run {body.get('name')!r}",
+        reply = self._as_installation(
+            repository,
+            lambda cred: self.http.request(
+                "POST",
+                f"/repos/{repo_path(repository)}/check-runs",
+                credential=cred,
+                json_body=body,
+                what=f"creating check run {body.get('name')!r}",
+                hint="the App needs Checks: read and write",
+            ),
         )
         return int(reply.data["id"])
 
     def update_check_run(self, repository: str, check_run_id: int, body: dict[str, Any]) -> None:
-        token = self.installation_token(repository).token.get_secret_value()
-        self._send(
-            "PATCH",
-            f"{self.api_url}/repos/{repository}/check-runs/{check_run_id}",
-            auth=token,
-            body=body,
-            what=f"updating check run {check_run_id}",
+        self._as_installation(
+            repository,
+            lambda cred: self.http.request(
+                "PATCH",
+                f"/repos/{repo_path(repository)}/check-runs/{int(check_run_id)}",
+                credential=cred,
+                json_body=body,
+                what=f"updating check run {check_run_id}",
+                hint="the App needs Checks: read and write",
+            ),
         )
 
+    def _as_installation(self, repository: str, send: Callable[[Credential], T]) -> T:
+        """Run ``send`` with the installation's cached token; once more with a fresh one on a 401."""
+        try:
+            return send(self.auth.credential(repository))
+        except GitHubError as exc:
+            if exc.http_status != 401:
+                raise
+        # GitHub no longer accepts the cached token (revoked, or the App was re-installed).
+        self.auth.forget(repository)
+        return send(self.auth.credential(repository))
 
-def _retry_after(response: requests.Response, now: float) -> int | None:
-    value = response.headers.get("Retry-After")
-    if value and value.isdigit():
-        return int(value)
-    if response.headers.get("x-ratelimit-remaining") == "0":
-        reset = response.headers.get("x-ratelimit-reset", "")
-        if reset.isdigit():
-            return max(1, int(reset) - int(now))
+
+if TYPE_CHECKING:
+
+    def _implements_the_protocol(client: GitHubClient) -> GitHubAPI:
+        return client  # mypy checks here that GitHubClient keeps to GitHubAPI
+
+
+def _role(data: Any) -> str | None:
+    """The role GitHub reports: ``role_name`` when it is a built-in role consistent with the base
+    ``permission`` (so maintain and triage show), else the base permission (custom roles)."""
+    if not isinstance(data, dict):
+        return None
+    base, role = data.get("permission"), data.get("role_name")
+    if isinstance(role, str) and _ROLE_BASE.get(role) == base:
+        return role
+    return base if isinstance(base, str) else None
+
+
+def _is_full_page(data: Any) -> bool:
+    return isinstance(data, list) and len(data) >= PER_PAGE
+
+
+def _attempts(response: requests.Response) -> int:
+    """HTTP requests behind one response: 1 plus urllib3's retries."""
+    retries = getattr(response.raw, "retries", None)
+    history = getattr(retries, "history", None) or ()
+    return 1 + len(history)
+
+
+def _parse(content: bytes, what: str) -> Any:
+    try:
+        return json.loads(content)
+    except ValueError as exc:
+        raise GitHubError(f"GitHub's answer was not JSON while {what}; the decision was not made") from exc
+
+
+def _github_message(response: requests.Response) -> str:
+    """GitHub's own one-line explanation (``message``), shortened; never anything we sent."""
+    try:
+        body = json.loads(response.content) if response.content else None
+    except ValueError:
+        return ""
+    message = body.get("message") if isinstance(body, dict) else None
+    return " ".join(str(message).split())[:200] if message else ""
+
+
+def _retry_after(response: requests.Response) -> int | None:
+    """``Retry-After`` in seconds (at least 1, at most an hour), or None when absent."""
+    value = response.headers.get("Retry-After", "").strip()
+    if value.isdigit():
+        return min(MAX_RATE_LIMIT_WAIT, max(1, int(value)))
+    if value:
+        # An HTTP date, which GitHub does not send: wait the documented minute.
+        return SECONDARY_RATE_LIMIT_WAIT
     return None
 
 
-def user_path(login: str) -> str:
-    return quote(login, safe="")
+def _rate_limit_wait(response: requests.Response, message: str, now: float) -> int | None:
+    """Seconds to wait when a 403/429 is a rate limit (GitHub's documented rules), else None."""
+    retry_after = _retry_after(response)
+    if retry_after is not None:
+        return retry_after
+    reset = response.headers.get("x-ratelimit-reset", "").strip()
+    if response.headers.get("x-ratelimit-remaining") == "0":
+        if reset.isdigit():
+            return min(MAX_RATE_LIMIT_WAIT, max(1, int(reset) - int(now)))
+        return SECONDARY_RATE_LIMIT_WAIT
+    if response.status_code == 429 or "rate limit" in message.lower():
+        return SECONDARY_RATE_LIMIT_WAIT
+    return None

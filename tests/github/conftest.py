@@ -1,4 +1,8 @@
-"""Fixtures for the GitHub App: an App key, a scenario on the fake GitHub, a client aimed at it."""
+"""Fixtures for the GitHub App: an App key, a scenario on the fake GitHub, a client aimed at it.
+
+Reusable outside tests/github: import ``base_scenario``, ``github_settings`` and the people below,
+start the fake with ``tests.fake_github.start_fake_github(scenario)``.
+"""
 
 from __future__ import annotations
 
@@ -9,19 +13,21 @@ from cryptography.hazmat.primitives import serialization
 from pydantic import SecretStr
 
 from app.github.client import GitHubClient
-from app.settings import GitHubSettings
-from tests.fake_github import PR, Commit, FakeGitHub, Person, Run, Scenario
+from app.github.config import GitHubAppConfig
+from tests.fake_github import APP_ID, PR, Commit, FakeGitHub, Person, Run, Scenario, start_fake_github
 from tests.issuer import rsa_key
 
 HEAD = "a" * 40
 OLD = "b" * 40
+MERGE = "c" * 40
 COPILOT = Person("Copilot", 198982749, "Bot")
-ALICE = Person("alice", 1001)
-BOB = Person("bob", 1002)
-CAROL = Person("carol", 1003)
-DAVE = Person("dave", 1004)
+ALICE = Person("alice", 1001)  # asks Copilot for changes: the requester
+BOB = Person("bob", 1002)  # independent, write, release manager
+CAROL = Person("carol", 1003)  # read only
+DAVE = Person("dave", 1004)  # write, not a release manager
 DEPENDABOT = Person("dependabot[bot]", 49699333, "Bot")
 CLAUDE = Person("claude[bot]", 209825114, "Bot")
+WEB_FLOW = Person("web-flow", 19864447)
 
 
 def app_key_pem() -> str:
@@ -34,11 +40,15 @@ def app_key_pem() -> str:
     )
 
 
-def github_settings(url: str) -> GitHubSettings:
-    return GitHubSettings(app_id=42, private_key=SecretStr(app_key_pem()), api_url=url)
+def github_settings(url: str, **overrides: object) -> GitHubAppConfig:
+    """The App's configuration for a fake GitHub at ``url`` (no backoff: tests don't wait)."""
+    return GitHubAppConfig.model_validate(
+        {"app_id": APP_ID, "private_key": SecretStr(app_key_pem()), "api_url": url, "backoff": 0, **overrides}
+    )
 
 
 def copilot_pr(number: int = 12, head: str = HEAD, requester: Person = ALICE) -> PR:
+    """A PR the Copilot coding agent opened for ``requester``, who it adds as co-author."""
     return PR(
         number=number,
         author=COPILOT,
@@ -59,8 +69,8 @@ def copilot_pr(number: int = 12, head: str = HEAD, requester: Person = ALICE) ->
 
 
 def base_scenario() -> Scenario:
+    """octo-org/octo-repo with Copilot's PR #12 at HEAD and run 9000 triggered by alice."""
     return Scenario(
-        app_public_key=rsa_key("github-app").public_key(),
         prs={12: copilot_pr()},
         runs={9000: Run(id=9000, triggering_actor=ALICE, actor=ALICE, head_sha=HEAD)},
         permissions={"alice": "admin", "bob": "write", "carol": "read", "dave": "write"},
@@ -74,11 +84,18 @@ def scenario() -> Scenario:
 
 
 @pytest.fixture
-def fake(scenario: Scenario) -> Iterator[FakeGitHub]:
-    with FakeGitHub(scenario) as server:
-        yield server
+def fake_github(scenario: Scenario) -> Iterator[FakeGitHub]:
+    """The ``scenario`` served on loopback; fails the test if it answered outside GitHub's schemas."""
+    _, server = start_fake_github(scenario)
+    yield server
+    server.close()
 
 
 @pytest.fixture
-def client(fake: FakeGitHub) -> GitHubClient:
-    return GitHubClient(github_settings(fake.url), backoff=0)
+def fake(fake_github: FakeGitHub) -> FakeGitHub:
+    return fake_github
+
+
+@pytest.fixture
+def client(fake_github: FakeGitHub) -> GitHubClient:
+    return GitHubClient(github_settings(fake_github.url))

@@ -1,0 +1,148 @@
+"""The parts of GitHub's REST payloads the gate reads, as pydantic models.
+
+Field names and shapes follow GitHub's OpenAPI description (tests/fixtures/github-openapi): the
+schemas ``simple-user``, ``pull-request`` / ``pull-request-simple``, ``commit``,
+``pull-request-review``, ``workflow-run`` and ``environment-approvals``. Unknown fields are
+ignored; a missing required field is a ``GitHubError`` (the gate never decides on a payload it
+could not read).
+"""
+
+from __future__ import annotations
+
+from datetime import datetime
+from typing import Annotated, Any, TypeVar
+
+from pydantic import BaseModel, BeforeValidator, ConfigDict, Field, TypeAdapter, ValidationError
+
+from app.errors import GitHubError
+
+
+class _Payload(BaseModel):
+    model_config = ConfigDict(extra="ignore", frozen=True)
+
+
+class GhUser(_Payload):
+    """``simple-user``."""
+
+    login: str
+    id: int
+    type: str = "User"
+
+
+def _empty_is_none(value: Any) -> Any:
+    # GitHub sends `{}` (empty-object) rather than null for a commit author it cannot link.
+    return None if value == {} else value
+
+
+# A commit's linked account: a user, or none (null or `{}`).
+LinkedUser = Annotated[GhUser | None, BeforeValidator(_empty_is_none)]
+
+
+class GhRef(_Payload):
+    ref: str
+    sha: str
+
+
+class GhLabel(_Payload):
+    name: str
+
+
+class GhPull(_Payload):
+    """``pull-request`` (``GET /pulls/{n}``) or ``pull-request-simple`` (lists)."""
+
+    number: int
+    user: GhUser | None = None
+    head: GhRef
+    base: GhRef
+    state: str
+    merged: bool | None = None  # only on the full pull request
+    merged_at: datetime | None = None
+    merge_commit_sha: str | None = None
+    draft: bool = False
+    labels: list[GhLabel] = Field(default_factory=list)
+    commits: int | None = None  # only on the full pull request
+
+    @property
+    def is_merged(self) -> bool:
+        return bool(self.merged) if self.merged is not None else self.merged_at is not None
+
+
+class GhGitActor(_Payload):
+    name: str | None = None
+    email: str | None = None
+
+
+class GhGitCommit(_Payload):
+    message: str = ""
+    author: GhGitActor | None = None
+    committer: GhGitActor | None = None
+
+
+class GhCommit(_Payload):
+    """``commit`` (``GET /pulls/{n}/commits``): the linked accounts and the raw git identity."""
+
+    sha: str
+    commit: GhGitCommit
+    author: LinkedUser = None
+    committer: LinkedUser = None
+
+
+class GhReview(_Payload):
+    """``pull-request-review``."""
+
+    id: int
+    user: GhUser | None = None
+    state: str
+    commit_id: str | None = None
+    submitted_at: datetime | None = None
+
+
+class GhRun(_Payload):
+    """``workflow-run``."""
+
+    id: int
+    actor: GhUser | None = None
+    triggering_actor: GhUser | None = None
+    head_sha: str
+    head_branch: str | None = None
+    event: str
+
+
+class GhEnvironment(_Payload):
+    name: str | None = None
+
+
+class GhEnvironmentApproval(_Payload):
+    """``environment-approvals``."""
+
+    user: GhUser | None = None
+    state: str
+    environments: list[GhEnvironment] = Field(default_factory=list)
+    comment: str | None = None
+
+
+M = TypeVar("M")
+
+
+_ADAPTERS: dict[object, TypeAdapter[Any]] = {}  # one per payload type; building one costs ~100 µs
+
+
+def _adapter(kind: Any) -> TypeAdapter[Any]:
+    adapter = _ADAPTERS.get(kind)
+    if adapter is None:
+        adapter = _ADAPTERS.setdefault(kind, TypeAdapter(kind))
+    return adapter
+
+
+def parse(kind: type[M], data: Any, what: str) -> M:
+    """``data`` as ``kind`` (a model or ``list[Model]``); ``GitHubError`` when it is not that shape."""
+    try:
+        parsed: M = _adapter(kind).validate_python(data)
+        return parsed
+    except ValidationError as exc:
+        first = exc.errors()[0]
+        where = ".".join(str(p) for p in first["loc"]) or "the body"
+        raise GitHubError(
+            f"GitHub's answer had an unexpected shape while {what} ({where}: {first['msg']}); "
+            "the decision was not made"
+        ) from exc
