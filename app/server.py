@@ -50,5 +50,9 @@ def run_gunicorn(settings: Settings, *, host: str, port: int, workers: int | Non
     from app.policy.loader import load_policies
 
     load_policies(settings.policy_path)
+    # Create the store once here, before the workers fork, so they never race to set up a fresh file.
+    from app.store.sqlite import open_store
+
+    open_store(settings.database_url).close()
     _GateApplication(gunicorn_options(host, port, workers)).run()
     return 0

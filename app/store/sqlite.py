@@ -16,7 +16,7 @@ import time
 from collections.abc import Callable, Iterator
 from datetime import UTC, datetime
 from pathlib import Path
-from typing import Any
+from typing import Any, NoReturn
 
 from app.errors import ConfigError, GateError, Unavailable
 from app.store.base import AuditRecord, ChainReport, Store
@@ -106,19 +106,21 @@ class SQLiteStore:
         self.path = Path(path)
         self._clock = clock
         self._db = Connections(self.path, busy_timeout_ms=busy_timeout_ms)
-        try:
-            self._db.create_file()
-            conn = self._db.get()
-            # WAL lets readers work while one writer appends; it persists in the file once set.
-            mode = str(conn.execute("PRAGMA journal_mode = WAL").fetchone()[0])
-            conn.executescript(_SCHEMA)
-        except (OSError, sqlite3.Error) as exc:
-            log.error("cannot open the store %s: %s", self.path, exc)
-            raise Unavailable(
-                f"the store at {self.path} cannot be opened ({exc}); check that its directory is writable "
-                "by the gate's user",
-                code="store-unavailable",
-            ) from exc
+        # Several gunicorn workers may open a fresh file at once. Switching the journal mode can
+        # answer "database is locked" at once, without waiting on the busy timeout, so the one-time
+        # set-up is retried until the busy timeout has passed.
+        deadline = time.monotonic() + busy_timeout_ms / 1000
+        while True:
+            try:
+                mode = self._set_up()
+                break
+            except sqlite3.OperationalError as exc:
+                if _is_busy(exc) and time.monotonic() < deadline:
+                    time.sleep(0.05)
+                    continue
+                self._fail_to_open(exc)
+            except (OSError, sqlite3.Error) as exc:
+                self._fail_to_open(exc)
         if mode.lower() != "wal":
             log.warning(
                 "the store %s runs in %r journal mode, not WAL (a network filesystem?): writers still "
@@ -126,6 +128,22 @@ class SQLiteStore:
                 self.path,
                 mode,
             )
+
+    def _set_up(self) -> str:
+        self._db.create_file()
+        conn = self._db.get()
+        # WAL lets readers work while one writer appends; it persists in the file once set.
+        mode = str(conn.execute("PRAGMA journal_mode = WAL").fetchone()[0])
+        conn.executescript(_SCHEMA)
+        return mode
+
+    def _fail_to_open(self, exc: BaseException) -> NoReturn:
+        log.error("cannot open the store %s: %s", self.path, exc)
+        raise Unavailable(
+            f"the store at {self.path} cannot be opened ({exc}); check that its directory is writable "
+            "by the gate's user",
+            code="store-unavailable",
+        ) from exc
 
     def close(self) -> None:
         """Close every connection; the store refuses further use."""
@@ -417,6 +435,11 @@ def _record(row: tuple[Any, ...]) -> AuditRecord:
         prev_hash=str(prev),
         hash=str(digest),
     )
+
+
+def _is_busy(exc: sqlite3.OperationalError) -> bool:
+    text = str(exc).lower()
+    return "locked" in text or "busy" in text
 
 
 def open_store(url_or_path: str) -> Store:

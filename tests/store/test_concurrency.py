@@ -32,6 +32,13 @@ def _claim(path: str, start: Barrier, results: Any) -> None:
     store.close()
 
 
+def _open_fresh(path: str, start: Barrier) -> None:
+    start.wait(timeout=30)  # every worker opens the brand-new file at the same moment
+    store = SQLiteStore(Path(path))
+    store.append_audit("boot", {"pid": os.getpid()})
+    store.close()
+
+
 def _run(processes: list[Any]) -> None:
     for p in processes:
         p.start()
@@ -58,6 +65,19 @@ def test_processes_appending_at_once_leave_one_valid_chain(tmp_path: Path) -> No
         assert [r.payload["i"] for r in records if r.payload["worker"] == w] == list(range(APPENDS))
     assert store.verify_audit().ok
     store.close()
+
+
+@pytest.mark.slow
+def test_workers_opening_a_fresh_database_at_once_all_start(tmp_path: Path) -> None:
+    # gunicorn forks its workers together on first start: none may fail with "database is locked".
+    for attempt in range(3):
+        path = str(tmp_path / f"fresh-{attempt}.db")
+        ctx = multiprocessing.get_context("spawn")
+        start = ctx.Barrier(WORKERS)
+        _run([ctx.Process(target=_open_fresh, args=(path, start)) for _ in range(WORKERS)])
+        store = SQLiteStore(Path(path))
+        assert [r.kind for r in store.iter_audit()] == ["boot"] * WORKERS
+        store.close()
 
 
 @pytest.mark.slow
@@ -143,3 +163,45 @@ def test_a_forked_worker_opens_its_own_connection_and_leaves_the_parents_alone(s
     store.append_audit("decision", {"by": "parent"})
     assert [r.payload["by"] for r in store.iter_audit()] == ["parent", "child", "parent"]
     assert store.verify_audit().ok
+
+
+def test_set_up_is_retried_while_another_process_holds_the_lock(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    import sqlite3
+
+    real = SQLiteStore._set_up
+    answers = [sqlite3.OperationalError("database is locked"), sqlite3.OperationalError("database is locked")]
+
+    def flaky(self: SQLiteStore) -> str:
+        if answers:
+            raise answers.pop(0)
+        return real(self)
+
+    monkeypatch.setattr(SQLiteStore, "_set_up", flaky)
+    SQLiteStore(tmp_path / "gate.db").close()
+    assert answers == [], "retried until the lock was released"
+
+
+@pytest.mark.parametrize(
+    ("error", "busy_timeout_ms"),
+    [("disk I/O error", 5000), ("database is locked", 100)],
+    ids=["not-a-lock-fails-at-once", "locked-past-the-busy-timeout"],
+)
+def test_set_up_gives_up_with_a_clear_error(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, error: str, busy_timeout_ms: int
+) -> None:
+    import sqlite3
+
+    from app.errors import Unavailable
+
+    calls = []
+
+    def failing(self: SQLiteStore) -> str:
+        calls.append(1)
+        raise sqlite3.OperationalError(error)
+
+    monkeypatch.setattr(SQLiteStore, "_set_up", failing)
+    with pytest.raises(Unavailable, match="cannot be opened"):
+        SQLiteStore(tmp_path / "gate.db", busy_timeout_ms=busy_timeout_ms)
+    assert (len(calls) == 1) is (error == "disk I/O error")
