@@ -6,52 +6,126 @@ import io
 import shutil
 from pathlib import Path
 
+import pytest
+
 from app.policy.check import check_paths
-from app.policy.lint import lint
-from app.policy.loader import parse_policy_text
+from tests.policy.builders import HEADER
 
 REPO = Path(__file__).resolve().parents[2]
 
+CAREFUL_RULE = (
+    "rules:\n"
+    "  - name: deploy\n"
+    "    actions: [deploy]\n"
+    "    repositories: [{id: 2, name: acme/api}]\n"
+    "    refs: [refs/heads/main]\n"
+    "    events: [push]\n"
+    "    workflows: [{ref: acme/api/.github/workflows/deploy.yml@refs/heads/main}]\n"
+    "    runner_environments: [github-hosted]\n"
+    "    approvals: {count: 1}\n"
+)
 
-def test_the_shipped_policies_pass():
+
+def run(*paths: Path) -> tuple[int, list[str]]:
     out = io.StringIO()
-    assert check_paths([REPO / "policies"], out) == 0
-    assert out.getvalue().splitlines()[-1].startswith("ok: 0 error(s)")
+    code = check_paths(list(paths), out)
+    return code, out.getvalue().splitlines()
 
 
-def test_a_broken_copy_fails_with_a_line_number(tmp_path):
+def test_the_shipped_policies_pass_with_their_one_instructive_warning() -> None:
+    code, lines = run(REPO / "policies")
+    assert code == 0
+    assert lines[-1] == "ok: 0 error(s), 1 warning(s); 1 of 1 policy file(s) valid"
+    assert lines[0].startswith(f"warning: {REPO / 'policies' / 'example.yml'}:")
+    assert "rules[2].approvals: rule 'deploy-staging' lets an agent-driven workload match deploy" in lines[0]
+
+
+def test_a_valid_policy_without_warnings(tmp_path: Path) -> None:
+    (tmp_path / "acme.yml").write_text(HEADER + CAREFUL_RULE)
+    assert run(tmp_path / "acme.yml") == (0, ["ok: 0 error(s), 0 warning(s); 1 of 1 policy file(s) valid"])
+
+
+def test_a_broken_copy_of_the_example_fails_with_its_line_number(tmp_path: Path) -> None:
     broken = tmp_path / "example.yml"
     shutil.copy(REPO / "policies" / "example.yml", broken)
-    broken.write_text(broken.read_text().replace("count: 1\n      teams", "count: lots\n      teams"))
-    out = io.StringIO()
-    assert check_paths([broken], out) == 1
-    assert f"error: {broken}:" in out.getvalue() and "approvals.count: got 'lots'" in out.getvalue()
+    text = broken.read_text()
+    assert "      count: 1\n" in text
+    broken.write_text(text.replace("      count: 1\n", "      count: lots\n"))
+    line = broken.read_text().splitlines().index("      count: lots") + 1
+    code, lines = run(broken)
+    assert code == 1
+    assert lines == [
+        f"error: {broken}:{line}: rules[3].approvals.count: got 'lots', expected a whole number",
+        "FAILED: 1 error(s), 0 warning(s); 0 of 1 policy file(s) valid",
+    ]
 
 
-def test_a_missing_path_is_a_usage_error(tmp_path):
-    assert check_paths([tmp_path / "nope.yml"], io.StringIO()) == 2
-
-
-def test_dangerous_patterns_are_warned_about():
-    loaded = parse_policy_text(
-        "version: 1\nowner: {login: acme, id: 1}\nrules:\n"
-        "  - {name: yolo, actions: [deploy], repositories: '*'}\n",
-        "p.yml",
+def test_errors_and_warnings_of_a_directory_are_all_printed(tmp_path: Path) -> None:
+    (tmp_path / "a.yml").write_text(
+        "version: 1\nowner: {login: a, id: 1}\nrules:\n  - {name: r, actions: [nope], repositories: '*'}\n"
     )
-    found = {p.field.split(".")[-1]: p.message for p in lint(loaded)}
-    assert "self-hosted runners" in found["runner_environments"]
-    assert "pull_request/pull_request_target" in found["events"] and "refuses" in found["events"]
-    assert "wildcard" in found["repositories"]
-    assert "zero approvals" in found["approvals"] and "the engine refuses that anyway" in found["approvals"]
-    assert all(p.severity == "warning" and p.line == 4 for p in lint(loaded))
+    (tmp_path / "b.yml").write_text("version: 1\nowner: {login: b, id: 2}\n")
+    code, lines = run(tmp_path)
+    assert code == 1
+    assert lines == [
+        f"error: {tmp_path / 'a.yml'}:4: rules[0].actions[0]: unknown action 'nope'; "
+        "expected one of approve, comment, deploy, merge, open-pull-request, preview-deploy, publish, push-branch, "
+        "read, read-contents, read-secrets, release, or declare it under 'actions:'",
+        f"warning: {tmp_path / 'b.yml'}:1: rules: the policy has no rules: every action in b's repositories is denied",
+        "FAILED: 1 error(s), 1 warning(s); 1 of 2 policy file(s) valid",
+    ]
 
 
-def test_a_careful_rule_has_no_warnings():
-    loaded = parse_policy_text(
-        "version: 1\nowner: {login: acme, id: 1}\nrules:\n"
-        "  - name: careful\n    actions: [deploy]\n    repositories: [{id: 2, name: acme/api}]\n"
-        "    refs: [refs/heads/main]\n    events: [push]\n    runner_environments: [github-hosted]\n"
-        "    workflows: [{ref: acme/api/.github/workflows/d.yml@refs/heads/main}]\n    approvals: {count: 1}\n",
-        "p.yml",
+def test_warnings_never_fail_the_check(tmp_path: Path) -> None:
+    (tmp_path / "acme.yml").write_text(
+        HEADER + "rules:\n  - {name: yolo, actions: [deploy], repositories: '*'}\n"
     )
-    assert lint(loaded) == []
+    code, lines = run(tmp_path)
+    assert code == 0
+    assert all(line.startswith(f"warning: {tmp_path / 'acme.yml'}:4: rules[0].") for line in lines[:-1])
+    assert lines[-1] == "ok: 0 error(s), 6 warning(s); 1 of 1 policy file(s) valid"
+
+
+def test_several_paths_are_each_checked_as_the_gate_would_load_them(tmp_path: Path) -> None:
+    for name in ("one", "two"):
+        (tmp_path / name).mkdir()
+        (tmp_path / name / "acme.yml").write_text(HEADER + CAREFUL_RULE)
+    code, lines = run(tmp_path / "one", tmp_path / "two")
+    assert (code, lines) == (0, ["ok: 0 error(s), 0 warning(s); 2 of 2 policy file(s) valid"])
+
+
+def test_two_files_for_one_owner_fail(tmp_path: Path) -> None:
+    for name in ("a.yml", "b.yml"):
+        (tmp_path / name).write_text(HEADER + CAREFUL_RULE)
+    code, lines = run(tmp_path)
+    assert code == 1
+    assert lines[0].startswith(
+        f"error: {tmp_path / 'b.yml'}:2: owner.id: got 1, expected an owner no other file governs"
+    )
+    assert lines[-1] == "FAILED: 1 error(s), 0 warning(s); 1 of 2 policy file(s) valid"
+
+
+def test_a_directory_without_policies_fails(tmp_path: Path) -> None:
+    assert run(tmp_path) == (
+        1,
+        [
+            f"error: {tmp_path}: the directory holds no *.yml or *.yaml policy file",
+            "FAILED: 1 error(s), 0 warning(s); 0 of 0 policy file(s) valid",
+        ],
+    )
+
+
+@pytest.mark.parametrize(
+    "paths",
+    [pytest.param(["nope.yml"], id="missing"), pytest.param(["ok", "nope.yml"], id="one-of-several-missing")],
+)
+def test_a_missing_path_is_a_usage_error(tmp_path: Path, paths: list[str]) -> None:
+    (tmp_path / "ok").mkdir()
+    (tmp_path / "ok" / "acme.yml").write_text(HEADER + CAREFUL_RULE)
+    code, lines = run(*(tmp_path / p for p in paths))
+    assert (code, lines) == (2, [f"error: {tmp_path / 'nope.yml'}: no such file or directory"])
+
+
+def test_no_path_at_all_is_a_usage_error() -> None:
+    code, lines = run()
+    assert code == 2 and lines[0].startswith("usage: agent-gate policy check PATH...")

@@ -2,73 +2,222 @@
 
 from __future__ import annotations
 
+import logging
+import os
+import signal
 import threading
+import time
+from pathlib import Path
 
 import pytest
 
-from app.errors import PolicyError
+from app.errors import PolicyError, Unavailable
+from app.policy import registry as registry_module
 from app.policy.registry import PolicyRegistry
 
 GOOD = "version: 1\nowner: {login: acme, id: 1}\nrules:\n  - {name: r, actions: [read], repositories: '*'}\n"
+BROKEN = GOOD + "  - {name: s, actions: [nope], repositories: '*'}\n"
+
+
+class Clock:
+    def __init__(self) -> None:
+        self.now = 0.0
+
+    def __call__(self) -> float:
+        return self.now
 
 
 @pytest.fixture
-def files(tmp_path):
+def files(tmp_path: Path) -> Path:
     (tmp_path / "acme.yml").write_text(GOOD)
     return tmp_path
 
 
-def test_the_gate_refuses_to_start_on_an_invalid_policy(tmp_path):
-    (tmp_path / "acme.yml").write_text("version: 2\n")
-    with pytest.raises(PolicyError):
+@pytest.fixture
+def clock() -> Clock:
+    return Clock()
+
+
+def test_the_gate_refuses_to_start_on_an_invalid_policy(tmp_path: Path) -> None:
+    (tmp_path / "acme.yml").write_text("version: 2\nowner: {login: acme, id: 1}\n")
+    with pytest.raises(PolicyError, match="1 policy problem in 1 file"):
         PolicyRegistry(tmp_path).load()
 
 
-def test_a_changed_policy_is_adopted(files):
-    clock = [0.0]
-    registry = PolicyRegistry(files, check_interval=2, clock=lambda: clock[0])
+def test_a_changed_policy_is_adopted_after_the_check_interval(files: Path, clock: Clock) -> None:
+    registry = PolicyRegistry(files, check_interval=2, clock=clock)
     first = registry.load().digest
     (files / "acme.yml").write_text(GOOD + "description: v2\n")
+    clock.now = 1.9
     assert registry.current().digest == first, "not re-checked before the interval"
-    clock[0] = 3
+    clock.now = 2.0
     assert registry.current().digest != first
 
 
-def test_a_broken_policy_keeps_the_last_good_one_and_reports_it(files):
-    registry = PolicyRegistry(files, check_interval=0)
+def test_unchanged_files_are_only_stat_ed(files: Path, clock: Clock, monkeypatch: pytest.MonkeyPatch) -> None:
+    registry = PolicyRegistry(files, check_interval=1, clock=clock)
+    registry.load()
+    loads: list[Path] = []
+    real = registry_module.load_policies  # type: ignore[attr-defined]  # the name the registry calls
+
+    def counting(path: Path) -> object:
+        loads.append(path)
+        return real(path)
+
+    monkeypatch.setattr(registry_module, "load_policies", counting)
+    for tick in range(1, 6):
+        clock.now = tick
+        registry.current()
+    assert loads == []
+    (files / "acme.yml").write_text(GOOD + "description: v2\n")
+    clock.now = 10
+    registry.current()
+    assert len(loads) == 1
+
+
+def test_a_replaced_file_is_noticed_even_with_the_same_size_and_mtime(files: Path, clock: Clock) -> None:
+    (files / "acme.yml").write_text(GOOD + "description: aaaa\n")
+    registry = PolicyRegistry(files, check_interval=1, clock=clock)
+    first = registry.load().digest
+    before = (files / "acme.yml").stat()
+    (files / "new.tmp").write_text(GOOD + "description: bbbb\n")
+    os.utime(files / "new.tmp", ns=(before.st_atime_ns, before.st_mtime_ns))
+    os.replace(files / "new.tmp", files / "acme.yml")  # how deploy tools swap files atomically
+    clock.now = 1
+    assert registry.current().digest != first
+
+
+def test_a_broken_policy_keeps_the_last_good_one_and_reports_it(
+    files: Path, clock: Clock, caplog: pytest.LogCaptureFixture
+) -> None:
+    registry = PolicyRegistry(files, check_interval=1, clock=clock, logger=logging.getLogger("test.policy"))
     good = registry.load().digest
-    (files / "acme.yml").write_text(GOOD + "  - {name: s, actions: [nope], repositories: '*'}\n")
-    assert registry.current().digest == good
-    assert (
-        registry.last_error
-        and "unknown action 'nope'" in registry.last_error
-        and "acme.yml:" in registry.last_error
-    )
+    (files / "acme.yml").write_text(BROKEN)
+    clock.now = 1
+    with caplog.at_level(logging.ERROR, logger="test.policy"):
+        assert registry.current().digest == good
+    where = f"{files / 'acme.yml'}:5: rules[1].actions[0]: unknown action 'nope'"
+    assert registry.last_error is not None
+    assert registry.last_error.startswith(f"1 policy problem in 1 file; keeping {good}: {where}")
+    assert any(where in r.getMessage() for r in caplog.records), "each problem is logged with file:line"
     (files / "acme.yml").write_text(GOOD + "description: fixed\n")
+    clock.now = 2
     assert registry.current().digest != good
     assert registry.last_error is None
 
 
-def test_reload_reports_adoption(files):
+def test_reverting_to_the_good_version_clears_the_error(files: Path, clock: Clock) -> None:
+    registry = PolicyRegistry(files, check_interval=1, clock=clock)
+    good = registry.load().digest
+    (files / "acme.yml").write_text(BROKEN)
+    clock.now = 1
+    registry.current()
+    (files / "acme.yml").write_text(GOOD)
+    clock.now = 2
+    assert registry.current().digest == good and registry.last_error is None
+
+
+def test_a_vanished_policy_directory_keeps_the_last_good_version(files: Path, clock: Clock) -> None:
+    registry = PolicyRegistry(files, check_interval=1, clock=clock)
+    good = registry.load().digest
+    (files / "acme.yml").unlink()
+    files.rmdir()
+    clock.now = 1
+    assert registry.current().digest == good
+    assert registry.last_error is not None and "no such file or directory" in registry.last_error
+
+
+def test_a_long_list_of_problems_is_summarised_for_readyz(files: Path, clock: Clock) -> None:
+    registry = PolicyRegistry(files, check_interval=1, clock=clock)
+    registry.load()
+    bad_rules = "".join(f"  - {{name: r{i}, actions: [nope], repositories: '*'}}\n" for i in range(25))
+    (files / "acme.yml").write_text("version: 1\nowner: {login: acme, id: 1}\nrules:\n" + bad_rules)
+    clock.now = 1
+    registry.current()
+    assert registry.last_error is not None
+    assert registry.last_error.count("unknown action") == 20
+    assert registry.last_error.endswith("... and 5 more problem(s), see the log")
+
+
+def test_reload_forces_a_check_and_says_whether_a_new_version_was_adopted(files: Path) -> None:
     registry = PolicyRegistry(files, check_interval=3600)
     registry.load()
-    assert registry.reload() is False
+    assert registry.reload() is False, "unchanged"
     (files / "acme.yml").write_text(GOOD + "description: v2\n")
     assert registry.reload() is True
+    (files / "acme.yml").write_text(BROKEN)
+    assert registry.reload() is False and registry.last_error is not None
 
 
-def test_many_threads_read_one_policy(files):
-    registry = PolicyRegistry(files, check_interval=0)
-    registry.load()
+def test_without_an_initial_load_current_loads_or_fails_closed(tmp_path: Path) -> None:
+    (tmp_path / "acme.yml").write_text(GOOD)
+    assert 1 in PolicyRegistry(tmp_path).current().by_owner
+    (tmp_path / "acme.yml").write_text(BROKEN)
+    with pytest.raises(Unavailable, match="no valid policy is loaded") as info:
+        PolicyRegistry(tmp_path).current()
+    assert info.value.code == "policy-unavailable" and info.value.status == 503
+
+
+def test_deciding_threads_never_wait_for_a_check(files: Path, clock: Clock) -> None:
+    registry = PolicyRegistry(files, check_interval=1, clock=clock)
+    good = registry.load()
+    clock.now = 5  # a check is due
+    with registry._lock:  # another thread is checking (white-box: hold its lock)
+        assert registry.current() is good
+
+
+def test_many_threads_read_while_the_policy_changes(files: Path) -> None:
+    registry = PolicyRegistry(files, check_interval=0)  # every call checks: the most contention
+    written = {registry.load().digest}
     seen: set[str] = set()
+    errors: list[BaseException] = []
 
     def read() -> None:
-        for _ in range(50):
-            seen.add(registry.current().digest)
+        try:
+            for _ in range(200):
+                seen.add(registry.current().digest)
+        except BaseException as exc:  # noqa: BLE001  # any failure in a reader fails the test
+            errors.append(exc)
 
-    threads = [threading.Thread(target=read) for _ in range(8)]
-    for t in threads:
+    readers = [threading.Thread(target=read) for _ in range(8)]
+    for t in readers:
         t.start()
-    for t in threads:
+    for version in range(5):
+        (files / "next.tmp").write_text(GOOD + f"description: v{version}\n")
+        os.replace(files / "next.tmp", files / "acme.yml")
+        registry.reload()
+        written.add(registry.current().digest)
+    for t in readers:
         t.join()
-    assert len(seen) == 1
+    assert errors == []
+    assert seen <= written, "readers only ever see complete, valid versions"
+    assert registry.current().digest in written and registry.last_error is None
+
+
+def test_sighup_reloads_without_waiting_in_the_signal_handler(files: Path) -> None:
+    if not hasattr(signal, "SIGHUP"):
+        pytest.skip("no SIGHUP on this platform")
+    registry = PolicyRegistry(files, check_interval=3600)
+    first = registry.load().digest
+    previous = signal.getsignal(signal.SIGHUP)
+    try:
+        registry.install_sighup()
+        (files / "acme.yml").write_text(GOOD + "description: v2\n")
+        os.kill(os.getpid(), signal.SIGHUP)
+        deadline = time.monotonic() + 5
+        while registry.current().digest == first and time.monotonic() < deadline:
+            time.sleep(0.005)
+        assert registry.current().digest != first
+    finally:
+        signal.signal(signal.SIGHUP, previous)
+
+
+def test_sighup_is_installed_only_from_the_main_thread(files: Path) -> None:
+    if not hasattr(signal, "SIGHUP"):
+        pytest.skip("no SIGHUP on this platform")
+    registry = PolicyRegistry(files)
+    before = signal.getsignal(signal.SIGHUP)
+    worker = threading.Thread(target=registry.install_sighup)
+    worker.start()
+    worker.join()
+    assert signal.getsignal(signal.SIGHUP) is before
