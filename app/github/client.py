@@ -443,42 +443,44 @@ class GitHubClient:
             repository, lambda cred: self.http.paginate(path, credential=cred, what=what)
         )
 
+    def _cached(self, cache: TTLCache[Any, Any], key: Any, fetch: Callable[[], Any]) -> Any:
+        """A short-TTL, locked cache of stable facts: expiry only ever causes a re-check."""
+        with self._lock:
+            if key in cache:
+                return cache[key]
+        value = fetch()
+        with self._lock:
+            cache[key] = value
+        return value
+
     def collaborator_permission(self, repository: str, login: str) -> str | None:
-        key = (repository.lower(), login.lower())
-        with self._lock:
-            if key in self._permissions:
-                return self._permissions[key]
-        try:
-            data = self.get_json(
-                repository,
-                f"/repos/{repo_path(repository)}/collaborators/{quote(login, safe='')}/permission",
-                what=f"reading @{login}'s permission on {repository}",
-            )
-        except GitHubNotFound:
-            permission = None  # not a user GitHub knows on this repository: no standing
-        else:
-            permission = _role(data)
-        with self._lock:
-            self._permissions[key] = permission
+        def fetch() -> str | None:
+            try:
+                data = self.get_json(
+                    repository,
+                    f"/repos/{repo_path(repository)}/collaborators/{quote(login, safe='')}/permission",
+                    what=f"reading @{login}'s permission on {repository}",
+                )
+            except GitHubNotFound:
+                return None  # not a user GitHub knows on this repository: no standing
+            return _role(data)
+
+        permission: str | None = self._cached(self._permissions, (repository.lower(), login.lower()), fetch)
         return permission
 
     def is_active_team_member(self, repository: str, org: str, team_slug: str, login: str) -> bool:
-        key = (org.lower(), team_slug.lower(), login.lower())
-        with self._lock:
-            if key in self._memberships:
-                return self._memberships[key]
-        try:
-            data = self.get_json(
-                repository,
-                f"/orgs/{quote(org, safe='')}/teams/{quote(team_slug, safe='')}/memberships/{quote(login, safe='')}",
-                what=f"checking whether @{login} is in @{org}/{team_slug}",
-            )
-        except GitHubNotFound:
-            member = False  # GitHub's answer for "not a member" (and for a team the App cannot see)
-        else:
-            member = isinstance(data, dict) and data.get("state") == "active"  # "pending" is not yet a member
-        with self._lock:
-            self._memberships[key] = member
+        def fetch() -> bool:
+            try:
+                data = self.get_json(
+                    repository,
+                    f"/orgs/{quote(org, safe='')}/teams/{quote(team_slug, safe='')}/memberships/{quote(login, safe='')}",
+                    what=f"checking whether @{login} is in @{org}/{team_slug}",
+                )
+            except GitHubNotFound:
+                return False  # GitHub's answer for "not a member" (and for a team the App cannot see)
+            return isinstance(data, dict) and data.get("state") == "active"  # "pending" is not yet a member
+
+        member: bool = self._cached(self._memberships, (org.lower(), team_slug.lower(), login.lower()), fetch)
         return member
 
     # -- installation tokens -----------------------------------------------------------------------
