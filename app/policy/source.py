@@ -12,10 +12,15 @@ times faster than the pure-Python one) in one pass that also enforces what a pol
 
 PyYAML's own composer is not used: the C one recurses without limit and crashes the process on
 deeply nested input. Events are read lazily, so a deep document stops at the first level too many.
+Flow collections (``[[[...``) are measured before PyYAML sees the text: its scanner reads a flow
+collection ahead to the end (any ``[`` may open a key), and whether it then gives up, and with
+which message, depends on the PyYAML release (6.0.4 added a limit of its own). The gate's bound and
+its message hold whatever the YAML library does.
 """
 
 from __future__ import annotations
 
+import re
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -42,6 +47,11 @@ _TYPE_WORDS = {
     _T + "timestamp": "a date",
 }
 _COLLECTION_TAGS = {_T + "seq", _T + "map"}
+# What the flow-depth pre-scan stops at: brackets, quotes, comments and line ends.
+_FLOW_MARKS = re.compile(r"[\[\]{}'\"#\n]")
+_QUOTE_OPENERS = frozenset(" \t\n[{,:")  # a quote after one of these (or at the start) opens a quoted scalar
+# The rest of a quoted scalar after its opening quote: '' escapes a single quote, \ a double one.
+_QUOTE_ENDS = {"'": re.compile(r"(?:[^']|'')*'"), '"': re.compile(r'(?:[^"\\]|\\.)*"', re.DOTALL)}
 
 
 @dataclass(frozen=True, slots=True)
@@ -340,6 +350,41 @@ class _Reader:
         return value, True
 
 
+def flow_depth_exceeded(text: str, limit: int = MAX_DEPTH) -> int | None:
+    """The line at which flow collections (``[`` / ``{``) nest deeper than ``limit``, or None.
+
+    A conservative lexer: brackets inside quoted scalars and comments do not count; a quote opens a
+    scalar only where YAML would start one (at a line start, after a space, ``[``, ``{``, ``,`` or
+    ``:``), so the apostrophe in ``don't`` is text. Brackets in a plain scalar do count (a policy
+    never needs 33 of them in one value). It never accepts anything: the event reader still checks
+    every level, block collections included.
+    """
+    if "[" not in text and "{" not in text:
+        return None
+    depth, line, pos = 0, 1, 0
+    while (match := _FLOW_MARKS.search(text, pos)) is not None:
+        mark, at = match.group(), match.start()
+        pos = at + 1
+        if mark == "\n":
+            line += 1
+        elif mark in "[{":
+            depth += 1
+            if depth > limit:
+                return line
+        elif mark in "]}":
+            depth = max(depth - 1, 0)
+        elif mark == "#":
+            if at == 0 or text[at - 1] in " \t\n":
+                end = text.find("\n", at)
+                pos = len(text) if end < 0 else end
+        elif at == 0 or text[at - 1] in _QUOTE_OPENERS:
+            end_match = _QUOTE_ENDS[mark].match(text, at + 1)
+            end = len(text) if end_match is None else end_match.end()
+            line += text.count("\n", at, end)
+            pos = end
+    return None
+
+
 def read_document(text: str, path: str) -> Document:
     """Parse one policy document. Raises :class:`PolicyError` naming the line of the problem."""
 
@@ -350,6 +395,8 @@ def read_document(text: str, path: str) -> Document:
 
     if len(text) > MAX_BYTES:
         raise refuse(None, "the file is larger than 1 MiB; a policy never needs that much")
+    if (deep := flow_depth_exceeded(text)) is not None:
+        raise refuse(deep, f"nested more than {MAX_DEPTH} levels deep; a policy never needs that")
     reader = _Reader()
     try:
         root = reader.read(text)

@@ -473,6 +473,45 @@ def test_size_and_nesting_are_bounded_before_anything_is_built() -> None:
     assert "larger than 1 MiB" in problems("#" * 1_048_577)[0]
 
 
+@pytest.mark.parametrize(
+    "text",
+    [
+        pytest.param("[" * 100_000, id="flow-sequences"),
+        pytest.param("{a: " * 40 + "1" + "}" * 40, id="flow-mappings"),
+        pytest.param(
+            "a:\n" + "".join("  " * i + f"k{i}:\n" for i in range(1, 40)) + "  " * 40 + "v\n", id="block"
+        ),
+    ],
+)
+def test_nesting_is_bounded_by_the_gate_whatever_the_yaml_library_does(
+    text: str, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # PyYAML 6.0.4 added a flow-nesting limit of its own, with its own message; older releases have
+    # none. The gate's bound answers first either way: a YAML reader that accepts anything changes
+    # nothing for flow nesting, and block nesting is bounded while reading events.
+    expected = "nested more than 32 levels deep; a policy never needs that"
+    assert expected in problems(text)[0]
+    if text.startswith(("[", "{")):
+        monkeypatch.setattr(source, "_Loader", None)  # never reached: refused before parsing
+        assert expected in problems(text)[0]
+
+
+@pytest.mark.parametrize(
+    ("text", "line"),
+    [
+        pytest.param("a: '" + "[" * 40 + "'\n", None, id="single-quoted"),
+        pytest.param("a: '" + "it''s " + "[" * 40 + "'\n", None, id="single-quoted-with-escaped-quote"),
+        pytest.param('a: "\\"' + "[" * 40 + '"\n', None, id="double-quoted-with-escape"),
+        pytest.param("# " + "[" * 40 + "\nb: 1\n", None, id="comment"),
+        pytest.param("a: x#" + "{" * 33 + "\n", 1, id="a-hash-inside-a-word-is-no-comment"),
+        pytest.param("a: don't\nb: " + "[" * 33, 2, id="an-apostrophe-in-a-word-opens-nothing"),
+        pytest.param("a: [[1], [2], {b: [3]}]\n" * 50, None, id="wide-but-shallow"),
+    ],
+)
+def test_the_flow_depth_prescan_skips_quotes_and_comments(text: str, line: int | None) -> None:
+    assert source.flow_depth_exceeded(text) == line
+
+
 def test_anchors_aliases_and_merge_keys_work_and_keep_their_lines() -> None:
     loaded = load(
         """
