@@ -28,8 +28,8 @@ from app.errors import (
 )
 from app.evidence.model import Evidence
 from app.gate import Gate
-from app.identity import WorkloadIdentity
-from app.oidc import unverified_display_claims
+from app.tokens.identity import WorkloadIdentity
+from app.tokens.verify import unverified_display_claims
 
 log = logging.getLogger("agent_gate.api")
 

@@ -183,7 +183,7 @@ def cmd_serve(args: argparse.Namespace) -> int:
         os.environ.setdefault("GATE_PUBLIC_URL", f"http://{args.host}:{args.port}")
     settings = _settings()
     if settings.dev_mode:
-        from app.devissuer import DevIssuer
+        from app.tokens.devissuer import DevIssuer
 
         DevIssuer(settings.data_dir).ensure_key()
         print(_dev_banner(args.host, args.port), file=sys.stderr)
@@ -238,7 +238,7 @@ def cmd_explain(args: argparse.Namespace) -> int:
     from app.engine import decide
     from app.evidence.model import Evidence
     from app.explain import render
-    from app.identity import WorkloadIdentity
+    from app.tokens.identity import WorkloadIdentity
     from app.policy.loader import load_policies
 
     claims = _read_json(args.claims, "claims")
@@ -322,7 +322,7 @@ def cmd_keys_rotate(args: argparse.Namespace) -> int:
 
 
 def cmd_dev_token(args: argparse.Namespace) -> int:
-    from app.devissuer import AGENT_PRESET, DevIssuer
+    from app.tokens.devissuer import AGENT_PRESET, DevIssuer
 
     settings = _settings()
     issuer = DevIssuer(settings.data_dir)

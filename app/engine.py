@@ -23,7 +23,7 @@ from datetime import datetime
 from app.approvals import ApprovalOutcome, assess_approvals
 from app.decision import Decision, DecisionRequest, Reason, Subject
 from app.evidence.model import Evidence, EvidenceNeeds, PullRequestFacts
-from app.identity import PR_CHECK_ISSUER, WorkloadIdentity
+from app.tokens.identity import PR_CHECK_ISSUER, WorkloadIdentity
 from app.policy.loader import PolicySet
 from app.policy.schema import (
     ActionSpec,

@@ -18,7 +18,7 @@ from app.errors import GateError
 from app.evidence.gather import EvidenceSource, GitHubEvidence, NoEvidence
 from app.gate import DecisionHook, Gate
 from app.github.client import GitHubClient
-from app.oidc import IssuerConfig, TokenVerifier
+from app.tokens.verify import IssuerConfig, TokenVerifier
 from app.policy.registry import PolicyRegistry
 from app.settings import Settings
 from app.store.base import Store
@@ -121,7 +121,7 @@ def issuer_configs(settings: Settings) -> list[IssuerConfig]:
         for i in settings.issuers
     ]
     if settings.dev_mode:
-        from app.devissuer import DevIssuer
+        from app.tokens.devissuer import DevIssuer
 
         dev = DevIssuer(settings.data_dir)
         dev.ensure_key()

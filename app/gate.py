@@ -18,7 +18,7 @@ if TYPE_CHECKING:
     from app.grants import GrantService
 from app.decision import Decision
 from app.evidence.gather import EvidenceSource
-from app.oidc import TokenVerifier
+from app.tokens.verify import TokenVerifier
 from app.policy.registry import PolicyRegistry
 from app.settings import Settings
 from app.store.base import Store

@@ -32,7 +32,7 @@ from app.decision import Decision
 from app.errors import GateError, InvalidRequest, TokenError
 from app.gate import EvidenceChange
 from app.github.client import GitHubClient
-from app.identity import WorkloadIdentity
+from app.tokens.identity import WorkloadIdentity
 from app.policy.lint import AGENT_FORBIDDEN_PERMISSIONS
 from app.policy.schema import PermissionClass
 from app.store.base import Store

@@ -18,7 +18,7 @@ from dataclasses import dataclass, field
 from app.agents import AgentCatalog, Kind
 from app.decision import Signal
 from app.evidence.model import Account, CommitFacts, Evidence
-from app.identity import WorkloadIdentity
+from app.tokens.identity import WorkloadIdentity
 
 _TRAILER = re.compile(r"^co-authored-by:\s*(?P<name>[^<]*?)\s*<(?P<email>[^<>\s]+)>\s*$", re.IGNORECASE)
 

@@ -24,7 +24,7 @@ from app.decision import Decision, DecisionRequest, Reason
 from app.engine import decide, evidence_needs
 from app.errors import GateError, InvalidRequest, PayloadTooLarge, TokenError, Unavailable
 from app.gate import EvidenceChange, Gate
-from app.identity import pull_request_check_identity
+from app.tokens.identity import pull_request_check_identity
 
 log = logging.getLogger("agent_gate.webhook")
 

@@ -27,9 +27,9 @@ from cryptography.hazmat.primitives.asymmetric import padding
 
 from app import create_app
 from app.decision import DecisionRequest
-from app.devissuer import AGENT_PRESET, DevIssuer
+from app.tokens.devissuer import AGENT_PRESET, DevIssuer
 from app.engine import decide
-from app.oidc import TokenVerifier, _b64json
+from app.tokens.verify import TokenVerifier, _b64json
 from app.policy.loader import parse_policy_text
 from app.settings import Settings
 from tests.builders import ALICE, BOB, POLICY_TEXT, agent_identity, evidence, policy_set, pull_request, review

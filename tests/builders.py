@@ -10,10 +10,10 @@ from datetime import UTC, datetime
 from typing import Any
 
 from app.decision import Decision, DecisionRequest
-from app.devissuer import HUMAN_PRESET
+from app.tokens.devissuer import HUMAN_PRESET
 from app.engine import decide
 from app.evidence.model import Account, CommitFacts, Evidence, PullRequestFacts, Review, RunFacts, Standing
-from app.identity import WorkloadIdentity
+from app.tokens.identity import WorkloadIdentity
 from app.policy.loader import PolicySet, parse_policy_text
 
 HEAD = "a" * 40

@@ -13,9 +13,9 @@ from flask.testing import FlaskClient
 
 from app import create_app
 from app.decision import DecisionRequest
-from app.devissuer import AGENT_PRESET, DevIssuer
+from app.tokens.devissuer import AGENT_PRESET, DevIssuer
 from app.evidence.model import Evidence, EvidenceNeeds
-from app.identity import WorkloadIdentity
+from app.tokens.identity import WorkloadIdentity
 from app.settings import Settings
 
 TEST_POLICY = """

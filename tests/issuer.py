@@ -1,6 +1,6 @@
 """A local test issuer for everyone's tests: an RSA key, GitHub-shaped claims, good and attack tokens.
 
-Claim defaults are the dev issuer's (``app.devissuer.default_claims``): octocat running
+Claim defaults are the dev issuer's (``app.tokens.devissuer.default_claims``): octocat running
 octo-org/octo-repo's deploy workflow on main (owner id 1000, repository id 2000), ids as strings.
 
     issuer = LocalIssuer()
@@ -25,8 +25,8 @@ import responses
 from cryptography.hazmat.primitives import serialization
 from cryptography.hazmat.primitives.asymmetric import rsa
 
-from app.devissuer import default_claims
-from app.jwks import IssuerConfig
+from app.tokens.devissuer import default_claims
+from app.tokens.jwks import IssuerConfig
 
 ISSUER = "https://token.actions.githubusercontent.com"
 AUDIENCE = "agent-gate"

@@ -10,7 +10,7 @@ import jwt
 import pytest
 
 from app.cli import main
-from app.devissuer import DEV_ISSUER_URL
+from app.tokens.devissuer import DEV_ISSUER_URL
 from app.store.sqlite import SQLiteStore
 from tests.builders import HEAD, claims
 

@@ -17,7 +17,7 @@ from flask.testing import FlaskClient
 from pydantic import SecretStr
 
 from app import create_app
-from app.devissuer import AGENT_PRESET, DevIssuer
+from app.tokens.devissuer import AGENT_PRESET, DevIssuer
 from app.evidence.gather import GitHubEvidence
 from app.github.client import GitHubClient
 from app.settings import Settings

@@ -47,7 +47,7 @@ from app.github.payloads import (
     parse,
 )
 from app.github.protocol import GitHubAPI
-from app.identity import WorkloadIdentity
+from app.tokens.identity import WorkloadIdentity
 
 APP_NOT_CONFIGURED = (
     "the GitHub App is not configured: set GATE_GITHUB_APP_ID and GATE_GITHUB_PRIVATE_KEY(_FILE) "

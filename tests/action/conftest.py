@@ -12,7 +12,7 @@ import pytest
 from werkzeug.serving import make_server
 
 from app import create_app
-from app.devissuer import DevIssuer
+from app.tokens.devissuer import DevIssuer
 from app.settings import Settings
 from tests.action.runner import ACTION_DIR, ActionRun, SimulatedRunner, TokenService
 

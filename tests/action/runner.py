@@ -34,7 +34,7 @@ import yaml
 from werkzeug.serving import BaseWSGIServer, make_server
 from werkzeug.wrappers import Request, Response
 
-from app.devissuer import DevIssuer
+from app.tokens.devissuer import DevIssuer
 
 ACTION_DIR = Path(__file__).resolve().parents[2] / "action"
 BASH_ARGS = ("--noprofile", "--norc", "-eo", "pipefail")  # what the runner uses for `shell: bash`

@@ -16,7 +16,7 @@ from typing import Any
 import pytest
 import yaml
 
-from app.devissuer import AGENT_PRESET
+from app.tokens.devissuer import AGENT_PRESET
 from tests.action.builders import decision_body, encode
 from tests.action.conftest import Job, LiveGate
 from tests.action.runner import (

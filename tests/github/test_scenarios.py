@@ -10,7 +10,7 @@ import pytest
 from flask.testing import FlaskClient
 
 from app import create_app
-from app.devissuer import DevIssuer
+from app.tokens.devissuer import DevIssuer
 from app.evidence.gather import GitHubEvidence
 from app.github.client import GitHubClient
 from app.settings import Settings

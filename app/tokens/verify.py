@@ -7,7 +7,7 @@ The checks, in order; the first failure answers (``TokenError.code``, 401 unless
 3. the *unverified* ``iss`` is a configured issuer, compared exactly — ``untrusted-issuer``. Nothing
    before this point does any I/O, so the gate never contacts a URL an unverified token names;
 4. the header's ``kid`` names a key the issuer publishes — ``malformed`` without a kid, ``unknown-key``
-   (503 ``keys-unavailable`` when the issuer's keys cannot be had, see ``app.jwks``);
+   (503 ``keys-unavailable`` when the issuer's keys cannot be had, see ``app.tokens.jwks``);
 5. PyJWT verifies the signature (RS256 only, >= 2048-bit keys), the required claims, the issuer exactly
    and the audience strictly: the gate's audience must be the token's only audience —
    ``bad-signature``, ``missing-claim``, ``wrong-audience`` (a token without ``aud`` is a wrong
@@ -55,8 +55,8 @@ from jwt.exceptions import (
 from jwt.types import Options
 
 from app.errors import ConfigError, TokenError, TokenTooLarge
-from app.identity import REQUIRED_CLAIMS, WorkloadIdentity, display_claims
-from app.jwks import ALGORITHM, IssuerConfig, KeySource
+from app.tokens.identity import REQUIRED_CLAIMS, WorkloadIdentity, display_claims
+from app.tokens.jwks import ALGORITHM, IssuerConfig, KeySource
 
 __all__ = [
     "ALGORITHM",

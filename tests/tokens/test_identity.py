@@ -5,7 +5,7 @@ from __future__ import annotations
 import pytest
 
 from app.errors import TokenError
-from app.identity import REQUIRED_CLAIMS, WorkloadIdentity, display_claims
+from app.tokens.identity import REQUIRED_CLAIMS, WorkloadIdentity, display_claims
 from tests.builders import claims
 
 

@@ -18,7 +18,7 @@ import pytest
 import responses
 
 from app.errors import ConfigError, TokenError, TokenTooLarge, Unavailable
-from app.oidc import IssuerConfig, TokenVerifier, VerifiedToken, unverified_display_claims
+from app.tokens.verify import IssuerConfig, TokenVerifier, VerifiedToken, unverified_display_claims
 from tests.issuer import (
     AUDIENCE,
     DROP,

@@ -1,7 +1,7 @@
 """The verified workload: who is asking, keyed on GitHub's numeric ids.
 
 A :class:`WorkloadIdentity` is built only from claims whose signature, issuer, audience and times
-were verified (see ``app.oidc``). Names (repository, owner, actor) are for display; decisions key
+were verified (see ``app.tokens.verify``). Names (repository, owner, actor) are for display; decisions key
 on ``repository_id``, ``repository_owner_id`` and ``actor_id``. ``sub`` is kept for display and
 never parsed: GitHub's immutable-subject format changes its shape.
 """

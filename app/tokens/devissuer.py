@@ -28,7 +28,7 @@ from cryptography.hazmat.primitives import serialization
 from cryptography.hazmat.primitives.asymmetric import rsa
 
 from app.errors import ConfigError
-from app.jwks import ALGORITHM, IssuerConfig
+from app.tokens.jwks import ALGORITHM, IssuerConfig
 
 log = logging.getLogger("agent_gate.devissuer")
 

@@ -14,7 +14,7 @@ import jwt
 import pytest
 import responses
 
-from app.devissuer import (
+from app.tokens.devissuer import (
     AGENT_PRESET,
     DEV_ISSUER_URL,
     HUMAN_PRESET,
@@ -25,8 +25,8 @@ from app.devissuer import (
     jwk_thumbprint,
 )
 from app.errors import ConfigError, TokenError
-from app.identity import REQUIRED_CLAIMS
-from app.oidc import TokenVerifier
+from app.tokens.identity import REQUIRED_CLAIMS
+from app.tokens.verify import TokenVerifier
 from tests.issuer import LocalIssuer, MemoryReplay
 
 AUDIENCE = "agent-gate"
