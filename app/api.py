@@ -14,8 +14,8 @@ from typing import Any, TypeVar
 from flask import Blueprint, Response, current_app, jsonify, request
 from pydantic import BaseModel, ValidationError
 
-from app.decision import Decision, DecisionRequest
-from app.engine import decide, evidence_needs
+from app.decide.decision import Decision, DecisionRequest
+from app.decide.engine import decide, evidence_needs
 from app.errors import (
     ErrorDetail,
     GateError,

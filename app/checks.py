@@ -12,8 +12,8 @@ import json
 import logging
 from typing import Any, Protocol
 
-from app.decision import Decision
-from app.explain import explanation, to_markdown
+from app.decide.decision import Decision
+from app.decide.explain import explanation, to_markdown
 
 log = logging.getLogger("agent_gate.checks")
 

@@ -234,12 +234,12 @@ def _read_json(path: Path, what: str) -> Any:
 def cmd_explain(args: argparse.Namespace) -> int:
     from pydantic import ValidationError
 
-    from app.decision import DecisionRequest
-    from app.engine import decide
+    from app.decide.decision import DecisionRequest
+    from app.decide.engine import decide
+    from app.decide.explain import render
     from app.evidence.model import Evidence
-    from app.explain import render
-    from app.tokens.identity import WorkloadIdentity
     from app.policy.loader import load_policies
+    from app.tokens.identity import WorkloadIdentity
 
     claims = _read_json(args.claims, "claims")
     if not isinstance(claims, dict):

@@ -18,10 +18,10 @@ from app.errors import GateError
 from app.evidence.gather import EvidenceSource, GitHubEvidence, NoEvidence
 from app.gate import DecisionHook, Gate
 from app.github.client import GitHubClient
-from app.tokens.verify import IssuerConfig, TokenVerifier
 from app.policy.registry import PolicyRegistry
 from app.settings import Settings
 from app.store.base import Store
+from app.tokens.verify import IssuerConfig, TokenVerifier
 
 log = logging.getLogger("agent_gate")
 

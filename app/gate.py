@@ -16,12 +16,12 @@ from app.checks import CheckRunPublisher
 
 if TYPE_CHECKING:
     from app.grants import GrantService
-from app.decision import Decision
+from app.decide.decision import Decision
 from app.evidence.gather import EvidenceSource
-from app.tokens.verify import TokenVerifier
 from app.policy.registry import PolicyRegistry
 from app.settings import Settings
 from app.store.base import Store
+from app.tokens.verify import TokenVerifier
 
 log = logging.getLogger("agent_gate")
 

@@ -28,14 +28,14 @@ from cryptography.hazmat.primitives.asymmetric import ec
 from cryptography.hazmat.primitives.ciphers.aead import AESGCM
 from pydantic import SecretStr
 
-from app.decision import Decision
+from app.decide.decision import Decision
 from app.errors import GateError, InvalidRequest, TokenError
 from app.gate import EvidenceChange
 from app.github.client import GitHubClient
-from app.tokens.identity import WorkloadIdentity
 from app.policy.lint import AGENT_FORBIDDEN_PERMISSIONS
 from app.policy.schema import PermissionClass
 from app.store.base import Store
+from app.tokens.identity import WorkloadIdentity
 
 log = logging.getLogger("agent_gate.grants")
 

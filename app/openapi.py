@@ -9,7 +9,7 @@ from flask import Blueprint, Response, jsonify
 from pydantic import BaseModel
 from pydantic.json_schema import models_json_schema
 
-from app.decision import Decision, DecisionRequest
+from app.decide.decision import Decision, DecisionRequest
 
 bp = Blueprint("openapi", __name__)
 

@@ -11,9 +11,9 @@ import re
 
 from flask import Blueprint, Response, current_app, jsonify, render_template, request
 
-from app.decision import Decision
+from app.decide.decision import Decision
+from app.decide.explain import explanation
 from app.errors import NotFound
-from app.explain import explanation
 
 bp = Blueprint("pages", __name__)
 

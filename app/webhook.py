@@ -20,8 +20,8 @@ from typing import Any
 from flask import Blueprint, Response, current_app, jsonify, request
 
 from app.checks import CheckRunPublisher
-from app.decision import Decision, DecisionRequest, Reason
-from app.engine import decide, evidence_needs
+from app.decide.decision import Decision, DecisionRequest, Reason
+from app.decide.engine import decide, evidence_needs
 from app.errors import GateError, InvalidRequest, PayloadTooLarge, TokenError, Unavailable
 from app.gate import EvidenceChange, Gate
 from app.tokens.identity import pull_request_check_identity

@@ -26,12 +26,12 @@ from cryptography.hazmat.primitives import hashes
 from cryptography.hazmat.primitives.asymmetric import padding
 
 from app import create_app
-from app.decision import DecisionRequest
-from app.tokens.devissuer import AGENT_PRESET, DevIssuer
-from app.engine import decide
-from app.tokens.verify import TokenVerifier, _b64json
+from app.decide.decision import DecisionRequest
+from app.decide.engine import decide
 from app.policy.loader import parse_policy_text
 from app.settings import Settings
+from app.tokens.devissuer import AGENT_PRESET, DevIssuer
+from app.tokens.verify import TokenVerifier, _b64json
 from tests.builders import ALICE, BOB, POLICY_TEXT, agent_identity, evidence, policy_set, pull_request, review
 
 
@@ -81,8 +81,18 @@ def main() -> int:
     who = agent_identity()
     ev = evidence(pr=pull_request(), reviews=[review(ALICE, n=1), review(BOB, n=2)])
     now = __import__("datetime").datetime.now(__import__("datetime").UTC)
-    results.append(("engine: read decision", per_call(lambda: decide(who, read, policies, ev, decision_id="d", now=now), n)))
-    results.append(("engine: execute with evidence", per_call(lambda: decide(who, merge, policies, ev, decision_id="d", now=now), n)))
+    results.append(
+        (
+            "engine: read decision",
+            per_call(lambda: decide(who, read, policies, ev, decision_id="d", now=now), n),
+        )
+    )
+    results.append(
+        (
+            "engine: execute with evidence",
+            per_call(lambda: decide(who, merge, policies, ev, decision_id="d", now=now), n),
+        )
+    )
 
     big = policy_with_rules(200)
     loader = getattr(yaml, "CSafeLoader", yaml.SafeLoader)
@@ -92,7 +102,9 @@ def main() -> int:
 
     (tmp / "p").mkdir()
     (tmp / "p" / "o.yml").write_text(POLICY_TEXT)
-    app = create_app(Settings(dev_mode=True, issuers=(), data_dir=tmp, policy_path=tmp / "p", log_level="ERROR"))
+    app = create_app(
+        Settings(dev_mode=True, issuers=(), data_dir=tmp, policy_path=tmp / "p", log_level="ERROR")
+    )
     client = app.test_client()
     tokens = [issuer.mint(audience="agent-gate", **AGENT_PRESET) for _ in range(n // 4)]
     it = iter(tokens)

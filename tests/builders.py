@@ -9,12 +9,12 @@ from __future__ import annotations
 from datetime import UTC, datetime
 from typing import Any
 
-from app.decision import Decision, DecisionRequest
-from app.tokens.devissuer import HUMAN_PRESET
-from app.engine import decide
+from app.decide.decision import Decision, DecisionRequest
+from app.decide.engine import decide
 from app.evidence.model import Account, CommitFacts, Evidence, PullRequestFacts, Review, RunFacts, Standing
-from app.tokens.identity import WorkloadIdentity
 from app.policy.loader import PolicySet, parse_policy_text
+from app.tokens.devissuer import HUMAN_PRESET
+from app.tokens.identity import WorkloadIdentity
 
 HEAD = "a" * 40
 OLD = "b" * 40

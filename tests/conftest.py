@@ -12,11 +12,11 @@ from flask import Flask
 from flask.testing import FlaskClient
 
 from app import create_app
-from app.decision import DecisionRequest
-from app.tokens.devissuer import AGENT_PRESET, DevIssuer
+from app.decide.decision import DecisionRequest
 from app.evidence.model import Evidence, EvidenceNeeds
-from app.tokens.identity import WorkloadIdentity
 from app.settings import Settings
+from app.tokens.devissuer import AGENT_PRESET, DevIssuer
+from app.tokens.identity import WorkloadIdentity
 
 TEST_POLICY = """
 version: 1

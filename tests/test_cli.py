@@ -10,8 +10,8 @@ import jwt
 import pytest
 
 from app.cli import main
-from app.tokens.devissuer import DEV_ISSUER_URL
 from app.store.sqlite import SQLiteStore
+from app.tokens.devissuer import DEV_ISSUER_URL
 from tests.builders import HEAD, claims
 
 REPO = Path(__file__).resolve().parents[1]

@@ -17,10 +17,10 @@ from flask.testing import FlaskClient
 from pydantic import SecretStr
 
 from app import create_app
-from app.tokens.devissuer import AGENT_PRESET, DevIssuer
 from app.evidence.gather import GitHubEvidence
 from app.github.client import GitHubClient
 from app.settings import Settings
+from app.tokens.devissuer import AGENT_PRESET, DevIssuer
 from tests.fake_github import FakeGitHub, extract
 from tests.github.conftest import BOB, HEAD, base_scenario, github_settings
 

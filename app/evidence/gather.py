@@ -1,7 +1,7 @@
 """Where evidence comes from: GitHub (``GitHubEvidence``), a file (``FileEvidence``) or nowhere.
 
 The API calls an :class:`EvidenceSource` only for decisions that need evidence (see
-``app.engine.evidence_needs``); a read decision never reaches it, and so makes no GitHub call.
+``app.decide.engine.evidence_needs``); a read decision never reaches it, and so makes no GitHub call.
 
 ``GitHubEvidence`` reads, through the App's client (docs/github-app.md lists the calls):
 
@@ -23,7 +23,7 @@ from typing import Protocol
 
 from pydantic import ValidationError
 
-from app.decision import DecisionRequest
+from app.decide.decision import DecisionRequest
 from app.errors import GateError, GitHubError, GitHubNotFound, InvalidRequest
 from app.evidence.model import (
     Account,

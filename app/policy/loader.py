@@ -19,8 +19,8 @@ from pathlib import Path
 
 from pydantic import ValidationError
 
-from app.agents import AgentCatalog, builtin_catalog
 from app.errors import PolicyError, PolicyProblem
+from app.policy.agents import AgentCatalog, builtin_catalog
 from app.policy.diagnostics import cross_field_problems, locate, validation_problems
 from app.policy.schema import COLLECT_PROBLEMS, ActionSpec, CrossProblem, Loc, Policy, Rule
 from app.policy.source import Position, read_document

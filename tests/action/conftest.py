@@ -12,8 +12,8 @@ import pytest
 from werkzeug.serving import make_server
 
 from app import create_app
-from app.tokens.devissuer import DevIssuer
 from app.settings import Settings
+from app.tokens.devissuer import DevIssuer
 from tests.action.runner import ACTION_DIR, ActionRun, SimulatedRunner, TokenService
 
 POLICY = Path(__file__).with_name("policy.yml")

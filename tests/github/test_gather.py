@@ -8,7 +8,7 @@ from typing import Any
 
 import pytest
 
-from app.decision import DecisionRequest
+from app.decide.decision import DecisionRequest
 from app.errors import GateError, GitHubError, InvalidRequest
 from app.evidence.gather import APP_NOT_CONFIGURED, FileEvidence, GitHubEvidence, NoEvidence
 from app.evidence.model import Account, Evidence, EvidenceNeeds, Standing

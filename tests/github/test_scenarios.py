@@ -10,10 +10,10 @@ import pytest
 from flask.testing import FlaskClient
 
 from app import create_app
-from app.tokens.devissuer import DevIssuer
 from app.evidence.gather import GitHubEvidence
 from app.github.client import GitHubClient
 from app.settings import Settings
+from app.tokens.devissuer import DevIssuer
 from tests.fake_github import PR, Commit, FakeGitHub, Person, Scenario
 from tests.github.conftest import (
     ALICE,

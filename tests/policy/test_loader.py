@@ -8,9 +8,9 @@ from pathlib import Path
 import pytest
 import yaml
 
-from app.agents import Kind
 from app.errors import PolicyError
 from app.policy import source
+from app.policy.agents import Kind
 from app.policy.loader import load_policies, load_policy_file, parse_policy_text, survey_policies
 from tests.policy.builders import HEADER, load, policy_text, problems, rule
 

@@ -14,6 +14,7 @@ import jwt
 import pytest
 import responses
 
+from app.errors import ConfigError, TokenError
 from app.tokens.devissuer import (
     AGENT_PRESET,
     DEV_ISSUER_URL,
@@ -24,7 +25,6 @@ from app.tokens.devissuer import (
     default_claims,
     jwk_thumbprint,
 )
-from app.errors import ConfigError, TokenError
 from app.tokens.identity import REQUIRED_CLAIMS
 from app.tokens.verify import TokenVerifier
 from tests.issuer import LocalIssuer, MemoryReplay

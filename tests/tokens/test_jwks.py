@@ -16,8 +16,8 @@ import requests
 import responses
 from cryptography.hazmat.primitives.asymmetric import ec
 
-from app.tokens import jwks as jwks_module
 from app.errors import ConfigError, TokenError, Unavailable
+from app.tokens import jwks as jwks_module
 from app.tokens.jwks import IssuerConfig, KeySource
 from app.tokens.verify import TokenVerifier
 from tests.issuer import AUDIENCE, ISSUER, LocalIssuer, MemoryReplay, rsa_key

@@ -13,11 +13,11 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from typing import Literal
 
-from app.agents import AgentCatalog, Kind
-from app.decision import ApprovalAssessment, Reason
+from app.decide.decision import ApprovalAssessment, Reason
+from app.decide.provenance import Provenance
 from app.evidence.model import Account, Evidence, Review
+from app.policy.agents import AgentCatalog, Kind
 from app.policy.schema import Rule
-from app.provenance import Provenance
 
 WRITE_PERMISSIONS = frozenset({"admin", "maintain", "write"})
 # Review states that change a reviewer's verdict; COMMENTED and PENDING do not replace an approval.

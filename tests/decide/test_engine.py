@@ -4,8 +4,8 @@ from __future__ import annotations
 
 import pytest
 
-from app.decision import DecisionRequest
-from app.engine import evidence_needs
+from app.decide.decision import DecisionRequest
+from app.decide.engine import evidence_needs
 from app.evidence.model import Account, EnvironmentApproval, Evidence, Standing
 from tests.builders import (
     ALICE,

@@ -9,7 +9,7 @@ from __future__ import annotations
 import json
 from dataclasses import asdict, dataclass, field
 
-from app.decision import Decision
+from app.decide.decision import Decision
 
 
 @dataclass(frozen=True)

@@ -20,10 +20,10 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import datetime
 
-from app.approvals import ApprovalOutcome, assess_approvals
-from app.decision import Decision, DecisionRequest, Reason, Subject
+from app.decide.approvals import ApprovalOutcome, assess_approvals
+from app.decide.decision import Decision, DecisionRequest, Reason, Subject
+from app.decide.provenance import Provenance, analyse
 from app.evidence.model import Evidence, EvidenceNeeds, PullRequestFacts
-from app.tokens.identity import PR_CHECK_ISSUER, WorkloadIdentity
 from app.policy.loader import PolicySet
 from app.policy.schema import (
     ActionSpec,
@@ -34,7 +34,7 @@ from app.policy.schema import (
     describe_matchers,
     matcher_matches,
 )
-from app.provenance import Provenance, analyse
+from app.tokens.identity import PR_CHECK_ISSUER, WorkloadIdentity
 
 PULL_REQUEST_EVENTS = frozenset({"pull_request", "pull_request_target"})
 

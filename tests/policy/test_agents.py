@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import pytest
 
-from app.agents import BUILTIN, Kind
+from app.policy.agents import BUILTIN, Kind
 
 
 @pytest.mark.parametrize(

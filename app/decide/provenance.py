@@ -15,9 +15,9 @@ from __future__ import annotations
 import re
 from dataclasses import dataclass, field
 
-from app.agents import AgentCatalog, Kind
-from app.decision import Signal
+from app.decide.decision import Signal
 from app.evidence.model import Account, CommitFacts, Evidence
+from app.policy.agents import AgentCatalog, Kind
 from app.tokens.identity import WorkloadIdentity
 
 _TRAILER = re.compile(r"^co-authored-by:\s*(?P<name>[^<]*?)\s*<(?P<email>[^<>\s]+)>\s*$", re.IGNORECASE)
