@@ -165,7 +165,7 @@ def issue_grant(identity: WorkloadIdentity, body: DecisionRequest, decision: Dec
     audience = (spec.audience if spec and spec.audience else None) or (
         f"{decision.action}:{decision.subject.environment or identity.repository}"
     )
-    from app.grants import GrantSubject
+    from app.credentials.grants import GrantSubject
     from app.grants_api import issued_body
 
     try:

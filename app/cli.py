@@ -277,7 +277,7 @@ def _open_store(database: str | None) -> Any:
 
 
 def cmd_audit_verify(args: argparse.Namespace) -> int:
-    from app.audit import parse_anchor, verify_chain, verify_jsonl
+    from app.store.audit import parse_anchor, verify_chain, verify_jsonl
 
     try:
         anchor = parse_anchor(args.anchor) if args.anchor else None
@@ -300,7 +300,7 @@ def cmd_audit_verify(args: argparse.Namespace) -> int:
 
 
 def cmd_audit_export(args: argparse.Namespace) -> int:
-    from app.audit import export_jsonl
+    from app.store.audit import export_jsonl
 
     store = _open_store(args.database)
     out: TextIO
@@ -314,7 +314,7 @@ def cmd_audit_export(args: argparse.Namespace) -> int:
 
 
 def cmd_keys_rotate(args: argparse.Namespace) -> int:
-    from app.grants import SigningKeys
+    from app.credentials.grants import SigningKeys
 
     kid = SigningKeys(_open_store(args.database)).rotate()
     print(f"new grant-signing key {kid}; the previous key stays published until its grants expire")

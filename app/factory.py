@@ -13,12 +13,12 @@ from typing import Any
 from flask import Flask, Response, jsonify
 from werkzeug.exceptions import HTTPException
 
-from app.checks import CheckRunPublisher
 from app.errors import GateError
 from app.evidence.gather import EvidenceSource, GitHubEvidence, NoEvidence
 from app.gate import DecisionHook, Gate
 from app.github.client import GitHubClient
 from app.policy.registry import PolicyRegistry
+from app.publish.checks import CheckRunPublisher
 from app.settings import Settings
 from app.store.base import Store
 from app.tokens.verify import IssuerConfig, TokenVerifier
@@ -85,7 +85,7 @@ def create_app(
         checks=checks,
     )
 
-    from app.grants import GrantService
+    from app.credentials.grants import GrantService
 
     gate.grants = GrantService(store, issuer=settings.public_url, github=github, clock=clock)
     gate.evidence_listeners.append(gate.grants.on_evidence_change)

@@ -12,12 +12,13 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 
-from app.checks import CheckRunPublisher
+from app.publish.checks import CheckRunPublisher
 
 if TYPE_CHECKING:
-    from app.grants import GrantService
+    from app.credentials.grants import GrantService
 from app.decide.decision import Decision
 from app.evidence.gather import EvidenceSource
+from app.evidence.model import EvidenceChange
 from app.policy.registry import PolicyRegistry
 from app.settings import Settings
 from app.store.base import Store
@@ -26,20 +27,6 @@ from app.tokens.verify import TokenVerifier
 log = logging.getLogger("agent_gate")
 
 DecisionHook = Callable[[Decision], None]
-
-
-@dataclass(frozen=True)
-class EvidenceChange:
-    """The evidence behind earlier decisions changed (reported by the webhook).
-
-    Listeners (grant revocation) act on it: e.g. reason "approval by @bob dismissed",
-    "new commits pushed", "pull request closed".
-    """
-
-    repository_id: int
-    pull_request: int | None
-    head_sha: str | None  # the head the earlier decisions were about (None: any)
-    reason: str
 
 
 EvidenceListener = Callable[[EvidenceChange], None]

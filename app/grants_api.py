@@ -8,9 +8,9 @@ from flask import Blueprint, Response, current_app, jsonify, request
 from pydantic import BaseModel, ConfigDict, Field
 
 from app.api import bearer_token, parse_json_body
+from app.credentials.grants import ALGORITHM, GrantService
 from app.errors import InvalidRequest, NotFound, TokenError
 from app.gate import Gate
-from app.grants import ALGORITHM, GrantService
 
 bp = Blueprint("grants", __name__)
 

@@ -19,11 +19,12 @@ from typing import Any
 
 from flask import Blueprint, Response, current_app, jsonify, request
 
-from app.checks import CheckRunPublisher
 from app.decide.decision import Decision, DecisionRequest, Reason
 from app.decide.engine import decide, evidence_needs
 from app.errors import GateError, InvalidRequest, PayloadTooLarge, TokenError, Unavailable
-from app.gate import EvidenceChange, Gate
+from app.evidence.model import EvidenceChange
+from app.gate import Gate
+from app.publish.checks import CheckRunPublisher
 from app.tokens.identity import pull_request_check_identity
 
 log = logging.getLogger("agent_gate.webhook")

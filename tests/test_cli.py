@@ -168,7 +168,7 @@ def test_every_command_has_help(argv, capsys):
 
 
 def test_keys_rotate_adds_a_key_and_keeps_the_old_one_published(data_dir, capsys):
-    from app.grants import SigningKeys
+    from app.credentials.grants import SigningKeys
 
     store = SQLiteStore(data_dir / "agent-gate.db")
     first, _ = SigningKeys(store).current()

@@ -23,7 +23,6 @@ from typing import Protocol
 
 from pydantic import ValidationError
 
-from app.decide.decision import DecisionRequest
 from app.errors import GateError, GitHubError, GitHubNotFound, InvalidRequest
 from app.evidence.model import (
     Account,
@@ -32,6 +31,7 @@ from app.evidence.model import (
     Evidence,
     EvidenceNeeds,
     PullRequestFacts,
+    Question,
     Review,
     RunFacts,
     Standing,
@@ -58,7 +58,7 @@ PR_COMMITS_LIMIT = 250  # GET /pulls/{n}/commits lists at most this many
 
 
 class EvidenceSource(Protocol):
-    def gather(self, identity: WorkloadIdentity, request: DecisionRequest, needs: EvidenceNeeds) -> Evidence:
+    def gather(self, identity: WorkloadIdentity, request: Question, needs: EvidenceNeeds) -> Evidence:
         """The facts for one decision. Raises ``GitHubError`` (503) rather than guess."""
         ...
 
@@ -66,7 +66,7 @@ class EvidenceSource(Protocol):
 class NoEvidence:
     """No GitHub App: decisions that need evidence are denied, saying why. Makes no call."""
 
-    def gather(self, identity: WorkloadIdentity, request: DecisionRequest, needs: EvidenceNeeds) -> Evidence:
+    def gather(self, identity: WorkloadIdentity, request: Question, needs: EvidenceNeeds) -> Evidence:
         return Evidence.none(APP_NOT_CONFIGURED)
 
 
@@ -87,7 +87,7 @@ class FileEvidence:
                 code="invalid-evidence",
             ) from exc
 
-    def gather(self, identity: WorkloadIdentity, request: DecisionRequest, needs: EvidenceNeeds) -> Evidence:
+    def gather(self, identity: WorkloadIdentity, request: Question, needs: EvidenceNeeds) -> Evidence:
         return self._evidence
 
 
@@ -100,7 +100,7 @@ class GitHubEvidence:
     def __repr__(self) -> str:
         return f"GitHubEvidence({self._gh!r})"
 
-    def gather(self, identity: WorkloadIdentity, request: DecisionRequest, needs: EvidenceNeeds) -> Evidence:
+    def gather(self, identity: WorkloadIdentity, request: Question, needs: EvidenceNeeds) -> Evidence:
         start = self._gh.calls
         repo = identity.repository
         run = self._run(repo, identity.run_id) if identity.run_id > 0 else None
@@ -146,7 +146,7 @@ class GitHubEvidence:
         )
 
     # -- the change --------------------------------------------------------------------------------
-    def _pull_request(self, identity: WorkloadIdentity, request: DecisionRequest) -> GhPull | None:
+    def _pull_request(self, identity: WorkloadIdentity, request: Question) -> GhPull | None:
         repo = identity.repository
         if request.pull_request is not None:
             return self._pull(repo, request.pull_request)

@@ -7,8 +7,9 @@ write the same shape in a file for ``agent-gate explain``. Nothing here does I/O
 
 from __future__ import annotations
 
+from dataclasses import dataclass
 from datetime import datetime
-from typing import Literal
+from typing import Literal, Protocol
 
 from pydantic import BaseModel, ConfigDict, Field
 
@@ -118,3 +119,31 @@ class EvidenceNeeds(_Model):
     teams: list[str] = Field(default_factory=list)
     # The environment being deployed, for environment approvals.
     environment: str | None = None
+
+
+class Question(Protocol):
+    """What evidence gathering reads of a decision request (``DecisionRequest`` has these fields).
+
+    A Protocol keeps this layer below the decision models: gathering needs only which pull request
+    or commit the request names.
+    """
+
+    @property
+    def pull_request(self) -> int | None: ...
+
+    @property
+    def sha(self) -> str | None: ...
+
+
+@dataclass(frozen=True)
+class EvidenceChange:
+    """The evidence behind earlier decisions changed (reported by the webhook).
+
+    Listeners (grant revocation) act on it: e.g. reason "approval by @bob dismissed",
+    "new commits pushed", "pull request closed".
+    """
+
+    repository_id: int
+    pull_request: int | None
+    head_sha: str | None  # the head the earlier decisions were about (None: any)
+    reason: str

@@ -501,7 +501,7 @@ class GitHubClient:
     def revoke_installation_token(self, token: SecretStr) -> None:
         self.auth.revoke_installation_token(token)
 
-    # -- check runs (app.checks.ChecksAPI) ---------------------------------------------------------
+    # -- check runs (app.publish.checks.ChecksAPI) ---------------------------------------------------------
     def find_check_run(self, repository: str, sha: str, name: str) -> int | None:
         data = self.get_json(
             repository,

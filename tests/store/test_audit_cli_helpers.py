@@ -17,7 +17,7 @@ from pathlib import Path
 
 import pytest
 
-from app.audit import export_jsonl, parse_anchor, verify_chain, verify_jsonl
+from app.store.audit import export_jsonl, parse_anchor, verify_chain, verify_jsonl
 from app.store.canonical import GENESIS
 from app.store.sqlite import SQLiteStore
 from tests.store.conftest import T0, run_sql

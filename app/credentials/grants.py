@@ -30,7 +30,7 @@ from pydantic import SecretStr
 
 from app.decide.decision import Decision
 from app.errors import GateError, InvalidRequest, TokenError
-from app.gate import EvidenceChange
+from app.evidence.model import EvidenceChange
 from app.github.client import GitHubClient
 from app.policy.lint import AGENT_FORBIDDEN_PERMISSIONS
 from app.policy.schema import PermissionClass

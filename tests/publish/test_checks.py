@@ -6,8 +6,8 @@ from typing import Any
 
 import pytest
 
-from app.checks import MAX_OUTPUT_CHARS, CheckRunPublisher, check_run_body, truncate, update_body
 from app.decide.decision import ApprovalAssessment, Decision
+from app.publish.checks import MAX_OUTPUT_CHARS, CheckRunPublisher, check_run_body, truncate, update_body
 from tests.builders import ALICE, POLICY_TEXT, agent_identity, evidence, policy_set, pull_request, review, run
 
 POLICY = policy_set(POLICY_TEXT)

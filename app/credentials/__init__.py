@@ -1,0 +1,1 @@
+"""Just-in-time credentials: grant keys, signing, delegation and revocation."""

@@ -1,0 +1,1 @@
+"""Decisions published to GitHub: check runs (and, for environments, deployment protection answers)."""
