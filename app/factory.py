@@ -13,6 +13,7 @@ from typing import Any
 from flask import Flask, Response, jsonify
 from werkzeug.exceptions import HTTPException
 
+from app.credentials.grants import GrantService
 from app.errors import GateError
 from app.evidence.gather import EvidenceSource, GitHubEvidence, NoEvidence
 from app.gate import DecisionHook, Gate
@@ -21,7 +22,14 @@ from app.policy.registry import PolicyRegistry
 from app.publish.checks import CheckRunPublisher
 from app.settings import Settings
 from app.store.base import Store
+from app.store.sqlite import open_store
+from app.tokens.devissuer import DevIssuer
 from app.tokens.verify import IssuerConfig, TokenVerifier
+from app.web.decisions import bp as api_bp
+from app.web.grants import bp as grants_bp
+from app.web.openapi import bp as openapi_bp
+from app.web.pages import bp as pages_bp
+from app.web.webhook import bp as webhook_bp
 
 log = logging.getLogger("agent_gate")
 
@@ -52,8 +60,6 @@ def create_app(
     clock = clock or time.time
 
     if store is None:
-        from app.store.sqlite import open_store
-
         store = open_store(settings.database_url)
     if policies is None:
         policies = PolicyRegistry(settings.policy_path, check_interval=settings.policy_check_interval)
@@ -85,8 +91,6 @@ def create_app(
         checks=checks,
     )
 
-    from app.credentials.grants import GrantService
-
     gate.grants = GrantService(store, issuer=settings.public_url, github=github, clock=clock)
     gate.evidence_listeners.append(gate.grants.on_evidence_change)
 
@@ -94,12 +98,6 @@ def create_app(
     app.config["MAX_CONTENT_LENGTH"] = 64 * 1024
     app.json.sort_keys = False  # type: ignore[attr-defined]  # DefaultJSONProvider attribute
     app.extensions["agent_gate"] = gate
-
-    from app.api import bp as api_bp
-    from app.grants_api import bp as grants_bp
-    from app.openapi import bp as openapi_bp
-    from app.pages import bp as pages_bp
-    from app.webhook import bp as webhook_bp
 
     app.register_blueprint(api_bp)
     app.register_blueprint(openapi_bp)
@@ -121,8 +119,6 @@ def issuer_configs(settings: Settings) -> list[IssuerConfig]:
         for i in settings.issuers
     ]
     if settings.dev_mode:
-        from app.tokens.devissuer import DevIssuer
-
         dev = DevIssuer(settings.data_dir)
         dev.ensure_key()
         configs.append(dev.issuer_config())

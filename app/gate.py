@@ -10,16 +10,14 @@ import logging
 import threading
 from collections.abc import Callable
 from dataclasses import dataclass, field
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
-from app.publish.checks import CheckRunPublisher
-
-if TYPE_CHECKING:
-    from app.credentials.grants import GrantService
+from app.credentials.grants import GrantService
 from app.decide.decision import Decision
 from app.evidence.gather import EvidenceSource
 from app.evidence.model import EvidenceChange
 from app.policy.registry import PolicyRegistry
+from app.publish.checks import CheckRunPublisher
 from app.settings import Settings
 from app.store.base import Store
 from app.tokens.verify import TokenVerifier

@@ -6,6 +6,7 @@ contract with workflow authors and the composite action.
 
 from __future__ import annotations
 
+import secrets
 from datetime import datetime
 from typing import Literal
 
@@ -119,3 +120,8 @@ class Decision(BaseModel):
             return f"Allowed: {self.action} by rule {self.rule}"
         failed = next((r for r in self.reasons if not r.ok), None)
         return f"Denied: {failed.message}" if failed else f"Denied: {self.action}"
+
+
+def new_decision_id() -> str:
+    """Unguessable: 128 random bits."""
+    return "dec_" + secrets.token_urlsafe(16)

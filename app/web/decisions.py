@@ -7,87 +7,28 @@ engine, appends the audit record and answers 200 (allowed) or 403 (denied) with 
 from __future__ import annotations
 
 import logging
-import secrets
 from datetime import UTC, datetime
-from typing import Any, TypeVar
+from typing import Any
 
-from flask import Blueprint, Response, current_app, jsonify, request
-from pydantic import BaseModel, ValidationError
+from flask import Blueprint, Response, jsonify, request
 
-from app.decide.decision import Decision, DecisionRequest
+from app.credentials.grants import GrantSubject
+from app.decide.decision import Decision, DecisionRequest, new_decision_id
 from app.decide.engine import decide, evidence_needs
 from app.errors import (
-    ErrorDetail,
     GateError,
     InvalidRequest,
-    PayloadTooLarge,
     TokenError,
-    TokenTooLarge,
     Unavailable,
-    UnsupportedMediaType,
 )
 from app.evidence.model import Evidence
-from app.gate import Gate
 from app.tokens.identity import WorkloadIdentity
 from app.tokens.verify import unverified_display_claims
+from app.web.http import bearer_token, gate, issued_body, parse_json_body
 
 log = logging.getLogger("agent_gate.api")
 
 bp = Blueprint("api", __name__)
-
-MAX_BODY_BYTES = 64 * 1024
-MAX_AUTHORIZATION_BYTES = 16 * 1024
-
-M = TypeVar("M", bound=BaseModel)
-
-
-def gate() -> Gate:
-    g: Gate = current_app.extensions["agent_gate"]
-    return g
-
-
-def parse_json_body(model: type[M]) -> M:
-    """Validate the JSON body against ``model``: 413 over the limit, 415 not JSON, 400 invalid."""
-    length = request.content_length
-    if length is not None and length > MAX_BODY_BYTES:
-        raise PayloadTooLarge(f"the request body is {length} bytes; the limit is {MAX_BODY_BYTES} bytes")
-    if not request.is_json:
-        raise UnsupportedMediaType(
-            f"expected Content-Type: application/json, got {request.mimetype or 'none'}"
-        )
-    raw = request.get_data(cache=True)
-    if len(raw) > MAX_BODY_BYTES:
-        raise PayloadTooLarge(f"the request body is over the limit of {MAX_BODY_BYTES} bytes")
-    try:
-        return model.model_validate_json(raw)
-    except ValidationError as exc:
-        details = []
-        for err in exc.errors(include_url=False):
-            loc = ".".join(str(p) for p in err["loc"]) or "body"
-            msg = err["msg"]
-            if err["type"] == "extra_forbidden":
-                allowed = ", ".join(model.model_fields)
-                msg = f"unknown field; expected only {allowed}"
-            details.append(ErrorDetail("invalid-field", f"{loc}: {msg}"))
-        raise InvalidRequest(
-            "the request body is not valid: " + "; ".join(d.description for d in details), details=details
-        ) from exc
-
-
-def bearer_token() -> str:
-    header = request.headers.get("Authorization", "")
-    if len(header) > MAX_AUTHORIZATION_BYTES:
-        raise TokenTooLarge(
-            f"the Authorization header is over {MAX_AUTHORIZATION_BYTES} bytes; a GitHub OIDC token is about 1-2 KB"
-        )
-    scheme, _, token = header.partition(" ")
-    if scheme.lower() != "bearer" or not token.strip():
-        raise TokenError(
-            "send the job's GitHub Actions OIDC token as 'Authorization: Bearer <token>' "
-            "(the workflow needs 'permissions: id-token: write')",
-            code="missing-token",
-        )
-    return token.strip()
 
 
 def _audit_refusal(exc: TokenError, token: str | None) -> None:
@@ -165,9 +106,6 @@ def issue_grant(identity: WorkloadIdentity, body: DecisionRequest, decision: Dec
     audience = (spec.audience if spec and spec.audience else None) or (
         f"{decision.action}:{decision.subject.environment or identity.repository}"
     )
-    from app.credentials.grants import GrantSubject
-    from app.grants_api import issued_body
-
     try:
         issued = g.grants.issue(
             GrantSubject.of(decision, identity),
@@ -197,11 +135,6 @@ def decide_request(identity: WorkloadIdentity, body: DecisionRequest) -> Decisio
         decision_id=new_decision_id(),
         now=datetime.fromtimestamp(g.clock(), UTC),
     )
-
-
-def new_decision_id() -> str:
-    """Unguessable: 128 random bits."""
-    return "dec_" + secrets.token_urlsafe(16)
 
 
 @bp.get("/healthz")

@@ -2,15 +2,12 @@
 
 from __future__ import annotations
 
-from typing import Any
-
-from flask import Blueprint, Response, current_app, jsonify, request
+from flask import Blueprint, Response, jsonify, request
 from pydantic import BaseModel, ConfigDict, Field
 
-from app.api import bearer_token, parse_json_body
 from app.credentials.grants import ALGORITHM, GrantService
 from app.errors import InvalidRequest, NotFound, TokenError
-from app.gate import Gate
+from app.web.http import bearer_token, gate, issued_body, parse_json_body
 
 bp = Blueprint("grants", __name__)
 
@@ -37,13 +34,8 @@ class DelegateBody(BaseModel):
     ttl: int | None = Field(None, ge=30, le=3600)
 
 
-def _gate() -> Gate:
-    g: Gate = current_app.extensions["agent_gate"]
-    return g
-
-
 def _grants() -> GrantService:
-    service = _gate().grants
+    service = gate().grants
     assert service is not None
     return service
 
@@ -59,24 +51,6 @@ def _is_grant(token: str) -> bool:
         )
     except (ValueError, IndexError):
         return False
-
-
-def issued_body(issued: Any) -> dict[str, Any]:
-    body: dict[str, Any] = {
-        "grant": {
-            "token": issued.token.get_secret_value(),
-            "jti": issued.jti,
-            "audience": issued.audience,
-            "expires_at": issued.expires_at,
-        },
-    }
-    if issued.github_token is not None:
-        body["github_token"] = {
-            "token": issued.github_token.get_secret_value(),
-            "expires_at": issued.github_token_expires_at,
-            "permissions": issued.github_permissions,
-        }
-    return body
 
 
 @bp.get("/.well-known/jwks.json")
@@ -120,7 +94,7 @@ def revoke() -> Response:
 
     Authenticated by the grant itself, or by an OIDC token of the same repository and run.
     """
-    g = _gate()
+    g = gate()
     service = _grants()
     body = parse_json_body(RevokeBody)
     bearer = bearer_token()

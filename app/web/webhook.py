@@ -17,15 +17,16 @@ import logging
 from datetime import UTC, datetime
 from typing import Any
 
-from flask import Blueprint, Response, current_app, jsonify, request
+from flask import Blueprint, Response, jsonify, request
 
-from app.decide.decision import Decision, DecisionRequest, Reason
+from app.decide.decision import Decision, DecisionRequest, Reason, new_decision_id
 from app.decide.engine import decide, evidence_needs
 from app.errors import GateError, InvalidRequest, PayloadTooLarge, TokenError, Unavailable
-from app.evidence.model import EvidenceChange
+from app.evidence.model import Evidence, EvidenceChange
 from app.gate import Gate
 from app.publish.checks import CheckRunPublisher
 from app.tokens.identity import pull_request_check_identity
+from app.web.http import gate
 
 log = logging.getLogger("agent_gate.webhook")
 
@@ -60,14 +61,9 @@ def verify_signature(secret: bytes, body: bytes, header: str | None) -> None:
         )
 
 
-def _gate() -> Gate:
-    g: Gate = current_app.extensions["agent_gate"]
-    return g
-
-
 @bp.post("/v1/github/webhook")
 def github_webhook() -> tuple[Response, int]:
-    g = _gate()
+    g = gate()
     if g.settings.webhook_secret is None:
         raise Unavailable(
             "webhooks are not configured: set GATE_WEBHOOK_SECRET to the GitHub App's webhook secret",
@@ -177,9 +173,6 @@ def evaluate_merge_check(g: Gate, repo: dict[str, Any], pr: dict[str, Any], deli
             {"repository_id": identity.repository_id, "pull_request": pr["number"], "error": exc.code},
         )
         raise
-    from app.api import new_decision_id
-    from app.evidence.model import Evidence
-
     decision = decide(
         identity,
         body,

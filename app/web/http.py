@@ -1,0 +1,96 @@
+"""HTTP helpers shared by the endpoints: the gate of the running app, bearer tokens, JSON bodies, issued grants.
+
+Limits are checked before anything is parsed: a body over :data:`MAX_BODY_BYTES` or an
+Authorization header over :data:`MAX_AUTHORIZATION_BYTES` is refused with the gate's own error.
+"""
+
+from __future__ import annotations
+
+from typing import Any, TypeVar
+
+from flask import current_app, request
+from pydantic import BaseModel, ValidationError
+
+from app.errors import (
+    ErrorDetail,
+    InvalidRequest,
+    PayloadTooLarge,
+    TokenError,
+    TokenTooLarge,
+    UnsupportedMediaType,
+)
+from app.gate import Gate
+
+MAX_BODY_BYTES = 64 * 1024
+MAX_AUTHORIZATION_BYTES = 16 * 1024
+
+M = TypeVar("M", bound=BaseModel)
+
+
+def gate() -> Gate:
+    """The gate's collaborators, as the app factory built them."""
+    g: Gate = current_app.extensions["agent_gate"]
+    return g
+
+
+def parse_json_body(model: type[M]) -> M:
+    """Validate the JSON body against ``model``: 413 over the limit, 415 not JSON, 400 invalid."""
+    length = request.content_length
+    if length is not None and length > MAX_BODY_BYTES:
+        raise PayloadTooLarge(f"the request body is {length} bytes; the limit is {MAX_BODY_BYTES} bytes")
+    if not request.is_json:
+        raise UnsupportedMediaType(
+            f"expected Content-Type: application/json, got {request.mimetype or 'none'}"
+        )
+    raw = request.get_data(cache=True)
+    if len(raw) > MAX_BODY_BYTES:
+        raise PayloadTooLarge(f"the request body is over the limit of {MAX_BODY_BYTES} bytes")
+    try:
+        return model.model_validate_json(raw)
+    except ValidationError as exc:
+        details = []
+        for err in exc.errors(include_url=False):
+            loc = ".".join(str(p) for p in err["loc"]) or "body"
+            msg = err["msg"]
+            if err["type"] == "extra_forbidden":
+                allowed = ", ".join(model.model_fields)
+                msg = f"unknown field; expected only {allowed}"
+            details.append(ErrorDetail("invalid-field", f"{loc}: {msg}"))
+        raise InvalidRequest(
+            "the request body is not valid: " + "; ".join(d.description for d in details), details=details
+        ) from exc
+
+
+def bearer_token() -> str:
+    header = request.headers.get("Authorization", "")
+    if len(header) > MAX_AUTHORIZATION_BYTES:
+        raise TokenTooLarge(
+            f"the Authorization header is over {MAX_AUTHORIZATION_BYTES} bytes; a GitHub OIDC token is about 1-2 KB"
+        )
+    scheme, _, token = header.partition(" ")
+    if scheme.lower() != "bearer" or not token.strip():
+        raise TokenError(
+            "send the job's GitHub Actions OIDC token as 'Authorization: Bearer <token>' "
+            "(the workflow needs 'permissions: id-token: write')",
+            code="missing-token",
+        )
+    return token.strip()
+
+
+def issued_body(issued: Any) -> dict[str, Any]:
+    """The credentials of an issued grant as the API answers them (never logged, never audited)."""
+    body: dict[str, Any] = {
+        "grant": {
+            "token": issued.token.get_secret_value(),
+            "jti": issued.jti,
+            "audience": issued.audience,
+            "expires_at": issued.expires_at,
+        },
+    }
+    if issued.github_token is not None:
+        body["github_token"] = {
+            "token": issued.github_token.get_secret_value(),
+            "expires_at": issued.github_token_expires_at,
+            "permissions": issued.github_permissions,
+        }
+    return body
