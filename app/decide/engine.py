@@ -16,25 +16,17 @@ d. Execute is refused for tokens from pull-request-triggered events.
 
 from __future__ import annotations
 
-from collections.abc import Callable
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from datetime import datetime
 
 from app.decide.approvals import ApprovalOutcome, assess_approvals
 from app.decide.decision import Decision, DecisionRequest, Reason, Subject
 from app.decide.provenance import Provenance, analyse
+from app.decide.rules import RuleCheck, check_rule
 from app.evidence.model import Evidence, EvidenceNeeds, PullRequestFacts
-from app.policy.loader import PolicySet
-from app.policy.schema import (
-    ActionSpec,
-    PermissionClass,
-    Repository,
-    RepositoryPattern,
-    Rule,
-    describe_matchers,
-    matcher_matches,
-)
-from app.tokens.identity import PR_CHECK_ISSUER, WorkloadIdentity
+from app.policy.loader import LoadedPolicy, PolicySet
+from app.policy.schema import ActionSpec, PermissionClass, Rule
+from app.tokens.identity import WorkloadIdentity
 
 PULL_REQUEST_EVENTS = frozenset({"pull_request", "pull_request_target"})
 
@@ -67,138 +59,6 @@ def evidence_needs(
         return None
     teams = sorted({t for r in rules if r.approvals for t in r.approvals.teams})
     return EvidenceNeeds(teams=teams, environment=effective_environment(identity, request))
-
-
-_WEIGHTS = {"repository": 3, "environment": 3}
-
-
-@dataclass
-class _RuleCheck:
-    rule: Rule
-    reasons: list[Reason]
-
-    @property
-    def failures(self) -> int:
-        return sum(1 for r in self.reasons if not r.ok)
-
-    @property
-    def distance(self) -> int:
-        """How far the workload is from this rule. Repository and environment name the target the
-        caller meant, so a rule for the right target with a wrong ref is closer than one for another."""
-        return sum(_WEIGHTS.get(r.code, 1) for r in self.reasons if not r.ok)
-
-
-def _check_repository(rule: Rule, identity: WorkloadIdentity) -> Reason:
-    if rule.repositories == "*":
-        return Reason(code="repository", ok=True, message=f"any repository of {identity.repository_owner}")
-    for entry in rule.repositories:
-        if isinstance(entry, Repository) and entry.id == identity.repository_id:
-            if entry.name.lower() != identity.repository.lower():
-                return Reason(
-                    code="repository",
-                    ok=False,
-                    message=(
-                        f"repository id {entry.id} is pinned as {entry.name} but the token names it "
-                        f"{identity.repository}; if it was renamed, update the policy"
-                    ),
-                )
-            return Reason(code="repository", ok=True, message=f"repository {entry.name} (id {entry.id})")
-        if isinstance(entry, RepositoryPattern) and entry.matches(identity.repository):
-            return Reason(code="repository", ok=True, message=f"repository matches /{entry.name_pattern}/")
-    expected = ", ".join(
-        f"{e.name} (id {e.id})" if isinstance(e, Repository) else f"/{e.name_pattern}/"
-        for e in rule.repositories
-    )
-    return Reason(
-        code="repository",
-        ok=False,
-        message=f"repository: got {identity.repository} (id {identity.repository_id}), expected {expected}",
-    )
-
-
-def _check_rule(
-    rule: Rule, identity: WorkloadIdentity, environment: str | None, prov: Provenance
-) -> _RuleCheck:
-    reasons = [_check_repository(rule, identity)]
-
-    def cond(code: str, matchers: list[object] | None, value: str | None, label: str) -> None:
-        if matchers is None:
-            return
-        ok = any(matcher_matches(m, value) for m in matchers)  # type: ignore[arg-type]  # Matcher list
-        shown = value if value is not None else "none"
-        expected = describe_matchers(matchers)  # type: ignore[arg-type]
-        reasons.append(
-            Reason(
-                code=code,
-                ok=ok,
-                message=f"{label} {shown}" if ok else f"{label}: got {shown}, expected {expected}",
-            )
-        )
-
-    cond("ref", rule.refs, identity.ref, "ref")  # type: ignore[arg-type]
-    cond("environment", rule.environments, environment, "environment")  # type: ignore[arg-type]
-    if identity.issuer == PR_CHECK_ISSUER:
-        # A pull request's required check is evaluated without a run: the run's conditions are
-        # checked again, from its token, when the merge itself is asked for.
-        if rule.events is not None or rule.workflows is not None or rule.runner_environments is not None:
-            reasons.append(
-                Reason(
-                    code="run",
-                    ok=True,
-                    message="event, workflow and runner conditions apply when the merge job asks the gate",
-                )
-            )
-    else:
-        _check_run_conditions(rule, identity, reasons, cond)
-    if not rule.allow_agents and prov.agent:
-        reasons.append(
-            Reason(code="agents", ok=False, message="this rule does not allow agent-driven workloads")
-        )
-    if not rule.allow_bots and prov.bot:
-        reasons.append(Reason(code="bots", ok=False, message="this rule does not allow bots"))
-    return _RuleCheck(rule, reasons)
-
-
-def _check_run_conditions(
-    rule: Rule,
-    identity: WorkloadIdentity,
-    reasons: list[Reason],
-    cond: Callable[[str, list[object] | None, str | None, str], None],
-) -> None:
-    cond("event", rule.events, identity.event_name, "event")  # type: ignore[arg-type]
-    if rule.workflows is not None:
-        ok = False
-        pinned_wrong = None
-        for wf in rule.workflows:
-            if matcher_matches(wf.ref, identity.job_workflow_ref):
-                if wf.sha is None or wf.sha == identity.job_workflow_sha:
-                    ok = True
-                    break
-                pinned_wrong = wf.sha
-        if ok:
-            msg = f"workflow {identity.job_workflow_ref}"
-        elif pinned_wrong:
-            msg = (
-                f"workflow sha: got {identity.job_workflow_sha or 'none'}, expected {pinned_wrong} "
-                f"for {identity.job_workflow_ref}"
-            )
-        else:
-            msg = (
-                f"workflow: got {identity.job_workflow_ref}, expected "
-                f"{describe_matchers([w.ref for w in rule.workflows])}"
-            )
-        reasons.append(Reason(code="workflow", ok=ok, message=msg))
-    if rule.runner_environments is not None:
-        ok = identity.runner_environment in rule.runner_environments
-        reasons.append(
-            Reason(
-                code="runner",
-                ok=ok,
-                message=f"runner {identity.runner_environment}"
-                if ok
-                else f"runner: got {identity.runner_environment}, expected {' or '.join(rule.runner_environments)}",
-            )
-        )
 
 
 def _subject(
@@ -267,6 +127,50 @@ def approved_commit(
     )
 
 
+@dataclass
+class _Deciding:
+    """One decision in the making: the facts, the reasons found so far, and what they settled."""
+
+    identity: WorkloadIdentity
+    request: DecisionRequest
+    policies: PolicySet
+    evidence: Evidence
+    decision_id: str
+    now: datetime
+    environment: str | None
+    loaded: LoadedPolicy | None
+    prov: Provenance
+    subject: Subject
+    reasons: list[Reason] = field(default_factory=list)
+    spec: ActionSpec | None = None
+    rule: Rule | None = None
+    required: int = 0
+    approved_commit: str | None = None
+
+    def finish(
+        self, *, remedy: str | None = None, rule: str | None = None, outcome: ApprovalOutcome | None = None
+    ) -> Decision:
+        """The Decision: allowed only when there are reasons and every one of them held."""
+        allowed = bool(self.reasons) and all(r.ok for r in self.reasons)
+        spec = self.spec
+        return Decision(
+            decision_id=self.decision_id,
+            allowed=allowed,
+            action=self.request.action,
+            permission=spec.permission.value if spec else None,
+            approval_action=spec.approval if spec else False,
+            rule=rule if rule is not None else (self.rule.name if self.rule else None),
+            subject=self.subject,
+            reasons=self.reasons,
+            remedy=None if allowed else remedy,
+            policy_digest=self.policies.digest,
+            approvals=outcome.assessments if outcome else [],
+            evidence_source=self.evidence.source,
+            github_api_calls=self.evidence.github_api_calls,
+            decided_at=self.now,
+        )
+
+
 def decide(
     identity: WorkloadIdentity,
     request: DecisionRequest,
@@ -276,199 +180,209 @@ def decide(
     decision_id: str,
     now: datetime,
 ) -> Decision:
-    """Decide one request. Default deny; every reason says what was checked and what it found."""
+    """Decide one request. Default deny; every reason says what was checked and what it found.
+
+    Each step either settles the decision or adds its reasons and hands on to the next.
+    """
+    d = _start(identity, request, policies, evidence, decision_id=decision_id, now=now)
+    for step in (
+        _governing_policy,
+        _known_action,
+        _invariants,
+        _matching_rule,
+        _no_approval_needed,
+        _approval_evidence,
+    ):
+        if (settled := step(d)) is not None:
+            return settled
+    return _independent_approvals(d)
+
+
+def _start(
+    identity: WorkloadIdentity,
+    request: DecisionRequest,
+    policies: PolicySet,
+    evidence: Evidence,
+    *,
+    decision_id: str,
+    now: datetime,
+) -> _Deciding:
+    """The facts every step reads: the environment, the governing policy, and who wrote the change."""
     environment = effective_environment(identity, request)
     loaded = policies.for_owner(identity.repository_owner_id)
-    catalog = loaded.agents if loaded else None
-    prov = analyse(identity, evidence, catalog) if catalog else Provenance()
-    subject = _subject(identity, request, environment, prov, evidence)
+    prov = analyse(identity, evidence, loaded.agents) if loaded else Provenance()
+    return _Deciding(
+        identity=identity,
+        request=request,
+        policies=policies,
+        evidence=evidence,
+        decision_id=decision_id,
+        now=now,
+        environment=environment,
+        loaded=loaded,
+        prov=prov,
+        subject=_subject(identity, request, environment, prov, evidence),
+    )
 
-    def finish(
-        reasons: list[Reason],
-        *,
-        spec: ActionSpec | None = None,
-        rule: str | None = None,
-        remedy: str | None = None,
-        outcome: ApprovalOutcome | None = None,
-    ) -> Decision:
-        allowed = bool(reasons) and all(r.ok for r in reasons)
-        return Decision(
-            decision_id=decision_id,
-            allowed=allowed,
-            action=request.action,
-            permission=spec.permission.value if spec else None,
-            approval_action=spec.approval if spec else False,
-            rule=rule,
-            subject=subject,
-            reasons=reasons,
-            remedy=None if allowed else remedy,
-            policy_digest=policies.digest,
-            approvals=outcome.assessments if outcome else [],
-            evidence_source=evidence.source,
-            github_api_calls=evidence.github_api_calls,
-            decided_at=now,
-        )
 
-    if loaded is None:
-        return finish(
-            [
-                Reason(
-                    code="policy",
-                    ok=False,
-                    message=(
-                        f"no policy governs owner {identity.repository_owner} "
-                        f"(repository_owner_id {identity.repository_owner_id})"
-                    ),
-                )
-            ],
-            remedy=(
-                f"add a policy file with owner: {{login: {identity.repository_owner}, "
-                f"id: {identity.repository_owner_id}}} to the gate's policy directory"
-            ),
-        )
-    spec = loaded.catalog.get(request.action)
-    if spec is None:
-        known = ", ".join(sorted(loaded.catalog))
-        return finish(
-            [
-                Reason(
-                    code="action",
-                    ok=False,
-                    message=f"unknown action {request.action!r}; expected one of {known}",
-                )
-            ],
-            remedy=f"ask for one of the catalog's actions, or declare {request.action!r} under 'actions:' in the policy",
-        )
-
-    reasons: list[Reason] = [
+def _governing_policy(d: _Deciding) -> Decision | None:
+    """Denied when no policy governs the repository's owner."""
+    if d.loaded is not None:
+        return None
+    owner, owner_id = d.identity.repository_owner, d.identity.repository_owner_id
+    d.reasons.append(
         Reason(
-            code="action",
-            ok=True,
-            message=f"{request.action} is {_article(spec.permission.value)} {spec.permission.value} action",
+            code="policy",
+            ok=False,
+            message=f"no policy governs owner {owner} (repository_owner_id {owner_id})",
         )
-    ]
-    if prov.agent:
-        reasons.append(
-            Reason(
-                code="agent",
-                ok=True,
-                message="agent-driven: " + "; ".join(s.detail for s in prov.agent_signals),
-            )
+    )
+    return d.finish(
+        remedy=f"add a policy file with owner: {{login: {owner}, id: {owner_id}}} to the gate's policy directory"
+    )
+
+
+def _known_action(d: _Deciding) -> Decision | None:
+    """Denied for an action the catalog does not know; otherwise note what the action and the change are."""
+    assert d.loaded is not None
+    action = d.request.action
+    spec = d.loaded.catalog.get(action)
+    if spec is None:
+        known = ", ".join(sorted(d.loaded.catalog))
+        d.reasons.append(
+            Reason(code="action", ok=False, message=f"unknown action {action!r}; expected one of {known}")
         )
-    if (
-        evidence.source == "none"
-        and spec.permission is not PermissionClass.READ
-        and evidence.unavailable_reason
-    ):
-        reasons.append(
+        return d.finish(
+            remedy=f"ask for one of the catalog's actions, or declare {action!r} under 'actions:' in the policy"
+        )
+    d.spec = spec
+    permission = spec.permission.value
+    d.reasons.append(
+        Reason(code="action", ok=True, message=f"{action} is {_article(permission)} {permission} action")
+    )
+    if d.prov.agent:
+        detail = "; ".join(s.detail for s in d.prov.agent_signals)
+        d.reasons.append(Reason(code="agent", ok=True, message="agent-driven: " + detail))
+    unavailable = d.evidence.unavailable_reason
+    if d.evidence.source == "none" and spec.permission is not PermissionClass.READ and unavailable:
+        d.reasons.append(
             Reason(
                 code="provenance",
                 ok=True,
-                message="only the actor was classified; change provenance not checked: "
-                + evidence.unavailable_reason,
+                message="only the actor was classified; change provenance not checked: " + unavailable,
             )
         )
+    return None
 
-    # Invariants checked before any rule, so no rule can switch them off.
-    if spec.approval and prov.agent:
-        reasons.append(
+
+def _invariants(d: _Deciding) -> Decision | None:
+    """Checked before any rule, so no rule can switch them off: agents never approve, and execute is
+    refused for tokens from pull-request events."""
+    assert d.spec is not None
+    if d.spec.approval and d.prov.agent:
+        d.reasons.append(
             Reason(code="agent-approval", ok=False, message="an AI agent is never allowed an approval action")
         )
-        return finish(reasons, spec=spec, remedy="approvals must be given by an independent human")
-    if spec.permission is PermissionClass.EXECUTE and identity.event_name in PULL_REQUEST_EVENTS:
-        reasons.append(
+        return d.finish(remedy="approvals must be given by an independent human")
+    event = d.identity.event_name
+    if d.spec.permission is PermissionClass.EXECUTE and event in PULL_REQUEST_EVENTS:
+        d.reasons.append(
             Reason(
                 code="event",
                 ok=False,
                 message=(
-                    f"execute actions are refused for {identity.event_name} events: the workflow runs code "
+                    f"execute actions are refused for {event} events: the workflow runs code "
                     "from the pull request"
                 ),
             )
         )
-        return finish(
-            reasons,
-            spec=spec,
+        return d.finish(
             remedy=(
                 "run execute actions from push, workflow_dispatch or release events; declare a preview "
                 "deploy as a propose action (preview-deploy)"
-            ),
+            )
         )
+    return None
 
-    checks = [_check_rule(rule, identity, environment, prov) for rule in loaded.rules_for(request.action)]
+
+def _matching_rule(d: _Deciding) -> Decision | None:
+    """The first rule whose every condition holds; denied, naming the closest rule, when none does.
+    Read and propose actions are settled here."""
+    assert d.loaded is not None and d.spec is not None
+    action = d.request.action
+    checks: list[RuleCheck] = [
+        check_rule(rule, d.identity, d.environment, d.prov) for rule in d.loaded.rules_for(action)
+    ]
     matched = next((c for c in checks if c.failures == 0), None)
     if matched is None:
         if not checks:
-            reasons.append(
-                Reason(code="rule", ok=False, message=f"no rule of the policy allows {request.action}")
-            )
-            return finish(
-                reasons,
-                spec=spec,
-                remedy=f"add a rule allowing {request.action} to the policy for this repository",
-            )
+            d.reasons.append(Reason(code="rule", ok=False, message=f"no rule of the policy allows {action}"))
+            return d.finish(remedy=f"add a rule allowing {action} to the policy for this repository")
         closest = min(checks, key=lambda c: c.distance)  # the first of the nearest
-        reasons.append(
-            Reason(
-                code="rule",
-                ok=False,
-                message=f"no rule allows {request.action}; closest is {closest.rule.name!r}",
-            )
+        name = closest.rule.name
+        d.reasons.append(
+            Reason(code="rule", ok=False, message=f"no rule allows {action}; closest is {name!r}")
         )
-        reasons.extend(closest.reasons)
+        d.reasons.extend(closest.reasons)
         failed = "; ".join(r.message for r in closest.reasons if not r.ok)
-        return finish(
-            reasons,
-            spec=spec,
-            rule=closest.rule.name,
-            remedy=f"meet rule {closest.rule.name!r} ({failed}), or add a rule that allows this workload",
+        return d.finish(
+            rule=name, remedy=f"meet rule {name!r} ({failed}), or add a rule that allows this workload"
         )
+    d.rule = matched.rule
+    d.reasons.append(Reason(code="rule", ok=True, message=f"rule {d.rule.name!r} allows {action}"))
+    d.reasons.extend(matched.reasons)
+    if d.spec.permission is not PermissionClass.EXECUTE:
+        return d.finish()
+    return None
 
-    rule = matched.rule
-    reasons.append(Reason(code="rule", ok=True, message=f"rule {rule.name!r} allows {request.action}"))
-    reasons.extend(matched.reasons)
-    if spec.permission is not PermissionClass.EXECUTE:
-        return finish(reasons, spec=spec, rule=rule.name)
 
-    required = rule.required_approvals()
-    if prov.agent and required < 1:
-        required = 1  # invariant (a): policy may require more, never fewer
-    if required == 0:
-        reasons.append(Reason(code="approvals", ok=True, message="the rule requires no approval"))
-        return finish(reasons, spec=spec, rule=rule.name)
+def _no_approval_needed(d: _Deciding) -> Decision | None:
+    """Execute: allowed when the rule requires no approval and no agent is involved (invariant a:
+    an agent always needs at least one; policy may require more, never fewer)."""
+    assert d.rule is not None
+    d.required = d.rule.required_approvals()
+    if d.prov.agent and d.required < 1:
+        d.required = 1
+    if d.required == 0:
+        d.reasons.append(Reason(code="approvals", ok=True, message="the rule requires no approval"))
+        return d.finish()
+    return None
 
-    if evidence.source == "none":
-        why = evidence.unavailable_reason or "no approval evidence was gathered"
-        reasons.append(
+
+def _approval_evidence(d: _Deciding) -> Decision | None:
+    """Denied when approvals cannot be checked (no evidence), or the change being executed is ambiguous."""
+    if d.evidence.source == "none":
+        why = d.evidence.unavailable_reason or "no approval evidence was gathered"
+        d.reasons.append(
             Reason(
                 code="approvals",
                 ok=False,
-                message=f"needs {required} independent human approval(s), but no approval evidence is available: {why}",
+                message=f"needs {d.required} independent human approval(s), but no approval evidence is available: {why}",
             )
         )
-        return finish(
-            reasons,
-            spec=spec,
-            rule=rule.name,
-            remedy=f"configure the GitHub App so approvals can be checked ({why})",
-        )
-
-    commit, problem = approved_commit(request, identity, evidence.pull_request)
+        return d.finish(remedy=f"configure the GitHub App so approvals can be checked ({why})")
+    commit, problem = approved_commit(d.request, d.identity, d.evidence.pull_request)
     if problem is not None or commit is None:
-        reasons.append(
+        d.reasons.append(
             problem or Reason(code="change", ok=False, message="the change could not be identified")
         )
-        return finish(reasons, spec=spec, rule=rule.name, remedy="name the pull request being executed")
+        return d.finish(remedy="name the pull request being executed")
+    d.approved_commit = commit
+    return None
 
+
+def _independent_approvals(d: _Deciding) -> Decision:
+    """The last step: enough independent human approvals of the exact commit, or denied saying who could."""
+    assert d.loaded is not None and d.rule is not None and d.approved_commit is not None
     outcome = assess_approvals(
-        evidence,
-        prov,
-        rule,
-        commit=commit,
-        environment=environment,
-        catalog=loaded.agents,
-        required=required,
-        org=identity.repository_owner,
+        d.evidence,
+        d.prov,
+        d.rule,
+        commit=d.approved_commit,
+        environment=d.environment,
+        catalog=d.loaded.agents,
+        required=d.required,
+        org=d.identity.repository_owner,
     )
-    reasons.append(outcome.reason)
-    return finish(reasons, spec=spec, rule=rule.name, remedy=outcome.remedy, outcome=outcome)
+    d.reasons.append(outcome.reason)
+    return d.finish(remedy=outcome.remedy, outcome=outcome)

@@ -16,7 +16,8 @@ import responses
 from pydantic import SecretStr
 
 from app.errors import GitHubError, GitHubNotFound
-from app.github.client import API_VERSION, GitHubClient
+from app.github.client import GitHubClient
+from app.github.http import API_VERSION
 from app.github.protocol import Credential
 from tests.fake_github import Failure, Scenario, start_fake_github
 from tests.github.conftest import github_settings

@@ -1,0 +1,147 @@
+"""Matching the policy's rules against a workload: which conditions held, and which rule came closest.
+
+Pure: the workload identity, the environment and the change's provenance in, reasons out.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from dataclasses import dataclass
+
+from app.decide.decision import Reason
+from app.decide.provenance import Provenance
+from app.policy.schema import Repository, RepositoryPattern, Rule, describe_matchers, matcher_matches
+from app.tokens.identity import PR_CHECK_ISSUER, WorkloadIdentity
+
+_WEIGHTS = {"repository": 3, "environment": 3}
+
+
+@dataclass
+class RuleCheck:
+    """How one rule fared against the workload: its reasons, and how far the workload is from it."""
+
+    rule: Rule
+    reasons: list[Reason]
+
+    @property
+    def failures(self) -> int:
+        return sum(1 for r in self.reasons if not r.ok)
+
+    @property
+    def distance(self) -> int:
+        """How far the workload is from this rule. Repository and environment name the target the
+        caller meant, so a rule for the right target with a wrong ref is closer than one for another."""
+        return sum(_WEIGHTS.get(r.code, 1) for r in self.reasons if not r.ok)
+
+
+def _check_repository(rule: Rule, identity: WorkloadIdentity) -> Reason:
+    if rule.repositories == "*":
+        return Reason(code="repository", ok=True, message=f"any repository of {identity.repository_owner}")
+    for entry in rule.repositories:
+        if isinstance(entry, Repository) and entry.id == identity.repository_id:
+            if entry.name.lower() != identity.repository.lower():
+                return Reason(
+                    code="repository",
+                    ok=False,
+                    message=(
+                        f"repository id {entry.id} is pinned as {entry.name} but the token names it "
+                        f"{identity.repository}; if it was renamed, update the policy"
+                    ),
+                )
+            return Reason(code="repository", ok=True, message=f"repository {entry.name} (id {entry.id})")
+        if isinstance(entry, RepositoryPattern) and entry.matches(identity.repository):
+            return Reason(code="repository", ok=True, message=f"repository matches /{entry.name_pattern}/")
+    expected = ", ".join(
+        f"{e.name} (id {e.id})" if isinstance(e, Repository) else f"/{e.name_pattern}/"
+        for e in rule.repositories
+    )
+    return Reason(
+        code="repository",
+        ok=False,
+        message=f"repository: got {identity.repository} (id {identity.repository_id}), expected {expected}",
+    )
+
+
+def check_rule(
+    rule: Rule, identity: WorkloadIdentity, environment: str | None, prov: Provenance
+) -> RuleCheck:
+    reasons = [_check_repository(rule, identity)]
+
+    def cond(code: str, matchers: list[object] | None, value: str | None, label: str) -> None:
+        if matchers is None:
+            return
+        ok = any(matcher_matches(m, value) for m in matchers)  # type: ignore[arg-type]  # Matcher list
+        shown = value if value is not None else "none"
+        expected = describe_matchers(matchers)  # type: ignore[arg-type]
+        reasons.append(
+            Reason(
+                code=code,
+                ok=ok,
+                message=f"{label} {shown}" if ok else f"{label}: got {shown}, expected {expected}",
+            )
+        )
+
+    cond("ref", rule.refs, identity.ref, "ref")  # type: ignore[arg-type]
+    cond("environment", rule.environments, environment, "environment")  # type: ignore[arg-type]
+    if identity.issuer == PR_CHECK_ISSUER:
+        # A pull request's required check is evaluated without a run: the run's conditions are
+        # checked again, from its token, when the merge itself is asked for.
+        if rule.events is not None or rule.workflows is not None or rule.runner_environments is not None:
+            reasons.append(
+                Reason(
+                    code="run",
+                    ok=True,
+                    message="event, workflow and runner conditions apply when the merge job asks the gate",
+                )
+            )
+    else:
+        _check_run_conditions(rule, identity, reasons, cond)
+    if not rule.allow_agents and prov.agent:
+        reasons.append(
+            Reason(code="agents", ok=False, message="this rule does not allow agent-driven workloads")
+        )
+    if not rule.allow_bots and prov.bot:
+        reasons.append(Reason(code="bots", ok=False, message="this rule does not allow bots"))
+    return RuleCheck(rule, reasons)
+
+
+def _check_run_conditions(
+    rule: Rule,
+    identity: WorkloadIdentity,
+    reasons: list[Reason],
+    cond: Callable[[str, list[object] | None, str | None, str], None],
+) -> None:
+    cond("event", rule.events, identity.event_name, "event")  # type: ignore[arg-type]
+    if rule.workflows is not None:
+        ok = False
+        pinned_wrong = None
+        for wf in rule.workflows:
+            if matcher_matches(wf.ref, identity.job_workflow_ref):
+                if wf.sha is None or wf.sha == identity.job_workflow_sha:
+                    ok = True
+                    break
+                pinned_wrong = wf.sha
+        if ok:
+            msg = f"workflow {identity.job_workflow_ref}"
+        elif pinned_wrong:
+            msg = (
+                f"workflow sha: got {identity.job_workflow_sha or 'none'}, expected {pinned_wrong} "
+                f"for {identity.job_workflow_ref}"
+            )
+        else:
+            msg = (
+                f"workflow: got {identity.job_workflow_ref}, expected "
+                f"{describe_matchers([w.ref for w in rule.workflows])}"
+            )
+        reasons.append(Reason(code="workflow", ok=ok, message=msg))
+    if rule.runner_environments is not None:
+        ok = identity.runner_environment in rule.runner_environments
+        reasons.append(
+            Reason(
+                code="runner",
+                ok=ok,
+                message=f"runner {identity.runner_environment}"
+                if ok
+                else f"runner: got {identity.runner_environment}, expected {' or '.join(rule.runner_environments)}",
+            )
+        )

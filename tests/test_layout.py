@@ -1,0 +1,177 @@
+"""The house rules of app/: folders by layer, data flowing one way, no import circles, small modules.
+
+Every import is read with ``ast`` (including those inside functions and ``if TYPE_CHECKING:``), so
+a lazy import cannot hide a circle.
+"""
+
+from __future__ import annotations
+
+import ast
+from pathlib import Path
+
+import pytest
+
+APP = Path(__file__).resolve().parents[1] / "app"
+
+# Top to bottom: a module may import its own layer or a lower one, never a higher one. Folders that
+# share a layer are independent of each other (except within one folder).
+LAYERS: list[tuple[str, tuple[str, ...]]] = [
+    ("composition", ("app", "app.factory", "app.cli", "app.server")),
+    ("the HTTP face", ("app.web",)),
+    ("the gate's collaborators", ("app.gate",)),
+    ("side effects of decisions", ("app.credentials", "app.publish")),
+    ("the pure core", ("app.decide",)),
+    ("evidence", ("app.evidence",)),
+    ("sources of facts", ("app.github", "app.store", "app.policy", "app.tokens")),
+    ("foundation", ("app.settings", "app.errors")),
+]
+# decide/ is the pure core: whatever the layers say, it never reaches I/O or the HTTP face.
+PURE_CORE_NEVER_IMPORTS = ("app.web", "app.store", "app.github")
+
+# Modules allowed past ~450 lines, and why.
+LONG_MODULES = {
+    # Declarative pydantic models whose fields carry the descriptions docs/policy.md and
+    # policies/schema.json are generated from; splitting would scatter one language over files.
+    "app.policy.schema": 620,
+}
+MAX_LINES = 470
+
+
+def _modules() -> dict[str, Path]:
+    mods: dict[str, Path] = {}
+    for path in APP.rglob("*.py"):
+        parts = path.relative_to(APP.parent).with_suffix("").parts
+        name = ".".join(parts[:-1] if parts[-1] == "__init__" else parts)
+        mods[name] = path
+    return mods
+
+
+MODULES = _modules()
+
+
+def _imports(name: str, path: Path) -> set[str]:
+    """The app modules ``name`` imports (a package import counts as its ``__init__``)."""
+    found: set[str] = set()
+    package = name if path.name == "__init__.py" else name.rpartition(".")[0]
+    for node in ast.walk(ast.parse(path.read_text("utf-8"))):
+        targets: list[str] = []
+        if isinstance(node, ast.Import):
+            targets = [alias.name for alias in node.names]
+        elif isinstance(node, ast.ImportFrom):
+            base = node.module or ""
+            if node.level:
+                anchor = package.split(".")[: len(package.split(".")) - (node.level - 1)]
+                base = ".".join([*anchor, base] if base else anchor)
+            targets = [f"{base}.{alias.name}" for alias in node.names] + [base]
+        for target in targets:
+            while target and target not in MODULES:
+                target = target.rpartition(".")[0]
+            if target and target != name:
+                found.add(target)
+    # "from app.web import decisions" adds both app.web and app.web.decisions; keep the most specific.
+    return {t for t in found if not any(o.startswith(t + ".") for o in found) or t in MODULES}
+
+
+GRAPH = {name: _imports(name, path) for name, path in MODULES.items()}
+
+
+def _layer(module: str) -> tuple[int, str]:
+    for index, (_, prefixes) in enumerate(LAYERS):
+        for prefix in prefixes:
+            if module == prefix or module.startswith(prefix + "."):
+                return index, prefix
+    raise AssertionError(f"{module} belongs to no layer: add it to LAYERS in {__name__}")
+
+
+def test_every_module_belongs_to_a_layer() -> None:
+    for module in MODULES:
+        _layer(module)
+
+
+def test_imports_only_go_down_the_layers() -> None:
+    wrong = []
+    for module, targets in sorted(GRAPH.items()):
+        level, folder = _layer(module)
+        for target in sorted(targets):
+            target_level, target_folder = _layer(target)
+            if target_level < level:
+                wrong.append(f"{module} imports {target}, a higher layer ({LAYERS[target_level][0]})")
+            elif target_level == level and target_folder != folder and level != 0:
+                wrong.append(f"{module} imports {target}: {folder} and {target_folder} are independent")
+    assert wrong == []
+
+
+def test_the_pure_core_reaches_no_io() -> None:
+    wrong = [
+        f"{module} imports {target}"
+        for module, targets in GRAPH.items()
+        if module.startswith("app.decide")
+        for target in targets
+        if target.startswith(PURE_CORE_NEVER_IMPORTS)
+    ]
+    assert wrong == []
+
+
+def _cycles(graph: dict[str, set[str]]) -> list[list[str]]:
+    """Strongly connected components of more than one module (Tarjan)."""
+    index: dict[str, int] = {}
+    low: dict[str, int] = {}
+    stack: list[str] = []
+    on_stack: set[str] = set()
+    found: list[list[str]] = []
+
+    def visit(node: str) -> None:
+        index[node] = low[node] = len(index)
+        stack.append(node)
+        on_stack.add(node)
+        for nxt in graph.get(node, ()):
+            if nxt not in index:
+                visit(nxt)
+                low[node] = min(low[node], low[nxt])
+            elif nxt in on_stack:
+                low[node] = min(low[node], index[nxt])
+        if low[node] == index[node]:
+            component = []
+            while True:
+                member = stack.pop()
+                on_stack.discard(member)
+                component.append(member)
+                if member == node:
+                    break
+            if len(component) > 1:
+                found.append(sorted(component))
+
+    for node in sorted(graph):
+        if node not in index:
+            visit(node)
+    return found
+
+
+def test_no_import_circles() -> None:
+    assert _cycles(GRAPH) == []
+
+
+@pytest.mark.parametrize(
+    ("graph", "expected"),
+    [
+        pytest.param({"a": {"b"}, "b": {"a"}}, [["a", "b"]], id="two-modules"),
+        pytest.param({"a": {"b"}, "b": {"c"}, "c": {"a"}}, [["a", "b", "c"]], id="three-modules"),
+        pytest.param({"a": {"b"}, "b": {"c"}, "c": set()}, [], id="a-chain"),
+    ],
+)
+def test_the_circle_finder_finds_circles(graph: dict[str, set[str]], expected: list[list[str]]) -> None:
+    assert _cycles(graph) == expected
+
+
+def test_lazy_imports_are_seen() -> None:
+    # A function-level import is an edge too: app/__init__.py imports the factory lazily.
+    assert "app.factory" in GRAPH["app"]
+
+
+def test_modules_stay_small() -> None:
+    long = {}
+    for module, path in MODULES.items():
+        lines = len(path.read_text("utf-8").splitlines())
+        if lines > LONG_MODULES.get(module, MAX_LINES):
+            long[module] = lines
+    assert long == {}, "split these modules by role, or say in LONG_MODULES why they are long"
