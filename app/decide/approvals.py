@@ -100,8 +100,15 @@ def assess_approvals(
     catalog: AgentCatalog,
     required: int,
     org: str = "",
+    executed: str | None = None,
 ) -> ApprovalOutcome:
-    """Count independent human approvals of ``commit``; explain every approval considered."""
+    """Count independent human approvals of the change; explain every approval considered.
+
+    A pull-request review counts when it names ``commit`` (the PR head the change came from). An
+    environment approval approves the run, so it counts when the run is at ``executed``, the commit
+    being executed (default ``commit``): for a deploy of a merge commit, that is the merge commit.
+    """
+    executed = executed or commit
     sources = rule.approvals.sources if rule.approvals else ["review", "environment"]
     assessments: list[ApprovalAssessment] = []
     counted: set[str] = set()
@@ -170,8 +177,10 @@ def assess_approvals(
             why = "the rule does not count environment approvals"
         elif environment is None or environment not in approval.environments:
             why = f"approved {', '.join(approval.environments) or 'no environment'}, not {environment or 'an environment'}"
-        elif run_sha is not None and run_sha != commit:
-            why = f"stale: the run is at commit {run_sha[:7]}, but the change being executed is {short}"
+        elif run_sha is not None and run_sha != executed:
+            why = (
+                f"stale: the run is at commit {run_sha[:7]}, but the change being executed is {executed[:7]}"
+            )
         else:
             why = _ineligible(approval.approver, evidence, prov, rule, catalog, org)
         record(

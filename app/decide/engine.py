@@ -81,7 +81,7 @@ def _subject(
         workflow=identity.job_workflow_ref,
         workflow_sha=identity.job_workflow_sha,
         ref=identity.ref,
-        sha=request.sha or identity.sha,
+        sha=executed_commit(request, identity, evidence.pull_request),
         event=identity.event_name,
         run_id=identity.run_id,
         run_attempt=identity.run_attempt,
@@ -94,28 +94,38 @@ def _subject(
     )
 
 
+def executed_commit(request: DecisionRequest, identity: WorkloadIdentity, pr: PullRequestFacts | None) -> str:
+    """The commit the action executes, which the decision, its check run and its grant all name.
+
+    The request's sha when it names one; the head of a named, open PR being merged (whatever commit
+    the merging workflow runs at); otherwise the token's commit.
+    """
+    if request.sha is not None:
+        return request.sha
+    if (
+        request.action == "merge"
+        and pr is not None
+        and request.pull_request == pr.number
+        and pr.state == "open"
+    ):
+        return pr.head_sha
+    return identity.sha
+
+
 def approved_commit(
     request: DecisionRequest, identity: WorkloadIdentity, pr: PullRequestFacts | None
 ) -> tuple[str | None, Reason | None]:
-    """The commit human approvals must name, or a failed reason when the change is ambiguous.
+    """The commit pull-request approvals must name, or a failed reason when the change is ambiguous.
 
     For an open PR that is its head. For a deploy of a merge commit, it is the head of the merged PR
     at merge time. Without a PR, it is the commit being executed (environment approvals of the run).
     """
-    target = request.sha or identity.sha
+    target = executed_commit(request, identity, pr)
     if pr is None:
         return target, None
     if pr.merged and pr.merge_commit_sha == target:
         return pr.head_sha, None
     if target == pr.head_sha:
-        return pr.head_sha, None
-    # Merging a named, open PR executes its head, whatever commit the merging workflow runs at.
-    if (
-        request.action == "merge"
-        and request.pull_request == pr.number
-        and request.sha is None
-        and pr.state == "open"
-    ):
         return pr.head_sha, None
     return None, Reason(
         code="change",
@@ -146,6 +156,7 @@ class _Deciding:
     rule: Rule | None = None
     required: int = 0
     approved_commit: str | None = None
+    executed_commit: str | None = None
 
     def finish(
         self, *, remedy: str | None = None, rule: str | None = None, outcome: ApprovalOutcome | None = None
@@ -276,14 +287,35 @@ def _known_action(d: _Deciding) -> Decision | None:
 
 
 def _invariants(d: _Deciding) -> Decision | None:
-    """Checked before any rule, so no rule can switch them off: agents never approve, and execute is
-    refused for tokens from pull-request events."""
+    """Checked before any rule, so no rule can switch them off: agents never approve; execute about an
+    environment needs the token's environment claim; execute is refused for tokens from pull-request
+    events."""
     assert d.spec is not None
     if d.spec.approval and d.prov.agent:
         d.reasons.append(
             Reason(code="agent-approval", ok=False, message="an AI agent is never allowed an approval action")
         )
         return d.finish(remedy="approvals must be given by an independent human")
+    named = d.request.environment
+    if d.spec.permission is PermissionClass.EXECUTE and named and d.identity.environment is None:
+        # GitHub's environment protections (required reviewers, wait timer, branch policy) run only
+        # for a job that declares the environment, and only then does its token carry the claim.
+        d.reasons.append(
+            Reason(
+                code="environment",
+                ok=False,
+                message=(
+                    f"the request names environment {named!r}, but the job's token has no environment "
+                    "claim: GitHub's environment protections never ran for this job"
+                ),
+            )
+        )
+        return d.finish(
+            remedy=(
+                f"add 'environment: {named}' to the job that asks the gate; for execute actions the "
+                "request may only repeat the token's environment"
+            )
+        )
     event = d.identity.event_name
     if d.spec.permission is PermissionClass.EXECUTE and event in PULL_REQUEST_EVENTS:
         d.reasons.append(
@@ -368,6 +400,7 @@ def _approval_evidence(d: _Deciding) -> Decision | None:
         )
         return d.finish(remedy="name the pull request being executed")
     d.approved_commit = commit
+    d.executed_commit = executed_commit(d.request, d.identity, d.evidence.pull_request)
     return None
 
 
@@ -379,6 +412,7 @@ def _independent_approvals(d: _Deciding) -> Decision:
         d.prov,
         d.rule,
         commit=d.approved_commit,
+        executed=d.executed_commit,
         environment=d.environment,
         catalog=d.loaded.agents,
         required=d.required,

@@ -79,7 +79,8 @@ def test_allowed(make_job: Callable[..., Job]) -> None:
     assert_no_secret_leaks(run)
 
 
-def test_denied(job: Job) -> None:
+def test_denied(make_job: Callable[..., Job]) -> None:
+    job = make_job(claims={"environment": "production"})
     run = job.run({"action": "deploy", "environment": "production"})
     assert run.exit_code == 1
     assert run.outputs["allowed"] == "false"
@@ -108,7 +109,8 @@ def test_the_pull_request_defaults_to_the_events(make_job: Callable[..., Job]) -
     assert "| Pull request | #42 |" in run.summary, "the gate decided about PR 42"
 
 
-def test_a_grant_is_masked_then_revoked_by_the_final_step(job: Job) -> None:
+def test_a_grant_is_masked_then_revoked_by_the_final_step(make_job: Callable[..., Job]) -> None:
+    job = make_job(claims={"environment": "staging"})
     run = job.run({"action": "deploy", "environment": "staging", "request-grant": "true"})
     assert run.exit_code == 0, run.stdout + run.stderr
     grant = run.outputs["grant"]

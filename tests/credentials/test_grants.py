@@ -90,7 +90,7 @@ class Harness:
         if human_change:
             request.pop("pull_request")
             claims = {"sha": HUMAN_SHA, **claims}
-        response = self.ask(request, **claims)
+        response = self.ask(request, **{"environment": "staging", **claims})
         assert response.status_code == 200, response.get_json()
         body: dict[str, Any] = response.get_json()
         return body
@@ -140,12 +140,14 @@ def test_a_rule_can_require_a_grant(h):
 
 
 def test_no_grant_unless_asked_or_required(h):
-    body = h.ask({"action": "deploy", "environment": "staging"}).get_json()
+    body = h.ask({"action": "deploy", "environment": "staging"}, environment="staging").get_json()
     assert body["allowed"] and "grant" not in body
 
 
 def test_a_denied_decision_never_carries_credentials(h):
-    response = h.ask({"action": "deploy", "environment": "production", "grant": True})
+    response = h.ask(
+        {"action": "deploy", "environment": "production", "grant": True}, environment="production"
+    )
     assert response.status_code == 403 and "grant" not in response.get_json()
 
 
@@ -343,9 +345,13 @@ def test_policy_check_flags_forbidden_permissions():
 
 
 def test_a_failed_github_token_is_audited_and_no_credential_is_handed_out(h):
-    h.ask({"action": "deploy", "environment": "staging"}, sha=HUMAN_SHA)  # caches the App's own token
+    h.ask(
+        {"action": "deploy", "environment": "staging"}, sha=HUMAN_SHA, environment="staging"
+    )  # caches the App's own token
     h.fake.scenario.failures.append({"method": "POST", "path": r"/access_tokens$", "status": 500})
-    response = h.ask({"action": "deploy", "environment": "staging", "grant": True}, sha=HUMAN_SHA)
+    response = h.ask(
+        {"action": "deploy", "environment": "staging", "grant": True}, sha=HUMAN_SHA, environment="staging"
+    )
     assert response.status_code == 503
     assert "grant" not in response.get_json()
     kinds = [r.kind for r in h.app.extensions["agent_gate"].store.iter_audit()]

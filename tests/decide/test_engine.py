@@ -44,14 +44,32 @@ POLICY = policy_set(POLICY_TEXT)
         (agent_identity(), "read", {}, True, "rule 'read-anything' allows read"),
         (agent_identity(), "open-pull-request", {}, True, "rule 'propose' allows open-pull-request"),
         # It never executes without approval evidence; no evidence means deny, saying why.
-        (agent_identity(), "deploy", {"environment": "staging"}, False, "no approval evidence is available"),
+        (
+            agent_identity(environment="staging"),
+            "deploy",
+            {"environment": "staging"},
+            False,
+            "no approval evidence is available",
+        ),
         # A human matching an execute rule without approval requirements is allowed.
-        (identity(), "deploy", {"environment": "staging"}, True, "the rule requires no approval"),
+        (
+            identity(environment="staging"),
+            "deploy",
+            {"environment": "staging"},
+            True,
+            "the rule requires no approval",
+        ),
         # A human on a rule that needs an approval, without evidence: deny.
-        (identity(), "deploy", {"environment": "production"}, False, "no approval evidence is available"),
+        (
+            identity(environment="production"),
+            "deploy",
+            {"environment": "production"},
+            False,
+            "no approval evidence is available",
+        ),
         # Default deny, and the reason names the closest rule and the failing condition.
         (
-            identity(ref="refs/heads/dev"),
+            identity(ref="refs/heads/dev", environment="staging"),
             "deploy",
             {"environment": "staging"},
             False,
@@ -60,28 +78,31 @@ POLICY = policy_set(POLICY_TEXT)
         (identity(), "frobnicate", {}, False, "unknown action 'frobnicate'"),
         (identity(repository_owner_id="999"), "read", {}, False, "no policy governs owner"),
         (
-            identity(repository="octo-org/renamed"),
+            identity(repository="octo-org/renamed", environment="staging"),
             "deploy",
             {"environment": "staging"},
             False,
             "if it was renamed, update the policy",
         ),
         (
-            identity(repository_id="3000", repository="octo-org/other"),
+            identity(repository_id="3000", repository="octo-org/other", environment="staging"),
             "deploy",
             {"environment": "staging"},
             False,
             "repository: got octo-org/other (id 3000), expected octo-org/octo-repo (id 2000)",
         ),
         (
-            identity(job_workflow_ref="octo-org/octo-repo/.github/workflows/evil.yml@refs/heads/main"),
+            identity(
+                job_workflow_ref="octo-org/octo-repo/.github/workflows/evil.yml@refs/heads/main",
+                environment="production",
+            ),
             "deploy",
             {"environment": "production"},
             False,
             "workflow: got octo-org/octo-repo/.github/workflows/evil.yml",
         ),
         (
-            identity(runner_environment="self-hosted"),
+            identity(runner_environment="self-hosted", environment="production"),
             "deploy",
             {"environment": "production"},
             False,
@@ -90,7 +111,7 @@ POLICY = policy_set(POLICY_TEXT)
         (identity(ref="refs/tags/v1.2"), "release", {}, False, "expected /refs/tags/v[0-9]+"),
         # Invariant (d): execute is refused for pull-request events, whatever the rules say.
         (
-            identity(event_name="pull_request"),
+            identity(event_name="pull_request", environment="staging"),
             "deploy",
             {"environment": "staging"},
             False,
@@ -227,7 +248,7 @@ def test_merge_of_a_copilot_pr(reviews, allowed, why):
 def test_deny_names_who_could_unblock_it():
     decision = run(
         POLICY,
-        identity(),
+        identity(environment="production"),
         "deploy",
         evidence(pr=pull_request(last_pusher=ALICE), reviews=[review(ALICE)]),
         environment="production",
@@ -248,7 +269,9 @@ def test_team_requirement():
     ev = evidence(
         pr=COPILOT_PR, reviews=[review(outsider)], standings={"dave": Standing(permission="write", teams=[])}
     )
-    decision = run(POLICY, identity(), "deploy", ev, environment="production", pull_request=12)
+    decision = run(
+        POLICY, identity(environment="production"), "deploy", ev, environment="production", pull_request=12
+    )
     assert not decision.allowed
     assert decision.approvals[0].why == "@dave is not an active member of @octo-org/release-managers"
 
@@ -288,14 +311,14 @@ def test_deploy_of_a_merge_commit_needs_approval_of_the_merged_head():
     merged = pull_request(merged=True, merge_commit_sha=MERGE)
     ok = run(
         POLICY,
-        identity(sha=MERGE),
+        identity(sha=MERGE, environment="production"),
         "deploy",
         evidence(pr=merged, reviews=[review(BOB)], run_sha=MERGE),
         environment="production",
     )
     stale = run(
         POLICY,
-        identity(sha=MERGE),
+        identity(sha=MERGE, environment="production"),
         "deploy",
         evidence(pr=merged, reviews=[review(BOB, commit_id=OLD)], run_sha=MERGE),
         environment="production",
@@ -318,7 +341,7 @@ def test_environment_approvals(approver, allowed, why):
             EnvironmentApproval(approver=approver, state="approved", environments=["production"])
         ]
     )
-    decision = run(POLICY, agent_identity(), "deploy", ev, environment="production")
+    decision = run(POLICY, agent_identity(environment="production"), "deploy", ev, environment="production")
     assert decision.allowed is allowed, failed(decision)
     assert why in decision.approvals[0].why
 
@@ -327,7 +350,7 @@ def test_environment_approval_for_another_environment_does_not_count():
     ev = evidence(
         environment_approvals=[EnvironmentApproval(approver=BOB, state="approved", environments=["staging"])]
     )
-    decision = run(POLICY, agent_identity(), "deploy", ev, environment="production")
+    decision = run(POLICY, agent_identity(environment="production"), "deploy", ev, environment="production")
     assert not decision.allowed
     assert decision.approvals[0].why == "approved staging, not production"
 
@@ -459,7 +482,7 @@ def test_requester_found_through_copilot_co_author_trailer():
 def test_evidence_none_reason_is_reported_for_execute():
     decision = run(
         POLICY,
-        agent_identity(),
+        agent_identity(environment="staging"),
         "deploy",
         Evidence.none("the GitHub App is not configured"),
         environment="staging",
@@ -473,7 +496,7 @@ def test_approval_of_another_commit_never_covers_the_commit_being_deployed():
     # approvals say nothing about what is being deployed.
     decision = run(
         POLICY,
-        identity(sha=OLD),
+        identity(sha=OLD, environment="production"),
         "deploy",
         evidence(pr=pull_request(), reviews=[review(BOB)]),
         environment="production",

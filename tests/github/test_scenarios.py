@@ -209,7 +209,9 @@ SCENARIOS = [
 )
 def test_approval_scenarios(gate, scenario, body, status, why):
     ask, _ = gate(scenario)
-    response = ask(body, event_name="workflow_dispatch")
+    # An execute action about an environment runs in a job that declares it (its token says so).
+    claims = {"environment": body["environment"]} if "environment" in body else {}
+    response = ask(body, event_name="workflow_dispatch", **claims)
     decision = response.get_json()
     assert response.status_code == status, decision
     assert decision["evidence_source"] == "github"

@@ -27,7 +27,7 @@ def test_an_agent_may_read(ask, evidence_source: RecordingEvidence):
 
 
 def test_an_agent_may_not_execute_without_approval(ask):
-    response = ask({"action": "deploy", "environment": "production"}, agent=True)
+    response = ask({"action": "deploy", "environment": "production"}, agent=True, environment="production")
     assert response.status_code == 403
     body = response.get_json()
     assert body["allowed"] is False
@@ -44,7 +44,9 @@ def test_a_human_on_a_rule_without_approvals_may_execute(ask):
 
 
 def test_denial_names_the_closest_rule_and_the_failed_condition(ask):
-    response = ask({"action": "deploy", "environment": "staging"}, ref="refs/heads/dev")
+    response = ask(
+        {"action": "deploy", "environment": "staging"}, ref="refs/heads/dev", environment="staging"
+    )
     body = response.get_json()
     assert response.status_code == 403
     assert body["rule"] == "deploy-staging"
@@ -164,6 +166,15 @@ def test_bad_bodies_get_one_error_shape(client, mint, kwargs, status, code, mess
     assert message in body["message"]
 
 
+def test_a_token_without_an_environment_claim_cannot_deploy_to_a_named_environment(ask):
+    # The job never declared an environment, so GitHub's environment protections never ran for it.
+    response = ask({"action": "deploy", "environment": "staging"})
+    body = response.get_json()
+    assert response.status_code == 403, body
+    assert [r["code"] for r in body["reasons"] if not r["ok"]] == ["environment"]
+    assert body["subject"]["environment"] == "staging"
+
+
 def test_environment_in_body_must_agree_with_the_token(ask):
     response = ask({"action": "deploy", "environment": "production"}, environment="staging")
     assert response.status_code == 400
@@ -180,7 +191,7 @@ def test_unknown_route_and_method_use_the_error_shape(client):
 
 def test_github_unavailable_while_gathering_evidence_is_503_and_audited_nothing_allowed(ask, evidence_source):
     evidence_source.error = GitHubError("GitHub did not answer in 10 s; retry later", retry_after=30)
-    response = ask({"action": "deploy", "environment": "production"}, agent=True)
+    response = ask({"action": "deploy", "environment": "production"}, agent=True, environment="production")
     assert response.status_code == 503
     assert response.headers["Retry-After"] == "30"
     assert response.get_json()["errors"][0]["code"] == "github-unavailable"
@@ -210,7 +221,7 @@ def test_unexpected_error_is_a_500_without_a_stack_trace(ask, evidence_source, c
     evidence_source.error = RuntimeError("secret internal detail")
     app_logger = logging.getLogger("agent_gate")
     with caplog.at_level(logging.ERROR, logger=app_logger.name):
-        response = ask({"action": "deploy", "environment": "production"})
+        response = ask({"action": "deploy", "environment": "production"}, environment="production")
     assert response.status_code == 500
     body = response.get_json()
     assert set(body) == {"message", "errors"}
@@ -223,7 +234,7 @@ def test_unexpected_error_is_a_500_without_a_stack_trace(ask, evidence_source, c
 
 
 def test_every_decision_is_audited_before_the_answer(app, ask):
-    response = ask({"action": "deploy", "environment": "production"}, agent=True)
+    response = ask({"action": "deploy", "environment": "production"}, agent=True, environment="production")
     decision = response.get_json()
     store = app.extensions["agent_gate"].store
     [record] = list(store.iter_audit())
