@@ -18,7 +18,7 @@ import os
 import secrets
 import threading
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from typing import Any
 
@@ -202,7 +202,10 @@ class GrantService:
         ttl: int,
         github_permissions: dict[str, str] | None,
         parent: dict[str, Any] | None = None,
+        delegate_audiences: Sequence[str] = (),
     ) -> IssuedGrant:
+        """Sign a grant for ``subject``. ``delegate_audiences`` (the rule's) are the audiences other
+        than its own that a grant delegated from this one may take; they travel in its signed claims."""
         now = int(self._clock())
         ttl = max(30, min(ttl, MAX_TTL))
         expires = now + ttl
@@ -230,6 +233,8 @@ class GrantService:
             "nbf": now,
             "exp": expires,
         }
+        if delegate_audiences:
+            claims["delegate_aud"] = sorted(set(delegate_audiences))
         if parent is not None:
             # RFC 8693 "act": who this grant was delegated from, nested for longer chains.
             claims["act"] = {
@@ -438,12 +443,25 @@ class GrantService:
                 f"{parent['permission']!r}",
                 code="grant-not-narrower",
             )
+        # The audience names who may accept the grant: a child keeps its parent's, or takes one the
+        # parent's rule declared narrower (signed into the parent as delegate_aud); never another.
+        wanted_audience = audience or parent["aud"]
+        narrower = [a for a in parent.get("delegate_aud", []) if isinstance(a, str)]
+        if wanted_audience != parent["aud"] and wanted_audience not in narrower:
+            allowed = ", ".join([parent["aud"], *narrower])
+            raise InvalidRequest(
+                f"a delegated grant may only narrow: audience {wanted_audience!r} is not its parent's; "
+                f"expected one of {allowed} (a rule lists narrower ones in grant.delegate_audiences)",
+                code="grant-not-narrower",
+            )
         subject = GrantSubject.from_claims(parent, permission=wanted)
         remaining = int(parent["exp"]) - int(self._clock())
         return self.issue(
             subject,
-            audience=audience or parent["aud"],
+            audience=wanted_audience,
             ttl=min(ttl or remaining, remaining),
             github_permissions=None,
             parent=parent,
+            # A child at its parent's audience may delegate as its parent could; a narrower one may not widen.
+            delegate_audiences=narrower if wanted_audience == parent["aud"] else (),
         )

@@ -376,6 +376,11 @@ class Grant(_Strict):
         None, pattern=AUDIENCE, description="The grant's aud, e.g. deploy:production."
     )
     required: bool = Field(False, description="Issue a grant even when the request does not ask for one.")
+    delegate_audiences: list[Annotated[str, Field(pattern=AUDIENCE)]] = Field(
+        default_factory=list,
+        description="Narrower audiences a grant of this rule may be delegated to "
+        "(POST /v1/grants/delegate); otherwise a delegated grant keeps its parent's audience.",
+    )
 
 
 GITHUB_PERMISSION = Literal["read", "write"]

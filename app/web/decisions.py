@@ -112,6 +112,7 @@ def issue_grant(identity: WorkloadIdentity, body: DecisionRequest, decision: Dec
             audience=audience,
             ttl=spec.ttl if spec else 600,
             github_permissions=dict(rule.github_permissions) if rule.github_permissions else None,
+            delegate_audiences=spec.delegate_audiences if spec else (),
         )
     except GateError as exc:
         # The decision stands in the audit log; the credentials were not issued, and the caller is

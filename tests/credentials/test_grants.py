@@ -34,7 +34,7 @@ rules:
     repositories: "*"
     environments: [staging]
     approvals: {count: 0}
-    grant: {ttl: 300, audience: "deploy:staging"}
+    grant: {ttl: 300, audience: "deploy:staging", delegate_audiences: ["test:staging"]}
     github_permissions: {contents: read, deployments: write, administration: write}
   - name: release
     actions: [release]
@@ -274,6 +274,39 @@ def test_chains_only_narrow_and_revoking_a_parent_revokes_its_children(h):
     assert h.web.post("/v1/grants/introspect", json={"token": child_grant["token"]}).get_json() == {
         "active": False
     }
+
+
+@pytest.mark.parametrize(
+    "audience",
+    [
+        pytest.param("deploy:production", id="another-environment"),
+        pytest.param("read:octo-org/octo-repo", id="another-action"),
+        pytest.param("test:production", id="a-narrower-name-the-rule-did-not-declare"),
+    ],
+)
+def test_a_delegated_grant_may_not_widen_its_audience(h, audience):
+    parent = h.deploy()["grant"]
+    child = h.post("/v1/grants/delegate", {"audience": audience}, parent["token"])
+    assert child.status_code == 400, child.get_json()
+    assert child.get_json()["errors"][0]["code"] == "grant-not-narrower"
+    assert "expected one of deploy:staging, test:staging" in child.get_json()["message"]
+
+
+def test_a_read_grant_cannot_be_delegated_into_a_deploy_audience(h):
+    read = h.ask({"action": "read", "grant": True})
+    assert read.status_code == 200, read.get_json()
+    token = read.get_json()["grant"]["token"]
+    child = h.post("/v1/grants/delegate", {"audience": "deploy:production"}, token)
+    assert child.status_code == 400 and child.get_json()["errors"][0]["code"] == "grant-not-narrower"
+
+
+def test_a_child_at_a_narrower_audience_cannot_widen_back(h):
+    parent = h.deploy()["grant"]
+    child = h.post("/v1/grants/delegate", {"audience": "test:staging"}, parent["token"]).get_json()["grant"]
+    back = h.post("/v1/grants/delegate", {"audience": "deploy:staging"}, child["token"])
+    assert back.status_code == 400 and back.get_json()["errors"][0]["code"] == "grant-not-narrower"
+    same = h.post("/v1/grants/delegate", {}, child["token"])
+    assert same.status_code == 201 and same.get_json()["grant"]["audience"] == "test:staging"
 
 
 def test_a_dismissed_approval_revokes_the_grants_tied_to_the_pr(h):
