@@ -45,6 +45,13 @@ OPERATIONS = (
     "checks/create",
     "checks/update",
     "checks/list-for-ref",
+    "actions/review-custom-gates-for-run",
+    "repos/get",
+    "repos/get-all-environments",
+    "repos/list-custom-deployment-rule-integrations",
+    "repos/get-all-deployment-protection-rules",
+    "repos/get-branch-rules",
+    "repos/get-content",
 )
 WEBHOOKS = (
     "pull-request-opened",
@@ -52,6 +59,13 @@ WEBHOOKS = (
     "pull-request-closed",
     "pull-request-review-submitted",
     "pull-request-review-dismissed",
+    "pull-request-labeled",
+    "pull-request-unlabeled",
+    "pull-request-edited",
+    "check-run-rerequested",
+    "check-suite-rerequested",
+    "deployment-protection-rule-requested",
+    "deployment-review-approved",
 )
 SOURCE_FILE = "generated/api.github.com.json"
 _SCHEMA_REF = "#/components/schemas/"
