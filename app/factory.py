@@ -15,6 +15,8 @@ from werkzeug.exceptions import HTTPException
 
 from app.credentials.grants import GrantService
 from app.errors import GateError
+from app.events.dispatch import run_job
+from app.events.worker import QueueWorker
 from app.evidence.gather import EvidenceSource, GitHubEvidence, NoEvidence
 from app.gate import DecisionHook, Gate
 from app.github.client import GitHubClient
@@ -89,6 +91,7 @@ def create_app(
         clock=clock,
         hooks=list(hooks or []) + ([checks] if checks is not None else []),
         checks=checks,
+        github=github,
     )
 
     gate.grants = GrantService(store, issuer=settings.public_url, github=github, clock=clock)
@@ -98,6 +101,10 @@ def create_app(
     app.config["MAX_CONTENT_LENGTH"] = 64 * 1024
     app.json.sort_keys = False  # type: ignore[attr-defined]  # DefaultJSONProvider attribute
     app.extensions["agent_gate"] = gate
+    # The webhook queue's worker; `agent-gate serve` starts its threads in each gunicorn worker.
+    app.extensions["agent_gate_queue"] = QueueWorker(
+        store=store, handler=run_job(gate), clock=clock, wakeup=gate.jobs_waiting
+    )
 
     app.register_blueprint(api_bp)
     app.register_blueprint(openapi_bp)

@@ -16,6 +16,7 @@ from app.credentials.grants import GrantService
 from app.decide.decision import Decision
 from app.evidence.gather import EvidenceSource
 from app.evidence.model import EvidenceChange
+from app.github.protocol import GitHubAPI
 from app.policy.registry import PolicyRegistry
 from app.publish.checks import CheckRunPublisher
 from app.settings import Settings
@@ -47,6 +48,11 @@ class Gate:
     checks: CheckRunPublisher | None = None
     # Told when the webhook reports that evidence behind earlier decisions changed.
     evidence_listeners: list[EvidenceListener] = field(default_factory=list)
+    # The GitHub App (None without one): re-fetches facts for webhook events and answers the
+    # deployment protection rule.
+    github: GitHubAPI | None = None
+    # Set when a job is queued, so this process's queue threads run it at once.
+    jobs_waiting: threading.Event = field(default_factory=threading.Event, repr=False)
 
     # Housekeeping (purging expired replay records and grants) runs at most this often per process.
     housekeeping_interval: float = 300.0

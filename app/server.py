@@ -30,8 +30,17 @@ class _GateApplication(BaseApplication):  # type: ignore[misc]  # gunicorn ships
         return create_app()
 
 
+def _start_queue(worker: Any) -> None:
+    """gunicorn's post_worker_init: run the webhook queue's threads in this worker process."""
+    queue = worker.wsgi.extensions.get("agent_gate_queue")
+    threads = worker.wsgi.extensions["agent_gate"].settings.queue_threads
+    if queue is not None and threads > 0:
+        queue.start(threads)
+
+
 def gunicorn_options(host: str, port: int, workers: int | None) -> dict[str, Any]:
     return {
+        "post_worker_init": _start_queue,
         "bind": f"{host}:{port}",
         # Decisions are CPU-bound or wait on GitHub; sync workers = cores (docs/configuration.md).
         "workers": workers or max(2, multiprocessing.cpu_count()),

@@ -68,6 +68,8 @@ class Settings(BaseModel):
     webhook_secret: SecretStr | None = None
     jwks_ttl: int = Field(300, ge=30, le=86400)
     log_level: str = "INFO"
+    # Threads per gunicorn worker that run the webhook queue (0: only a separate `agent-gate worker`).
+    queue_threads: int = Field(1, ge=0, le=16)
 
     @property
     def database_url(self) -> str:
@@ -95,6 +97,7 @@ class Settings(BaseModel):
             "GATE_JWKS_TTL": "jwks_ttl",
             "GATE_LOG_LEVEL": "log_level",
             "GATE_WEBHOOK_SECRET": "webhook_secret",
+            "GATE_QUEUE_THREADS": "queue_threads",
         }
         for var, key in simple.items():
             value = get(var)

@@ -70,6 +70,15 @@ def schema_errors(operation: str, status: str, body: Any) -> list[str]:
     ]
 
 
+def request_errors(operation: str, body: Any) -> list[str]:
+    """Where a request ``body`` departs from GitHub's schema for this operation (empty: it matches)."""
+    request_schema = extract()["operations"][operation]["request_schema"]
+    return [
+        f"{operation} request at /{'/'.join(str(p) for p in e.absolute_path)}: {e.message[:200]}"
+        for e in jsonschema.Draft202012Validator(request_schema).iter_errors(body)
+    ]
+
+
 def example(operation: str, status: str = "200") -> Any:
     examples = extract()["operations"][operation]["responses"][status]["examples"]
     return copy.deepcopy(next(iter(examples.values())))
@@ -154,6 +163,8 @@ class Run:
     head_sha: str
     event: str = "workflow_dispatch"
     head_branch: str = "main"
+    path: str = ".github/workflows/deploy.yml"
+    run_attempt: int = 1
     # ApprovalSpec, or {"user": Person, "state": ..., "environments": [...], "comment"?: ...}
     approvals: list[Any] = field(default_factory=list)
 
@@ -225,6 +236,8 @@ class Scenario:
     token_expiry: dict[str, float] = field(default_factory=dict)
     revoked: list[str] = field(default_factory=list)
     check_runs: dict[int, dict[str, Any]] = field(default_factory=dict)
+    # Bodies POSTed to .../actions/runs/{id}/deployment_protection_rule (with their run_id).
+    protection_answers: list[dict[str, Any]] = field(default_factory=list)
     schema_errors: list[str] = field(default_factory=list)
 
     @property
@@ -533,9 +546,26 @@ def create_fake_github(s: Scenario) -> Flask:
                 "actor": run.actor.json(),
                 "triggering_actor": run.triggering_actor.json(),
                 "head_branch": run.head_branch,
+                "path": run.path,
+                "run_attempt": run.run_attempt,
             }
         )
         return answer("actions/get-workflow-run", body)
+
+    @app.post(f"{repo}/actions/runs/<int:run_id>/deployment_protection_rule")
+    def review_custom_gate(run_id: int) -> Response:
+        if (denied := installation_auth()) is not None:
+            return denied
+        if run_id not in s.runs:
+            return _error(404, "Not Found")
+        payload = request.get_json()
+        errors = request_errors("actions/review-custom-gates-for-run", payload)
+        if errors:
+            s.schema_errors.extend(errors)
+            return _error(422, "Invalid request")
+        with lock:
+            s.protection_answers.append({"run_id": run_id, **payload})
+        return Response(status=204)
 
     @app.get(f"{repo}/actions/runs/<int:run_id>/approvals")
     def run_approvals(run_id: int) -> Response:
@@ -579,8 +609,13 @@ def create_fake_github(s: Scenario) -> Flask:
         if (denied := installation_auth()) is not None:
             return denied
         name = request.args.get("check_name")
+        app_id = request.args.get("app_id")
         runs = [
-            c for c in s.check_runs.values() if c["head_sha"] == sha and (name is None or c["name"] == name)
+            c
+            for c in s.check_runs.values()
+            if c["head_sha"] == sha
+            and (name is None or c["name"] == name)
+            and (app_id is None or str(c.get("app_id", s.app_id)) == app_id)
         ]
         body = example("checks/list-for-ref")
         template = body["check_runs"][0]
@@ -595,7 +630,7 @@ def create_fake_github(s: Scenario) -> Flask:
         payload = request.get_json()
         with lock:
             check_id = len(s.check_runs) + 1
-            s.check_runs[check_id] = {"id": check_id, **payload, "history": [payload]}
+            s.check_runs[check_id] = {"id": check_id, "app_id": s.app_id, **payload, "history": [payload]}
         body = _check_run_json(example("checks/create", "201"), s.check_runs[check_id])
         return answer("checks/create", body, 201)
 
@@ -621,6 +656,7 @@ def _check_run_json(template: dict[str, Any], stored: dict[str, Any]) -> dict[st
         if key in stored:
             body[key] = stored[key]
     body["id"] = stored["id"]
+    body["app"] = {**(body.get("app") or {}), "id": stored["app_id"]}
     if isinstance(stored.get("output"), dict):
         output = stored["output"]
         body["output"] = {**body["output"], **{k: output.get(k) for k in ("title", "summary", "text")}}

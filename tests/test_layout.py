@@ -18,6 +18,7 @@ APP = Path(__file__).resolve().parents[1] / "app"
 LAYERS: list[tuple[str, tuple[str, ...]]] = [
     ("composition", ("app", "app.factory", "app.cli", "app.server")),
     ("the HTTP face", ("app.web",)),
+    ("the GitHub events the gate reacts to", ("app.events",)),
     ("the gate's collaborators", ("app.gate",)),
     ("side effects of decisions", ("app.credentials", "app.publish")),
     ("the pure core", ("app.decide",)),

@@ -71,10 +71,13 @@ def explanation(decision: Decision) -> Explanation:
     server = "https://github.com"
     workload = [
         Row("Repository", f"{s.repository} (id {s.repository_id})", f"{server}/{s.repository}"),
+        # A merge check evaluated from a webhook has no run (run_id 0): no link rather than a dead one.
         Row(
             "Workflow",
             s.workflow,
-            f"{server}/{s.repository}/actions/runs/{s.run_id}/attempts/{s.run_attempt}",
+            f"{server}/{s.repository}/actions/runs/{s.run_id}/attempts/{s.run_attempt}"
+            if s.run_id > 0
+            else None,
         ),
         Row("Actor", f"@{s.actor} (id {s.actor_id})"),
         Row("Event", s.event),
@@ -116,7 +119,7 @@ def explanation(decision: Decision) -> Explanation:
         rule=decision.rule,
         workload=workload,
         agent=s.agent,
-        agent_signals=[f"{sig.name}: {sig.detail}" for sig in s.agent_signals],
+        agent_signals=list(dict.fromkeys(f"{sig.name}: {sig.detail}" for sig in s.agent_signals)),
         approvals=approvals,
         reasons=[(r.ok, r.code, r.message) for r in decision.reasons],
         remedy=decision.remedy,

@@ -164,7 +164,10 @@ def analyse(identity: WorkloadIdentity, evidence: Evidence, catalog: AgentCatalo
             )
 
     if pr is not None:
-        account_signal("pr-author", pr.author.login, pr.author.id, pr.author.type, f"PR #{pr.number} author")
+        if pr.author.id is None or pr.author.id != identity.actor_id:  # else said already, as the actor
+            account_signal(
+                "pr-author", pr.author.login, pr.author.id, pr.author.type, f"PR #{pr.number} author"
+            )
         out.involved.append(Person(pr.author.login, pr.author.id, "PR author"))
         for label in pr.labels:
             if label in catalog.labels:

@@ -11,7 +11,7 @@ from dataclasses import dataclass
 from app.decide.decision import Reason
 from app.decide.provenance import Provenance
 from app.policy.schema import Repository, RepositoryPattern, Rule, describe_matchers, matcher_matches
-from app.tokens.identity import PR_CHECK_ISSUER, WorkloadIdentity
+from app.tokens.identity import DEPLOYMENT_ISSUER, PR_CHECK_ISSUER, WorkloadIdentity
 
 _WEIGHTS = {"repository": 3, "environment": 3}
 
@@ -134,7 +134,13 @@ def _check_run_conditions(
                 f"{describe_matchers([w.ref for w in rule.workflows])}"
             )
         reasons.append(Reason(code="workflow", ok=ok, message=msg))
-    if rule.runner_environments is not None:
+    if rule.runner_environments is not None and identity.issuer == DEPLOYMENT_ISSUER:
+        # A job held by the protection rule has not started: its runner is unknown until it runs,
+        # and the condition is checked when the job itself asks the gate.
+        reasons.append(
+            Reason(code="runner", ok=True, message="the runner condition applies when the job asks the gate")
+        )
+    elif rule.runner_environments is not None:
         ok = identity.runner_environment in rule.runner_environments
         reasons.append(
             Reason(

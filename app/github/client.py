@@ -160,15 +160,44 @@ class GitHubClient:
         self.auth.revoke_installation_token(token)
 
     # -- check runs (app.publish.checks.ChecksAPI) ---------------------------------------------------------
+    @property
+    def app_id(self) -> int:
+        """The App's id: the integration id that rulesets and protection rules pin."""
+        return int(self.config.app_id)
+
     def find_check_run(self, repository: str, sha: str, name: str) -> int | None:
+        """The latest check run with this name on this commit *created by this App*, if any.
+
+        Filtered by GitHub (``app_id``) and again here: a same-named check run from another App or
+        a workflow is never read, updated or taken for the gate's own.
+        """
         data = self.get_json(
             repository,
             f"/repos/{repo_path(repository)}/commits/{quote(sha, safe='')}/check-runs",
-            params={"check_name": name, "filter": "latest"},
+            params={"check_name": name, "filter": "latest", "app_id": self.app_id},
             what=f"finding check run {name!r} on {sha[:7]}",
         )
         runs = data.get("check_runs") if isinstance(data, dict) else None
-        return int(runs[0]["id"]) if runs else None
+        for run in runs or []:
+            app = run.get("app") if isinstance(run, dict) else None
+            if isinstance(app, dict) and app.get("id") == self.app_id and run.get("name") == name:
+                return int(run["id"])
+        return None
+
+    def review_deployment_protection_rule(self, repository: str, run_id: int, body: dict[str, Any]) -> None:
+        """Answer a deployment protection rule: ``state`` approved/rejected, or (without ``state``)
+        a progress comment. ``POST .../actions/runs/{run_id}/deployment_protection_rule`` (204)."""
+        self._as_installation(
+            repository,
+            lambda cred: self.http.request(
+                "POST",
+                f"/repos/{repo_path(repository)}/actions/runs/{int(run_id)}/deployment_protection_rule",
+                credential=cred,
+                json_body=body,
+                what=f"answering the deployment protection rule of run {int(run_id)}",
+                hint="the App needs Deployments: read and write, and must be enabled on the environment",
+            ),
+        )
 
     def create_check_run(self, repository: str, body: dict[str, Any]) -> int:
         reply = self._as_installation(

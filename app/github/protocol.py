@@ -87,6 +87,11 @@ class GitHubAPI(Protocol):
     """
 
     @property
+    def app_id(self) -> int:
+        """The App's id (the integration id rulesets and protection rules pin)."""
+        ...
+
+    @property
     def calls(self) -> int:
         """HTTP requests made so far by the current thread (304s included)."""
         ...
@@ -125,4 +130,8 @@ class GitHubAPI(Protocol):
 
     def revoke_installation_token(self, token: SecretStr) -> None:
         """Revoke a token (``DELETE /installation/token``); an already dead token is not an error."""
+        ...
+
+    def review_deployment_protection_rule(self, repository: str, run_id: int, body: dict[str, Any]) -> None:
+        """Approve or reject a job held by the App's deployment protection rule, or comment on it."""
         ...

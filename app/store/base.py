@@ -38,6 +38,34 @@ class ChainReport:
     head: tuple[int, str] | None = None  # the last verified record's (seq, hash), when ok
 
 
+@dataclass(frozen=True)
+class Job:
+    """A unit of work in the durable queue, leased to one worker at a time.
+
+    ``kind`` says what runs it (``"webhook"``: a verified GitHub delivery whose ``topic`` is the
+    event name); ``id`` is the webhook's delivery id (``X-GitHub-Delivery``, shared by GitHub's
+    redeliveries of the same event). ``attempts`` counts the leases taken, this one included.
+    """
+
+    id: str
+    kind: str
+    topic: str
+    body: bytes
+    attempts: int
+    created_at: int
+
+
+@dataclass(frozen=True)
+class QueueStats:
+    depth: int  # jobs waiting or running
+    oldest_age: int | None  # seconds since the oldest of them was queued
+    dead: int  # jobs given up on (listed for operators; a redelivery queues them again)
+
+
+# What enqueue_job answers.
+QUEUED, DUPLICATE, SAME_BODY = "queued", "duplicate", "same-body"
+
+
 class Store(Protocol):
     def append_audit(
         self, kind: str, payload: dict[str, Any], *, time: datetime | None = None
@@ -86,9 +114,37 @@ class Store(Protocol):
 
     def get_decision(self, decision_id: str) -> dict[str, Any] | None: ...
 
-    def claim_delivery(self, delivery_id: str, event: str) -> bool:
-        """Record a webhook delivery; False when it was processed already (a redelivery)."""
+    # The durable queue (webhook deliveries): claimed with a lease, so a worker that dies mid-job
+    # releases it when the lease ends, and no two workers run one job at once.
+    def enqueue_job(self, job_id: str, kind: str, topic: str, body: bytes, *, now: int) -> str:
+        """Keep a job durably. Answers ``QUEUED``; ``DUPLICATE`` when a job with this id is queued,
+        running or done (a job given up on is queued again: GitHub redelivers failed deliveries
+        under the same id); ``SAME_BODY`` when another id carried the same body and was not given up
+        on (GitHub signs the body only, so a replayed body under a new id is not run twice)."""
         ...
+
+    def claim_job(self, worker: str, *, now: int, lease: int) -> Job | None:
+        """Lease the oldest job that is due (waiting past its retry time, or whose lease ran out)."""
+        ...
+
+    def complete_job(self, job_id: str, worker: str, *, now: int) -> bool:
+        """Mark a leased job done; False when the lease was lost (another worker took the job)."""
+        ...
+
+    def fail_job(self, job_id: str, worker: str, *, now: int, error: str, retry_at: int | None) -> bool:
+        """Release a leased job after a failure: due again at ``retry_at``, or given up (``None``)."""
+        ...
+
+    def queue_stats(self, *, now: int) -> QueueStats: ...
+
+    # Deployments held by the gate's protection rule, waiting for evidence (one per run and environment).
+    def save_deployment_gate(self, record: dict[str, Any]) -> None:
+        """Insert or replace the record keyed by (repository_id, run_id, environment)."""
+        ...
+
+    def find_deployment_gates(
+        self, repository_id: int, *, run_id: int | None = None, state: str | None = "pending"
+    ) -> list[dict[str, Any]]: ...
 
     # Grants (app.credentials.grants): records, revocation, and the gate's signing keys.
     def save_grant(self, record: dict[str, Any]) -> None: ...

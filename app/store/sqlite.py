@@ -2,8 +2,8 @@
 
 Audit appends are serialised by ``BEGIN IMMEDIATE`` (one writer at a time across processes) and
 ``seq`` is the chain position, a primary key, so two writers can never both append record N.
-Replay records and webhook deliveries are claimed by an INSERT that does nothing on conflict: no
-read-then-write race. Every sqlite3 error is wrapped into :class:`app.errors.Unavailable` here;
+Replay records are claimed by an INSERT that does nothing on conflict: no read-then-write race;
+queued jobs are leased inside ``BEGIN IMMEDIATE`` (``app.store.sqlite_queue``). Every sqlite3 error is wrapped into :class:`app.errors.Unavailable` here;
 messages for HTTP answers never carry a filesystem path (the log does).
 """
 
@@ -30,6 +30,7 @@ from app.store.canonical import (
     utc_iso,
 )
 from app.store.sqlite_connections import Connections
+from app.store.sqlite_queue import QUEUE_SCHEMA, SQLiteQueue
 
 log = logging.getLogger("agent_gate.store")
 
@@ -60,11 +61,6 @@ CREATE TABLE IF NOT EXISTS decisions (
     decision_id TEXT PRIMARY KEY,
     created_at INTEGER NOT NULL,
     record TEXT NOT NULL
-);
-CREATE TABLE IF NOT EXISTS deliveries (
-    delivery_id TEXT PRIMARY KEY,
-    event TEXT NOT NULL,
-    received_at INTEGER NOT NULL
 );
 CREATE TABLE IF NOT EXISTS grants (
     jti TEXT PRIMARY KEY,
@@ -97,7 +93,7 @@ CREATE TABLE IF NOT EXISTS heartbeat (id INTEGER PRIMARY KEY CHECK (id = 1), at 
 """
 
 
-class SQLiteStore:
+class SQLiteStore(SQLiteQueue):
     """The :class:`app.store.base.Store` on one SQLite file; one connection per thread and process."""
 
     def __init__(
@@ -134,7 +130,7 @@ class SQLiteStore:
         conn = self._db.get()
         # WAL lets readers work while one writer appends; it persists in the file once set.
         mode = str(conn.execute("PRAGMA journal_mode = WAL").fetchone()[0])
-        conn.executescript(_SCHEMA)
+        conn.executescript(_SCHEMA + QUEUE_SCHEMA)
         return mode
 
     def _fail_to_open(self, exc: BaseException) -> NoReturn:
@@ -269,7 +265,7 @@ class SQLiteStore:
             )
         return int(cur.rowcount)
 
-    # -- decisions and deliveries --------------------------------------------------------------
+    # -- decisions --------------------------------------------------------------
     def save_decision(self, decision_id: str, record: dict[str, Any]) -> None:
         """Keep the full decision for the decision page (replacing one saved under the same id)."""
         try:  # in the record's own key order, as the page shows it
@@ -302,16 +298,6 @@ class SQLiteStore:
                 "the decision record cannot be read (it is not JSON)", code="store-unavailable"
             ) from exc
         return record if isinstance(record, dict) else None
-
-    def claim_delivery(self, delivery_id: str, event: str) -> bool:
-        """Record a webhook delivery; False when it was processed already (a redelivery)."""
-        with self._db.failing_as("store-unavailable", "the webhook delivery cannot be recorded"):
-            cur = self._db.get().execute(
-                "INSERT INTO deliveries (delivery_id, event, received_at) VALUES (?, ?, ?) "
-                "ON CONFLICT (delivery_id) DO NOTHING",
-                (delivery_id, event, int(self._clock())),
-            )
-        return cur.rowcount == 1
 
     # -- grants and signing keys -----------------------------------------------------------------
     def save_grant(self, record: dict[str, Any]) -> None:

@@ -74,6 +74,10 @@ DISPLAY_CLAIMS: tuple[str, ...] = (
 # from a webhook (no OIDC token exists there). It can never verify as a token: it is no URL.
 PR_CHECK_ISSUER = "agent-gate:pull-request-check"
 PR_CHECK_EVENT = "agent-gate-check"
+# Jobs held by the App's deployment protection rule: the workload is built from the run GitHub
+# reports, before the job (and so its runner) starts.
+DEPLOYMENT_ISSUER = "agent-gate:deployment-protection-rule"
+RUNNER_NOT_STARTED = "not-started"
 
 
 def display_claims(claims: dict[str, Any]) -> dict[str, Any]:
@@ -209,4 +213,53 @@ def pull_request_check_identity(
         run_id=0,
         run_attempt=1,
         runner_environment="github-hosted",
+    )
+
+
+def deployment_identity(
+    *,
+    repository: str,
+    repository_id: int,
+    owner: str,
+    owner_id: int,
+    actor: str,
+    actor_id: int,
+    event: str,
+    ref: str,
+    sha: str,
+    workflow_path: str,
+    environment: str,
+    run_id: int,
+    run_attempt: int,
+    delivery: str,
+    now: int,
+) -> WorkloadIdentity:
+    """The identity of a job GitHub holds for the gate's deployment protection rule.
+
+    Built from the workflow run as GitHub reports it (re-fetched, never taken from the webhook
+    alone): its actor, event, ref, commit and top-level workflow file. The runner is not known yet
+    (the job has not started), so the engine treats runner conditions as applying when the job
+    itself asks the gate.
+    """
+    return WorkloadIdentity(
+        issuer=DEPLOYMENT_ISSUER,
+        subject=f"repo:{repository}:environment:{environment}",
+        jti=delivery,
+        issued_at=now,
+        expires_at=now,
+        repository=repository,
+        repository_id=repository_id,
+        repository_owner=owner,
+        repository_owner_id=owner_id,
+        actor=actor,
+        actor_id=actor_id,
+        event_name=event,
+        ref=ref,
+        sha=sha,
+        environment=environment,
+        job_workflow_ref=f"{repository}/{workflow_path}@{ref}",
+        job_workflow_sha=sha,
+        run_id=run_id,
+        run_attempt=run_attempt,
+        runner_environment=RUNNER_NOT_STARTED,
     )

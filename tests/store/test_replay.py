@@ -74,9 +74,3 @@ def test_a_claim_that_cannot_be_recorded_refuses_the_token(store: SQLiteStore) -
     ) as info:
         store.claim_jti(ISS, "jti-1", 2_000)
     assert info.value.code == "store-unavailable"
-
-
-def test_webhook_deliveries_are_claimed_once(store: SQLiteStore) -> None:
-    assert store.claim_delivery("d-1", "pull_request_review") is True
-    assert store.claim_delivery("d-1", "pull_request_review") is False, "a redelivery"
-    assert store.claim_delivery("d-2", "pull_request_review") is True

@@ -464,6 +464,8 @@ def test_open_store_refuses_anything_else_and_says_what_works(url: str, message:
 
 # --- no sqlite3 error ever escapes -------------------------------------------------------------------
 
+GATE_RECORD = {"repository_id": 1, "run_id": 2, "environment": "production", "state": "pending"}
+
 EVERY_METHOD: list[tuple[str, Callable[[SQLiteStore], object]]] = [
     ("append_audit", lambda s: s.append_audit("decision", {})),
     ("iter_audit", lambda s: list(s.iter_audit())),
@@ -474,7 +476,13 @@ EVERY_METHOD: list[tuple[str, Callable[[SQLiteStore], object]]] = [
     ("purge_expired", lambda s: s.purge_expired(1)),
     ("save_decision", lambda s: s.save_decision("d", {})),
     ("get_decision", lambda s: s.get_decision("d")),
-    ("claim_delivery", lambda s: s.claim_delivery("d", "push")),
+    ("enqueue_job", lambda s: s.enqueue_job("d", "webhook", "push", b"{}", now=1)),
+    ("claim_job", lambda s: s.claim_job("w", now=1, lease=60)),
+    ("complete_job", lambda s: s.complete_job("d", "w", now=1)),
+    ("fail_job", lambda s: s.fail_job("d", "w", now=1, error="x", retry_at=2)),
+    ("queue_stats", lambda s: s.queue_stats(now=1)),
+    ("save_deployment_gate", lambda s: s.save_deployment_gate(GATE_RECORD)),
+    ("find_deployment_gates", lambda s: s.find_deployment_gates(1)),
     ("get_grant", lambda s: s.get_grant("j")),
     ("find_grants", lambda s: s.find_grants("jti = ?", ("j",))),
     ("revoke_grant", lambda s: s.revoke_grant("j", "why", 1)),

@@ -16,6 +16,7 @@ from flask.testing import FlaskClient
 from pydantic import SecretStr
 
 from app import create_app
+from app.events.worker import QueueWorker
 from app.evidence.gather import GitHubEvidence
 from app.github.client import GitHubClient
 from app.settings import Settings
@@ -91,7 +92,10 @@ class Hub:
         *,
         delivery: str | None = None,
         signature: str | None = None,
+        process: bool = True,
     ) -> Any:
+        """POST the event as GitHub does; then, unless ``process=False``, run the queue as its
+        workers would (the webhook itself only verifies and stores)."""
         body = json.dumps(payload).encode()
         headers = {
             "X-GitHub-Event": event,
@@ -100,7 +104,15 @@ class Hub:
         }
         if signature != "omit":
             headers["X-Hub-Signature-256"] = signature or sign(body)
-        return self.web.post("/v1/github/webhook", data=body, headers=headers)
+        response = self.web.post("/v1/github/webhook", data=body, headers=headers)
+        if process:
+            self.queue.drain()
+        return response
+
+    @property
+    def queue(self) -> QueueWorker:
+        worker: QueueWorker = self.app.extensions["agent_gate_queue"]
+        return worker
 
     def merge_check(self) -> dict[str, Any]:
         runs = [
@@ -128,7 +140,7 @@ def hub(tmp_path: Path) -> Iterator[Hub]:
 @pytest.mark.parametrize(
     ("signature", "status", "code"),
     [
-        (None, 200, None),
+        (None, 202, None),
         ("sha256=" + "0" * 64, 401, "bad-signature"),
         ("omit", 401, "missing-signature"),
         ("wrong-secret", 401, "bad-signature"),
@@ -151,7 +163,7 @@ def test_a_redelivery_is_acknowledged_and_ignored(hub):
     first = hub.deliver("pull_request", hub.payload("opened"), delivery="d-1")
     calls = len(hub.scenario.requests)
     again = hub.deliver("pull_request", hub.payload("opened"), delivery="d-1")
-    assert first.get_json()["status"] == "processed"
+    assert first.status_code == 202 and first.get_json()["status"] == "queued"
     assert again.status_code == 200 and again.get_json()["status"] == "duplicate"
     assert len(hub.scenario.requests) == calls
 
@@ -252,9 +264,28 @@ def test_webhook_payloads_used_here_have_githubs_shape():
     assert {"id", "full_name", "owner"} <= set(schema["properties"]["repository"]["properties"])
 
 
-def test_a_signed_payload_missing_fields_is_a_clear_400(hub):
+def test_a_signed_payload_missing_fields_is_given_up_at_once(hub, caplog):
     payload = hub.payload("opened")
     del payload["pull_request"]["head"]
     response = hub.deliver("pull_request", payload)
-    assert response.status_code == 400
-    assert response.get_json()["errors"][0]["code"] == "invalid-payload"
+    assert response.status_code == 202, "stored first; GitHub gets its answer within its 10 s"
+    stats = hub.app.extensions["agent_gate"].store.queue_stats(now=2**31)
+    assert (stats.depth, stats.dead) == (0, 1), "a payload that can never be handled is not retried"
+    assert hub.scenario.requests == []
+    assert "invalid-payload" in caplog.text or "lacks a field" in caplog.text
+
+
+@pytest.mark.parametrize(
+    ("body", "code"),
+    [(b"not json", "invalid-json"), (b"[1, 2]", "invalid-json")],
+    ids=["not-json", "not-an-object"],
+)
+def test_a_signed_body_that_is_not_a_json_object_is_a_clear_400(hub, body, code):
+    headers = {
+        "X-GitHub-Event": "pull_request",
+        "X-GitHub-Delivery": "d-x",
+        "X-Hub-Signature-256": sign(body),
+        "Content-Type": "application/json",
+    }
+    response = hub.web.post("/v1/github/webhook", data=body, headers=headers)
+    assert response.status_code == 400 and response.get_json()["errors"][0]["code"] == code

@@ -1,0 +1,232 @@
+"""The gate as a custom deployment protection rule: jobs that target a protected environment wait
+for the gate's answer, whether or not their workflow ever calls it.
+
+On ``deployment_protection_rule`` (signature checked by the webhook, then queued), the workload is
+rebuilt from GitHub's facts: the workflow run is re-fetched (actor, event, ref, head commit,
+workflow file), and the evidence (its pull requests, reviews, environment approvals, provenance) is
+gathered as for ``POST /v1/decisions``. The same engine decides the ``deploy`` action for that
+environment under the same policy; the decision is audited and saved (its page is linked).
+
+- allowed: ``approved``;
+- denied only for want of an independent human approval (a person can fix it): a progress comment
+  saying who could unblock it; the job stays held, and the gate decides again when the evidence
+  changes (``deployment_review``, ``pull_request_review``);
+- denied for anything else (the policy forbids it): ``rejected``, with the reason.
+
+An error never approves and never rejects: the job is retried by the queue with backoff (a
+rejection would end the job). GitHub holds a job for up to 30 days; meanwhile the gate keeps the
+held deployment in its store and re-decides on every relevant event.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import logging
+import re
+from datetime import UTC, datetime
+from typing import Any
+
+from app.decide.decision import Decision, DecisionRequest, new_decision_id
+from app.decide.engine import decide, evidence_needs
+from app.errors import InvalidRequest
+from app.evidence.model import Evidence
+from app.gate import Gate
+from app.github.auth import repo_path
+from app.publish.deployments import MAX_PROGRESS_COMMENTS, Verdict, answer_body, verdict
+from app.tokens.identity import deployment_identity
+
+log = logging.getLogger("agent_gate.deployments")
+
+DEPLOY_ACTION = "deploy"
+# GitHub's callback URL for the run: the gate answers only the run named there, and only through its
+# own client (never by POSTing to a URL taken from a payload).
+_CALLBACK_PATH = re.compile(
+    r"/repos/(?P<repo>[^/]+/[^/]+)/actions/runs/(?P<run>[0-9]{1,19})/deployment_protection_rule$"
+)
+
+
+def run_id_of(payload: dict[str, Any], repository: str) -> int:
+    """The run a protection rule event is about, from its callback URL (checked against the repository)."""
+    url = payload.get("deployment_callback_url")
+    match = _CALLBACK_PATH.search(url) if isinstance(url, str) else None
+    if match is None or match.group("repo").lower() != repository.lower():
+        raise InvalidRequest(
+            "the deployment_protection_rule payload has no callback URL for a run of "
+            f"{repository}; is the App subscribed to the documented event?",
+            code="invalid-payload",
+        )
+    return int(match.group("run"))
+
+
+def on_protection_rule(g: Gate, payload: dict[str, Any], delivery: str) -> dict[str, Any]:
+    """A job waits for the gate: record the held deployment and decide it."""
+    if payload.get("action") != "requested":
+        return {"handled": False, "why": f"deployment_protection_rule action {payload.get('action')!r}"}
+    repo = payload.get("repository")
+    environment = payload.get("environment")
+    if not isinstance(repo, dict) or not isinstance(environment, str) or not environment:
+        raise InvalidRequest(
+            "the deployment_protection_rule payload has no repository or environment", code="invalid-payload"
+        )
+    repository = str(repo["full_name"])
+    run_id = run_id_of(payload, repository)
+    deployment = payload.get("deployment")
+    deployment_id = deployment.get("id") if isinstance(deployment, dict) else None
+    held: dict[str, Any] = {
+        "repository_id": int(repo["id"]),
+        "repository": repository,
+        "owner": str(repo["owner"]["login"]),
+        "owner_id": int(repo["owner"]["id"]),
+        "run_id": run_id,
+        "environment": environment,
+        "deployment_id": deployment_id,
+        "state": "pending",
+        "comments": 0,
+        "last_comment": None,
+        "requested_at": int(g.clock()),
+        "delivery": delivery,
+    }
+    for earlier in g.store.find_deployment_gates(held["repository_id"], run_id=run_id, state=None):
+        # The same deployment asked again (a redelivery): keep its comment count against GitHub's limit.
+        if earlier["environment"] == environment and earlier.get("deployment_id") == deployment_id:
+            held["comments"], held["last_comment"] = earlier.get("comments", 0), earlier.get("last_comment")
+    return decide_held(g, held, delivery=delivery, why="requested")
+
+
+def on_deployment_review(g: Gate, payload: dict[str, Any], delivery: str) -> dict[str, Any]:
+    """An environment approval (or rejection) of a run: decide its held deployments again."""
+    repo, run = payload.get("repository"), payload.get("workflow_run")
+    if not isinstance(repo, dict) or not isinstance(run, dict) or "id" not in run:
+        raise InvalidRequest(
+            "the deployment_review payload has no repository or workflow_run", code="invalid-payload"
+        )
+    held = g.store.find_deployment_gates(int(repo["id"]), run_id=int(run["id"]))
+    results = [
+        decide_held(g, h, delivery=delivery, why=f"deployment review {payload.get('action')}") for h in held
+    ]
+    return {"handled": bool(results), "results": results}
+
+
+def on_pull_request_review(g: Gate, payload: dict[str, Any], delivery: str) -> dict[str, Any]:
+    """A review of a PR: decide again the held deployments of its head commit or naming it."""
+    repo, pr = payload.get("repository"), payload.get("pull_request")
+    if not isinstance(repo, dict) or not isinstance(pr, dict):
+        return {"handled": False}
+    number, head = int(pr["number"]), (pr.get("head") or {}).get("sha")
+    held = [
+        h
+        for h in g.store.find_deployment_gates(int(repo["id"]))
+        if number in h.get("pull_requests", []) or (head is not None and h.get("sha") == head)
+    ]
+    results = [decide_held(g, h, delivery=delivery, why=f"review of PR #{number}") for h in held]
+    return {"handled": bool(results), "results": results}
+
+
+def decide_held(g: Gate, held: dict[str, Any], *, delivery: str, why: str) -> dict[str, Any]:
+    """Decide a held deployment from GitHub's facts and answer GitHub. Raises on any failure (the
+    queue retries): an error never approves and never rejects."""
+    if g.github is None:
+        raise InvalidRequest(
+            "a deployment protection rule event arrived, but the GitHub App is not configured",
+            code="github-not-configured",
+        )
+    decision, sha, pulls = _decide(g, held, delivery)
+    kind = verdict(decision)
+    held = {**held, "sha": sha, "pull_requests": pulls, "decision_id": decision.decision_id}
+    g.store.append_audit(
+        "deployment-protection",
+        {
+            **decision.model_dump(mode="json"),
+            "delivery": delivery,
+            "trigger": why,
+            "verdict": kind.value,
+            "run_id": held["run_id"],
+        },
+    )
+    g.store.save_decision(decision.decision_id, decision.model_dump(mode="json"))
+    if kind is Verdict.WAIT:
+        return _progress(g, held, decision)
+    body = answer_body(decision, held["environment"], kind)
+    g.github.review_deployment_protection_rule(held["repository"], held["run_id"], body)
+    g.store.save_deployment_gate({**held, "state": kind.value})
+    log.info(
+        "deployment of run %s to %s %s (%s)",
+        held["run_id"],
+        held["environment"],
+        kind.value,
+        decision.decision_id,
+    )
+    return {"handled": True, "decision_id": decision.decision_id, "verdict": kind.value}
+
+
+def _progress(g: Gate, held: dict[str, Any], decision: Decision) -> dict[str, Any]:
+    """Keep the job held; comment when there is something new to say, within GitHub's 10 comments."""
+    assert g.github is not None
+    attempt = int(held.get("comments", 0)) + 1
+    body = answer_body(decision, held["environment"], Verdict.WAIT, attempt=attempt)
+    # The decision id and page change every time; what the reader needs to know is the rest.
+    gist = hashlib.sha256(body["comment"].split("\n\nDecision: ")[0].encode()).hexdigest()
+    posted = False
+    if attempt <= MAX_PROGRESS_COMMENTS and gist != held.get("last_comment"):
+        g.github.review_deployment_protection_rule(held["repository"], held["run_id"], body)
+        held = {**held, "comments": attempt, "last_comment": gist}
+        posted = True
+    g.store.save_deployment_gate({**held, "state": "pending"})
+    return {
+        "handled": True,
+        "decision_id": decision.decision_id,
+        "verdict": Verdict.WAIT.value,
+        "commented": posted,
+    }
+
+
+def _decide(g: Gate, held: dict[str, Any], delivery: str) -> tuple[Decision, str, list[int]]:
+    assert g.github is not None
+    repository, run_id = held["repository"], int(held["run_id"])
+    run = g.github.get_json(
+        repository,
+        f"/repos/{repo_path(repository)}/actions/runs/{run_id}",
+        what=f"reading run {run_id} of {repository} for its deployment to {held['environment']}",
+    )
+    try:
+        actor = run["actor"]
+        branch = str(run["head_branch"] or "")
+        ref = branch if branch.startswith("refs/") else f"refs/heads/{branch}"
+        now = g.clock()
+        identity = deployment_identity(
+            repository=repository,
+            repository_id=int(held["repository_id"]),
+            owner=held["owner"],
+            owner_id=int(held["owner_id"]),
+            actor=str(actor["login"]),
+            actor_id=int(actor["id"]),
+            event=str(run["event"]),
+            ref=ref,
+            sha=str(run["head_sha"]),
+            workflow_path=str(run["path"]).split("@", 1)[0],
+            environment=held["environment"],
+            run_id=run_id,
+            run_attempt=int(run.get("run_attempt") or 1),
+            delivery=delivery,
+            now=int(now),
+        )
+    except (KeyError, TypeError, ValueError) as exc:
+        raise InvalidRequest(
+            f"GitHub's answer for run {run_id} lacks a field the gate needs ({exc.__class__.__name__})",
+            code="invalid-payload",
+        ) from exc
+    request = DecisionRequest(action=DEPLOY_ACTION, environment=held["environment"])
+    policies = g.policies.current()
+    needs = evidence_needs(policies, identity, request)
+    evidence = g.evidence.gather(identity, request, needs) if needs else Evidence.none()
+    decision = decide(
+        identity,
+        request,
+        policies,
+        evidence,
+        decision_id=new_decision_id(),
+        now=datetime.fromtimestamp(now, UTC),
+    )
+    decision = decision.model_copy(update={"details_url": g.details_url(decision.decision_id)})
+    pulls = [evidence.pull_request.number] if evidence.pull_request else []
+    return decision, identity.sha, pulls

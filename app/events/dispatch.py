@@ -1,0 +1,73 @@
+"""From a queued webhook delivery to its handlers.
+
+The webhook verified the signature and stored the body; here it is parsed and handed to every
+handler of its event. Handlers raise to have the job retried (GitHub or the store failing) and
+raise ``InvalidRequest`` when the payload can never be handled (the job is given up).
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+from collections.abc import Callable
+from typing import Any
+
+from app.errors import InvalidRequest
+from app.events import deployments, merge_check
+from app.gate import Gate
+from app.store.base import Job
+
+log = logging.getLogger("agent_gate.webhook")
+
+WEBHOOK = "webhook"  # the job kind of a verified GitHub delivery
+
+Handler = Callable[[Gate, dict[str, Any], str], dict[str, Any]]
+
+HANDLERS: dict[str, tuple[Handler, ...]] = {
+    "pull_request": (merge_check.on_pull_request,),
+    "pull_request_review": (merge_check.on_pull_request_review, deployments.on_pull_request_review),
+    "check_run": (lambda g, p, d: merge_check.on_rerequested(g, "check_run", p, d),),
+    "check_suite": (lambda g, p, d: merge_check.on_rerequested(g, "check_suite", p, d),),
+    "deployment_protection_rule": (deployments.on_protection_rule,),
+    "deployment_review": (deployments.on_deployment_review,),
+}
+# The events the App subscribes to (docs/github-app.md); "ping" is GitHub's hello when a hook is set.
+EVENTS = frozenset(HANDLERS)
+
+
+def handle_event(g: Gate, event: str, payload: dict[str, Any], delivery: str) -> dict[str, Any]:
+    """Run every handler of ``event``; returns what was done (logged, and read by the tests)."""
+    handlers = HANDLERS.get(event)
+    if not handlers:
+        return {"handled": False, "why": f"event {event!r} is not handled"}
+    results = []
+    try:
+        for handler in handlers:
+            results.append(handler(g, payload, delivery))
+    except (KeyError, TypeError, ValueError, AttributeError) as exc:
+        raise InvalidRequest(
+            f"the {event} payload lacks a field the gate needs ({exc.__class__.__name__}); "
+            "is the App subscribed to the documented events?",
+            code="invalid-payload",
+        ) from exc
+    if len(results) == 1:
+        return results[0]
+    return {"handled": any(r.get("handled") for r in results), "results": results}
+
+
+def run_job(g: Gate) -> Callable[[Job], None]:
+    """The queue worker's handler for this gate."""
+
+    def handler(job: Job) -> None:
+        if job.kind != WEBHOOK:
+            raise InvalidRequest(f"unknown job kind {job.kind!r}", code="invalid-job")
+        try:
+            payload = json.loads(job.body)
+        except ValueError as exc:
+            raise InvalidRequest("the webhook body is not JSON", code="invalid-json") from exc
+        if not isinstance(payload, dict):
+            raise InvalidRequest("the webhook body is not a JSON object", code="invalid-json")
+        result = handle_event(g, job.topic, payload, job.id)
+        log.info("webhook %s %s: %s", job.topic, job.id, result)
+
+    return handler

@@ -1,0 +1,187 @@
+"""The durable job queue and the held deployments, in the SQLite store.
+
+A job is claimed inside ``BEGIN IMMEDIATE`` (one writer at a time across processes): the oldest due
+row is leased to one worker until ``lease_until``. A worker that dies mid-job holds nothing once the
+lease ends; a worker that outlives its lease cannot complete the job (every update names the lease
+holder), so a job is never finished twice.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+from collections.abc import Callable
+from typing import Any
+
+from app.errors import Unavailable
+from app.store.base import DUPLICATE, QUEUED, SAME_BODY, Job, QueueStats
+from app.store.sqlite_connections import Connections
+
+QUEUE_SCHEMA = """
+CREATE TABLE IF NOT EXISTS jobs (
+    id TEXT PRIMARY KEY,
+    kind TEXT NOT NULL,
+    topic TEXT NOT NULL,
+    body BLOB NOT NULL,
+    body_sha256 TEXT NOT NULL,
+    state TEXT NOT NULL,            -- queued, running, done, dead
+    attempts INTEGER NOT NULL DEFAULT 0,
+    due_at INTEGER NOT NULL,
+    lease_owner TEXT,
+    lease_until INTEGER,
+    last_error TEXT,
+    created_at INTEGER NOT NULL,
+    updated_at INTEGER NOT NULL
+);
+CREATE INDEX IF NOT EXISTS jobs_due ON jobs(state, due_at);
+CREATE INDEX IF NOT EXISTS jobs_body ON jobs(body_sha256);
+CREATE TABLE IF NOT EXISTS deployment_gates (
+    repository_id INTEGER NOT NULL,
+    run_id INTEGER NOT NULL,
+    environment TEXT NOT NULL,
+    state TEXT NOT NULL,            -- pending, approved, rejected
+    updated_at INTEGER NOT NULL,
+    record TEXT NOT NULL,
+    PRIMARY KEY (repository_id, run_id, environment)
+);
+CREATE INDEX IF NOT EXISTS deployment_gates_state ON deployment_gates(repository_id, state);
+"""
+
+_ERROR_CHARS = 500  # the last error kept per job, for operators
+
+
+class SQLiteQueue:
+    """The queue half of :class:`app.store.sqlite.SQLiteStore` (mixed in; shares its connections)."""
+
+    _db: Connections
+    _clock: Callable[[], float]
+
+    # -- jobs ----------------------------------------------------------------------------------------
+    def enqueue_job(self, job_id: str, kind: str, topic: str, body: bytes, *, now: int) -> str:
+        digest = hashlib.sha256(body).hexdigest()
+        with (
+            self._db.failing_as("store-unavailable", "the job cannot be queued"),
+            self._db.transaction(durable=True) as conn,
+        ):
+            row = conn.execute("SELECT state FROM jobs WHERE id = ?", (job_id,)).fetchone()
+            if row is not None:
+                if row[0] != "dead":
+                    return DUPLICATE
+                conn.execute(
+                    "UPDATE jobs SET state = 'queued', attempts = 0, due_at = ?, lease_owner = NULL, "
+                    "lease_until = NULL, updated_at = ? WHERE id = ?",
+                    (now, now, job_id),
+                )
+                return QUEUED
+            seen = conn.execute(
+                "SELECT 1 FROM jobs WHERE body_sha256 = ? AND kind = ? AND state != 'dead' LIMIT 1",
+                (digest, kind),
+            ).fetchone()
+            if seen is not None:
+                return SAME_BODY
+            conn.execute(
+                "INSERT INTO jobs (id, kind, topic, body, body_sha256, state, attempts, due_at, "
+                "created_at, updated_at) VALUES (?, ?, ?, ?, ?, 'queued', 0, ?, ?, ?)",
+                (job_id, kind, topic, body, digest, now, now, now),
+            )
+        return QUEUED
+
+    def claim_job(self, worker: str, *, now: int, lease: int) -> Job | None:
+        with (
+            self._db.failing_as("store-unavailable", "no job can be claimed"),
+            self._db.transaction(durable=False) as conn,
+        ):
+            row = conn.execute(
+                "SELECT id, kind, topic, body, attempts, created_at FROM jobs "
+                "WHERE (state = 'queued' AND due_at <= ?) OR (state = 'running' AND lease_until <= ?) "
+                "ORDER BY due_at, created_at, id LIMIT 1",
+                (now, now),
+            ).fetchone()
+            if row is None:
+                return None
+            attempts = int(row[4]) + 1
+            conn.execute(
+                "UPDATE jobs SET state = 'running', attempts = ?, lease_owner = ?, lease_until = ?, "
+                "updated_at = ? WHERE id = ?",
+                (attempts, worker, now + lease, now, row[0]),
+            )
+        return Job(
+            id=str(row[0]),
+            kind=str(row[1]),
+            topic=str(row[2]),
+            body=bytes(row[3]),
+            attempts=attempts,
+            created_at=int(row[5]),
+        )
+
+    def complete_job(self, job_id: str, worker: str, *, now: int) -> bool:
+        with self._db.failing_as("store-unavailable", "the job cannot be marked done"):
+            cur = self._db.get().execute(
+                "UPDATE jobs SET state = 'done', lease_owner = NULL, lease_until = NULL, updated_at = ? "
+                "WHERE id = ? AND state = 'running' AND lease_owner = ?",
+                (now, job_id, worker),
+            )
+        return cur.rowcount == 1
+
+    def fail_job(self, job_id: str, worker: str, *, now: int, error: str, retry_at: int | None) -> bool:
+        state, due = ("queued", retry_at) if retry_at is not None else ("dead", now)
+        with self._db.failing_as("store-unavailable", "the job's failure cannot be recorded"):
+            cur = self._db.get().execute(
+                "UPDATE jobs SET state = ?, due_at = ?, lease_owner = NULL, lease_until = NULL, "
+                "last_error = ?, updated_at = ? WHERE id = ? AND state = 'running' AND lease_owner = ?",
+                (state, due, error[:_ERROR_CHARS], now, job_id, worker),
+            )
+        return cur.rowcount == 1
+
+    def queue_stats(self, *, now: int) -> QueueStats:
+        with self._db.failing_as("store-unavailable", "the queue cannot be read"):
+            conn = self._db.get()
+            depth, oldest = conn.execute(
+                "SELECT COUNT(*), MIN(created_at) FROM jobs WHERE state IN ('queued', 'running')"
+            ).fetchone()
+            dead = conn.execute("SELECT COUNT(*) FROM jobs WHERE state = 'dead'").fetchone()[0]
+        return QueueStats(
+            depth=int(depth), oldest_age=None if oldest is None else max(0, now - int(oldest)), dead=int(dead)
+        )
+
+    # -- held deployments ------------------------------------------------------------------------------
+    def save_deployment_gate(self, record: dict[str, Any]) -> None:
+        try:
+            text = json.dumps(record, separators=(",", ":"), sort_keys=True)
+            key = (int(record["repository_id"]), int(record["run_id"]), str(record["environment"]))
+            state = str(record["state"])
+        except (KeyError, TypeError, ValueError) as exc:
+            raise Unavailable(
+                f"the held deployment cannot be recorded ({exc.__class__.__name__})", code="store-unavailable"
+            ) from exc
+        with self._db.failing_as("store-unavailable", "the held deployment cannot be recorded"):
+            self._db.get().execute(
+                "INSERT OR REPLACE INTO deployment_gates "
+                "(repository_id, run_id, environment, state, updated_at, record) VALUES (?, ?, ?, ?, ?, ?)",
+                (*key, state, int(self._clock()), text),
+            )
+
+    def find_deployment_gates(
+        self, repository_id: int, *, run_id: int | None = None, state: str | None = "pending"
+    ) -> list[dict[str, Any]]:
+        sql = "SELECT record FROM deployment_gates WHERE repository_id = ?"
+        args: list[Any] = [int(repository_id)]
+        if run_id is not None:
+            sql += " AND run_id = ?"
+            args.append(int(run_id))
+        if state is not None:
+            sql += " AND state = ?"
+            args.append(state)
+        with self._db.failing_as("store-unavailable", "the held deployments cannot be read"):
+            rows = self._db.get().execute(sql + " ORDER BY run_id, environment", args).fetchall()
+        out = []
+        for (text,) in rows:
+            try:
+                record = json.loads(text)
+            except ValueError as exc:
+                raise Unavailable(
+                    "a held deployment record cannot be read (it is not JSON)", code="store-unavailable"
+                ) from exc
+            if isinstance(record, dict):
+                out.append(record)
+        return out
