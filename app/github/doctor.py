@@ -23,7 +23,7 @@ import base64
 import binascii
 import re
 from collections.abc import Iterator
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from typing import Any, Literal
 from urllib.parse import quote
 
@@ -85,10 +85,24 @@ class Job:
     environment_expression: str | None = None  # ``environment: ${{ ... }}``: unknown until run time
     id_token: bool = False
     asks_gate: bool = False
+    calls: str | None = None  # ``uses:`` of a job that calls a reusable workflow
+    inherits_permissions: bool = False  # neither the job nor its workflow says `permissions:`
 
     @property
     def where(self) -> str:
         return f"{self.workflow} job {self.job}"
+
+    @property
+    def exposed(self) -> bool:
+        """Runs steps with an OIDC identity outside any environment, and not to ask the gate. (A job in
+        an environment is held by the environment's rule: the environment's finding says so.)"""
+        return (
+            self.calls is None
+            and self.id_token
+            and not self.asks_gate
+            and self.environment is None
+            and self.environment_expression is None
+        )
 
 
 @dataclass
@@ -209,6 +223,8 @@ def workflow_jobs(path: str, text: str) -> list[Job]:
                 asks_gate=any(
                     isinstance(s, dict) and _GATE_ACTION.search(str(s.get("uses", ""))) for s in steps
                 ),
+                calls=str(job["uses"]) if "uses" in job else None,
+                inherits_permissions="permissions" not in job and default is None,
             )
         )
     return jobs
@@ -330,24 +346,47 @@ def _enable(repository: str, environment: str, app_id: int) -> str:
 
 
 def _identity_findings(jobs: list[Job]) -> Iterator[Finding]:
-    ungated = [
-        job
-        for job in jobs
-        if job.id_token
-        and not job.asks_gate
-        # A job in an environment is held by the environment's rule: its finding above says so.
-        and job.environment is None
-        and job.environment_expression is None
-    ]
-    for job in ungated:
-        yield Finding(
+    fix = (
+        "give the job an environment with the agent-gate rule (and make the cloud's trust policy require that "
+        "`environment` claim), or drop id-token: write"
+    )
+    why = "so any cloud that trusts this repository's OIDC tokens serves it without the gate"
+    found = [
+        Finding(
             "open",
             job.where,
-            "requests id-token: write outside an environment with the agent-gate rule, so any cloud that trusts "
-            "this repository's OIDC tokens serves it without the gate: give the job such an environment (and make "
-            "the cloud's trust policy require that `environment` claim), or drop id-token: write",
+            f"requests id-token: write outside an environment with the agent-gate rule, {why}: {fix}",
         )
-    if jobs and not ungated:
+        for job in jobs
+        if job.exposed
+    ]
+    by_file: dict[str, list[Job]] = {}
+    for job in jobs:
+        by_file.setdefault(job.workflow, []).append(job)
+    for caller in (j for j in jobs if j.calls is not None and j.id_token):
+        callee = caller.calls or ""
+        if not callee.startswith("./"):
+            found.append(
+                Finding(
+                    "open",
+                    caller.where,
+                    f"passes id-token: write to {callee}, which doctor does not read: make sure each of its jobs "
+                    "targets an environment with the agent-gate rule, or drop id-token: write",
+                )
+            )
+            continue
+        for job in by_file.get(callee.removeprefix("./"), []):
+            if job.inherits_permissions and replace(job, id_token=True).exposed:
+                found.append(
+                    Finding(
+                        "open",
+                        job.where,
+                        f"gets id-token: write from {caller.where} outside an environment with the agent-gate rule, "
+                        f"{why}: {fix}",
+                    )
+                )
+    yield from found
+    if jobs and not found:
         asking = sum(1 for j in jobs if j.id_token and j.asks_gate)
         yield Finding(
             "ok",

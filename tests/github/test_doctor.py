@@ -182,6 +182,63 @@ def test_write_all_is_an_identity_too(run):
     assert finding.startswith(".github/workflows/all.yml job test: requests id-token: write")
 
 
+CALLER = """\
+on: push
+jobs:
+  release:
+    permissions: {id-token: write, contents: read}
+    uses: CALLEE
+"""
+CALLEE = """\
+on: workflow_call
+jobs:
+  publish:
+    runs-on: ubuntu-latest
+    steps:
+      - run: ./publish.sh
+"""
+
+
+@pytest.mark.parametrize(
+    ("callee", "files", "expected"),
+    [
+        (
+            "./.github/workflows/publish.yml",
+            {".github/workflows/publish.yml": CALLEE},
+            ".github/workflows/publish.yml job publish: gets id-token: write from .github/workflows/caller.yml job "
+            "release outside an environment",
+        ),
+        (
+            "octo-org/shared/.github/workflows/publish.yml@0123456789abcdef0123456789abcdef01234567",
+            {},
+            ".github/workflows/caller.yml job release: passes id-token: write to octo-org/shared/.github/workflows/"
+            "publish.yml@0123456789abcdef0123456789abcdef01234567, which doctor does not read",
+        ),
+    ],
+    ids=["local-callee-inherits-it", "remote-callee-is-not-read"],
+)
+def test_an_identity_passed_to_a_reusable_workflow_is_followed(run, callee, files, expected):
+    all_files = {
+        **protected().files,
+        ".github/workflows/caller.yml": CALLER.replace("CALLEE", callee),
+        **files,
+    }
+    [finding] = opened(run(protected(files=all_files)))
+    assert finding.startswith(expected)
+
+
+def test_a_local_callee_in_a_gated_environment_holds(run):
+    gated = CALLEE.replace(
+        "    runs-on: ubuntu-latest\n", "    runs-on: ubuntu-latest\n    environment: production\n"
+    )
+    files = {
+        **protected().files,
+        ".github/workflows/caller.yml": CALLER.replace("CALLEE", "./.github/workflows/publish.yml"),
+        ".github/workflows/publish.yml": gated,
+    }
+    assert opened(run(protected(files=files))) == []
+
+
 def test_an_environment_chosen_at_run_time_is_open_while_an_environment_is_ungated(run):
     chooser = DEPLOY.replace("environment: production", "environment: ${{ inputs.target }}")
     files = {**protected().files, ".github/workflows/choose.yml": chooser}
