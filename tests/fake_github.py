@@ -241,9 +241,10 @@ class Scenario:
     default_branch: str = "main"
     # environment name -> its custom deployment protection rules (DeploymentRule or the same fields as a dict)
     environments: dict[str, list[Any]] = field(default_factory=dict)
-    branch_rules: dict[str, list[dict[str, Any]]] = field(
-        default_factory=dict
-    )  # branch -> rules, GitHub's shape
+    # Apps GitHub offers as deployment protection rules (installed, with Deployments and the event): id -> slug
+    rule_apps: dict[int, str] = field(default_factory=lambda: {APP_ID: "agent-gate"})
+    # branch -> the rules that apply to it, in GitHub's shape
+    branch_rules: dict[str, list[dict[str, Any]]] = field(default_factory=dict)
     files: dict[str, str] = field(default_factory=dict)  # path -> text, on the default branch
 
     @property
@@ -691,6 +692,28 @@ def create_fake_github(s: Scenario) -> Flask:
             rules.append({**template, "id": rule.id or i + 1, "enabled": rule.enabled, "app": app_json})
         body = {"total_count": len(rules), "custom_deployment_protection_rules": rules}
         return answer("repos/get-all-deployment-protection-rules", body)
+
+    @app.get(f"{repo}/environments/<name>/deployment_protection_rules/apps")
+    def offered_rule_apps(name: str) -> Response:
+        if (denied := installation_auth()) is not None:
+            return denied
+        if name not in s.environments:
+            return _error(404, "Not Found")
+        # GitHub's example is a list of two objects, not the object its schema describes: built here.
+        offered = [
+            {
+                "id": app_id,
+                "node_id": f"GHT_{app_id}",
+                "slug": slug,
+                "integration_url": f"https://api.github.com/apps/{slug}",
+            }
+            for app_id, slug in sorted(s.rule_apps.items())
+        ]
+        body = {
+            "total_count": len(offered),
+            "available_custom_deployment_protection_rule_integrations": offered,
+        }
+        return answer("repos/list-custom-deployment-rule-integrations", body)
 
     @app.get(f"{repo}/rules/branches/<path:branch>")
     def branch_rules(branch: str) -> Response:

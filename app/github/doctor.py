@@ -21,23 +21,19 @@ from __future__ import annotations
 
 import base64
 import binascii
-import re
 from collections.abc import Iterator
 from dataclasses import dataclass, field, replace
 from typing import Any, Literal
 from urllib.parse import quote
 
-import yaml
-
 from app.errors import GitHubError, GitHubNotFound
 from app.github.auth import repo_path
 from app.github.protocol import GitHubAPI
+from app.github.workflows import Job, workflow_jobs
 
 # The check the gate posts on pull requests (app.publish.checks.check_name("merge")).
 MERGE_CHECK = "agent-gate / merge"
 WORKFLOWS_DIR = ".github/workflows"
-# A step that asks the gate: the composite action, wherever it is hosted (pinned or not).
-_GATE_ACTION = re.compile(r"(^|/)agent-gate/action@")
 _MAX_ENVIRONMENT_PAGES = 10  # 100 a page
 
 Status = Literal["ok", "open", "note"]
@@ -75,36 +71,6 @@ class Report:
         return [f.line() for f in self.findings] + [summary]
 
 
-@dataclass(frozen=True)
-class Job:
-    """What one job of a workflow asks of GitHub, as far as the gate is concerned."""
-
-    workflow: str
-    job: str
-    environment: str | None = None  # a literal environment name
-    environment_expression: str | None = None  # ``environment: ${{ ... }}``: unknown until run time
-    id_token: bool = False
-    asks_gate: bool = False
-    calls: str | None = None  # ``uses:`` of a job that calls a reusable workflow
-    inherits_permissions: bool = False  # neither the job nor its workflow says `permissions:`
-
-    @property
-    def where(self) -> str:
-        return f"{self.workflow} job {self.job}"
-
-    @property
-    def exposed(self) -> bool:
-        """Runs steps with an OIDC identity outside any environment, and not to ask the gate. (A job in
-        an environment is held by the environment's rule: the environment's finding says so.)"""
-        return (
-            self.calls is None
-            and self.id_token
-            and not self.asks_gate
-            and self.environment is None
-            and self.environment_expression is None
-        )
-
-
 @dataclass
 class _Environments:
     """The repository's environments (lower-cased name -> name) and whether each is gated."""
@@ -112,6 +78,7 @@ class _Environments:
     names: dict[str, str] = field(default_factory=dict)
     gated: dict[str, bool] = field(default_factory=dict)
     disabled: set[str] = field(default_factory=set)
+    not_offered: set[str] = field(default_factory=set)  # GitHub does not offer the App as a rule there
 
 
 def diagnose(github: GitHubAPI, repository: str, *, app_id: int) -> Report:
@@ -194,50 +161,6 @@ def _file_text(body: Any) -> str | None:
         return None
 
 
-def workflow_jobs(path: str, text: str) -> list[Job]:
-    """The jobs of one workflow file. Raises ``ValueError`` when it is not a workflow."""
-    try:
-        loaded = yaml.safe_load(text)
-    except yaml.YAMLError as exc:
-        raise ValueError("not valid YAML") from exc
-    if not isinstance(loaded, dict) or not isinstance(loaded.get("jobs"), dict):
-        raise ValueError("no jobs: mapping")
-    default = loaded.get("permissions")
-    jobs: list[Job] = []
-    for name, job in loaded["jobs"].items():
-        if not isinstance(job, dict):
-            continue
-        env = job.get("environment")
-        env_name = env.get("name") if isinstance(env, dict) else env
-        literal = str(env_name) if env_name is not None else None
-        expression = literal if literal is not None and "${{" in literal else None
-        raw_steps = job.get("steps")
-        steps: list[Any] = raw_steps if isinstance(raw_steps, list) else []
-        jobs.append(
-            Job(
-                workflow=path,
-                job=str(name),
-                environment=None if expression else literal,
-                environment_expression=expression,
-                id_token=_grants_id_token(job.get("permissions", default)),
-                asks_gate=any(
-                    isinstance(s, dict) and _GATE_ACTION.search(str(s.get("uses", ""))) for s in steps
-                ),
-                calls=str(job["uses"]) if "uses" in job else None,
-                inherits_permissions="permissions" not in job and default is None,
-            )
-        )
-    return jobs
-
-
-def _grants_id_token(permissions: Any) -> bool:
-    """Whether a ``permissions:`` value gives the job an OIDC token. Without one, GitHub's default
-    token permissions never include ``id-token``."""
-    if permissions == "write-all":
-        return True
-    return isinstance(permissions, dict) and permissions.get("id-token") == "write"
-
-
 # --- environments ----------------------------------------------------------------------------------------
 
 
@@ -273,7 +196,27 @@ def _environments(github: GitHubAPI, repository: str, app_id: int) -> _Environme
         found.gated[key] = any(r.get("enabled") is True for r in ours)
         if ours and not found.gated[key]:
             found.disabled.add(key)
+        if not ours and not _offered(github, repository, f"{path}/{quote(name, safe='')}", app_id):
+            found.not_offered.add(key)
     return found
+
+
+def _offered(github: GitHubAPI, repository: str, environment_path: str, app_id: int) -> bool:
+    """Whether GitHub offers the App as a rule for this environment (it must be installed, hold
+    Deployments: read and write and subscribe to the event). Unknown counts as offered: the finding
+    then only says how to enable it."""
+    try:
+        data = github.get_json(
+            repository,
+            f"{environment_path}/deployment_protection_rules/apps",
+            params={"per_page": 100},
+            what=f"listing the deployment protection rules offered in {repository}",
+        )
+    except GitHubError:
+        return True
+    key = "available_custom_deployment_protection_rule_integrations"
+    offered = (data.get(key) or []) if isinstance(data, dict) else []
+    return any(isinstance(a, dict) and a.get("id") == app_id for a in offered)
 
 
 def _environment_findings(
@@ -308,7 +251,9 @@ def _environment_findings(
                 "open",
                 subject,
                 f"no agent-gate deployment protection rule: {users} get its secrets{identity} without the "
-                "gate; " + _enable(repository, name, app_id),
+                "gate; "
+                + (_NOT_OFFERED if key in envs.not_offered else "")
+                + _enable(repository, name, app_id),
             )
     for job in jobs:
         if job.environment_expression is None:
@@ -335,6 +280,12 @@ def _environment_findings(
                 f"environment {name}",
                 "no agent-gate rule, and no workflow on the default branch targets it",
             )
+
+
+_NOT_OFFERED = (
+    "GitHub does not offer the agent-gate App as a rule yet: give the App Deployments: read and write and "
+    "subscribe it to the Deployment protection rule event (docs/github-app.md), then "
+)
 
 
 def _enable(repository: str, environment: str, app_id: int) -> str:
