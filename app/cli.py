@@ -1,17 +1,18 @@
-"""The ``agent-gate`` command: serve, policy check, explain, audit verify/export, dev token."""
+"""The ``agent-gate`` command: serve, policy check, explain, audit verify/export, doctor, dev token."""
 
 from __future__ import annotations
 
 import argparse
 import json
 import os
+import re
 import sys
 from collections.abc import Sequence
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any, TextIO
 
-from app.errors import GateError
+from app.errors import ConfigError, GateError
 
 EPILOG = (
     "Documentation: README.md and docs/ (configuration, policy language, API, GitHub App, security model)."
@@ -129,6 +130,19 @@ def build_parser() -> argparse.ArgumentParser:
     rotate.add_argument("--database", help="store URL or path (default: GATE_DATABASE or var/agent-gate.db)")
     rotate.set_defaults(func=cmd_keys_rotate)
 
+    doctor = sub.add_parser(
+        "doctor",
+        help="check through the GitHub App that a repository really defers to the gate",
+        description=(
+            "Read a repository through the GitHub App (GATE_GITHUB_APP_ID and its key) and print one line per "
+            "finding: environments targeted by workflows without the agent-gate deployment protection rule, a "
+            "default branch whose rulesets don't require `agent-gate / merge` from the App, jobs with an OIDC "
+            "identity outside a gated environment. Exit 0 when nothing is open, 1 otherwise (docs/github-app.md)."
+        ),
+    )
+    doctor.add_argument("repository", metavar="OWNER/REPO")
+    doctor.set_defaults(func=cmd_doctor)
+
     dev = sub.add_parser("dev", help="development helpers")
     dsub = dev.add_subparsers(title="dev commands", metavar="COMMAND")
     token = dsub.add_parser(
@@ -173,6 +187,23 @@ def _settings(**overrides: Any) -> Any:
     from app.settings import Settings
 
     return Settings.from_env(**overrides)
+
+
+def cmd_doctor(args: argparse.Namespace) -> int:
+    from app.github.client import GitHubClient
+    from app.github.doctor import diagnose
+
+    if not re.fullmatch(r"[A-Za-z0-9-]+/[A-Za-z0-9._-]+", args.repository):
+        print(f"agent-gate: expected OWNER/REPO, got {args.repository!r}", file=sys.stderr)
+        return 2
+    settings = _settings()
+    if settings.github is None:
+        raise ConfigError(
+            "doctor reads the repository through the GitHub App: set GATE_GITHUB_APP_ID and its key"
+        )
+    report = diagnose(GitHubClient(settings.github), args.repository, app_id=settings.github.app_id)
+    print("\n".join(report.lines()))
+    return 1 if report.open else 0
 
 
 def cmd_serve(args: argparse.Namespace) -> int:

@@ -18,6 +18,7 @@ and the real client talks real HTTP to it.
 
 from __future__ import annotations
 
+import base64
 import copy
 import hashlib
 import json
@@ -170,6 +171,16 @@ class Run:
 
 
 @dataclass
+class DeploymentRule:
+    """A custom deployment protection rule enabled on an environment: an App's."""
+
+    app_id: int
+    enabled: bool = True
+    slug: str = "agent-gate"
+    id: int | None = None
+
+
+@dataclass
 class Failure:
     """Answer ``status`` (after ``delay`` seconds) instead of the real answer, ``times`` times
     (-1: always). ``status=None`` with a delay: a slow but otherwise normal answer."""
@@ -239,6 +250,15 @@ class Scenario:
     # Bodies POSTed to .../actions/runs/{id}/deployment_protection_rule (with their run_id).
     protection_answers: list[dict[str, Any]] = field(default_factory=list)
     schema_errors: list[str] = field(default_factory=list)
+    # The repository's settings and files (what `agent-gate doctor` reads).
+    default_branch: str = "main"
+    # environment name -> its custom deployment protection rules (DeploymentRule or the same fields as a dict)
+    environments: dict[str, list[Any]] = field(default_factory=dict)
+    # Apps GitHub offers as deployment protection rules (installed, with Deployments and the event): id -> slug
+    rule_apps: dict[int, str] = field(default_factory=lambda: {APP_ID: "agent-gate"})
+    # branch -> the rules that apply to it, in GitHub's shape
+    branch_rules: dict[str, list[dict[str, Any]]] = field(default_factory=dict)
+    files: dict[str, str] = field(default_factory=dict)  # path -> text, on the default branch
 
     @property
     def full_name(self) -> str:
@@ -261,6 +281,10 @@ def _review(item: Any) -> ReviewSpec:
 
 def _approval(item: Any) -> ApprovalSpec:
     return item if isinstance(item, ApprovalSpec) else ApprovalSpec(**item)
+
+
+def _deployment_rule(item: Any) -> DeploymentRule:
+    return item if isinstance(item, DeploymentRule) else DeploymentRule(**item)
 
 
 # --- payloads in GitHub's shapes -----------------------------------------------------------------------
@@ -645,6 +669,123 @@ def create_fake_github(s: Scenario) -> Flask:
         s.check_runs[check_id]["history"].append(payload)
         body = _check_run_json(example("checks/update"), s.check_runs[check_id])
         return answer("checks/update", body)
+
+    @app.get(repo)
+    def get_repository() -> Response:
+        if (denied := installation_auth()) is not None:
+            return denied
+        body = example("repos/get")
+        # GitHub's example lacks `language`, which its schema requires; and it is a fork (`source`,
+        # `parent`), whose `source` lacks it too.
+        body.pop("source", None)
+        body.pop("parent", None)
+        body.update(
+            {
+                "id": s.repo_id,
+                "name": s.repo,
+                "full_name": s.full_name,
+                "default_branch": s.default_branch,
+                "language": "Python",
+            }
+        )
+        return answer("repos/get", body)
+
+    @app.get(f"{repo}/environments")
+    def environments() -> Response:
+        if (denied := installation_auth()) is not None:
+            return denied
+        body = example("repos/get-all-environments")
+        template = body["environments"][0]
+        names = sorted(s.environments)
+        per_page = min(int(request.args.get("per_page", 30)), 100)
+        number = int(request.args.get("page", 1))
+        chunk = names[(number - 1) * per_page : number * per_page]
+        body["environments"] = [
+            {**template, "id": 500 + names.index(n), "name": n, "protection_rules": []} for n in chunk
+        ]
+        body["total_count"] = len(names)
+        return answer("repos/get-all-environments", body)
+
+    @app.get(f"{repo}/environments/<name>/deployment_protection_rules")
+    def deployment_rules(name: str) -> Response:
+        if (denied := installation_auth()) is not None:
+            return denied
+        if name not in s.environments:
+            return _error(404, "Not Found")
+        template = example("repos/get-all-deployment-protection-rules")["custom_deployment_protection_rules"][
+            0
+        ]
+        rules = []
+        for i, item in enumerate(s.environments[name]):
+            rule = _deployment_rule(item)
+            app_json = {
+                **template["app"],
+                "id": rule.app_id,
+                "slug": rule.slug,
+                "integration_url": f"https://api.github.com/apps/{rule.slug}",
+            }
+            rules.append({**template, "id": rule.id or i + 1, "enabled": rule.enabled, "app": app_json})
+        body = {"total_count": len(rules), "custom_deployment_protection_rules": rules}
+        return answer("repos/get-all-deployment-protection-rules", body)
+
+    @app.get(f"{repo}/environments/<name>/deployment_protection_rules/apps")
+    def offered_rule_apps(name: str) -> Response:
+        if (denied := installation_auth()) is not None:
+            return denied
+        if name not in s.environments:
+            return _error(404, "Not Found")
+        # GitHub's example is a list of two objects, not the object its schema describes: built here.
+        offered = [
+            {
+                "id": app_id,
+                "node_id": f"GHT_{app_id}",
+                "slug": slug,
+                "integration_url": f"https://api.github.com/apps/{slug}",
+            }
+            for app_id, slug in sorted(s.rule_apps.items())
+        ]
+        body = {
+            "total_count": len(offered),
+            "available_custom_deployment_protection_rule_integrations": offered,
+        }
+        return answer("repos/list-custom-deployment-rule-integrations", body)
+
+    @app.get(f"{repo}/rules/branches/<path:branch>")
+    def branch_rules(branch: str) -> Response:
+        if (denied := installation_auth()) is not None:
+            return denied
+        return page("repos/get-branch-rules", s.branch_rules.get(branch, []))
+
+    @app.get(f"{repo}/contents/<path:path>")
+    def contents(path: str) -> Response:
+        if (denied := installation_auth()) is not None:
+            return denied
+        if request.args.get("ref", s.default_branch) != s.default_branch:
+            return _error(404, "No commit found for the ref")
+        examples = extract()["operations"]["repos/get-content"]["responses"]["200"]["examples"]
+        if path in s.files:
+            body = copy.deepcopy(examples["response-if-content-is-a-file"])
+            raw = s.files[path].encode()
+            body.update(
+                {
+                    "name": path.rsplit("/", 1)[-1],
+                    "path": path,
+                    "size": len(raw),
+                    "content": base64.encodebytes(raw).decode(),  # GitHub wraps it at 60 characters
+                    "encoding": "base64",
+                }
+            )
+            return answer("repos/get-content", body)
+        prefix = path.rstrip("/") + "/"
+        entries = sorted(p for p in s.files if p.startswith(prefix) and "/" not in p[len(prefix) :])
+        if not entries:
+            return _error(404, "Not Found")
+        template = examples["response-if-content-is-a-directory"][0]
+        listing = [
+            {**template, "name": p.rsplit("/", 1)[-1], "path": p, "type": "file", "size": len(s.files[p])}
+            for p in entries
+        ]
+        return answer("repos/get-content", listing)
 
     return app
 
