@@ -20,7 +20,6 @@ held deployment in its store and re-decides on every relevant event.
 
 from __future__ import annotations
 
-import hashlib
 import logging
 import re
 from datetime import UTC, datetime
@@ -32,7 +31,7 @@ from app.errors import InvalidRequest
 from app.evidence.model import Evidence
 from app.gate import Gate
 from app.github.auth import repo_path
-from app.publish.deployments import MAX_PROGRESS_COMMENTS, Verdict, answer_body, verdict
+from app.publish.deployments import MAX_PROGRESS_COMMENTS, Verdict, answer_body, news, verdict
 from app.tokens.identity import deployment_identity
 
 log = logging.getLogger("agent_gate.deployments")
@@ -164,8 +163,7 @@ def _progress(g: Gate, held: dict[str, Any], decision: Decision) -> dict[str, An
     assert g.github is not None
     attempt = int(held.get("comments", 0)) + 1
     body = answer_body(decision, held["environment"], Verdict.WAIT, attempt=attempt)
-    # The decision id and page change every time; what the reader needs to know is the rest.
-    gist = hashlib.sha256(body["comment"].split("\n\nDecision: ")[0].encode()).hexdigest()
+    gist = news(decision)
     posted = False
     if attempt <= MAX_PROGRESS_COMMENTS and gist != held.get("last_comment"):
         g.github.review_deployment_protection_rule(held["repository"], held["run_id"], body)

@@ -10,6 +10,7 @@ check runs and decision pages, cut to fit, and always keep the decision page's l
 
 from __future__ import annotations
 
+import hashlib
 from enum import StrEnum
 from typing import Any, Protocol
 
@@ -71,12 +72,23 @@ def comment(decision: Decision, *, attempt: int | None = None) -> str:
     parts += [f"✖ {code}: {message}" for ok, code, message in e.reasons if not ok]
     if e.remedy:
         parts.append(f"To pass: {e.remedy}")
+    parts += [
+        f"Not counted: {a.who} ({a.source} approval): {a.why}"
+        for a in e.approvals
+        if not a.counted and not e.allowed
+    ][:3]
     if attempt is not None and not e.allowed:
         parts.append(
             f"The job stays held; agent-gate decides again when approvals change (update {attempt} of "
             f"{MAX_PROGRESS_COMMENTS})."
         )
     return _fit(parts, e.details_url)
+
+
+def news(decision: Decision) -> str:
+    """A digest of what a progress comment tells (not its counter, nor its decision link): a held
+    job is commented again only when there is something new to say."""
+    return hashlib.sha256(comment(decision.model_copy(update={"details_url": None})).encode()).hexdigest()
 
 
 def answer_body(

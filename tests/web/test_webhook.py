@@ -42,11 +42,11 @@ def sign(body: bytes, secret: str = SECRET) -> str:
 class Hub:
     """A gate with webhooks, a fake GitHub, and a way to deliver events the way GitHub does."""
 
-    def __init__(self, tmp_path: Path, scenario: Scenario) -> None:
+    def __init__(self, tmp_path: Path, scenario: Scenario, policy: str = POLICY) -> None:
         self.scenario = scenario
         self.fake = FakeGitHub(scenario).__enter__()
         (tmp_path / "policies").mkdir(exist_ok=True)
-        (tmp_path / "policies" / "octo.yml").write_text(POLICY)
+        (tmp_path / "policies" / "octo.yml").write_text(policy)
         settings = Settings(
             dev_mode=True,
             issuers=(),
