@@ -31,6 +31,7 @@ from functools import cache
 from pathlib import Path
 from typing import Any
 
+import graphql
 import jsonschema
 import jwt
 from flask import Flask, Response, request
@@ -78,6 +79,19 @@ def request_errors(operation: str, body: Any) -> list[str]:
         f"{operation} request at /{'/'.join(str(p) for p in e.absolute_path)}: {e.message[:200]}"
         for e in jsonschema.Draft202012Validator(request_schema).iter_errors(body)
     ]
+
+
+GRAPHQL_SCHEMA = Path(__file__).parent / "fixtures" / "github-graphql" / "schema.graphql"
+_TRAILER = re.compile(r"^co-authored-by:\s*(?P<name>[^<]*?)\s*<(?P<email>[^<>\s]+)>\s*$", re.IGNORECASE)
+_NOREPLY = re.compile(
+    r"^(?:(?P<id>[0-9]+)\+)?(?P<login>[A-Za-z0-9-]+(?:\[bot\])?)@users\.noreply\.github\.com$", re.I
+)
+
+
+@cache
+def graphql_schema() -> graphql.GraphQLSchema:
+    """The part of GitHub's published GraphQL schema the gate's queries use (see its README)."""
+    return graphql.build_schema(GRAPHQL_SCHEMA.read_text("utf-8"))
 
 
 def example(operation: str, status: str = "200") -> Any:
@@ -247,6 +261,9 @@ class Scenario:
     token_expiry: dict[str, float] = field(default_factory=dict)
     revoked: list[str] = field(default_factory=list)
     check_runs: dict[int, dict[str, Any]] = field(default_factory=dict)
+    # The GitHub account each commit address belongs to (lower-cased e-mail -> Person), as GitHub
+    # resolves authors and Co-authored-by trailers; noreply addresses resolve by themselves.
+    accounts: dict[str, Person] = field(default_factory=dict)
     # Bodies POSTed to .../actions/runs/{id}/deployment_protection_rule (with their run_id).
     protection_answers: list[dict[str, Any]] = field(default_factory=list)
     schema_errors: list[str] = field(default_factory=list)
@@ -575,6 +592,68 @@ def create_fake_github(s: Scenario) -> Flask:
             }
         )
         return answer("actions/get-workflow-run", body)
+
+    def git_actor(email: str, name: str, account: Person | None) -> dict[str, Any]:
+        if account is None and (m := _NOREPLY.match(email)) is not None and m.group("id"):
+            account = Person(m.group("login"), int(m.group("id")))
+        account = account or s.accounts.get(email.lower())
+        user_node = {"login": account.login, "databaseId": account.id} if account else None
+        return {"email": email, "name": name, "user": user_node}
+
+    def pull_request_node(number: int) -> dict[str, Any] | None:
+        pr = s.prs.get(number)
+        if pr is None:
+            return None
+
+        def commits(info: Any, first: int, after: str | None = None) -> dict[str, Any]:
+            start = int(after) if after else 0
+            page = pr.commits[start : start + first]
+            nodes = []
+            for c in page:
+                actors = [git_actor(c.author_email, "", c.author)]
+                for line in c.message.splitlines():
+                    if (m := _TRAILER.match(line.strip())) is not None:
+                        actors.append(git_actor(m.group("email"), m.group("name"), None))
+
+                def authors(info: Any, first: int, actors: list[dict[str, Any]] = actors) -> dict[str, Any]:
+                    return {"nodes": actors[:first]}
+
+                nodes.append({"commit": {"oid": c.sha, "authors": authors}})
+            more = start + first < len(pr.commits)
+            return {"nodes": nodes, "pageInfo": {"hasNextPage": more, "endCursor": str(start + first)}}
+
+        return {"commits": commits}
+
+    @app.post("/graphql")
+    def graphql_endpoint() -> Response:
+        if (denied := installation_auth(repo_scoped=False)) is not None:
+            return denied
+        body = request.get_json()
+        document = graphql.parse(body["query"])
+        errors = graphql.validate(graphql_schema(), document)
+        if errors:
+            s.schema_errors.extend(f"graphql: {e.message}" for e in errors)
+            return Response(
+                json.dumps({"errors": [{"message": e.message} for e in errors]}),
+                200,
+                mimetype="application/json",
+            )
+
+        def repository(info: Any, owner: str, name: str) -> dict[str, Any] | None:
+            if f"{owner}/{name}" != s.full_name:
+                return None
+            return {"pullRequest": lambda info, number: pull_request_node(number)}
+
+        result = graphql.execute_sync(
+            graphql_schema(),
+            document,
+            root_value={"repository": repository},
+            variable_values=body.get("variables"),
+        )
+        answer_body: dict[str, Any] = {"data": result.data}
+        if result.errors:
+            answer_body["errors"] = [{"message": e.message} for e in result.errors]
+        return Response(json.dumps(answer_body), 200, mimetype="application/json")
 
     @app.post(f"{repo}/actions/runs/<int:run_id>/deployment_protection_rule")
     def review_custom_gate(run_id: int) -> Response:

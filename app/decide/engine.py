@@ -419,4 +419,22 @@ def _independent_approvals(d: _Deciding) -> Decision:
         org=d.identity.repository_owner,
     )
     d.reasons.append(outcome.reason)
-    return d.finish(remedy=outcome.remedy, outcome=outcome)
+    remedy = outcome.remedy
+    policy = d.rule.approvals.unresolved_co_authors if d.rule.approvals else "block"
+    if d.prov.unresolved_co_authors and policy == "block":
+        names = ", ".join(d.prov.unresolved_co_authors[:3])
+        d.reasons.append(
+            Reason(
+                code="co-authors",
+                ok=False,
+                message=(
+                    f"co-author {names} is tied to no GitHub account, so it cannot be told apart from an "
+                    "approver"
+                ),
+            )
+        )
+        remedy = (
+            ((remedy + "; and ") if remedy else "")
+            + "link the co-author's address to their GitHub account (or set approvals.unresolved_co_authors: allow)"
+        )
+    return d.finish(remedy=remedy, outcome=outcome)

@@ -12,31 +12,12 @@ agent's commits; the Copilot agent adds its requester this way).
 
 from __future__ import annotations
 
-import re
 from dataclasses import dataclass, field
 
 from app.decide.decision import Signal
-from app.evidence.model import Account, CommitFacts, Evidence
+from app.evidence.model import Account, CommitFacts, Evidence, co_authors
 from app.policy.agents import AgentCatalog, Kind
 from app.tokens.identity import WorkloadIdentity
-
-_TRAILER = re.compile(r"^co-authored-by:\s*(?P<name>[^<]*?)\s*<(?P<email>[^<>\s]+)>\s*$", re.IGNORECASE)
-
-
-@dataclass(frozen=True)
-class CoAuthor:
-    name: str
-    email: str
-
-
-def co_authors(message: str) -> list[CoAuthor]:
-    """``Co-authored-by:`` trailers of a commit message (matched per line, whole line)."""
-    found = []
-    for line in message.splitlines():
-        m = _TRAILER.match(line.strip())
-        if m:
-            found.append(CoAuthor(m.group("name"), m.group("email")))
-    return found
 
 
 @dataclass(frozen=True)
@@ -55,6 +36,8 @@ class Provenance:
     agent_signals: list[Signal] = field(default_factory=list)
     bot_signals: list[Signal] = field(default_factory=list)
     involved: list[Person] = field(default_factory=list)
+    # Co-author trailers whose address GitHub ties to no account ("Name <email> (commit abc1234)").
+    unresolved_co_authors: list[str] = field(default_factory=list)
 
     @property
     def agent(self) -> bool:
@@ -83,6 +66,14 @@ def _account_person(account: Account | None, role: str) -> Person | None:
 def _email_person(catalog: AgentCatalog, email: str | None, role: str) -> Person | None:
     named = catalog.noreply_login(email)
     return Person(named[1], named[0], role) if named else None
+
+
+def _resolved_person(commit: CommitFacts, email: str) -> Person | None:
+    """The account GitHub resolved a co-author's address to (GraphQL ``Commit.authors``), if any."""
+    for actor in commit.authors or []:
+        if actor.account is not None and actor.email.strip().lower() == email.strip().lower():
+            return Person(actor.account.login, actor.account.id, "co-author")
+    return None
 
 
 def _commit_signals(catalog: AgentCatalog, commit: CommitFacts, out: Provenance) -> bool:
@@ -183,7 +174,12 @@ def analyse(identity: WorkloadIdentity, evidence: Evidence, catalog: AgentCatalo
                 if person:
                     out.involved.append(person)
             for co in co_authors(commit.message):
-                person = _email_person(catalog, co.email, "co-author")
+                person = _email_person(catalog, co.email, "co-author") or _resolved_person(commit, co.email)
+                if person is None and catalog.classify_email(co.email) is None:
+                    # Nobody GitHub knows: it cannot be told apart from an approver (policy decides).
+                    shown = f"{co.name} <{co.email}> (commit {commit.sha[:7]})"
+                    if shown not in out.unresolved_co_authors:
+                        out.unresolved_co_authors.append(shown)
                 if person is None:
                     continue
                 out.involved.append(person)

@@ -19,24 +19,28 @@ from __future__ import annotations
 
 import json
 from pathlib import Path
-from typing import Protocol
+from typing import Any, Protocol
 
 from pydantic import ValidationError
 
 from app.errors import GateError, GitHubError, GitHubNotFound, InvalidRequest
 from app.evidence.model import (
+    NOREPLY_DOMAIN,
     Account,
     CommitFacts,
     EnvironmentApproval,
     Evidence,
     EvidenceNeeds,
+    GitActor,
     PullRequestFacts,
     Question,
     Review,
     RunFacts,
     Standing,
+    co_authors,
 )
 from app.github.auth import repo_path
+from app.github.graphql import COMMIT_AUTHORS, MAX_COMMIT_PAGES
 from app.github.payloads import (
     GhCommit,
     GhEnvironmentApproval,
@@ -109,6 +113,8 @@ class GitHubEvidence:
         reviews: list[Review] = []
         if pull is not None:
             pull_request = _pull_request_facts(pull, self._commits(repo, pull))
+            if any(_needs_resolving(c) for c in pull_request.commits):
+                pull_request = self._with_authors(repo, pull_request)
             reviews = self._reviews(repo, pull.number)
         approvals: list[EnvironmentApproval] = []
         if needs.environment is not None and identity.run_id > 0:
@@ -122,6 +128,41 @@ class GitHubEvidence:
             environment_approvals=approvals,
             standings=standings,
             github_api_calls=self._gh.calls - start,
+        )
+
+    # -- co-authors, as GitHub resolves them -------------------------------------------------------
+    def _with_authors(self, repo: str, pr: PullRequestFacts) -> PullRequestFacts:
+        """The PR's commits with GitHub's ``Commit.authors`` (co-author trailers resolved to accounts
+        the way GitHub does). Asked only when a trailer names an address that is not a noreply one."""
+        owner, _, name = repo.partition("/")
+        what = f"resolving the co-authors of PR #{pr.number} in {repo}"
+        found: dict[str, list[GitActor]] = {}
+        cursor: str | None = None
+        for _ in range(MAX_COMMIT_PAGES):
+            data = self._gh.graphql(
+                repo,
+                COMMIT_AUTHORS,
+                {"owner": owner, "name": name, "number": pr.number, "cursor": cursor},
+                what=what,
+            )
+            try:
+                commits = data["repository"]["pullRequest"]["commits"]
+                for node in commits["nodes"]:
+                    commit = node["commit"]
+                    found[str(commit["oid"])] = [_git_actor(a) for a in commit["authors"]["nodes"] if a]
+                page = commits["pageInfo"]
+            except (KeyError, TypeError) as exc:
+                raise GitHubError(
+                    f"GitHub's GraphQL answer is not in the expected shape while {what}",
+                    code="github-unexpected-answer",
+                ) from exc
+            if not page["hasNextPage"]:
+                break
+            cursor = str(page["endCursor"])
+        else:
+            raise GitHubError(f"too many commits while {what}; the gate does not decide on part of a change")
+        return pr.model_copy(
+            update={"commits": [c.model_copy(update={"authors": found.get(c.sha)}) for c in pr.commits]}
         )
 
     # -- the run -----------------------------------------------------------------------------------
@@ -309,6 +350,19 @@ def _pull_request_facts(pull: GhPull, commits: list[GhCommit]) -> PullRequestFac
         commits=facts,
         last_pusher=last_pusher,
     )
+
+
+def _needs_resolving(commit: CommitFacts) -> bool:
+    """A co-author trailer whose address only GitHub can tie to an account (not a noreply one)."""
+    return any(not co.email.lower().endswith(NOREPLY_DOMAIN) for co in co_authors(commit.message))
+
+
+def _git_actor(node: dict[str, Any]) -> GitActor:
+    user = node.get("user")
+    account = None
+    if isinstance(user, dict) and user.get("login"):
+        account = Account(login=str(user["login"]), id=user.get("databaseId"), type="User")
+    return GitActor(email=str(node.get("email") or ""), name=str(node.get("name") or ""), account=account)
 
 
 def _account(user: GhUser | None) -> Account | None:

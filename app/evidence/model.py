@@ -7,6 +7,7 @@ write the same shape in a file for ``agent-gate explain``. Nothing here does I/O
 
 from __future__ import annotations
 
+import re
 from dataclasses import dataclass
 from datetime import datetime
 from typing import Literal, Protocol
@@ -26,8 +27,41 @@ class Account(_Model):
     type: str = "User"  # "User", "Bot", "Organization", "Mannequin"
 
 
+_TRAILER = re.compile(r"^co-authored-by:\s*(?P<name>[^<]*?)\s*<(?P<email>[^<>\s]+)>\s*$", re.IGNORECASE)
+NOREPLY_DOMAIN = "@users.noreply.github.com"
+
+
+@dataclass(frozen=True)
+class CoAuthor:
+    name: str
+    email: str
+
+
+def co_authors(message: str) -> list[CoAuthor]:
+    """``Co-authored-by:`` trailers of a commit message (matched per line, whole line)."""
+    found = []
+    for line in message.splitlines():
+        m = _TRAILER.match(line.strip())
+        if m:
+            found.append(CoAuthor(m.group("name"), m.group("email")))
+    return found
+
+
+class GitActor(_Model):
+    """An author or co-author of a commit as GitHub resolves it (GraphQL ``GitActor``): the address
+    from the commit or its ``Co-authored-by:`` trailer, and the account it belongs to, if any."""
+
+    email: str
+    name: str = ""
+    account: Account | None = None
+
+
 class CommitFacts(_Model):
-    """One commit of the change. ``author``/``committer`` are the linked GitHub accounts, when any."""
+    """One commit of the change. ``author``/``committer`` are the linked GitHub accounts, when any.
+
+    ``authors``: GitHub's ``Commit.authors`` (the author, then each co-author, resolved to accounts),
+    when it was read; None when it was not (no co-author trailer needed it, or an evidence file).
+    """
 
     sha: str
     message: str = ""
@@ -37,6 +71,7 @@ class CommitFacts(_Model):
     committer: Account | None = None
     committer_email: str | None = None
     committer_name: str | None = None
+    authors: list[GitActor] | None = None
 
 
 class PullRequestFacts(_Model):

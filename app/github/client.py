@@ -21,6 +21,7 @@ from pydantic import SecretStr
 from app.errors import GitHubError, GitHubNotFound
 from app.github.auth import GitHubAppAuth, repo_path
 from app.github.config import AppCredentials, GitHubAppConfig
+from app.github.graphql import data_of
 from app.github.http import GitHubHTTP
 from app.github.protocol import Credential, GitHubAPI, InstallationToken, Params
 
@@ -95,6 +96,21 @@ class GitHubClient:
                 ).data
             ),
         )
+
+    def graphql(self, repository: str, query: str, variables: dict[str, Any], *, what: str) -> dict[str, Any]:
+        """The ``data`` of one GraphQL query, as the repository's installation (errors raised)."""
+        reply = self._as_installation(
+            repository,
+            lambda cred: self.http.request(
+                "POST",
+                self.http.graphql_url,
+                credential=cred,
+                json_body={"query": query, "variables": variables},
+                what=what,
+                hint="the App needs Contents: read and Pull requests: read",
+            ),
+        )
+        return data_of(reply.data, what)
 
     def get_all(self, repository: str, path: str, *, what: str) -> list[Any]:
         return self._as_installation(

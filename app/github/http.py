@@ -36,6 +36,7 @@ from urllib3.util.retry import Retry
 
 from app.errors import GitHubError, GitHubNotFound
 from app.github.config import GitHubAppConfig
+from app.github.graphql import graphql_url
 from app.github.protocol import Credential, Params, Reply
 
 log = logging.getLogger("agent_gate.github")
@@ -89,6 +90,7 @@ class GitHubHTTP:
         origin = urlsplit(self.api_url)
         self._origin = (origin.scheme, origin.netloc)
         self._prefix = origin.path.rstrip("/") + "/"
+        self.graphql_url = graphql_url(self.api_url)
         self._connect_timeout = config.connect_timeout
         self._read_timeout = config.timeout
         self._retries = config.retries
@@ -245,7 +247,9 @@ class GitHubHTTP:
 
     # -- helpers -----------------------------------------------------------------------------------
     def _url(self, path: str, params: Params | None, what: str) -> str:
-        if path.startswith(("https://", "http://")):
+        if path == self.graphql_url:
+            url = path
+        elif path.startswith(("https://", "http://")):
             # A Link header's URL: followed only on GitHub's own origin, so the token never goes elsewhere.
             parts = urlsplit(path)
             if (parts.scheme, parts.netloc) != self._origin or not parts.path.startswith(self._prefix):

@@ -105,6 +105,10 @@ class GitHubAPI(Protocol):
         """The JSON of one GET with the installation's token (conditional, through the ETag cache)."""
         ...
 
+    def graphql(self, repository: str, query: str, variables: dict[str, Any], *, what: str) -> dict[str, Any]:
+        """The ``data`` of one GraphQL query (GraphQL's errors raised as ``GitHubError``)."""
+        ...
+
     def get_all(self, repository: str, path: str, *, what: str) -> list[Any]:
         """Every item of a list endpoint, 100 a page through ``Link: rel="next"``. Fails closed
         (``GitHubError``) past the page cap rather than return part of the list."""

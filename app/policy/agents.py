@@ -16,8 +16,10 @@ from typing import Any
 
 import yaml
 
+# GitHub's noreply addresses: "ID+login@users.noreply.github.com", and the legacy form without the id
+# ("login@users.noreply.github.com", for accounts older than July 2017).
 _NOREPLY = re.compile(
-    r"^(?P<id>[0-9]+)\+(?P<login>[A-Za-z0-9-]+(?:\[bot\])?)@users\.noreply\.github\.com$", re.IGNORECASE
+    r"^(?:(?P<id>[0-9]+)\+)?(?P<login>[A-Za-z0-9-]+(?:\[bot\])?)@users\.noreply\.github\.com$", re.IGNORECASE
 )
 
 
@@ -76,17 +78,19 @@ class AgentCatalog:
             return self.by_email[email]
         m = _NOREPLY.match(email)
         if m:
-            known = self.classify(m.group("login"), int(m.group("id")))
+            known = self.classify(m.group("login"), int(m.group("id")) if m.group("id") else None)
             if known.kind is not Kind.HUMAN:
                 return known
         return None
 
-    def noreply_login(self, email: str | None) -> tuple[int, str] | None:
-        """The (id, login) a GitHub noreply address names, if it is one."""
+    def noreply_login(self, email: str | None) -> tuple[int | None, str] | None:
+        """The (id, login) a GitHub noreply address names, if it is one (id None: the legacy form)."""
         if not email:
             return None
         m = _NOREPLY.match(email.strip())
-        return (int(m.group("id")), m.group("login")) if m else None
+        if not m:
+            return None
+        return (int(m.group("id")) if m.group("id") else None, m.group("login"))
 
     def footer_match(self, message: str) -> str | None:
         for line in message.splitlines():

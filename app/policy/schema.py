@@ -360,6 +360,12 @@ class Approvals(_Strict):
         description="Team slugs of the owner org; an approver must be an active member of one of them.",
     )
     last_push: bool = Field(False, description="True: whoever pushed the last commit cannot approve it.")
+    unresolved_co_authors: Literal["block", "allow"] = Field(
+        "block",
+        description="A Co-authored-by trailer whose address GitHub ties to no account cannot be told "
+        "apart from an approver: block (default) denies until the address is linked to its account; "
+        "allow only shows it.",
+    )
     sources: list[Literal["review", "environment"]] = Field(
         default_factory=lambda: list(_ALL_SOURCES),
         min_length=1,

@@ -13,12 +13,14 @@ from app.credentials.grants import GrantSubject
 from app.evidence.model import EnvironmentApproval
 from app.publish.checks import check_run_body
 from tests.builders import (
+    ALICE,
     BOB,
     HEAD,
     MERGE,
     OLD,
     POLICY_TEXT,
     agent_identity,
+    commit,
     evidence,
     failed,
     identity,
@@ -136,3 +138,19 @@ def test_merging_a_named_pr_at_a_named_sha_keeps_the_named_sha():
     who = identity(sha=OLD, event_name="workflow_dispatch")
     decision = run(POLICY, who, "merge", evidence(pr=pull_request(), reviews=[review(BOB)]), sha=HEAD)
     assert decision.subject.sha == HEAD and decision.subject.commit_named
+
+
+# --- GitHub's legacy noreply address (no id) names an account too ---------------------------------
+
+
+def test_a_legacy_noreply_agent_co_author_is_an_agent_signal():
+    pr = pull_request(
+        author=ALICE,
+        head_ref="feature",
+        commits=[
+            commit(author=ALICE, message="Fix\n\nCo-authored-by: Copilot <Copilot@users.noreply.github.com>")
+        ],
+    )
+    decision = run(POLICY, identity(), "merge", evidence(pr=pr, reviews=[review(BOB)]), pull_request=12)
+    assert decision.subject.agent is True
+    assert [s.name for s in decision.subject.agent_signals] == ["co-author-trailer"]

@@ -6,7 +6,7 @@ import pytest
 
 from app.decide.decision import DecisionRequest
 from app.decide.engine import evidence_needs
-from app.evidence.model import Account, EnvironmentApproval, Evidence, Standing
+from app.evidence.model import Account, EnvironmentApproval, Evidence, GitActor, Standing
 from tests.builders import (
     ALICE,
     BOB,
@@ -432,6 +432,9 @@ def test_human_authored_change_with_agent_signal_is_agent_driven(pr, signal):
     assert signal in [s.name for s in decision.subject.agent_signals]
 
 
+CLAUDE_SMITH = Account(login="claude-smith", id=5005, type="User")
+
+
 def test_bare_words_are_never_agent_evidence():
     pr = pull_request(
         author=ALICE,
@@ -439,12 +442,17 @@ def test_bare_words_are_never_agent_evidence():
         commits=[
             commit(
                 author=ALICE, message="Ask Claude and Devin\n\nCo-authored-by: Claude <claude@example.com>"
+            ).model_copy(
+                # GitHub ties the address to a person's account (Claude Smith), not to an agent.
+                update={
+                    "authors": [GitActor(email="claude@example.com", name="Claude", account=CLAUDE_SMITH)]
+                }
             )
         ],
     )
     decision = run(POLICY, identity(), "merge", evidence(pr=pr, reviews=[review(BOB)]), pull_request=12)
     assert decision.subject.agent is False
-    assert decision.allowed
+    assert decision.allowed, failed(decision)
 
 
 def test_dependabot_pr_is_a_bot_not_an_agent():

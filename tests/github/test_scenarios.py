@@ -339,3 +339,72 @@ def test_copilot_identity_is_recognised_from_github_evidence(gate):
     names = {s["name"] for s in decision["subject"]["agent_signals"]}
     assert {"pr-author", "commit-author", "branch-prefix"} <= names
     assert COPILOT.login in decision["remedy"] or "@alice" in decision["remedy"]
+
+
+# --- co-authors, resolved to accounts the way GitHub does ----------------------------------------------
+
+
+def copilot_pr_co_authored_by(address: str, name: str = "Carol") -> Scenario:
+    """Copilot's PR whose commit names a co-author by an address only GitHub can tie to an account."""
+    s = base_scenario()
+    s.prs[12].commits[0].message = f"Fix the thing\n\nCo-authored-by: {name} <{address}>"
+    s.permissions["carol"] = "write"
+    s.prs[12].reviews = reviews((CAROL, "APPROVED", HEAD))
+    return s
+
+
+def test_a_co_author_with_a_work_address_cannot_approve_the_change(gate):
+    # carol@corp.example is a verified address of @carol: GitHub's Commit.authors says so.
+    scenario = copilot_pr_co_authored_by("carol@corp.example")
+    scenario.accounts["carol@corp.example"] = CAROL
+    ask, fake = gate(scenario)
+    decision = ask(MERGE, event_name="workflow_dispatch").get_json()
+    assert decision["allowed"] is False
+    [carol] = decision["approvals"]
+    assert "@carol is tied to the change (co-author, requester)" in carol["why"]
+    assert any(r["path"] == "/graphql" for r in fake.scenario.requests), "asked GitHub's GraphQL API"
+    assert fake.scenario.schema_errors == []
+
+
+def test_a_co_author_address_tied_to_no_account_blocks_by_default(gate):
+    scenario = copilot_pr_co_authored_by("someone@elsewhere.example", name="Someone")
+    scenario.prs[12].reviews = reviews((BOB, "APPROVED", HEAD))
+    ask, _ = gate(scenario)
+    decision = ask(MERGE, event_name="workflow_dispatch").get_json()
+    assert decision["allowed"] is False
+    [co] = [r for r in decision["reasons"] if not r["ok"]]
+    assert co["code"] == "co-authors"
+    assert (
+        "Someone <someone@elsewhere.example> (commit aaaaaaa) is tied to no GitHub account" in co["message"]
+    )
+    assert "approvals.unresolved_co_authors: allow" in decision["remedy"]
+
+
+def test_a_policy_may_allow_unresolved_co_authors(gate, tmp_path):
+    policy = (
+        (tmp_path / "policies" / "octo.yml")
+        .read_text()
+        .replace(
+            "    approvals: {count: 1}\n", "    approvals: {count: 1, unresolved_co_authors: allow}\n", 1
+        )
+    )
+    (tmp_path / "policies" / "octo.yml").write_text(policy)
+    scenario = copilot_pr_co_authored_by("someone@elsewhere.example", name="Someone")
+    scenario.prs[12].reviews = reviews((BOB, "APPROVED", HEAD))
+    ask, _ = gate(scenario)
+    decision = ask(MERGE, event_name="workflow_dispatch").get_json()
+    assert decision["allowed"] is True, decision["reasons"]
+
+
+def test_no_graphql_call_when_every_co_author_is_a_noreply_address(gate):
+    ask, fake = gate(base_scenario())
+    ask(MERGE, event_name="workflow_dispatch")
+    assert not any(r["path"] == "/graphql" for r in fake.scenario.requests)
+
+
+def test_a_legacy_noreply_co_author_cannot_approve_either(gate):
+    scenario = copilot_pr_co_authored_by("carol@users.noreply.github.com")
+    ask, _ = gate(scenario)
+    decision = ask(MERGE, event_name="workflow_dispatch").get_json()
+    assert decision["allowed"] is False
+    assert "@carol is tied to the change (co-author, requester)" in decision["approvals"][0]["why"]
