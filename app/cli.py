@@ -62,6 +62,22 @@ def build_parser() -> argparse.ArgumentParser:
     serve.add_argument("--workers", type=int, default=None, help="gunicorn workers (default: CPU count)")
     serve.set_defaults(func=cmd_serve)
 
+    worker = sub.add_parser(
+        "worker",
+        help="run the webhook queue's workers in a process of their own",
+        description=(
+            "Run the durable webhook queue (merge checks, deployment protection rules) without serving HTTP. "
+            "`agent-gate serve` already runs GATE_QUEUE_THREADS queue threads in each worker; run this "
+            "instead (with GATE_QUEUE_THREADS=0 on the servers) to scale the queue apart. Several workers and "
+            "replicas share the queue safely (leases)."
+        ),
+    )
+    worker.add_argument("--threads", type=int, default=2, help="queue threads (default 2)")
+    worker.add_argument(
+        "--drain", action="store_true", help="run the jobs that are due now, then exit (for cron or a test)"
+    )
+    worker.set_defaults(func=cmd_worker)
+
     policy = sub.add_parser("policy", help="validate policies", description="Work with org policy files.")
     psub = policy.add_subparsers(title="policy commands", metavar="COMMAND")
     check = psub.add_parser(
@@ -219,6 +235,29 @@ def cmd_serve(args: argparse.Namespace) -> int:
         DevIssuer(settings.data_dir).ensure_key()
         print(_dev_banner(args.host, args.port), file=sys.stderr)
     return run_gunicorn(settings, host=args.host, port=args.port, workers=args.workers)
+
+
+def cmd_worker(args: argparse.Namespace) -> int:
+    import signal
+    import threading
+
+    from app import create_app
+
+    if not 1 <= args.threads <= 64:
+        raise ConfigError(f"--threads: got {args.threads}, expected 1 to 64")
+    app = create_app(_settings())
+    queue = app.extensions["agent_gate_queue"]
+    if args.drain:
+        print(f"ran {queue.drain()} job(s)")
+        return 0
+    stop = threading.Event()
+    for sig in (signal.SIGTERM, signal.SIGINT):
+        signal.signal(sig, lambda *_: stop.set())
+    queue.start(args.threads)
+    print(f"agent-gate worker: {args.threads} queue thread(s) running; SIGTERM stops them", file=sys.stderr)
+    stop.wait()
+    queue.stop()
+    return 0
 
 
 def _dev_banner(host: str, port: int) -> str:

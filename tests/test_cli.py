@@ -208,3 +208,21 @@ def test_audit_verify_of_an_export_file(data_dir, tmp_path, capsys):
     assert main(["audit", "verify", "--file", str(export)]) == 0
     export.write_text(export.read_text().replace('"i":1', '"i":7').replace('"i": 1', '"i": 7'))
     assert main(["audit", "verify", "--file", str(export)]) == 1
+
+
+def test_worker_drain_runs_the_queued_webhook_jobs(data_dir, monkeypatch, capsys):
+    monkeypatch.setenv("GATE_DEV_MODE", "true")
+    store = SQLiteStore(data_dir / "agent-gate.db")
+    # A signed delivery the webhook stored: a pull_request event without the fields the gate needs.
+    store.enqueue_job("d-1", "webhook", "pull_request", b'{"action": "opened"}', now=1)
+    store.close()
+    assert main(["worker", "--drain"]) == 0
+    assert "ran 1 job(s)" in capsys.readouterr().out
+    store = SQLiteStore(data_dir / "agent-gate.db")
+    assert store.queue_stats(now=2).dead == 1, "given up: it can never be handled"
+    store.close()
+
+
+def test_worker_refuses_a_silly_thread_count(capsys):
+    assert main(["worker", "--threads", "0"]) != 0
+    assert "--threads: got 0, expected 1 to 64" in capsys.readouterr().err
