@@ -208,3 +208,19 @@ def test_audit_verify_of_an_export_file(data_dir, tmp_path, capsys):
     assert main(["audit", "verify", "--file", str(export)]) == 0
     export.write_text(export.read_text().replace('"i":1', '"i":7').replace('"i": 1', '"i": 7'))
     assert main(["audit", "verify", "--file", str(export)]) == 1
+
+
+def test_the_packaged_example_policy_is_the_repository_example():
+    packaged = REPO / "app" / "data" / "policies" / "example.yml"
+    assert packaged.read_text() == (REPO / "policies" / "example.yml").read_text()
+
+
+def test_explain_outside_a_checkout_uses_the_packaged_example(tmp_path, monkeypatch, capsys):
+    monkeypatch.chdir(tmp_path)
+    monkeypatch.delenv("GATE_POLICY_PATH")
+    claims_file = tmp_path / "claims.json"
+    claims_file.write_text(json.dumps(claims(actor="Copilot", actor_id="198982749")))
+    assert main(["explain", "--claims", str(claims_file), "--action", "read"]) == 0
+    captured = capsys.readouterr()
+    assert "Allowed: read" in captured.out
+    assert "using the example policy shipped with the package" in captured.err
