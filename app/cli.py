@@ -222,12 +222,35 @@ def cmd_doctor(args: argparse.Namespace) -> int:
     return 1 if report.open else 0
 
 
+EXAMPLE_POLICIES = Path(__file__).resolve().parent / "data" / "policies"
+
+
+def _policy_path(explicit: Path | None) -> Path:
+    """The policy path to use offline or in dev mode: --policy, GATE_POLICY_PATH, ./policies, or else the
+    example policy shipped inside the package (so `pip install` outside a checkout still works)."""
+    if explicit is not None:
+        return explicit
+    configured = os.environ.get("GATE_POLICY_PATH", "").strip()
+    if configured:
+        return Path(configured)
+    if Path("policies").exists():
+        return Path("policies")
+    print(
+        f"agent-gate: no ./policies here and GATE_POLICY_PATH is unset; using the example policy "
+        f"shipped with the package ({EXAMPLE_POLICIES / 'example.yml'})",
+        file=sys.stderr,
+    )
+    return EXAMPLE_POLICIES
+
+
 def cmd_serve(args: argparse.Namespace) -> int:
     from app.server import run_gunicorn
 
     if args.dev:
         os.environ["GATE_DEV_MODE"] = "true"
         os.environ.setdefault("GATE_PUBLIC_URL", f"http://{args.host}:{args.port}")
+        # Only dev mode may fall back to the shipped example; production names its policy explicitly.
+        os.environ["GATE_POLICY_PATH"] = str(_policy_path(None))
     settings = _settings()
     if settings.dev_mode:
         from app.tokens.devissuer import DevIssuer
@@ -327,7 +350,7 @@ def cmd_explain(args: argparse.Namespace) -> int:
     except ValidationError as exc:
         problems = "; ".join(f"{'.'.join(map(str, e['loc']))}: {e['msg']}" for e in exc.errors())
         raise GateError(f"invalid input: {problems}", code="bad-input") from exc
-    policy_path = args.policy or Path(os.environ.get("GATE_POLICY_PATH", "policies"))
+    policy_path = _policy_path(args.policy)
     decision = decide(
         identity,
         request,

@@ -226,3 +226,19 @@ def test_worker_drain_runs_the_queued_webhook_jobs(data_dir, monkeypatch, capsys
 def test_worker_refuses_a_silly_thread_count(capsys):
     assert main(["worker", "--threads", "0"]) != 0
     assert "--threads: got 0, expected 1 to 64" in capsys.readouterr().err
+
+
+def test_the_packaged_example_policy_is_the_repository_example():
+    packaged = REPO / "app" / "data" / "policies" / "example.yml"
+    assert packaged.read_text() == (REPO / "policies" / "example.yml").read_text()
+
+
+def test_explain_outside_a_checkout_uses_the_packaged_example(tmp_path, monkeypatch, capsys):
+    monkeypatch.chdir(tmp_path)
+    monkeypatch.delenv("GATE_POLICY_PATH")
+    claims_file = tmp_path / "claims.json"
+    claims_file.write_text(json.dumps(claims(actor="Copilot", actor_id="198982749")))
+    assert main(["explain", "--claims", str(claims_file), "--action", "read"]) == 0
+    captured = capsys.readouterr()
+    assert "Allowed: read" in captured.out
+    assert "using the example policy shipped with the package" in captured.err
