@@ -89,10 +89,13 @@ def create_app(
         store=store,
         evidence=evidence,
         clock=clock,
-        hooks=list(hooks or []) + ([checks] if checks is not None else []),
+        hooks=list(hooks or []),
         checks=checks,
         github=github,
     )
+    if checks is not None:
+        # Check runs leave the request path: queued durably, posted by the queue's workers.
+        gate.hooks.append(gate.queue_check_run)
 
     gate.grants = GrantService(store, issuer=settings.public_url, github=github, clock=clock)
     gate.evidence_listeners.append(gate.grants.on_evidence_change)

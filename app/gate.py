@@ -20,12 +20,13 @@ from app.github.protocol import GitHubAPI
 from app.policy.registry import PolicyRegistry
 from app.publish.checks import CheckRunPublisher
 from app.settings import Settings
-from app.store.base import Store
+from app.store.base import QUEUED, Store
 from app.tokens.verify import TokenVerifier
 
 log = logging.getLogger("agent_gate")
 
 DecisionHook = Callable[[Decision], None]
+CHECK_RUN_JOB = "check-run"  # the job kind that posts a decision's check run
 
 
 EvidenceListener = Callable[[EvidenceChange], None]
@@ -89,6 +90,18 @@ class Gate:
         """Tell every listener; a failing listener is logged and audited, and the others still run."""
         for listener in self.evidence_listeners:
             self._guarded(listener, change, f"evidence change on repository {change.repository_id}")
+
+    def queue_check_run(self, decision: Decision) -> None:
+        """The post-decision hook for check runs: queue ``agent-gate / <action>`` for the decision's
+        commit (the queue's workers post it, with retries), so the answer never waits on GitHub."""
+        if self.checks is None or not self.checks.wants(decision):
+            return
+        body = decision.model_dump_json().encode()
+        status = self.store.enqueue_job(
+            f"check:{decision.decision_id}", CHECK_RUN_JOB, decision.decision_id, body, now=int(self.clock())
+        )
+        if status == QUEUED:
+            self.jobs_waiting.set()
 
     def after_decision(self, decision: Decision) -> None:
         """Run the post-decision hooks (check runs...); a failing hook never changes the decision."""

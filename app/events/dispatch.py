@@ -12,9 +12,10 @@ import logging
 from collections.abc import Callable
 from typing import Any
 
+from app.decide.decision import Decision
 from app.errors import InvalidRequest
 from app.events import deployments, merge_check
-from app.gate import Gate
+from app.gate import CHECK_RUN_JOB, Gate
 from app.store.base import Job
 
 log = logging.getLogger("agent_gate.webhook")
@@ -55,10 +56,26 @@ def handle_event(g: Gate, event: str, payload: dict[str, Any], delivery: str) ->
     return {"handled": any(r.get("handled") for r in results), "results": results}
 
 
+def post_check_run(g: Gate, job: Job) -> None:
+    """Post the check run of a decision made by ``POST /v1/decisions`` (queued by the gate's hook)."""
+    if g.checks is None:
+        raise InvalidRequest(
+            "a check run was queued, but the GitHub App is not configured", code="github-not-configured"
+        )
+    try:
+        decision = Decision.model_validate_json(job.body)
+    except ValueError as exc:
+        raise InvalidRequest("the queued decision is not valid", code="invalid-job") from exc
+    g.checks.publish(decision)
+
+
 def run_job(g: Gate) -> Callable[[Job], None]:
     """The queue worker's handler for this gate."""
 
     def handler(job: Job) -> None:
+        if job.kind == CHECK_RUN_JOB:
+            post_check_run(g, job)
+            return
         if job.kind != WEBHOOK:
             raise InvalidRequest(f"unknown job kind {job.kind!r}", code="invalid-job")
         try:

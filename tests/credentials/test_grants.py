@@ -341,7 +341,7 @@ def test_a_dismissed_approval_revokes_the_grants_tied_to_the_pr(h):
         },
     )
     assert response.status_code == 202, "queued"
-    assert h.app.extensions["agent_gate_queue"].drain() == 1, "the queue's worker runs it"
+    assert h.app.extensions["agent_gate_queue"].drain() >= 1, "the queue's worker runs it"
     assert h.web.post("/v1/grants/introspect", json={"token": body["grant"]["token"]}).get_json() == {
         "active": False
     }
