@@ -159,6 +159,13 @@ def build_parser() -> argparse.ArgumentParser:
     doctor.add_argument("repository", metavar="OWNER/REPO")
     doctor.set_defaults(func=cmd_doctor)
 
+    db = sub.add_parser("db", help="manage the store's schema").add_subparsers(title="db commands")
+    upgrade = db.add_parser(
+        "upgrade", help="create or upgrade the schema (serve does it too); refuse a newer one"
+    )
+    upgrade.add_argument("--database", help="store URL or path (default: GATE_DATABASE or var/agent-gate.db)")
+    upgrade.set_defaults(func=cmd_db_upgrade)
+
     dev = sub.add_parser("dev", help="development helpers")
     dsub = dev.add_subparsers(title="dev commands", metavar="COMMAND")
     token = dsub.add_parser(
@@ -364,9 +371,9 @@ def cmd_explain(args: argparse.Namespace) -> int:
 
 
 def _open_store(database: str | None) -> Any:
-    from app.store.sqlite import open_store
+    from app.store.opener import open_store
 
-    return open_store(database or _settings().database_url)
+    return open_store(database or _settings().database_url, pool_size=1)
 
 
 def cmd_audit_verify(args: argparse.Namespace) -> int:
@@ -403,6 +410,13 @@ def cmd_audit_export(args: argparse.Namespace) -> int:
     else:
         count = export_jsonl(store, sys.stdout, args.since)
     print(f"exported {count} records", file=sys.stderr)
+    return 0
+
+
+def cmd_db_upgrade(args: argparse.Namespace) -> int:
+    from app.store.opener import upgrade_store
+
+    print(upgrade_store(args.database or _settings().database_url))
     return 0
 
 

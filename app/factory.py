@@ -24,7 +24,7 @@ from app.policy.registry import PolicyRegistry
 from app.publish.checks import CheckRunPublisher
 from app.settings import Settings
 from app.store.base import Store
-from app.store.sqlite import open_store
+from app.store.opener import open_store
 from app.tokens.devissuer import DevIssuer
 from app.tokens.verify import IssuerConfig, TokenVerifier
 from app.web.decisions import bp as api_bp
@@ -62,7 +62,7 @@ def create_app(
     clock = clock or time.time
 
     if store is None:
-        store = open_store(settings.database_url)
+        store = open_store(settings.database_url, pool_size=settings.database_pool_size)
     if policies is None:
         policies = PolicyRegistry(settings.policy_path, check_interval=settings.policy_check_interval)
         policies.load()  # an invalid policy stops the start-up with file:line messages

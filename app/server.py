@@ -59,9 +59,10 @@ def run_gunicorn(settings: Settings, *, host: str, port: int, workers: int | Non
     from app.policy.loader import load_policies
 
     load_policies(settings.policy_path)
-    # Create the store once here, before the workers fork, so they never race to set up a fresh file.
-    from app.store.sqlite import open_store
+    # Create or upgrade the store once here, before the workers fork, so they never race to set up a
+    # fresh file, and a schema newer than this gate knows stops the start-up with one message.
+    from app.store.opener import open_store
 
-    open_store(settings.database_url).close()
+    open_store(settings.database_url, pool_size=1).close()
     _GateApplication(gunicorn_options(host, port, workers)).run()
     return 0

@@ -61,6 +61,7 @@ class Settings(BaseModel):
     max_token_age: int = Field(600, ge=30, le=3600)
     data_dir: Path = Path("var")
     database: str | None = None  # default: sqlite:///<data_dir>/agent-gate.db
+    database_pool_size: int = Field(4, ge=1, le=100)  # PostgreSQL connections per worker process
     policy_path: Path = Path("policies")
     policy_check_interval: float = Field(2.0, ge=0.0)
     public_url: str = "http://127.0.0.1:8080"
@@ -91,6 +92,7 @@ class Settings(BaseModel):
             "GATE_MAX_TOKEN_AGE": "max_token_age",
             "GATE_DATA_DIR": "data_dir",
             "GATE_DATABASE": "database",
+            "GATE_DATABASE_POOL_SIZE": "database_pool_size",
             "GATE_POLICY_PATH": "policy_path",
             "GATE_POLICY_CHECK_INTERVAL": "policy_check_interval",
             "GATE_PUBLIC_URL": "public_url",

@@ -1,7 +1,7 @@
-"""The storage interface: audit log, replay records (and, later, grants and decision records).
+"""The storage interface: audit log, replay records, decision records, deliveries, grants and keys.
 
-SQLite is the embedded default (``app.store.sqlite``); a PostgreSQL backend for several replicas
-implements the same Protocol. Every method is safe to call from several threads and from several
+SQLite is the embedded default (``app.store.sqlite``); PostgreSQL (``app.store.postgres``), for
+several replicas, implements the same Protocol. Every method is safe to call from several threads and from several
 processes sharing the same database.
 """
 
@@ -164,5 +164,12 @@ class Store(Protocol):
     def add_seal_key(self, kid: str, key: bytes, created_at: int) -> None: ...
 
     def max_grant_expiry(self, kid: str) -> int | None: ...
+
+    # Schema (app.store.migrations): opening a store already upgrades it.
+    def upgrade(self) -> tuple[int, int]:
+        """Apply the missing migrations; (version before, version after). Raises SchemaTooNew."""
+        ...
+
+    def schema_version(self) -> int: ...
 
     def close(self) -> None: ...

@@ -178,3 +178,28 @@ class ChainVerifier:
 
     def _broken(self, seq: int, problem: str) -> ChainReport:
         return ChainReport(False, self.records, seq, problem)
+
+
+def record_from_row(row: tuple[Any, ...]) -> AuditRecord:
+    """An audit row (seq, time, kind, payload, prev_hash, hash) as a record. Raises ValueError saying, in plain words, what cannot be read."""
+    seq, when, kind, payload, prev, digest = row
+    try:
+        parsed_time = datetime.fromisoformat(when)
+    except (TypeError, ValueError) as exc:
+        raise ValueError(f"its time {when!r} is not an ISO-8601 time") from exc
+    if parsed_time.tzinfo is None:
+        raise ValueError(f"its time {when!r} has no time zone")
+    try:
+        parsed_payload = json.loads(payload)
+    except (TypeError, ValueError) as exc:
+        raise ValueError("its payload is not valid JSON") from exc
+    if not isinstance(parsed_payload, dict):
+        raise ValueError("its payload is not a JSON object")
+    return AuditRecord(
+        seq=int(seq),
+        time=parsed_time,
+        kind=str(kind),
+        payload=parsed_payload,
+        prev_hash=str(prev),
+        hash=str(digest),
+    )

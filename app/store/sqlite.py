@@ -26,11 +26,14 @@ from app.store.canonical import (
     canonical_json,
     json_default,
     normalise_payload,
+    record_from_row,
     record_hash,
     utc_iso,
 )
+from app.store.migrations import MIGRATIONS_TABLE, Migration, pending
 from app.store.sqlite_connections import Connections
-from app.store.sqlite_queue import QUEUE_SCHEMA, SQLiteQueue
+from app.store.sqlite_queue import SQLiteQueue
+from app.store.sqlite_schema import STEPS
 
 log = logging.getLogger("agent_gate.store")
 
@@ -41,67 +44,30 @@ REPLAY_MARGIN_SECONDS = 120
 
 _PAGE = 500  # audit rows read per query: bounded memory, and no read transaction held across pages
 
-_SCHEMA = """
-CREATE TABLE IF NOT EXISTS audit (
-    seq INTEGER PRIMARY KEY,
-    time TEXT NOT NULL,
-    kind TEXT NOT NULL,
-    payload TEXT NOT NULL,
-    prev_hash TEXT NOT NULL,
-    hash TEXT NOT NULL UNIQUE
-);
-CREATE INDEX IF NOT EXISTS audit_time ON audit(time);
-CREATE TABLE IF NOT EXISTS replay (
-    issuer TEXT NOT NULL,
-    jti TEXT NOT NULL,
-    expires_at INTEGER NOT NULL,
-    PRIMARY KEY (issuer, jti)
-);
-CREATE TABLE IF NOT EXISTS decisions (
-    decision_id TEXT PRIMARY KEY,
-    created_at INTEGER NOT NULL,
-    record TEXT NOT NULL
-);
-CREATE TABLE IF NOT EXISTS grants (
-    jti TEXT PRIMARY KEY,
-    kid TEXT NOT NULL,
-    parent_jti TEXT,
-    decision_id TEXT NOT NULL,
-    repository_id INTEGER NOT NULL,
-    run_id INTEGER NOT NULL,
-    run_attempt INTEGER NOT NULL,
-    pull_request INTEGER,
-    sha TEXT NOT NULL,
-    audience TEXT NOT NULL,
-    permission TEXT NOT NULL,
-    issued_at INTEGER NOT NULL,
-    expires_at INTEGER NOT NULL,
-    github_token_sha256 TEXT,
-    github_token_sealed BLOB,
-    revoked_at INTEGER,
-    revoked_reason TEXT
-);
-CREATE INDEX IF NOT EXISTS grants_pr ON grants(repository_id, pull_request);
-CREATE INDEX IF NOT EXISTS grants_parent ON grants(parent_jti);
-CREATE TABLE IF NOT EXISTS signing_keys (
-    kid TEXT PRIMARY KEY,
-    private_pem BLOB NOT NULL,
-    created_at INTEGER NOT NULL,
-    retired_at INTEGER
-);
-CREATE TABLE IF NOT EXISTS heartbeat (id INTEGER PRIMARY KEY CHECK (id = 1), at INTEGER NOT NULL);
-"""
-
 
 class SQLiteStore(SQLiteQueue):
     """The :class:`app.store.base.Store` on one SQLite file; one connection per thread and process."""
 
     def __init__(
-        self, path: Path, *, busy_timeout_ms: int = 5000, clock: Callable[[], float] = time.time
+        self,
+        path: Path,
+        *,
+        busy_timeout_ms: int = 5000,
+        clock: Callable[[], float] = time.time,
+        migrate: bool = True,
     ) -> None:
+        """Open (creating) the file; with ``migrate``, bring its schema to the newest version."""
         self.path = Path(path)
+        self._migrate_on_open = migrate
         self._clock = clock
         self._db = Connections(self.path, busy_timeout_ms=busy_timeout_ms)
+        try:
+            self._open(busy_timeout_ms)
+        except GateError:
+            self._db.close()
+            raise
+
+    def _open(self, busy_timeout_ms: int) -> None:
         # Several gunicorn workers may open a fresh file at once. Switching the journal mode can
         # answer "database is locked" at once, without waiting on the busy timeout, so the one-time
         # set-up is retried until the busy timeout has passed.
@@ -130,8 +96,59 @@ class SQLiteStore(SQLiteQueue):
         conn = self._db.get()
         # WAL lets readers work while one writer appends; it persists in the file once set.
         mode = str(conn.execute("PRAGMA journal_mode = WAL").fetchone()[0])
-        conn.executescript(_SCHEMA + QUEUE_SCHEMA)
+        if self._migrate_on_open:
+            self._migrate(conn)
         return mode
+
+    def _migrate(self, conn: sqlite3.Connection) -> list[Migration]:
+        """Apply the missing schema steps under the write lock. Raises SchemaTooNew, sqlite3.Error."""
+        # A read first: an up-to-date file (every open but the first) takes no write lock at all.
+        if _has_migrations_table(conn) and not pending(_version(conn), STEPS, where=str(self.path)):
+            return []
+        conn.execute("PRAGMA synchronous = FULL")
+        try:
+            conn.execute("BEGIN IMMEDIATE")
+            try:
+                conn.execute(
+                    f"CREATE TABLE IF NOT EXISTS {MIGRATIONS_TABLE} (version INTEGER PRIMARY KEY, "
+                    "name TEXT NOT NULL, applied_at INTEGER NOT NULL)"
+                )
+                current = _version(conn)
+                steps = pending(current, STEPS, where=str(self.path))
+                for step in steps:
+                    for statement in step.statements:
+                        conn.execute(statement)
+                    conn.execute(
+                        f"INSERT INTO {MIGRATIONS_TABLE} (version, name, applied_at) VALUES (?, ?, ?)",  # noqa: S608  # a constant
+                        (step.version, step.name, int(self._clock())),
+                    )
+                conn.execute("COMMIT")
+            finally:
+                if conn.in_transaction:
+                    conn.execute("ROLLBACK")
+        finally:
+            conn.execute("PRAGMA synchronous = NORMAL")
+        if steps:
+            log.info("store %s: schema upgraded from version %d to %d", self.path, current, steps[-1].version)
+        return steps
+
+    def upgrade(self) -> tuple[int, int]:
+        """Bring the schema to the newest version; returns (version before, version after).
+
+        Opening the store already does this; ``agent-gate db upgrade`` calls it to say what it did.
+        Raises SchemaTooNew or ``Unavailable(code='store-unavailable')``.
+        """
+        with self._db.failing_as("store-unavailable", "the schema cannot be upgraded"):
+            conn = self._db.get()
+            before = _version(conn) if _has_migrations_table(conn) else 0
+            self._migrate(conn)
+            return before, _version(conn)
+
+    def schema_version(self) -> int:
+        """The schema version recorded in the database."""
+        with self._db.failing_as("store-unavailable", "the schema version cannot be read"):
+            conn = self._db.get()
+            return _version(conn) if _has_migrations_table(conn) else 0
 
     def _fail_to_open(self, exc: BaseException) -> NoReturn:
         log.error("cannot open the store %s: %s", self.path, exc)
@@ -218,7 +235,7 @@ class SQLiteStore(SQLiteQueue):
             first = int(row[0])
         for row in self._audit_rows(first):
             try:
-                yield _record(row)
+                yield record_from_row(row)
             except ValueError as exc:
                 raise GateError(
                     f"audit record {row[0]} cannot be read: {exc}; run `agent-gate audit verify`",
@@ -230,7 +247,7 @@ class SQLiteStore(SQLiteQueue):
         verifier = ChainVerifier(anchor=anchor)
         for row in self._audit_rows(1):
             try:
-                record = _record(row)
+                record = record_from_row(row)
             except ValueError as exc:
                 return verifier.unreadable(int(row[0]), str(exc))
             broken = verifier.check(record)
@@ -398,29 +415,14 @@ class SQLiteStore(SQLiteQueue):
             )
 
 
-def _record(row: tuple[Any, ...]) -> AuditRecord:
-    """An audit row as a record. Raises ValueError saying, in plain words, what cannot be read."""
-    seq, when, kind, payload, prev, digest = row
-    try:
-        parsed_time = datetime.fromisoformat(when)
-    except (TypeError, ValueError) as exc:
-        raise ValueError(f"its time {when!r} is not an ISO-8601 time") from exc
-    if parsed_time.tzinfo is None:
-        raise ValueError(f"its time {when!r} has no time zone")
-    try:
-        parsed_payload = json.loads(payload)
-    except (TypeError, ValueError) as exc:
-        raise ValueError("its payload is not valid JSON") from exc
-    if not isinstance(parsed_payload, dict):
-        raise ValueError("its payload is not a JSON object")
-    return AuditRecord(
-        seq=int(seq),
-        time=parsed_time,
-        kind=str(kind),
-        payload=parsed_payload,
-        prev_hash=str(prev),
-        hash=str(digest),
-    )
+def _version(conn: sqlite3.Connection) -> int:
+    row = conn.execute(f"SELECT MAX(version) FROM {MIGRATIONS_TABLE}").fetchone()  # noqa: S608  # a constant
+    return int(row[0]) if row and row[0] is not None else 0
+
+
+def _has_migrations_table(conn: sqlite3.Connection) -> bool:
+    row = conn.execute("SELECT 1 FROM sqlite_master WHERE type = 'table' AND name = ?", (MIGRATIONS_TABLE,))
+    return row.fetchone() is not None
 
 
 def _is_busy(exc: sqlite3.OperationalError) -> bool:
@@ -428,12 +430,13 @@ def _is_busy(exc: sqlite3.OperationalError) -> bool:
     return "locked" in text or "busy" in text
 
 
-def open_store(url_or_path: str) -> Store:
+def open_sqlite(url_or_path: str, *, migrate: bool = True) -> Store:
     """Open the store named by ``sqlite:///ABSOLUTE/PATH.db`` or a plain file path.
 
-    Raises :class:`ConfigError` for any other form (``postgresql://`` is not in this version).
+    Raises :class:`ConfigError` for any other form (``postgresql://`` is opened by
+    :func:`app.store.opener.open_store`).
     """
-    supported = "expected sqlite:///ABSOLUTE/PATH.db or a file path"
+    supported = "expected sqlite:///ABSOLUTE/PATH.db, a file path or postgresql://USER@HOST:PORT/DB"
     value = url_or_path.strip()
     if "://" in value:
         scheme, rest = value.split("://", 1)
@@ -452,4 +455,4 @@ def open_store(url_or_path: str) -> Store:
         raise ConfigError(
             f"GATE_DATABASE: {url_or_path!r} is not a file; the store must be a file that every worker opens; {supported}"
         )
-    return SQLiteStore(Path(value))
+    return SQLiteStore(Path(value), migrate=migrate)

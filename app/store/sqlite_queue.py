@@ -3,7 +3,7 @@
 A job is claimed inside ``BEGIN IMMEDIATE`` (one writer at a time across processes): the oldest due
 row is leased to one worker until ``lease_until``. A worker that dies mid-job holds nothing once the
 lease ends; a worker that outlives its lease cannot complete the job (every update names the lease
-holder), so a job is never finished twice.
+holder), so a job is never finished twice. The tables are in :mod:`app.store.sqlite_schema`.
 """
 
 from __future__ import annotations
@@ -16,36 +16,6 @@ from typing import Any
 from app.errors import Unavailable
 from app.store.base import DUPLICATE, QUEUED, SAME_BODY, Job, QueueStats
 from app.store.sqlite_connections import Connections
-
-QUEUE_SCHEMA = """
-CREATE TABLE IF NOT EXISTS jobs (
-    id TEXT PRIMARY KEY,
-    kind TEXT NOT NULL,
-    topic TEXT NOT NULL,
-    body BLOB NOT NULL,
-    body_sha256 TEXT NOT NULL,
-    state TEXT NOT NULL,            -- queued, running, done, dead
-    attempts INTEGER NOT NULL DEFAULT 0,
-    due_at INTEGER NOT NULL,
-    lease_owner TEXT,
-    lease_until INTEGER,
-    last_error TEXT,
-    created_at INTEGER NOT NULL,
-    updated_at INTEGER NOT NULL
-);
-CREATE INDEX IF NOT EXISTS jobs_due ON jobs(state, due_at);
-CREATE INDEX IF NOT EXISTS jobs_body ON jobs(body_sha256);
-CREATE TABLE IF NOT EXISTS deployment_gates (
-    repository_id INTEGER NOT NULL,
-    run_id INTEGER NOT NULL,
-    environment TEXT NOT NULL,
-    state TEXT NOT NULL,            -- pending, approved, rejected
-    updated_at INTEGER NOT NULL,
-    record TEXT NOT NULL,
-    PRIMARY KEY (repository_id, run_id, environment)
-);
-CREATE INDEX IF NOT EXISTS deployment_gates_state ON deployment_gates(repository_id, state);
-"""
 
 _ERROR_CHARS = 500  # the last error kept per job, for operators
 

@@ -1,25 +1,31 @@
 """The durable job queue: every verified delivery is kept, leased to one worker at a time, retried,
 and run once; a redelivery of a job given up on runs again, a replayed body under a new id does not.
+On both stores: SQLite (BEGIN IMMEDIATE) and PostgreSQL (FOR UPDATE SKIP LOCKED).
 """
 
 from __future__ import annotations
 
 import threading
-from pathlib import Path
 
 import pytest
 
 from app.store.base import DUPLICATE, QUEUED, SAME_BODY, Store
-from app.store.sqlite import SQLiteStore
+from tests.store.conftest import open_any
 
 LEASE = 60
+
+
+@pytest.fixture
+def store(any_store: Store) -> Store:
+    """Each specification here runs on both backends."""
+    return any_store
 
 
 def enqueue(store: Store, job_id: str = "d-1", body: bytes = b'{"n": 1}', now: int = 100) -> str:
     return store.enqueue_job(job_id, "webhook", "pull_request", body, now=now)
 
 
-def test_a_job_is_leased_to_one_worker_and_done_once(store: SQLiteStore) -> None:
+def test_a_job_is_leased_to_one_worker_and_done_once(store: Store) -> None:
     assert enqueue(store) == QUEUED
     job = store.claim_job("w1", now=100, lease=LEASE)
     assert job is not None and (job.id, job.topic, job.body, job.attempts) == (
@@ -43,20 +49,20 @@ def test_a_job_is_leased_to_one_worker_and_done_once(store: SQLiteStore) -> None
     ],
 )
 def test_duplicates_are_not_queued_twice(
-    store: SQLiteStore, second_id: str, second_body: bytes, expected: str
+    store: Store, second_id: str, second_body: bytes, expected: str
 ) -> None:
     enqueue(store)
     assert enqueue(store, second_id, second_body) == expected
 
 
-def test_a_redelivery_after_the_job_was_done_is_a_duplicate(store: SQLiteStore) -> None:
+def test_a_redelivery_after_the_job_was_done_is_a_duplicate(store: Store) -> None:
     enqueue(store)
     job = store.claim_job("w", now=100, lease=LEASE)
     assert job is not None and store.complete_job(job.id, "w", now=101)
     assert enqueue(store, now=500) == DUPLICATE
 
 
-def test_a_job_given_up_on_runs_again_when_github_redelivers_it(store: SQLiteStore) -> None:
+def test_a_job_given_up_on_runs_again_when_github_redelivers_it(store: Store) -> None:
     enqueue(store)
     job = store.claim_job("w", now=100, lease=LEASE)
     assert job is not None
@@ -69,7 +75,7 @@ def test_a_job_given_up_on_runs_again_when_github_redelivers_it(store: SQLiteSto
     assert again is not None and again.attempts == 1
 
 
-def test_a_failed_job_is_retried_when_due(store: SQLiteStore) -> None:
+def test_a_failed_job_is_retried_when_due(store: Store) -> None:
     enqueue(store)
     job = store.claim_job("w", now=100, lease=LEASE)
     assert job is not None and store.fail_job(job.id, "w", now=101, error="503", retry_at=160)
@@ -78,7 +84,7 @@ def test_a_failed_job_is_retried_when_due(store: SQLiteStore) -> None:
     assert retried is not None and retried.attempts == 2
 
 
-def test_a_worker_that_died_releases_its_job_when_the_lease_ends(store: SQLiteStore) -> None:
+def test_a_worker_that_died_releases_its_job_when_the_lease_ends(store: Store) -> None:
     enqueue(store)
     assert store.claim_job("dead-worker", now=100, lease=LEASE) is not None
     assert store.claim_job("w2", now=100 + LEASE - 1, lease=LEASE) is None
@@ -90,30 +96,30 @@ def test_a_worker_that_died_releases_its_job_when_the_lease_ends(store: SQLiteSt
     assert store.complete_job("d-1", "w2", now=200) is True
 
 
-def test_oldest_due_first(store: SQLiteStore) -> None:
+def test_oldest_due_first(store: Store) -> None:
     enqueue(store, "d-late", b"late", now=105)
     enqueue(store, "d-early", b"early", now=100)
     job = store.claim_job("w", now=110, lease=LEASE)
     assert job is not None and job.id == "d-early"
 
 
-def test_queue_stats_say_depth_and_age(store: SQLiteStore) -> None:
+def test_queue_stats_say_depth_and_age(store: Store) -> None:
     enqueue(store, "a", b"a", now=100)
     enqueue(store, "b", b"b", now=150)
     stats = store.queue_stats(now=200)
     assert (stats.depth, stats.oldest_age, stats.dead) == (2, 100, 0)
 
 
-def test_concurrent_workers_never_run_one_job_twice(db_path: Path) -> None:
+def test_concurrent_workers_never_run_one_job_twice(store_url: str) -> None:
     # Several workers, each with its own store (as gunicorn workers and replicas have), race for
     # 60 jobs: every job is taken exactly once.
-    stores = [SQLiteStore(db_path) for _ in range(4)]
+    stores = [open_any(store_url) for _ in range(4)]
     for i in range(60):
         enqueue(stores[0], f"d-{i}", f"body-{i}".encode())
     taken: list[str] = []
     lock = threading.Lock()
 
-    def work(store: SQLiteStore, name: str) -> None:
+    def work(store: Store, name: str) -> None:
         while (job := store.claim_job(name, now=1_000, lease=LEASE)) is not None:
             assert store.complete_job(job.id, name, now=1_000)
             with lock:
@@ -129,7 +135,7 @@ def test_concurrent_workers_never_run_one_job_twice(db_path: Path) -> None:
     assert sorted(taken) == sorted(f"d-{i}" for i in range(60))
 
 
-def test_held_deployments_are_kept_per_run_and_environment(store: SQLiteStore) -> None:
+def test_held_deployments_are_kept_per_run_and_environment(store: Store) -> None:
     base = {"repository_id": 7, "run_id": 9, "environment": "production", "state": "pending", "comments": 1}
     store.save_deployment_gate(base)
     store.save_deployment_gate({**base, "environment": "staging"})

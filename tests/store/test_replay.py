@@ -1,4 +1,4 @@
-"""Replay records: a token's (issuer, jti) is accepted once, until well after the token expired."""
+"""Replay records, on both stores: a token's (issuer, jti) is accepted once, until well after the token expired."""
 
 from __future__ import annotations
 
@@ -7,23 +7,24 @@ from annotated_types import Le
 
 from app.errors import Unavailable
 from app.settings import Settings
-from app.store.sqlite import REPLAY_MARGIN_SECONDS, SQLiteStore
+from app.store.base import Store
+from app.store.sqlite import REPLAY_MARGIN_SECONDS
 
 ISS = "https://token.actions.githubusercontent.com"
 
 
-def test_a_jti_is_claimed_once(store: SQLiteStore) -> None:
-    assert store.claim_jti(ISS, "jti-1", 2_000) is True
-    assert store.claim_jti(ISS, "jti-1", 2_000) is False
-    assert store.claim_jti(ISS, "jti-1", 9_999) is False, "a later expiry does not make it new"
+def test_a_jti_is_claimed_once(any_store: Store) -> None:
+    assert any_store.claim_jti(ISS, "jti-1", 2_000) is True
+    assert any_store.claim_jti(ISS, "jti-1", 2_000) is False
+    assert any_store.claim_jti(ISS, "jti-1", 9_999) is False, "a later expiry does not make it new"
 
 
-def test_claims_are_keyed_on_issuer_and_jti(store: SQLiteStore) -> None:
-    assert store.claim_jti(ISS, "jti-1", 2_000) is True
-    assert store.claim_jti(f"{ISS}/my-enterprise", "jti-1", 2_000) is True, (
+def test_claims_are_keyed_on_issuer_and_jti(any_store: Store) -> None:
+    assert any_store.claim_jti(ISS, "jti-1", 2_000) is True
+    assert any_store.claim_jti(f"{ISS}/my-enterprise", "jti-1", 2_000) is True, (
         "another issuer's jti is another token"
     )
-    assert store.claim_jti(ISS, "jti-2", 2_000) is True
+    assert any_store.claim_jti(ISS, "jti-2", 2_000) is True
 
 
 def test_the_margin_outlasts_the_largest_leeway_the_settings_allow() -> None:
@@ -52,25 +53,25 @@ PURGE = [
     ids=["past-the-margin", "at-the-margin", "within-the-leeway", "expiring-now", "still-valid"],
 )
 def test_purge_drops_only_records_no_verifier_could_still_need(
-    store: SQLiteStore, exp_offset: int, kept: bool
+    any_store: Store, exp_offset: int, kept: bool
 ) -> None:
-    store.claim_jti(ISS, "jti", NOW + exp_offset)
-    assert store.purge_expired(NOW) == (0 if kept else 1)
-    assert store.claim_jti(ISS, "jti", NOW + exp_offset) is (not kept)
+    any_store.claim_jti(ISS, "jti", NOW + exp_offset)
+    assert any_store.purge_expired(NOW) == (0 if kept else 1)
+    assert any_store.claim_jti(ISS, "jti", NOW + exp_offset) is (not kept)
 
 
-def test_purge_counts_what_it_dropped(store: SQLiteStore) -> None:
+def test_purge_counts_what_it_dropped(any_store: Store) -> None:
     for i in range(5):
-        store.claim_jti(ISS, f"old-{i}", 1_000)
-    store.claim_jti(ISS, "fresh", NOW)
-    assert store.purge_expired(NOW) == 5
-    assert store.purge_expired(NOW) == 0
+        any_store.claim_jti(ISS, f"old-{i}", 1_000)
+    any_store.claim_jti(ISS, "fresh", NOW)
+    assert any_store.purge_expired(NOW) == 5
+    assert any_store.purge_expired(NOW) == 0
 
 
-def test_a_claim_that_cannot_be_recorded_refuses_the_token(store: SQLiteStore) -> None:
-    store.close()
+def test_a_claim_that_cannot_be_recorded_refuses_the_token(any_store: Store) -> None:
+    any_store.close()
     with pytest.raises(
         Unavailable, match="the replay record cannot be written, so the token was not accepted"
     ) as info:
-        store.claim_jti(ISS, "jti-1", 2_000)
+        any_store.claim_jti(ISS, "jti-1", 2_000)
     assert info.value.code == "store-unavailable"

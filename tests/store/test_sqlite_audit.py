@@ -13,7 +13,8 @@ import pytest
 
 from app.errors import ConfigError, GateError, Unavailable
 from app.store.canonical import GENESIS, record_hash
-from app.store.sqlite import SQLiteStore, open_store
+from app.store.opener import open_store
+from app.store.sqlite import SQLiteStore
 from tests.store.conftest import T0, run_sql
 
 Fill = Callable[[int], None]
@@ -437,7 +438,6 @@ def test_open_store_accepts_sqlite_urls_and_paths(
 @pytest.mark.parametrize(
     ("url", "message"),
     [
-        ("postgresql://db.internal/gate", "the 'postgresql' store is not supported by this version"),
         ("mysql://db/gate", "the 'mysql' store is not supported"),
         ("sqlite://host/gate.db", "names no absolute file path"),
         ("sqlite:///", "names no absolute file path"),
@@ -446,7 +446,6 @@ def test_open_store_accepts_sqlite_urls_and_paths(
         ("", "is not a file"),
     ],
     ids=[
-        "postgresql",
         "mysql",
         "sqlite-with-host",
         "sqlite-without-path",
@@ -456,7 +455,10 @@ def test_open_store_accepts_sqlite_urls_and_paths(
     ],
 )
 def test_open_store_refuses_anything_else_and_says_what_works(url: str, message: str) -> None:
-    with pytest.raises(ConfigError, match=r"expected sqlite:///ABSOLUTE/PATH\.db or a file path") as info:
+    with pytest.raises(
+        ConfigError,
+        match=r"expected sqlite:///ABSOLUTE/PATH\.db, a file path or postgresql://USER@HOST:PORT/DB",
+    ) as info:
         open_store(url)
     assert message in info.value.message
     assert info.value.message.startswith("GATE_DATABASE: ")

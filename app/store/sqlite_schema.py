@@ -1,0 +1,104 @@
+"""The SQLite store's schema, as ordered migrations (see :mod:`app.store.migrations`).
+
+Version 1 is the schema every earlier gate created with ``CREATE ... IF NOT EXISTS``, so a file made
+before migrations existed adopts version 1 without change (a ``deliveries`` table left by a gate older
+than the queue stays, unused).
+"""
+
+from __future__ import annotations
+
+from app.store.migrations import Migration
+
+STEPS: tuple[Migration, ...] = (
+    Migration(
+        1,
+        "initial schema",
+        (
+            """CREATE TABLE IF NOT EXISTS audit (
+                seq INTEGER PRIMARY KEY,
+                time TEXT NOT NULL,
+                kind TEXT NOT NULL,
+                payload TEXT NOT NULL,
+                prev_hash TEXT NOT NULL,
+                hash TEXT NOT NULL UNIQUE
+            )""",
+            "CREATE INDEX IF NOT EXISTS audit_time ON audit(time)",
+            """CREATE TABLE IF NOT EXISTS replay (
+                issuer TEXT NOT NULL,
+                jti TEXT NOT NULL,
+                expires_at INTEGER NOT NULL,
+                PRIMARY KEY (issuer, jti)
+            )""",
+            """CREATE TABLE IF NOT EXISTS decisions (
+                decision_id TEXT PRIMARY KEY,
+                created_at INTEGER NOT NULL,
+                record TEXT NOT NULL
+            )""",
+            """CREATE TABLE IF NOT EXISTS grants (
+                jti TEXT PRIMARY KEY,
+                kid TEXT NOT NULL,
+                parent_jti TEXT,
+                decision_id TEXT NOT NULL,
+                repository_id INTEGER NOT NULL,
+                run_id INTEGER NOT NULL,
+                run_attempt INTEGER NOT NULL,
+                pull_request INTEGER,
+                sha TEXT NOT NULL,
+                audience TEXT NOT NULL,
+                permission TEXT NOT NULL,
+                issued_at INTEGER NOT NULL,
+                expires_at INTEGER NOT NULL,
+                github_token_sha256 TEXT,
+                github_token_sealed BLOB,
+                revoked_at INTEGER,
+                revoked_reason TEXT
+            )""",
+            "CREATE INDEX IF NOT EXISTS grants_pr ON grants(repository_id, pull_request)",
+            "CREATE INDEX IF NOT EXISTS grants_parent ON grants(parent_jti)",
+            """CREATE TABLE IF NOT EXISTS signing_keys (
+                kid TEXT PRIMARY KEY,
+                private_pem BLOB NOT NULL,
+                created_at INTEGER NOT NULL,
+                retired_at INTEGER
+            )""",
+            "CREATE TABLE IF NOT EXISTS heartbeat (id INTEGER PRIMARY KEY CHECK (id = 1), at INTEGER NOT NULL)",
+            # The durable queue (app.store.sqlite_queue) and the deployments held by the protection rule.
+            """CREATE TABLE IF NOT EXISTS jobs (
+                id TEXT PRIMARY KEY,
+                kind TEXT NOT NULL,
+                topic TEXT NOT NULL,
+                body BLOB NOT NULL,
+                body_sha256 TEXT NOT NULL,
+                state TEXT NOT NULL,            -- queued, running, done, dead
+                attempts INTEGER NOT NULL DEFAULT 0,
+                due_at INTEGER NOT NULL,
+                lease_owner TEXT,
+                lease_until INTEGER,
+                last_error TEXT,
+                created_at INTEGER NOT NULL,
+                updated_at INTEGER NOT NULL
+            )""",
+            "CREATE INDEX IF NOT EXISTS jobs_due ON jobs(state, due_at)",
+            "CREATE INDEX IF NOT EXISTS jobs_body ON jobs(body_sha256)",
+            """CREATE TABLE IF NOT EXISTS deployment_gates (
+                repository_id INTEGER NOT NULL,
+                run_id INTEGER NOT NULL,
+                environment TEXT NOT NULL,
+                state TEXT NOT NULL,            -- pending, approved, rejected
+                updated_at INTEGER NOT NULL,
+                record TEXT NOT NULL,
+                PRIMARY KEY (repository_id, run_id, environment)
+            )""",
+            "CREATE INDEX IF NOT EXISTS deployment_gates_state ON deployment_gates(repository_id, state)",
+        ),
+    ),
+    Migration(
+        2,
+        "indexes for retention purges",
+        (
+            "CREATE INDEX IF NOT EXISTS replay_expires ON replay(expires_at)",
+            "CREATE INDEX IF NOT EXISTS decisions_created ON decisions(created_at)",
+            "CREATE INDEX IF NOT EXISTS jobs_finished ON jobs(state, updated_at)",
+        ),
+    ),
+)

@@ -1,0 +1,168 @@
+"""The PostgreSQL store's own promises: secrets stay out of messages, forks and replicas get their own
+connections, and a database that goes away is a 503 until it is back, then service resumes by itself."""
+
+from __future__ import annotations
+
+import logging
+import multiprocessing
+import os
+from multiprocessing.synchronize import Barrier
+from typing import Any
+from urllib.parse import urlsplit, urlunsplit
+
+import psycopg
+import pytest
+
+from app.errors import ConfigError, Unavailable
+from app.store.opener import open_store
+from app.store.postgres import PostgresStore
+from app.store.postgres_pool import describe, redact_url
+from tests.tcp_proxy import TcpProxy
+
+SECRET = "s3cr3t-Pa55"
+
+
+@pytest.mark.parametrize(
+    ("url", "shown"),
+    [
+        (f"postgresql://gate:{SECRET}@db.internal:5432/gate", "postgresql://gate:***@db.internal:5432/gate"),
+        ("postgresql://gate@db.internal/gate", "postgresql://gate@db.internal/gate"),
+        (
+            f"postgres://gate:{SECRET}@[::1]:5433/gate?sslmode=require",
+            "postgres://gate:***@[::1]:5433/gate?sslmode=require",
+        ),
+    ],
+    ids=["password", "no-password", "ipv6-and-options"],
+)
+def test_the_log_shows_the_url_without_its_password(url: str, shown: str) -> None:
+    assert redact_url(url) == shown
+
+
+def test_an_unreachable_server_is_a_503_that_names_no_secret(caplog: pytest.LogCaptureFixture) -> None:
+    caplog.set_level(logging.DEBUG)
+    url = f"postgresql://gate:{SECRET}@127.0.0.1:1/gate"  # nothing listens on port 1
+    with pytest.raises(Unavailable, match="cannot be opened") as info:
+        PostgresStore(url, pool_timeout=0.5)
+    assert info.value.code == "store-unavailable"
+    assert SECRET not in info.value.message
+    assert "gate:***@127.0.0.1:1/gate" in info.value.message, "the operator sees which server"
+    assert SECRET not in caplog.text
+    assert isinstance(info.value.__cause__, psycopg.Error)
+
+
+def test_open_store_picks_postgresql_by_its_scheme(pg_url: str) -> None:
+    store = open_store(pg_url.replace("postgresql://", "postgres://"))
+    assert isinstance(store, PostgresStore)
+    store.close()
+
+
+def test_the_pool_is_bounded() -> None:
+    with pytest.raises(ConfigError, match="GATE_DATABASE_POOL_SIZE"):
+        PostgresStore("postgresql://127.0.0.1:1/x", pool_size=0)
+
+
+DESCRIBED = [
+    (psycopg.errors.DiskFull(), "the database server's disk is full"),
+    (psycopg.errors.AdminShutdown(), "the database server is shutting down"),
+    (psycopg.errors.ReadOnlySqlTransaction(), "the database is read-only (a standby?)"),
+    (psycopg.errors.UniqueViolation(), "a constraint of the database refused the write"),
+    (psycopg.OperationalError("consuming input failed"), "the connection to the database server failed"),
+]
+
+
+@pytest.mark.parametrize(
+    ("exc", "words"), DESCRIBED, ids=["disk-full", "shutdown", "read-only", "constraint", "connection"]
+)
+def test_driver_errors_are_said_in_plain_words(exc: Exception, words: str) -> None:
+    assert describe(exc) == words
+
+
+def _via(proxy: TcpProxy, url: str) -> str:
+    parts = urlsplit(url)
+    return urlunsplit(parts._replace(netloc=f"{parts.username or 'postgres'}@127.0.0.1:{proxy.port}"))
+
+
+def test_a_database_that_goes_away_is_a_503_and_service_resumes_when_it_is_back(pg_url: str) -> None:
+    target = urlsplit(pg_url)
+    proxy = TcpProxy((target.hostname or "127.0.0.1", target.port or 5432))
+    store = PostgresStore(_via(proxy, pg_url), pool_timeout=1.0)
+    try:
+        store.append_audit("decision", {"i": 1})
+        proxy.cut()
+        for _ in range(3):  # every pooled connection is dead: each use fails closed, none hangs
+            with pytest.raises(Unavailable) as info:
+                store.append_audit("decision", {"i": 2})
+            assert (info.value.code, info.value.status) == ("audit-unavailable", 503)
+        with pytest.raises(Unavailable):
+            store.check_writable()
+        proxy.restore()
+        store.append_audit("decision", {"i": 3})  # the pool reconnects by itself
+        assert [r.payload["i"] for r in store.iter_audit()] == [1, 3], "nothing half-written"
+        assert store.verify_audit().ok
+    finally:
+        store.close()
+        proxy.close()
+
+
+# --- processes: gunicorn workers and replicas -------------------------------------------------------
+
+APPENDS = 40
+
+
+def _append_many(url: str, worker: int, start: Barrier) -> None:
+    store = PostgresStore(url)
+    start.wait(timeout=30)
+    for i in range(APPENDS):
+        store.append_audit("decision", {"worker": worker, "i": i})
+    store.close()
+
+
+def _claim(url: str, start: Barrier, results: Any) -> None:
+    store = PostgresStore(url)
+    start.wait(timeout=30)
+    results.put(store.claim_jti("https://token.actions.githubusercontent.com", "the-same-jti", 10**10))
+    store.close()
+
+
+def _run(processes: list[Any]) -> None:
+    for p in processes:
+        p.start()
+    for p in processes:
+        p.join(60)
+    assert [p.exitcode for p in processes] == [0] * len(processes)
+
+
+@pytest.mark.slow
+def test_processes_appending_at_once_leave_one_gap_free_chain(pg_url: str) -> None:
+    start = multiprocessing.Barrier(3)
+    _run([multiprocessing.Process(target=_append_many, args=(pg_url, w, start)) for w in range(3)])
+    store = PostgresStore(pg_url)
+    report = store.verify_audit()
+    store.close()
+    assert (report.ok, report.records) == (True, 3 * APPENDS)
+
+
+@pytest.mark.slow
+def test_processes_racing_for_one_jti_let_exactly_one_win(pg_url: str) -> None:
+    start = multiprocessing.Barrier(4)
+    results: Any = multiprocessing.Queue()
+    _run([multiprocessing.Process(target=_claim, args=(pg_url, start, results)) for _ in range(4)])
+    assert sorted(results.get(timeout=5) for _ in range(4)) == [False, False, False, True]
+
+
+def test_a_forked_worker_opens_its_own_connections_and_leaves_the_parents_alone(pg_url: str) -> None:
+    store = PostgresStore(pg_url)
+    store.append_audit("boot", {"who": "parent"})
+    pid = os.fork()
+    if pid == 0:  # the child: uses the store it inherited
+        code = 1
+        try:
+            store.append_audit("boot", {"who": "child"})
+            code = 0
+        finally:
+            os._exit(code)
+    _, status = os.waitpid(pid, 0)
+    assert os.waitstatus_to_exitcode(status) == 0
+    store.append_audit("boot", {"who": "parent again"})
+    assert [r.payload["who"] for r in store.iter_audit()] == ["parent", "child", "parent again"]
+    store.close()
