@@ -74,10 +74,17 @@ class Gate:
         try:
             self._housekept_at = now
             replays = self.store.purge_expired(int(now))
+            retained = self.store.purge_retained(int(now) - self.settings.retention_days * 86_400)
             grants = self.grants.purge_expired() if self.grants is not None else 0
             if grants:
                 self.store.append_audit("grants-expired", {"purged": grants, "reason": "expired"})
-            log.info("housekeeping: purged %d replay record(s) and %d expired grant(s)", replays, grants)
+            log.info(
+                "housekeeping: purged %d replay record(s), %d expired grant(s), %d decision page(s) and "
+                "finished job(s) past retention",
+                replays,
+                grants,
+                retained,
+            )
         except Exception as exc:  # noqa: BLE001  # housekeeping must never break a request
             log.warning("housekeeping failed: %s", exc.__class__.__name__)
         finally:

@@ -62,6 +62,7 @@ class Settings(BaseModel):
     data_dir: Path = Path("var")
     database: str | None = None  # default: sqlite:///<data_dir>/agent-gate.db
     database_pool_size: int = Field(4, ge=1, le=100)  # PostgreSQL connections per worker process
+    retention_days: int = Field(30, ge=1, le=3650)  # decision pages and finished jobs; never the audit chain
     policy_path: Path = Path("policies")
     policy_check_interval: float = Field(2.0, ge=0.0)
     public_url: str = "http://127.0.0.1:8080"
@@ -93,6 +94,7 @@ class Settings(BaseModel):
             "GATE_DATA_DIR": "data_dir",
             "GATE_DATABASE": "database",
             "GATE_DATABASE_POOL_SIZE": "database_pool_size",
+            "GATE_RETENTION_DAYS": "retention_days",
             "GATE_POLICY_PATH": "policy_path",
             "GATE_POLICY_CHECK_INTERVAL": "policy_check_interval",
             "GATE_PUBLIC_URL": "public_url",

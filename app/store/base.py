@@ -114,6 +114,18 @@ class Store(Protocol):
 
     def get_decision(self, decision_id: str) -> dict[str, Any] | None: ...
 
+    def record_decision(
+        self, decision_id: str, record: dict[str, Any], kind: str, payload: dict[str, Any]
+    ) -> AuditRecord:
+        """Append the audit record ``(kind, payload)`` and keep ``record`` for the decision page, in
+        one durable transaction: both or neither. Raises ``Unavailable(code='audit-unavailable')``."""
+        ...
+
+    def purge_retained(self, before: int) -> int:
+        """Drop decision pages and finished jobs last touched before ``before`` (unix seconds); never
+        the audit chain. Returns how many rows went."""
+        ...
+
     # The durable queue (webhook deliveries): claimed with a lease, so a worker that dies mid-job
     # releases it when the lease ends, and no two workers run one job at once.
     def enqueue_job(self, job_id: str, kind: str, topic: str, body: bytes, *, now: int) -> str:

@@ -15,6 +15,7 @@ from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from typing import Any
 
+from app.errors import Unavailable
 from app.store.base import AuditRecord, ChainReport
 
 GENESIS = "0" * 64
@@ -203,3 +204,32 @@ def record_from_row(row: tuple[Any, ...]) -> AuditRecord:
         prev_hash=str(prev),
         hash=str(digest),
     )
+
+
+def encode_audit(kind: str, payload: dict[str, Any], when: datetime) -> tuple[dict[str, Any], str, str]:
+    """(normalised payload, its canonical JSON, the time) as stored and hashed.
+
+    Raises ``Unavailable(code='audit-unavailable')`` for a payload JSON cannot carry (a bug).
+    """
+    try:
+        normal = normalise_payload(payload)
+        return normal, canonical_json(normal).decode("utf-8"), utc_iso(when)
+    except (TypeError, ValueError) as exc:
+        raise Unavailable(
+            "the audit record cannot be encoded, so nothing was allowed; this is a bug in the gate, "
+            "tell its operators",
+            code="audit-unavailable",
+        ) from exc
+
+
+def encode_decision(record: dict[str, Any]) -> str:
+    """A decision record as stored for the decision page, in its own key order.
+
+    Raises ``Unavailable(code='store-unavailable')``.
+    """
+    try:
+        return json.dumps(
+            record, separators=(",", ":"), ensure_ascii=False, allow_nan=False, default=json_default
+        )
+    except (TypeError, ValueError) as exc:
+        raise Unavailable(f"the decision record cannot be encoded ({exc})", code="store-unavailable") from exc

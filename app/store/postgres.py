@@ -26,9 +26,8 @@ from app.store.base import AuditRecord, ChainReport
 from app.store.canonical import (
     GENESIS,
     ChainVerifier,
-    canonical_json,
-    json_default,
-    normalise_payload,
+    encode_audit,
+    encode_decision,
     record_from_row,
     record_hash,
     utc_iso,
@@ -128,18 +127,27 @@ class PostgresStore(PostgresQueue):
         self, kind: str, payload: dict[str, Any], *, time: datetime | None = None
     ) -> AuditRecord:
         """Append one record atomically and durably. Raises ``Unavailable(code='audit-unavailable')``."""
+        return self._append(kind, payload, time, None)
+
+    def record_decision(
+        self, decision_id: str, record: dict[str, Any], kind: str, payload: dict[str, Any]
+    ) -> AuditRecord:
+        """The decision's audit record and its page in one transaction (one commit, one WAL flush)."""
+        return self._append(kind, payload, None, (decision_id, encode_decision(record)))
+
+    def _append(
+        self,
+        kind: str,
+        payload: dict[str, Any],
+        time: datetime | None,
+        decision: tuple[str, str] | None,
+    ) -> AuditRecord:
         when = datetime.fromtimestamp(self._clock(), UTC) if time is None else time
         try:
-            normal = normalise_payload(payload)
-            payload_text = canonical_json(normal).decode("utf-8")
-            time_text = utc_iso(when)
-        except (TypeError, ValueError) as exc:
-            log.error("audit record %r not written, its payload cannot be encoded: %s", kind, exc)
-            raise Unavailable(
-                "the audit record cannot be encoded, so nothing was allowed; this is a bug in the gate, "
-                "tell its operators",
-                code="audit-unavailable",
-            ) from exc
+            normal, payload_text, time_text = encode_audit(kind, payload, when)
+        except Unavailable:
+            log.error("audit record %r not written, its payload cannot be encoded", kind)
+            raise
         with (
             self._db.failing_as(
                 "audit-unavailable",
@@ -148,32 +156,28 @@ class PostgresStore(PostgresQueue):
             ),
             self._db.transaction() as cur,
         ):
-            seq, prev, digest = self._append(cur, kind, normal, payload_text, when, time_text)
+            if decision is not None:  # before the lock: the lock is held for as little as possible
+                cur.execute(
+                    "INSERT INTO decisions (decision_id, created_at, record) VALUES (%s, %s, %s) "
+                    "ON CONFLICT (decision_id) DO UPDATE SET created_at = excluded.created_at, "
+                    "record = excluded.record",
+                    (decision[0], int(self._clock()), decision[1]),
+                )
+            # The lock is released by the commit (or rollback) of this transaction, never earlier:
+            # the next appender's head read is a new statement, so it sees this record committed.
+            cur.execute("SELECT pg_advisory_xact_lock(%s)", (AUDIT_LOCK,))
+            cur.execute("SELECT seq, hash FROM audit ORDER BY seq DESC LIMIT 1")
+            row = cur.fetchone()
+            seq, prev = (int(row[0]) + 1, str(row[1])) if row else (1, GENESIS)
+            digest = record_hash(seq, when, kind, normal, prev)
+            cur.execute(
+                "INSERT INTO audit (seq, time, kind, payload, prev_hash, hash) "
+                "VALUES (%s, %s, %s, %s, %s, %s)",
+                (seq, time_text, kind, payload_text, prev, digest),
+            )
         return AuditRecord(
             seq=seq, time=when.astimezone(UTC), kind=kind, payload=normal, prev_hash=prev, hash=digest
         )
-
-    @staticmethod
-    def _append(
-        cur: psycopg.Cursor[Any],
-        kind: str,
-        normal: dict[str, Any],
-        payload_text: str,
-        when: datetime,
-        time_text: str,
-    ) -> tuple[int, str, str]:
-        # The lock is released by the commit (or rollback) of this transaction, never earlier: the
-        # next appender's head read is a new statement, so it sees this record committed.
-        cur.execute("SELECT pg_advisory_xact_lock(%s)", (AUDIT_LOCK,))
-        cur.execute("SELECT seq, hash FROM audit ORDER BY seq DESC LIMIT 1")
-        row = cur.fetchone()
-        seq, prev = (int(row[0]) + 1, str(row[1])) if row else (1, GENESIS)
-        digest = record_hash(seq, when, kind, normal, prev)
-        cur.execute(
-            "INSERT INTO audit (seq, time, kind, payload, prev_hash, hash) VALUES (%s, %s, %s, %s, %s, %s)",
-            (seq, time_text, kind, payload_text, prev, digest),
-        )
-        return seq, prev, digest
 
     def _audit_rows(self, first_seq: int) -> Iterator[tuple[Any, ...]]:
         after = first_seq - 1
@@ -255,20 +259,26 @@ class PostgresStore(PostgresQueue):
 
     # -- decisions -------------------------------------------------------------------------------
     def save_decision(self, decision_id: str, record: dict[str, Any]) -> None:
-        try:  # in the record's own key order, as the page shows it
-            text = json.dumps(
-                record, separators=(",", ":"), ensure_ascii=False, allow_nan=False, default=json_default
-            )
-        except (TypeError, ValueError) as exc:
-            raise Unavailable(
-                f"the decision record cannot be encoded ({exc})", code="store-unavailable"
-            ) from exc
         self._write(
             "the decision record cannot be written",
             "INSERT INTO decisions (decision_id, created_at, record) VALUES (%s, %s, %s) "
             "ON CONFLICT (decision_id) DO UPDATE SET created_at = excluded.created_at, record = excluded.record",
-            (decision_id, int(self._clock()), text),
+            (decision_id, int(self._clock()), encode_decision(record)),
         )
+
+    def purge_retained(self, before: int) -> int:
+        """Drop decision pages and finished jobs (done or given up) last touched before ``before``.
+
+        The audit chain is never purged here: its export and anchors are the archive.
+        """
+        with (
+            self._db.failing_as("store-unavailable", "old decisions and jobs cannot be purged"),
+            self._db.transaction() as cur,
+        ):
+            cur.execute("DELETE FROM decisions WHERE created_at < %s", (before,))
+            decisions = cur.rowcount
+            cur.execute("DELETE FROM jobs WHERE state IN ('done', 'dead') AND updated_at < %s", (before,))
+            return int(decisions) + int(cur.rowcount)
 
     def get_decision(self, decision_id: str) -> dict[str, Any] | None:
         row = self._one(

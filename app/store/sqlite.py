@@ -23,17 +23,16 @@ from app.store.base import AuditRecord, ChainReport, Store
 from app.store.canonical import (
     GENESIS,
     ChainVerifier,
-    canonical_json,
-    json_default,
-    normalise_payload,
+    encode_audit,
+    encode_decision,
     record_from_row,
     record_hash,
     utc_iso,
 )
-from app.store.migrations import MIGRATIONS_TABLE, Migration, pending
+from app.store.migrations import Migration
 from app.store.sqlite_connections import Connections
 from app.store.sqlite_queue import SQLiteQueue
-from app.store.sqlite_schema import STEPS
+from app.store.sqlite_schema import has_migrations_table, migrate, version
 
 log = logging.getLogger("agent_gate.store")
 
@@ -101,35 +100,9 @@ class SQLiteStore(SQLiteQueue):
         return mode
 
     def _migrate(self, conn: sqlite3.Connection) -> list[Migration]:
-        """Apply the missing schema steps under the write lock. Raises SchemaTooNew, sqlite3.Error."""
-        # A read first: an up-to-date file (every open but the first) takes no write lock at all.
-        if _has_migrations_table(conn) and not pending(_version(conn), STEPS, where=str(self.path)):
-            return []
-        conn.execute("PRAGMA synchronous = FULL")
-        try:
-            conn.execute("BEGIN IMMEDIATE")
-            try:
-                conn.execute(
-                    f"CREATE TABLE IF NOT EXISTS {MIGRATIONS_TABLE} (version INTEGER PRIMARY KEY, "
-                    "name TEXT NOT NULL, applied_at INTEGER NOT NULL)"
-                )
-                current = _version(conn)
-                steps = pending(current, STEPS, where=str(self.path))
-                for step in steps:
-                    for statement in step.statements:
-                        conn.execute(statement)
-                    conn.execute(
-                        f"INSERT INTO {MIGRATIONS_TABLE} (version, name, applied_at) VALUES (?, ?, ?)",  # noqa: S608  # a constant
-                        (step.version, step.name, int(self._clock())),
-                    )
-                conn.execute("COMMIT")
-            finally:
-                if conn.in_transaction:
-                    conn.execute("ROLLBACK")
-        finally:
-            conn.execute("PRAGMA synchronous = NORMAL")
+        steps = migrate(conn, where=str(self.path), now=int(self._clock()))
         if steps:
-            log.info("store %s: schema upgraded from version %d to %d", self.path, current, steps[-1].version)
+            log.info("store %s: schema upgraded to version %d", self.path, steps[-1].version)
         return steps
 
     def upgrade(self) -> tuple[int, int]:
@@ -140,15 +113,15 @@ class SQLiteStore(SQLiteQueue):
         """
         with self._db.failing_as("store-unavailable", "the schema cannot be upgraded"):
             conn = self._db.get()
-            before = _version(conn) if _has_migrations_table(conn) else 0
+            before = version(conn) if has_migrations_table(conn) else 0
             self._migrate(conn)
-            return before, _version(conn)
+            return before, version(conn)
 
     def schema_version(self) -> int:
         """The schema version recorded in the database."""
         with self._db.failing_as("store-unavailable", "the schema version cannot be read"):
             conn = self._db.get()
-            return _version(conn) if _has_migrations_table(conn) else 0
+            return version(conn) if has_migrations_table(conn) else 0
 
     def _fail_to_open(self, exc: BaseException) -> NoReturn:
         log.error("cannot open the store %s: %s", self.path, exc)
@@ -167,18 +140,27 @@ class SQLiteStore(SQLiteQueue):
         self, kind: str, payload: dict[str, Any], *, time: datetime | None = None
     ) -> AuditRecord:
         """Append one record atomically and durably. Raises ``Unavailable(code='audit-unavailable')``."""
+        return self._append(kind, payload, time, None)
+
+    def record_decision(
+        self, decision_id: str, record: dict[str, Any], kind: str, payload: dict[str, Any]
+    ) -> AuditRecord:
+        """The decision's audit record and its page in one durable transaction (one fsync)."""
+        return self._append(kind, payload, None, (decision_id, encode_decision(record)))
+
+    def _append(
+        self,
+        kind: str,
+        payload: dict[str, Any],
+        time: datetime | None,
+        decision: tuple[str, str] | None,
+    ) -> AuditRecord:
         when = datetime.fromtimestamp(self._clock(), UTC) if time is None else time
         try:
-            normal = normalise_payload(payload)
-            payload_text = canonical_json(normal).decode("utf-8")
-            time_text = utc_iso(when)
-        except (TypeError, ValueError) as exc:
-            log.error("audit record %r not written, its payload cannot be encoded: %s", kind, exc)
-            raise Unavailable(
-                "the audit record cannot be encoded, so nothing was allowed; this is a bug in the gate, "
-                "tell its operators",
-                code="audit-unavailable",
-            ) from exc
+            normal, payload_text, time_text = encode_audit(kind, payload, when)
+        except Unavailable:
+            log.error("audit record %r not written, its payload cannot be encoded", kind)
+            raise
         with (
             self._db.failing_as(
                 "audit-unavailable",
@@ -194,6 +176,11 @@ class SQLiteStore(SQLiteQueue):
                 "INSERT INTO audit (seq, time, kind, payload, prev_hash, hash) VALUES (?, ?, ?, ?, ?, ?)",
                 (seq, time_text, kind, payload_text, prev, digest),
             )
+            if decision is not None:
+                conn.execute(
+                    "INSERT OR REPLACE INTO decisions (decision_id, created_at, record) VALUES (?, ?, ?)",
+                    (decision[0], int(self._clock()), decision[1]),
+                )
         return AuditRecord(
             seq=seq, time=when.astimezone(UTC), kind=kind, payload=normal, prev_hash=prev, hash=digest
         )
@@ -285,19 +272,27 @@ class SQLiteStore(SQLiteQueue):
     # -- decisions --------------------------------------------------------------
     def save_decision(self, decision_id: str, record: dict[str, Any]) -> None:
         """Keep the full decision for the decision page (replacing one saved under the same id)."""
-        try:  # in the record's own key order, as the page shows it
-            text = json.dumps(
-                record, separators=(",", ":"), ensure_ascii=False, allow_nan=False, default=json_default
-            )
-        except (TypeError, ValueError) as exc:
-            raise Unavailable(
-                f"the decision record cannot be encoded ({exc})", code="store-unavailable"
-            ) from exc
+        text = encode_decision(record)
         with self._db.failing_as("store-unavailable", "the decision record cannot be written"):
             self._db.get().execute(
                 "INSERT OR REPLACE INTO decisions (decision_id, created_at, record) VALUES (?, ?, ?)",
                 (decision_id, int(self._clock()), text),
             )
+
+    def purge_retained(self, before: int) -> int:
+        """Drop decision pages and finished jobs (done or given up) last touched before ``before``.
+
+        The audit chain is never purged here: its export and anchors are the archive.
+        """
+        with (
+            self._db.failing_as("store-unavailable", "old decisions and jobs cannot be purged"),
+            self._db.transaction(durable=False) as conn,
+        ):
+            decisions = conn.execute("DELETE FROM decisions WHERE created_at < ?", (before,)).rowcount
+            jobs = conn.execute(
+                "DELETE FROM jobs WHERE state IN ('done', 'dead') AND updated_at < ?", (before,)
+            ).rowcount
+        return int(decisions) + int(jobs)
 
     def get_decision(self, decision_id: str) -> dict[str, Any] | None:
         with self._db.failing_as("store-unavailable", "the decision record cannot be read"):
@@ -413,16 +408,6 @@ class SQLiteStore(SQLiteQueue):
                 "INSERT INTO heartbeat (id, at) VALUES (1, ?) ON CONFLICT(id) DO UPDATE SET at = excluded.at",
                 (int(self._clock()),),
             )
-
-
-def _version(conn: sqlite3.Connection) -> int:
-    row = conn.execute(f"SELECT MAX(version) FROM {MIGRATIONS_TABLE}").fetchone()  # noqa: S608  # a constant
-    return int(row[0]) if row and row[0] is not None else 0
-
-
-def _has_migrations_table(conn: sqlite3.Connection) -> bool:
-    row = conn.execute("SELECT 1 FROM sqlite_master WHERE type = 'table' AND name = ?", (MIGRATIONS_TABLE,))
-    return row.fetchone() is not None
 
 
 def _is_busy(exc: sqlite3.OperationalError) -> bool:

@@ -7,7 +7,9 @@ than the queue stays, unused).
 
 from __future__ import annotations
 
-from app.store.migrations import Migration
+import sqlite3
+
+from app.store.migrations import MIGRATIONS_TABLE, Migration, pending
 
 STEPS: tuple[Migration, ...] = (
     Migration(
@@ -102,3 +104,47 @@ STEPS: tuple[Migration, ...] = (
         ),
     ),
 )
+
+
+def migrate(conn: sqlite3.Connection, *, where: str, now: int) -> list[Migration]:
+    """Apply the missing steps under the write lock (``BEGIN IMMEDIATE``), durably; returns them.
+
+    Raises SchemaTooNew (a newer gate's file) or sqlite3.Error.
+    """
+    # A read first: an up-to-date file (every open but the first) takes no write lock at all.
+    if has_migrations_table(conn) and not pending(version(conn), STEPS, where=where):
+        return []
+    conn.execute("PRAGMA synchronous = FULL")
+    try:
+        conn.execute("BEGIN IMMEDIATE")
+        try:
+            conn.execute(
+                f"CREATE TABLE IF NOT EXISTS {MIGRATIONS_TABLE} (version INTEGER PRIMARY KEY, "
+                "name TEXT NOT NULL, applied_at INTEGER NOT NULL)"
+            )
+            steps = pending(version(conn), STEPS, where=where)
+            for step in steps:
+                for statement in step.statements:
+                    conn.execute(statement)
+                conn.execute(
+                    f"INSERT INTO {MIGRATIONS_TABLE} (version, name, applied_at) VALUES (?, ?, ?)",  # noqa: S608  # a constant
+                    (step.version, step.name, now),
+                )
+            conn.execute("COMMIT")
+        finally:
+            if conn.in_transaction:
+                conn.execute("ROLLBACK")
+    finally:
+        conn.execute("PRAGMA synchronous = NORMAL")
+    return steps
+
+
+def version(conn: sqlite3.Connection) -> int:
+    """The recorded schema version (the migrations table must exist)."""
+    row = conn.execute(f"SELECT MAX(version) FROM {MIGRATIONS_TABLE}").fetchone()  # noqa: S608  # a constant
+    return int(row[0]) if row and row[0] is not None else 0
+
+
+def has_migrations_table(conn: sqlite3.Connection) -> bool:
+    row = conn.execute("SELECT 1 FROM sqlite_master WHERE type = 'table' AND name = ?", (MIGRATIONS_TABLE,))
+    return row.fetchone() is not None

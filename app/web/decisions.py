@@ -71,8 +71,12 @@ def create_decision() -> tuple[Response, int]:
     decision = decide_request(identity, body)
     decision = decision.model_copy(update={"details_url": g.details_url(decision.decision_id)})
     # The audit write comes before the answer; if it fails the gate denies (Unavailable -> 503).
-    g.store.append_audit("decision", decision_audit_payload(decision, verified.token_hash))
-    g.store.save_decision(decision.decision_id, decision.model_dump(mode="json"))
+    g.store.record_decision(
+        decision.decision_id,
+        decision.model_dump(mode="json"),
+        "decision",
+        decision_audit_payload(decision, verified.token_hash),
+    )
     g.after_decision(decision)
     g.housekeep()
     answer = decision.model_dump(mode="json")

@@ -255,3 +255,39 @@ def test_every_method_of_a_closed_store_answers_unavailable(
         call(any_store)
     assert info.value.code in {"audit-unavailable", "store-unavailable"}
     assert info.value.status == 503
+
+
+# --- one transaction per decision, and retention ----------------------------------------------------
+
+
+def test_a_decision_and_its_audit_record_are_written_together(any_store: Store) -> None:
+    record = any_store.record_decision(
+        "dec_1", {"allowed": True, "z": 1, "a": 2}, "decision", {"id": "dec_1"}
+    )
+    assert (record.seq, record.kind) == (1, "decision")
+    assert list(any_store.get_decision("dec_1") or {}) == ["allowed", "z", "a"], "kept in its own order"
+    assert any_store.verify_audit().ok
+
+
+def test_a_decision_that_cannot_be_audited_leaves_no_page(any_store: Store) -> None:
+    with pytest.raises(Unavailable) as info:
+        any_store.record_decision("dec_1", {"allowed": True}, "decision", {"bad": float("nan")})
+    assert info.value.code == "audit-unavailable"
+    assert any_store.get_decision("dec_1") is None
+    assert any_store.head() is None
+
+
+def test_retention_drops_old_pages_and_finished_jobs_but_never_the_chain(any_store: Store) -> None:
+    any_store.record_decision("dec_old", {"allowed": True}, "decision", {"id": "dec_old"})
+    for job in ("done", "dead", "waiting"):
+        any_store.enqueue_job(job, "webhook", "push", job.encode(), now=100)
+    done = any_store.claim_job("w", now=100, lease=60)
+    assert done is not None and any_store.complete_job(done.id, "w", now=100)
+    dead = any_store.claim_job("w", now=100, lease=60)
+    assert dead is not None and any_store.fail_job(dead.id, "w", now=100, error="x", retry_at=None)
+    now = int(T0.timestamp())
+    assert any_store.purge_retained(100) == 0, "nothing was last touched before 100"
+    assert any_store.purge_retained(now + 1) == 3, "the page, the done job and the given-up job"
+    assert any_store.get_decision("dec_old") is None
+    assert any_store.queue_stats(now=200).depth == 1, "a waiting job is never purged"
+    assert any_store.verify_audit().records == 1, "the audit chain is never purged"

@@ -212,6 +212,7 @@ def test_failed_audit_write_denies(app, ask, monkeypatch):
         )
 
     monkeypatch.setattr(store, "append_audit", broken)
+    monkeypatch.setattr(store, "record_decision", broken)  # the decision's record and page, together
     response = ask({"action": "read"}, agent=True)
     assert response.status_code == 503
     assert response.get_json()["errors"][0]["code"] == "audit-unavailable"
