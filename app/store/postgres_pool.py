@@ -28,6 +28,7 @@ log = logging.getLogger("agent_gate.store")
 # Bounds on waiting: a decision fails closed (503) rather than hang while the server is away.
 STATEMENT_TIMEOUT_MS = 5000
 CONNECT_TIMEOUT_S = 3
+RECONNECT_TIMEOUT_S = 30
 
 # SQLSTATE classes (and a few codes) in words an operator can act on; server- and user-free.
 _PLAIN = {
@@ -98,6 +99,10 @@ class Pool:
             min_size=1,
             max_size=self._size,
             timeout=self._timeout,
+            # A connection that cannot be re-made is retried with doubling delays (1, 2, 4, 8, 16 s)
+            # and then given up; the next request grows the pool again. So after an outage of any
+            # length, service resumes within ~16 s of the server's return, without a restart.
+            reconnect_timeout=RECONNECT_TIMEOUT_S,
             kwargs={"connect_timeout": CONNECT_TIMEOUT_S, "application_name": "agent-gate"},
             configure=_configure,
             open=False,

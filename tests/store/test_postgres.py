@@ -6,6 +6,8 @@ from __future__ import annotations
 import logging
 import multiprocessing
 import os
+import time
+from collections.abc import Callable
 from multiprocessing.synchronize import Barrier
 from typing import Any
 from urllib.parse import urlsplit, urlunsplit
@@ -96,12 +98,24 @@ def test_a_database_that_goes_away_is_a_503_and_service_resumes_when_it_is_back(
         with pytest.raises(Unavailable):
             store.check_writable()
         proxy.restore()
-        store.append_audit("decision", {"i": 3})  # the pool reconnects by itself
+        _eventually(lambda: store.append_audit("decision", {"i": 3}))  # the pool reconnects by itself
         assert [r.payload["i"] for r in store.iter_audit()] == [1, 3], "nothing half-written"
         assert store.verify_audit().ok
     finally:
         store.close()
         proxy.close()
+
+
+def _eventually(call: Callable[[], object], seconds: float = 20) -> None:
+    deadline = time.monotonic() + seconds
+    while True:
+        try:
+            call()
+            return
+        except Unavailable:
+            if time.monotonic() > deadline:
+                raise
+            time.sleep(0.2)
 
 
 # --- processes: gunicorn workers and replicas -------------------------------------------------------
