@@ -59,20 +59,32 @@ class Gate:
     housekeeping_interval: float = 300.0
     _housekept_at: float = field(default=float("-inf"), repr=False)
     _housekeeping_lock: threading.Lock = field(default_factory=threading.Lock, repr=False)
+    housekeeper: threading.Thread | None = field(default=None, repr=False)  # the last run, for tests
 
     def housekeep(self) -> None:
-        """Purge expired replay records and grants, at most every ``housekeeping_interval`` seconds.
+        """Start purging expired and retained rows, at most every ``housekeeping_interval`` seconds.
 
-        Called after decisions; cheap when not due. Purging only drops rows that can no longer matter
-        (tokens past exp plus leeway, grants past expiry), so it can never turn a deny into an allow.
+        Called after decisions; cheap when not due. The purge runs on a thread of its own, off the
+        request path: the answer never waits for it. Purging only drops rows that can no longer matter
+        (tokens past exp plus leeway, grants past expiry, pages past retention), so it can never turn
+        a deny into an allow.
         """
         now = self.clock()
         if now - self._housekept_at < self.housekeeping_interval or not self._housekeeping_lock.acquire(
             blocking=False
         ):
             return
+        self._housekept_at = now
         try:
-            self._housekept_at = now
+            self.housekeeper = threading.Thread(
+                target=self._housekeep, args=(now,), name="agent-gate-housekeeping", daemon=True
+            )
+            self.housekeeper.start()
+        except RuntimeError:  # no thread can be started (interpreter shutting down): skip this round
+            self._housekeeping_lock.release()
+
+    def _housekeep(self, now: float) -> None:
+        try:
             replays = self.store.purge_expired(int(now))
             retained = self.store.purge_retained(int(now) - self.settings.retention_days * 86_400)
             grants = self.grants.purge_expired() if self.grants is not None else 0
