@@ -45,6 +45,9 @@ def build_parser() -> argparse.ArgumentParser:
         description="Governed, attributable, least-privilege actions for AI coding agents in GitHub Actions.",
         epilog=EPILOG,
     )
+    from app.settings import gate_version
+
+    parser.add_argument("--version", action="version", version=f"agent-gate {gate_version()}")
     sub = parser.add_subparsers(title="commands", metavar="COMMAND")
 
     serve = sub.add_parser(

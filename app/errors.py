@@ -79,6 +79,11 @@ class PayloadTooLarge(GateError):
     default_code = "payload-too-large"
 
 
+class RequestTimeout(GateError):
+    status = 408
+    default_code = "request-timeout"
+
+
 class UnsupportedMediaType(GateError):
     status = 415
     default_code = "unsupported-media-type"

@@ -11,15 +11,20 @@ from collections.abc import Callable
 from typing import Any
 
 from flask import Flask, Response, jsonify
+from prometheus_client.core import GaugeMetricFamily
 from werkzeug.exceptions import HTTPException
 
 from app.credentials.grants import GrantService
+from app.decide.decision import Decision
 from app.errors import GateError
 from app.events.dispatch import run_job
 from app.events.worker import QueueWorker
 from app.evidence.gather import EvidenceSource, GitHubEvidence, NoEvidence
 from app.gate import DecisionHook, Gate
 from app.github.client import GitHubClient
+from app.observe import http as observe_http
+from app.observe import logs
+from app.observe.metrics import metrics
 from app.policy.registry import PolicyRegistry
 from app.publish.checks import CheckRunPublisher
 from app.settings import Settings
@@ -29,6 +34,7 @@ from app.tokens.devissuer import DevIssuer
 from app.tokens.verify import IssuerConfig, TokenVerifier
 from app.web.decisions import bp as api_bp
 from app.web.grants import bp as grants_bp
+from app.web.http import buffer_body
 from app.web.openapi import bp as openapi_bp
 from app.web.pages import bp as pages_bp
 from app.web.webhook import bp as webhook_bp
@@ -58,7 +64,7 @@ def create_app(
 ) -> Flask:
     """Build the gate. Collaborators not given are built from ``settings`` (default: the environment)."""
     settings = settings or Settings.from_env()
-    _configure_logging(settings)
+    logs.configure(settings.log_level)
     clock = clock or time.time
 
     if store is None:
@@ -89,7 +95,7 @@ def create_app(
         store=store,
         evidence=evidence,
         clock=clock,
-        hooks=list(hooks or []),
+        hooks=[_count_decision, *(hooks or [])],
         checks=checks,
         github=github,
     )
@@ -115,6 +121,10 @@ def create_app(
     app.register_blueprint(webhook_bp)
     app.register_blueprint(grants_bp)
     _register_error_handlers(app)
+    observe_http.init_app(app, probes=[_queue_probe(store, clock)])
+    app.before_request(buffer_body)  # after the request id is bound, so a refusal carries it
+    for warning in settings.startup_warnings():
+        log.warning(warning)
     if settings.dev_mode:
         log.warning(
             "DEVELOPMENT MODE: the gate trusts its local dev issuer (%s). Never run this in production.",
@@ -135,6 +145,34 @@ def issuer_configs(settings: Settings) -> list[IssuerConfig]:
     return configs
 
 
+def _count_decision(decision: Decision) -> None:
+    metrics().decision(decision.action, decision.permission, decision.allowed)
+
+
+def _queue_probe(store: Store, clock: Callable[[], float]) -> observe_http.Probe:
+    """The webhook queue's depth and age, read from the store at each scrape."""
+
+    def probe() -> list[GaugeMetricFamily]:
+        try:
+            stats = store.queue_stats(now=int(clock()))
+        except GateError:
+            return []  # the store's failure is counted in agent_gate_store_errors_total
+        families = [
+            GaugeMetricFamily(
+                "agent_gate_webhook_queue_depth", "Webhook jobs waiting or running.", stats.depth
+            ),
+            GaugeMetricFamily(
+                "agent_gate_webhook_queue_oldest_age_seconds",
+                "Seconds since the oldest waiting or running webhook job was queued (0 when none).",
+                stats.oldest_age or 0,
+            ),
+            GaugeMetricFamily("agent_gate_webhook_queue_dead", "Webhook jobs given up on.", stats.dead),
+        ]
+        return families
+
+    return probe
+
+
 def _error_response(body: dict[str, Any], status: int, headers: dict[str, str] | None = None) -> Response:
     response = jsonify(body)
     response.status_code = status
@@ -146,6 +184,7 @@ def _error_response(body: dict[str, Any], status: int, headers: dict[str, str] |
 def _register_error_handlers(app: Flask) -> None:
     @app.errorhandler(GateError)
     def _gate_error(exc: GateError) -> Response:
+        metrics().refusals.labels(exc.code).inc()
         if exc.status >= 500:
             log.warning("%s (%s): %s", exc.code, exc.status, exc.message)
         return _error_response(exc.to_dict(), exc.status, exc.headers)
@@ -163,15 +202,7 @@ def _register_error_handlers(app: Flask) -> None:
         else:
             message = exc.description or exc.name
         code = _HTTP_CODES.get(status, "http-error")
+        metrics().refusals.labels(code).inc()
         return _error_response(
             {"message": message, "errors": [{"code": code, "description": message}]}, status
         )
-
-
-def _configure_logging(settings: Settings) -> None:
-    root = logging.getLogger("agent_gate")
-    if not root.handlers:
-        handler = logging.StreamHandler()
-        handler.setFormatter(logging.Formatter("%(asctime)s %(levelname)s %(name)s %(message)s"))
-        root.addHandler(handler)
-    root.setLevel(settings.log_level.upper())

@@ -1,17 +1,151 @@
-"""Run the gate under gunicorn, with the app factory, from ``agent-gate serve``.
+"""Run the gate under gunicorn with the one configuration in app/gunicorn_conf.py.
 
-Production may equally run ``gunicorn --workers 2 --bind 0.0.0.0:8080 'app:create_app()'``
-(see the Dockerfile); this wrapper exists so the Quick start needs no extra command.
+``agent-gate serve`` checks the policy and creates the store once in the master, then starts
+gunicorn on the app factory. This module also holds what that configuration names: the worker
+class that bounds slow clients (:class:`GateWorker`) and the JSON logger (:class:`JsonAccessLogger`).
 """
 
 from __future__ import annotations
 
-import multiprocessing
+import json
+import math
+import os
+import socket
+import time
+from datetime import UTC, datetime, timedelta
 from typing import Any
 
 from gunicorn.app.base import BaseApplication
+from gunicorn.glogging import Logger
+from gunicorn.http.errors import LimitRequestHeaders, LimitRequestLine
+from gunicorn.workers.gthread import ThreadWorker
 
+from app.observe.logs import JsonFormatter
 from app.settings import Settings
+
+# A connection has this long, from the moment a worker thread takes it, to deliver its request line,
+# headers and body. A client trickling bytes is cut off then, and the thread goes back to the pool.
+REQUEST_READ_SECONDS = float(os.environ.get("GATE_REQUEST_READ_TIMEOUT", "") or 10.0)
+# Each write of the answer must progress within this long (a client that stops reading).
+SEND_SECONDS = 10.0
+
+
+class _DeadlineSocket(socket.socket):
+    """A client socket whose reads share one deadline per request, and whose writes each time out."""
+
+    read_deadline = math.inf
+
+    @classmethod
+    def adopt(cls, sock: socket.socket) -> _DeadlineSocket:
+        return cls(sock.family, sock.type, sock.proto, fileno=sock.detach())
+
+    def arm(self, seconds: float) -> None:
+        self.read_deadline = time.monotonic() + seconds
+
+    def _budget(self) -> None:
+        remaining = self.read_deadline - time.monotonic()
+        if remaining <= 0:
+            raise TimeoutError("the client did not deliver its request in time")
+        self.settimeout(remaining)
+
+    def recv(self, bufsize: int, flags: int = 0) -> bytes:
+        self._budget()
+        return super().recv(bufsize, flags)
+
+    def recv_into(self, buffer: Any, nbytes: int = 0, flags: int = 0) -> int:
+        self._budget()
+        return super().recv_into(buffer, nbytes, flags)
+
+    def send(self, data: Any, flags: int = 0) -> int:
+        self.settimeout(SEND_SECONDS)
+        return super().send(data, flags)
+
+    def sendall(self, data: Any, flags: int = 0) -> None:
+        self.settimeout(SEND_SECONDS)
+        super().sendall(data, flags)
+
+
+class GateWorker(ThreadWorker):  # type: ignore[misc]  # gunicorn ships no type hints
+    """gunicorn's threaded worker with a read deadline per request and JSON answers for what gunicorn
+    itself refuses (oversized headers answer the gate's 413, never gunicorn's HTML 431)."""
+
+    def enqueue_req(self, conn: Any) -> None:
+        if not isinstance(conn.sock, _DeadlineSocket):
+            conn.sock = _DeadlineSocket.adopt(conn.sock)
+        super().enqueue_req(conn)
+
+    def handle(self, conn: Any) -> Any:
+        if isinstance(conn.sock, _DeadlineSocket):
+            conn.sock.arm(REQUEST_READ_SECONDS)
+        return super().handle(conn)
+
+    def handle_error(self, req: Any, client: Any, addr: Any, exc: BaseException) -> None:
+        if isinstance(exc, LimitRequestHeaders | LimitRequestLine):
+            self.log.warning("refused a request from %s: %s", (addr or ("",))[0], exc)
+            _write_json_error(
+                client,
+                413,
+                "headers-too-large",
+                "the request line or headers are over the gate's limits (a GitHub OIDC token is about 1-2 KB)",
+            )
+            return
+        if isinstance(exc, TimeoutError):
+            self.log.info("closed a connection from %s: %s", (addr or ("",))[0], exc)
+            _write_json_error(client, 408, "request-timeout", "the request was not delivered in time")
+            return
+        super().handle_error(req, client, addr, exc)
+
+
+def _write_json_error(client: Any, status: int, code: str, message: str) -> None:
+    body = json.dumps({"message": message, "errors": [{"code": code, "description": message}]}).encode()
+    reason = {408: "Request Timeout", 413: "Content Too Large"}[status]
+    head = (
+        f"HTTP/1.1 {status} {reason}\r\nConnection: close\r\nContent-Type: application/json\r\n"
+        f"Content-Length: {len(body)}\r\n\r\n"
+    ).encode("latin-1")
+    try:
+        client.settimeout(SEND_SECONDS)
+        socket.socket.sendall(client, head + body)
+    except OSError:
+        pass  # the client is gone; nothing to tell it
+
+
+class JsonAccessLogger(Logger):  # type: ignore[misc]  # gunicorn ships no type hints
+    """gunicorn's error and access logs as JSON lines, in the shape of the gate's own logs.
+
+    An access line names the method, the path without its query string, the status, the size, the
+    duration and the request id; never a header or a query string, so no token reaches it.
+    """
+
+    def setup(self, cfg: Any) -> None:
+        super().setup(cfg)
+        for handler in self.error_log.handlers:
+            handler.setFormatter(JsonFormatter())
+
+    def access(self, resp: Any, req: Any, environ: dict[str, Any], request_time: timedelta) -> None:
+        if not self.cfg.accesslog:
+            return
+        status = resp.status.split(None, 1)[0] if isinstance(resp.status, str) else resp.status
+        headers = {str(k).lower(): v for k, v in (resp.headers or [])}
+        entry: dict[str, Any] = {
+            "time": datetime.now(UTC).isoformat(timespec="milliseconds").replace("+00:00", "Z"),
+            "level": "INFO",
+            "logger": "gunicorn.access",
+            "message": f"{environ.get('REQUEST_METHOD', '-')} {environ.get('PATH_INFO', '-')} {status}",
+            "method": environ.get("REQUEST_METHOD"),
+            "path": environ.get("PATH_INFO"),
+            "status": int(status) if str(status).isdigit() else status,
+            "bytes": getattr(resp, "sent", None),
+            "duration_ms": round(request_time.total_seconds() * 1000, 1),
+            "remote": environ.get("REMOTE_ADDR"),
+        }
+        request_id = headers.get("x-request-id")
+        if request_id:
+            entry["request_id"] = request_id
+        try:
+            self.access_log.info(json.dumps(entry, ensure_ascii=True))
+        except Exception:  # noqa: BLE001  # logging must never break an answer
+            self.error("could not write an access log line")
 
 
 class _GateApplication(BaseApplication):  # type: ignore[misc]  # gunicorn ships no type hints
@@ -20,6 +154,11 @@ class _GateApplication(BaseApplication):  # type: ignore[misc]  # gunicorn ships
         super().__init__()
 
     def load_config(self) -> None:
+        from app import gunicorn_conf
+
+        for key, value in vars(gunicorn_conf).items():
+            if key in self.cfg.settings:
+                self.cfg.set(key, value)
         for key, value in self.options.items():
             self.cfg.set(key, value)
 
@@ -30,35 +169,29 @@ class _GateApplication(BaseApplication):  # type: ignore[misc]  # gunicorn ships
         return create_app()
 
 
-def _start_queue(worker: Any) -> None:
-    """gunicorn's post_worker_init: run the webhook queue's threads in this worker process."""
-    queue = worker.wsgi.extensions.get("agent_gate_queue")
-    threads = worker.wsgi.extensions["agent_gate"].settings.queue_threads
-    if queue is not None and threads > 0:
-        queue.start(threads)
-
-
 def gunicorn_options(host: str, port: int, workers: int | None) -> dict[str, Any]:
-    return {
-        "post_worker_init": _start_queue,
-        "bind": f"{host}:{port}",
-        # Decisions are CPU-bound or wait on GitHub; sync workers = cores (docs/configuration.md).
-        "workers": workers or max(2, multiprocessing.cpu_count()),
-        "worker_class": "sync",
-        "timeout": 30,
-        "graceful_timeout": 10,
-        "accesslog": "-",
-        # The access log never shows headers, so the bearer token stays out of it.
-        "access_log_format": '%(h)s "%(r)s" %(s)s %(b)s %(M)sms',
-    }
+    """What ``agent-gate serve`` adds to app/gunicorn_conf.py: where to listen, and how many workers."""
+    options: dict[str, Any] = {"bind": [f"{host}:{port}"]}
+    if workers:
+        options["workers"] = workers
+    return options
 
 
 def run_gunicorn(settings: Settings, *, host: str, port: int, workers: int | None = None) -> int:
     # Validate the configuration and the policy once in the arbiter, so a broken start-up fails
     # with one clear message instead of N crashing workers.
+    from app.errors import ConfigError, GateError
     from app.policy.loader import load_policies
 
-    load_policies(settings.policy_path)
+    try:
+        load_policies(settings.policy_path)
+    except GateError as exc:
+        # The image ships no policy: say what to mount, not only what is missing.
+        raise ConfigError(
+            f"{exc.message}. The gate does not start without a valid policy: put your org's policy files "
+            f"at {settings.policy_path} (GATE_POLICY_PATH), e.g. mount them at /etc/agent-gate/policies "
+            "in the container; `agent-gate serve --dev` runs the example policy"
+        ) from exc
     # Create or upgrade the store once here, before the workers fork, so they never race to set up a
     # fresh file, and a schema newer than this gate knows stops the start-up with one message.
     from app.store.opener import open_store

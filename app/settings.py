@@ -11,6 +11,7 @@ import json
 import os
 import re
 from collections.abc import Mapping
+from importlib import metadata
 from pathlib import Path
 from typing import Any
 
@@ -19,6 +20,16 @@ from pydantic import BaseModel, ConfigDict, Field, SecretStr, ValidationError
 from app.errors import ConfigError
 
 GITHUB_ISSUER = "https://token.actions.githubusercontent.com"
+
+
+def gate_version() -> str:
+    """The installed agent-gate's version (``agent-gate --version``, ``/readyz``, the OpenAPI document)."""
+    try:
+        return metadata.version("agent-gate")
+    except metadata.PackageNotFoundError:  # running from a source tree that was never installed
+        return "0+unknown"
+
+
 DEFAULT_AUDIENCE = "agent-gate"
 
 # The issuer shapes GitHub uses: github.com, Enterprise Cloud with an enterprise-specific issuer,
@@ -118,6 +129,11 @@ class Settings(BaseModel):
         elif data.get("dev_mode") or overrides.get("dev_mode"):
             # Development mode trusts only the local dev issuer unless issuers are named explicitly.
             data["issuers"] = ()
+        secret_file = get("GATE_WEBHOOK_SECRET_FILE")
+        if secret_file is not None:
+            if "webhook_secret" in data:
+                raise ConfigError("set GATE_WEBHOOK_SECRET or GATE_WEBHOOK_SECRET_FILE, not both")
+            data["webhook_secret"] = _read_secret_file("GATE_WEBHOOK_SECRET_FILE", secret_file)
         github = _github_from_env(get)
         if github is not None:
             data["github"] = github
@@ -136,6 +152,17 @@ class Settings(BaseModel):
         if not re.match(r"^https?://[^\s/]+", settings.public_url):
             raise ConfigError(f"GATE_PUBLIC_URL: got {settings.public_url!r}, expected an http(s) URL")
         return settings
+
+    def startup_warnings(self) -> list[str]:
+        """What an operator should fix though the gate can run: logged by each worker at start."""
+        warnings = []
+        host = re.sub(r"^https?://", "", self.public_url).split("/")[0].rsplit(":", 1)[0].strip("[]")
+        if not self.dev_mode and (host in {"localhost", "::1"} or host.startswith("127.")):
+            warnings.append(
+                f"GATE_PUBLIC_URL is {self.public_url!r}, a loopback address: it becomes the grants' issuer "
+                "(iss) and every decision link, which no one else can reach; set it to the gate's public URL"
+            )
+        return warnings
 
     def validate_issuers(self) -> None:
         """Each issuer must have one of GitHub's shapes and at most one explicit key source."""
@@ -168,6 +195,16 @@ def _parse_issuers(raw: str) -> tuple[IssuerSetting, ...]:
                 f"'jwks_file' ({exc.__class__.__name__})"
             ) from exc
     return tuple(IssuerSetting(url=url.strip().rstrip("/")) for url in raw.split(",") if url.strip())
+
+
+def _read_secret_file(variable: str, path: str) -> str:
+    try:
+        value = Path(path).read_text("utf-8").strip()
+    except OSError as exc:
+        raise ConfigError(f"{variable}: cannot read {path} ({exc.strerror})") from exc
+    if not value:
+        raise ConfigError(f"{variable}: {path} is empty; expected the secret")
+    return value
 
 
 def _github_from_env(get: Any) -> GitHubSettings | None:

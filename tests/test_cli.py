@@ -242,3 +242,18 @@ def test_explain_outside_a_checkout_uses_the_packaged_example(tmp_path, monkeypa
     captured = capsys.readouterr()
     assert "Allowed: read" in captured.out
     assert "using the example policy shipped with the package" in captured.err
+
+
+def test_version_prints_the_installed_version(capsys):
+    with pytest.raises(SystemExit) as exited:
+        main(["--version"])
+    assert exited.value.code == 0
+    assert capsys.readouterr().out.strip().startswith("agent-gate 0.")
+
+
+def test_serve_refuses_to_start_without_a_policy_and_says_what_to_mount(tmp_path, monkeypatch, capsys):
+    (tmp_path / "empty").mkdir()
+    monkeypatch.setenv("GATE_POLICY_PATH", str(tmp_path / "empty"))
+    assert main(["serve", "--port", "1"]) == 1
+    err = capsys.readouterr().err
+    assert "no policy files" in err and "/etc/agent-gate/policies" in err

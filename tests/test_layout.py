@@ -16,7 +16,7 @@ APP = Path(__file__).resolve().parents[1] / "app"
 # Top to bottom: a module may import its own layer or a lower one, never a higher one. Folders that
 # share a layer are independent of each other (except within one folder).
 LAYERS: list[tuple[str, tuple[str, ...]]] = [
-    ("composition", ("app", "app.factory", "app.cli", "app.server")),
+    ("composition", ("app", "app.factory", "app.cli", "app.server", "app.gunicorn_conf")),
     ("the HTTP face", ("app.web",)),
     ("the GitHub events the gate reacts to", ("app.events",)),
     ("the gate's collaborators", ("app.gate",)),
@@ -24,7 +24,7 @@ LAYERS: list[tuple[str, tuple[str, ...]]] = [
     ("the pure core", ("app.decide",)),
     ("evidence", ("app.evidence",)),
     ("sources of facts", ("app.github", "app.store", "app.policy", "app.tokens")),
-    ("foundation", ("app.settings", "app.errors")),
+    ("foundation", ("app.settings", "app.errors", "app.observe")),
 ]
 # decide/ is the pure core: whatever the layers say, it never reaches I/O or the HTTP face.
 PURE_CORE_NEVER_IMPORTS = ("app.web", "app.store", "app.github")

@@ -105,3 +105,45 @@ def test_dev_mode_trusts_only_the_dev_issuer_unless_told_otherwise():
     assert Settings.from_env({"GATE_DEV_MODE": "true"}).issuers == ()
     explicit = Settings.from_env({"GATE_DEV_MODE": "true", "GATE_ISSUERS": GITHUB_ISSUER})
     assert [i.url for i in explicit.issuers] == [GITHUB_ISSUER]
+
+
+def test_webhook_secret_from_a_file(tmp_path: Path):
+    secret = tmp_path / "webhook-secret"
+    secret.write_text("s3cret-value\n")
+    settings = Settings.from_env({"GATE_WEBHOOK_SECRET_FILE": str(secret)})
+    assert settings.webhook_secret is not None
+    assert settings.webhook_secret.get_secret_value() == "s3cret-value"
+    assert "s3cret" not in repr(settings)
+
+
+@pytest.mark.parametrize(
+    ("env", "message"),
+    [
+        ({"GATE_WEBHOOK_SECRET_FILE": "/nonexistent/secret"}, "GATE_WEBHOOK_SECRET_FILE: cannot read"),
+        (
+            {"GATE_WEBHOOK_SECRET_FILE": "/nonexistent/secret", "GATE_WEBHOOK_SECRET": "x"},
+            "not both",
+        ),
+    ],
+    ids=["unreadable-file", "both-set"],
+)
+def test_webhook_secret_file_refusals(env, message):
+    with pytest.raises(ConfigError, match=message):
+        Settings.from_env(env)
+
+
+@pytest.mark.parametrize(
+    ("env", "warned"),
+    [
+        ({}, True),
+        ({"GATE_PUBLIC_URL": "http://localhost:8080"}, True),
+        ({"GATE_PUBLIC_URL": "https://gate.example.com"}, False),
+        ({"GATE_DEV_MODE": "true"}, False),
+    ],
+    ids=["default-loopback-warns", "localhost-warns", "public-url-quiet", "dev-mode-quiet"],
+)
+def test_a_loopback_public_url_outside_dev_mode_is_warned_about(env, warned):
+    warnings = Settings.from_env(env).startup_warnings()
+    assert bool(warnings) is warned
+    if warned:
+        assert "GATE_PUBLIC_URL" in warnings[0] and "loopback" in warnings[0]

@@ -38,6 +38,7 @@ from app.errors import GitHubError, GitHubNotFound
 from app.github.config import GitHubAppConfig
 from app.github.graphql import graphql_url
 from app.github.protocol import Credential, Params, Reply
+from app.observe.metrics import metrics
 
 log = logging.getLogger("agent_gate.github")
 
@@ -187,8 +188,10 @@ class GitHubHTTP:
             )
         except requests.RequestException as exc:
             self._count(1)
+            metrics().github_calls.labels(credential.scope.removeprefix("installation:"), "error").inc()
             raise self._unreachable(exc, what) from exc
         self._count(_attempts(response))
+        _observe(credential.scope, response)
         log.debug(
             "GitHub %s %s -> %s (%.0f ms)",
             method,
@@ -409,6 +412,15 @@ def _retry_after(response: requests.Response) -> int | None:
         # An HTTP date, which GitHub does not send: wait the documented minute.
         return SECONDARY_RATE_LIMIT_WAIT
     return None
+
+
+def _observe(scope: str, response: requests.Response) -> None:
+    """Count the call and keep GitHub's rate-limit remaining for the installation (or ``app``)."""
+    installation = scope.removeprefix("installation:")
+    metrics().github_calls.labels(installation, str(response.status_code)).inc()
+    remaining = response.headers.get("x-ratelimit-remaining", "")
+    if remaining.isdigit():
+        metrics().github_rate_limit_remaining.labels(installation).set(int(remaining))
 
 
 def _rate_limit_wait(response: requests.Response, message: str, now: float) -> int | None:

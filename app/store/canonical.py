@@ -16,9 +16,19 @@ from datetime import UTC, datetime
 from typing import Any
 
 from app.errors import Unavailable
+from app.observe.logs import current_request_id
 from app.store.base import AuditRecord, ChainReport
 
 GENESIS = "0" * 64
+
+
+def with_request_id(payload: dict[str, Any]) -> dict[str, Any]:
+    """``payload`` with the current HTTP request's id (``request_id``) when a request is being answered,
+    so an audit record and the log lines and answer of its request can be joined. Every store calls it."""
+    request_id = current_request_id()
+    if request_id is None or "request_id" in payload:
+        return payload
+    return {**payload, "request_id": request_id}
 
 
 def utc_iso(when: datetime) -> str:

@@ -28,6 +28,7 @@ from app.store.canonical import (
     record_from_row,
     record_hash,
     utc_iso,
+    with_request_id,
 )
 from app.store.migrations import Migration
 from app.store.sqlite_connections import Connections
@@ -156,6 +157,7 @@ class SQLiteStore(SQLiteQueue):
         decision: tuple[str, str] | None,
     ) -> AuditRecord:
         when = datetime.fromtimestamp(self._clock(), UTC) if time is None else time
+        payload = with_request_id(payload)
         try:
             normal, payload_text, time_text = encode_audit(kind, payload, when)
         except Unavailable:

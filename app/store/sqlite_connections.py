@@ -17,6 +17,7 @@ from collections.abc import Iterator
 from pathlib import Path
 
 from app.errors import Unavailable
+from app.observe.metrics import metrics
 
 log = logging.getLogger("agent_gate.store")
 
@@ -174,6 +175,7 @@ class Connections:
             yield
         except sqlite3.Error as exc:
             log.error("%s: store %s: %s", what, self.path, exc)
+            metrics().store_errors.labels(code).inc()
             raise Unavailable(f"{what}: {describe(exc)}; {advice}", code=code) from exc
 
     def close(self) -> None:

@@ -41,6 +41,7 @@ from jwt import PyJWK, PyJWKSet
 from jwt.exceptions import PyJWKSetError
 
 from app.errors import ConfigError, Unavailable
+from app.observe.metrics import metrics
 
 log = logging.getLogger("agent_gate.jwks")
 
@@ -219,9 +220,11 @@ class KeySource:
         try:
             keys = self._fetch()
         except _FetchError as exc:
+            metrics().jwks_fetches.labels(self.issuer.url, "failed").inc()
             self._failure = str(exc)
             log.warning("loading the keys of %s (%s) failed: %s", self.issuer.url, reason, exc)
             raise self._unavailable(str(exc)) from exc
+        metrics().jwks_fetches.labels(self.issuer.url, "ok").inc()
         self._keys, self._fetched_at, self._failure = keys, now, None
         log.info("loaded %d signing key(s) of %s (%s)", len(keys), self.issuer.url, reason)
 

@@ -22,6 +22,7 @@ from app.errors import (
     Unavailable,
 )
 from app.evidence.model import Evidence
+from app.settings import gate_version
 from app.tokens.identity import WorkloadIdentity
 from app.tokens.verify import unverified_display_claims
 from app.web.http import bearer_token, gate, issued_body, parse_json_body
@@ -168,4 +169,5 @@ def readyz() -> tuple[Response, int]:
             ready = False
             checks[name] = {"ok": False, "message": exc.message}
     checks["github"] = {"ok": True, "configured": g.settings.github is not None}
-    return jsonify({"status": "ready" if ready else "not-ready", "checks": checks}), 200 if ready else 503
+    body = {"status": "ready" if ready else "not-ready", "version": gate_version(), "checks": checks}
+    return jsonify(body), 200 if ready else 503

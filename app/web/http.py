@@ -6,6 +6,7 @@ Authorization header over :data:`MAX_AUTHORIZATION_BYTES` is refused with the ga
 
 from __future__ import annotations
 
+import io
 from typing import Any, TypeVar
 
 from flask import current_app, request
@@ -15,6 +16,7 @@ from app.errors import (
     ErrorDetail,
     InvalidRequest,
     PayloadTooLarge,
+    RequestTimeout,
     TokenError,
     TokenTooLarge,
     UnsupportedMediaType,
@@ -31,6 +33,42 @@ def gate() -> Gate:
     """The gate's collaborators, as the app factory built them."""
     g: Gate = current_app.extensions["agent_gate"]
     return g
+
+
+def buffer_body() -> None:
+    """Before any view: read the whole body (at most :data:`MAX_BODY_BYTES`) off the socket, or refuse.
+
+    A declared length over the limit is refused unread. A chunked body (no Content-Length) is read up
+    to one byte past the limit and refused with 413 when longer, never silently cut. A client that
+    stops sending mid-body is answered 408 (the server's read deadline). Views then read a buffer.
+    """
+    if request.method not in {"POST", "PUT", "PATCH", "DELETE"}:
+        return
+    length = request.content_length
+    if length is not None and length > MAX_BODY_BYTES:
+        raise PayloadTooLarge(f"the request body is {length} bytes; the limit is {MAX_BODY_BYTES} bytes")
+    environ = request.environ
+    source = environ["wsgi.input"]
+    want = MAX_BODY_BYTES + 1 if length is None else length
+    try:
+        chunks: list[bytes] = []
+        got = 0
+        while got < want:
+            chunk = source.read(want - got)
+            if not chunk:
+                break
+            chunks.append(chunk)
+            got += len(chunk)
+    except OSError as exc:  # the server's read deadline, or the client went away
+        raise RequestTimeout("the request body was not delivered in time; send it at once") from exc
+    data = b"".join(chunks)
+    if len(data) > MAX_BODY_BYTES:
+        raise PayloadTooLarge(f"the request body is over the limit of {MAX_BODY_BYTES} bytes")
+    environ["wsgi.input"] = io.BytesIO(data)
+    environ["CONTENT_LENGTH"] = str(len(data))
+    # From here on the body is an ordinary one of known length (werkzeug reads none of a "chunked" one).
+    environ.pop("wsgi.input_terminated", None)
+    environ.pop("HTTP_TRANSFER_ENCODING", None)
 
 
 def parse_json_body(model: type[M]) -> M:

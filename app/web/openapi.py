@@ -10,6 +10,7 @@ from pydantic import BaseModel
 from pydantic.json_schema import models_json_schema
 
 from app.decide.decision import Decision, DecisionRequest
+from app.settings import gate_version
 
 bp = Blueprint("openapi", __name__)
 
@@ -44,7 +45,7 @@ def openapi_document() -> dict[str, Any]:
         "openapi": "3.1.0",
         "info": {
             "title": "agent-gate",
-            "version": "1",
+            "version": gate_version(),
             "description": "Governed, attributable, least-privilege actions for AI coding agents.",
         },
         "components": {

@@ -1,0 +1,1 @@
+"""What operators scrape and grep: Prometheus metrics, JSON logs, the request id (docs/configuration.md)."""
