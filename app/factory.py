@@ -70,8 +70,14 @@ def create_app(
     if store is None:
         store = open_store(settings.database_url, pool_size=settings.database_pool_size)
     if policies is None:
-        policies = PolicyRegistry(settings.policy_path, check_interval=settings.policy_check_interval)
-        policies.load()  # an invalid policy stops the start-up with file:line messages
+        policies = PolicyRegistry(
+            settings.policy_path,
+            check_interval=settings.policy_check_interval,
+            last_good=settings.data_dir / "policy-last-good",
+        )
+        # Never fails: an invalid policy leaves this worker on the last good version (or answering
+        # 503) until the files are fixed. `agent-gate serve` refuses to start on an invalid one.
+        policies.start()
     if verifier is None:
         verifier = TokenVerifier(
             issuer_configs(settings),
@@ -203,6 +209,8 @@ def _register_error_handlers(app: Flask) -> None:
             message = exc.description or exc.name
         code = _HTTP_CODES.get(status, "http-error")
         metrics().refusals.labels(code).inc()
+        # Keep the headers the exception carries (405's Allow, 401's WWW-Authenticate...).
+        headers = {k: v for k, v in exc.get_headers() if k.lower() != "content-type"}
         return _error_response(
-            {"message": message, "errors": [{"code": code, "description": message}]}, status
+            {"message": message, "errors": [{"code": code, "description": message}]}, status, headers
         )

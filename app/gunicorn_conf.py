@@ -18,7 +18,7 @@ Why these settings:
   answers its own ``token-too-large``; anything gunicorn still refuses is answered in the gate's JSON
   error shape (413 for oversized headers), never gunicorn's HTML.
 - **Store set-up before fork** happens in ``agent-gate serve`` (app/server.py), once in the master;
-  each worker then starts its webhook queue threads (``post_worker_init``).
+  each worker then starts its webhook queue threads (:class:`app.server.GateWorker`).
 - **Metrics**: a fresh ``PROMETHEUS_MULTIPROC_DIR`` per start; a dead worker's files are released.
 - **Logs**: JSON lines for gunicorn's error log and access log (:class:`app.server.JsonAccessLogger`),
   the same shape as the gate's own; the access log never shows a query string or a header.
@@ -89,14 +89,6 @@ def on_starting(server: Any) -> None:
     else:
         shutil.rmtree(directory, ignore_errors=True)
         os.makedirs(directory, exist_ok=True)
-
-
-def post_worker_init(worker: Any) -> None:
-    """Run the webhook queue's threads in this worker process (``GATE_QUEUE_THREADS``, 0 for none)."""
-    queue = worker.wsgi.extensions.get("agent_gate_queue")
-    threads = worker.wsgi.extensions["agent_gate"].settings.queue_threads
-    if queue is not None and threads > 0:
-        queue.start(threads)
 
 
 def child_exit(server: Any, worker: Any) -> None:

@@ -8,9 +8,11 @@ class that bounds slow clients (:class:`GateWorker`) and the JSON logger (:class
 from __future__ import annotations
 
 import json
+import logging
 import math
 import os
 import socket
+import threading
 import time
 from datetime import UTC, datetime, timedelta
 from typing import Any
@@ -22,6 +24,8 @@ from gunicorn.workers.gthread import ThreadWorker
 
 from app.observe.logs import JsonFormatter
 from app.settings import Settings
+
+_log = logging.getLogger("agent_gate.server")
 
 # A connection has this long, from the moment a worker thread takes it, to deliver its request line,
 # headers and body. A client trickling bytes is cut off then, and the thread goes back to the pool.
@@ -65,9 +69,97 @@ class _DeadlineSocket(socket.socket):
         super().sendall(data, flags)
 
 
+# How often a worker that could not build the gate tries again (on the next request after it).
+REBUILD_SECONDS = 5.0
+
+
+class Recovering:
+    """The WSGI app of a worker whose gate could not be built (an unwritable store, a broken start-up).
+
+    gunicorn stops the whole server when a worker fails to boot, and a SIGHUP, a crashed or a timed-out
+    worker then takes the gate down for good. Instead the worker boots on this: ``/healthz`` says the
+    process lives, everything else answers 503 in the error shape, and the gate is built again at most
+    every ``REBUILD_SECONDS``; once that works every request goes to it.
+    """
+
+    def __init__(
+        self, build: Any, error: BaseException, *, on_built: Any = None, clock: Any = time.monotonic
+    ) -> None:
+        self._build = build
+        self._on_built = on_built
+        self._clock = clock
+        self._error = f"{type(error).__name__}: {getattr(error, 'message', None) or error}"
+        self._tried_at = clock()
+        self._lock = threading.Lock()
+        self.app: Any = None
+
+    def __call__(self, environ: dict[str, Any], start_response: Any) -> Any:
+        app = self.app or self._rebuild()
+        if app is not None:
+            return app(environ, start_response)
+        if environ.get("PATH_INFO") == "/healthz":
+            return _json(start_response, 200, {"status": "ok", "degraded": True})
+        message = (
+            f"the gate could not start in this worker ({self._error}); it tries again every "
+            f"{REBUILD_SECONDS:.0f} s, nothing was allowed"
+        )
+        body = {"message": message, "errors": [{"code": "gate-unavailable", "description": message}]}
+        return _json(start_response, 503, body, retry_after=REBUILD_SECONDS)
+
+    def _rebuild(self) -> Any:
+        if self._clock() - self._tried_at < REBUILD_SECONDS or not self._lock.acquire(blocking=False):
+            return None
+        try:
+            self._tried_at = self._clock()
+            try:
+                self.app = self._build()
+            except Exception as exc:  # noqa: BLE001  # whatever stops the build, the worker stays up
+                self._error = f"{type(exc).__name__}: {getattr(exc, 'message', None) or exc}"
+                _log.warning("the gate still cannot start in this worker: %s", self._error)
+            else:
+                _log.warning("the gate started in this worker after an earlier failure")
+                if self._on_built is not None:
+                    self._on_built(self.app)
+            return self.app
+        finally:
+            self._lock.release()
+
+
+def start_queue(app: Any) -> None:
+    """Run the webhook queue's threads in this worker process (``GATE_QUEUE_THREADS``, 0 for none)."""
+    queue = app.extensions.get("agent_gate_queue")
+    threads = app.extensions["agent_gate"].settings.queue_threads
+    if queue is not None and threads > 0:
+        queue.start(threads)
+
+
+def _json(
+    start_response: Any, status: int, body: dict[str, Any], *, retry_after: float | None = None
+) -> list[bytes]:
+    data = json.dumps(body).encode()
+    headers = [("Content-Type", "application/json"), ("Content-Length", str(len(data)))]
+    if retry_after is not None:
+        headers.append(("Retry-After", str(math.ceil(retry_after))))
+    reason = {200: "OK", 503: "Service Unavailable"}[status]
+    start_response(f"{status} {reason}", headers)
+    return [data]
+
+
 class GateWorker(ThreadWorker):  # type: ignore[misc]  # gunicorn ships no type hints
-    """gunicorn's threaded worker with a read deadline per request and JSON answers for what gunicorn
-    itself refuses (oversized headers answer the gate's 413, never gunicorn's HTML 431)."""
+    """gunicorn's threaded worker with a read deadline per request, JSON answers for what gunicorn
+    itself refuses (oversized headers answer the gate's 413, never gunicorn's HTML 431), and a boot
+    that never fails (:class:`Recovering`)."""
+
+    def load_wsgi(self) -> None:
+        try:
+            self.wsgi = self.app.wsgi()
+        except Exception as exc:  # noqa: BLE001  # a failed boot would stop the whole server
+            self.log.error(
+                "the gate could not start in worker %s: %s; answering 503 until it can", self.pid, exc
+            )
+            self.wsgi = Recovering(self.app.wsgi, exc, on_built=start_queue)
+        else:
+            start_queue(self.wsgi)
 
     def enqueue_req(self, conn: Any) -> None:
         if not isinstance(conn.sock, _DeadlineSocket):

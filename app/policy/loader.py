@@ -174,6 +174,14 @@ def _digest_part(name: str, raw: bytes) -> bytes:
     return len(encoded).to_bytes(8, "big") + encoded + len(raw).to_bytes(8, "big") + raw
 
 
+def policy_digest(contents: list[tuple[str, bytes]]) -> str:
+    """The digest of policy files given as (file name, bytes) in load order, as :class:`PolicySet` has it."""
+    digest = hashlib.sha256()
+    for name, raw in contents:
+        digest.update(_digest_part(name, raw))
+    return "sha256:" + digest.hexdigest()
+
+
 @dataclass(frozen=True)
 class PolicySurvey:
     """Every policy file at a path, each loaded or not: what ``policy check`` reports on."""

@@ -10,7 +10,10 @@ version keeps deciding. SIGHUP forces a reload where the process can install the
 from __future__ import annotations
 
 import logging
+import os
+import shutil
 import signal
+import tempfile
 import threading
 import time
 from collections.abc import Callable
@@ -18,7 +21,7 @@ from pathlib import Path
 from types import FrameType
 
 from app.errors import PolicyError, Unavailable
-from app.policy.loader import PolicySet, load_policies, policy_files
+from app.policy.loader import PolicySet, load_policies, policy_digest, policy_files
 
 log = logging.getLogger("agent_gate.policy")
 
@@ -38,8 +41,12 @@ class PolicyRegistry:
         check_interval: float = 2.0,
         clock: Callable[[], float] = time.monotonic,
         logger: logging.Logger = log,
+        last_good: Path | None = None,
     ) -> None:
         self.path = Path(path)
+        # Where the last version adopted is kept, so a worker that starts while the files are broken
+        # decides with it instead of failing to boot (docs/policy.md). None: not kept.
+        self._last_good = last_good
         self._interval = check_interval
         self._clock = clock
         self._log = logger
@@ -67,6 +74,32 @@ class PolicyRegistry:
             fingerprint = self._stat()  # before reading: a change while loading is seen next time
             policies = load_policies(self.path)
             self._adopt(policies, fingerprint)
+            return policies
+
+    def start(self) -> PolicySet | None:
+        """A worker's initial load, which never fails: the files if they are valid, else the last good
+        version kept by :meth:`_adopt` (logged, and shown by /readyz), else nothing (decisions answer
+        503 ``policy-unavailable``). Either way :meth:`current` adopts the files once they are fixed."""
+        with self._lock:
+            fingerprint = self._stat()
+            self._try_reload(fingerprint)
+            if self._current is not None or self._last_good is None:
+                return self._current
+            kept = _read_last_good(self._last_good)
+            if kept is None:
+                return None
+            try:
+                policies = load_policies(kept)
+            except PolicyError as exc:
+                self._log.error("the last good policy kept in %s does not load: %s", kept, exc.message)
+                return None
+            self._current = policies
+            self._log.warning(
+                "starting on the last good policy %s (kept in %s): the files at %s are invalid",
+                policies.digest,
+                kept,
+                self.path,
+            )
             return policies
 
     def current(self) -> PolicySet:
@@ -109,10 +142,13 @@ class PolicyRegistry:
         if self._current is None or policies.digest != self._current.digest:
             owners = ", ".join(str(o) for o in sorted(policies.by_owner))
             self._log.info("policy %s loaded from %s (owner ids: %s)", policies.digest, self.path, owners)
+        changed = self._current is None or policies.digest != self._current.digest
         self._current = policies
         self._fingerprint = fingerprint
         self._checked_at = self._clock()
         self.last_error = None
+        if changed and self._last_good is not None:
+            _keep_last_good(self.path, policies.digest, self._last_good, self._log)
 
     def _try_reload(self, fingerprint: _Fingerprint) -> None:
         try:
@@ -148,3 +184,46 @@ class PolicyRegistry:
     def _reload_logged(self) -> None:
         adopted = self.reload()
         self._log.info("SIGHUP: policy %s", "reloaded" if adopted else "unchanged or invalid (see above)")
+
+
+def _read_last_good(root: Path) -> Path | None:
+    """The directory of the last good version kept under ``root``, if any."""
+    try:
+        name = (root / "current").read_text("utf-8").strip()
+    except OSError:
+        return None
+    kept = root / name
+    return kept if name and kept.is_dir() else None
+
+
+def _keep_last_good(path: Path, digest: str, root: Path, logger: logging.Logger) -> None:
+    """Copy the policy files just adopted to ``root/<digest>`` and point ``root/current`` at it.
+
+    The bytes copied are checked against the adopted digest, so a file changed since it was read is
+    never kept. Each step is atomic (a new directory renamed into place, the pointer replaced), so a
+    crash leaves the previous version kept. Best effort: a failure is logged, the gate goes on.
+    """
+    name = digest.replace(":", "-")
+    try:
+        files = policy_files(path)
+        contents = [(file.name, file.read_bytes()) for file in files]
+        if policy_digest(contents) != digest:
+            return  # changed since it was read: the next adoption keeps it
+        root.mkdir(parents=True, exist_ok=True)
+        target = root / name
+        if not target.is_dir():
+            staging = Path(tempfile.mkdtemp(prefix=".staging-", dir=root))
+            for file_name, raw in contents:
+                (staging / file_name).write_bytes(raw)
+            try:
+                staging.rename(target)
+            except OSError:
+                shutil.rmtree(staging, ignore_errors=True)  # another worker kept the same version
+        pointer = root / f".current-{os.getpid()}"
+        pointer.write_text(name + "\n", "utf-8")
+        os.replace(pointer, root / "current")
+        for old in root.iterdir():
+            if old.is_dir() and old.name != name and not old.name.startswith("."):
+                shutil.rmtree(old, ignore_errors=True)
+    except OSError as exc:
+        logger.warning("could not keep the last good policy in %s: %s", root, exc)

@@ -48,6 +48,9 @@ log = logging.getLogger("agent_gate.jwks")
 MAX_FETCH_TIMEOUT = 5.0
 MIN_REFETCH_COOLDOWN = 30.0
 RETRY_AFTER_FAILURE = 5.0
+# While one thread fetches, the others wait at most this long for it, then answer from the keys at hand
+# (stale ones within the grace period) or 503: a slow issuer never queues requests behind its timeouts.
+FOLLOWER_WAIT = 1.0
 MAX_DOCUMENT_BYTES = 256 * 1024
 MAX_KEYS = 64
 MIN_RSA_BITS = 2048
@@ -120,6 +123,7 @@ class KeySource:
         timeout: float = MAX_FETCH_TIMEOUT,
         retry_after: float = RETRY_AFTER_FAILURE,
         stale_grace: float | None = None,
+        follower_wait: float = FOLLOWER_WAIT,
     ) -> None:
         issuer.validate()
         if ttl <= 0:
@@ -145,47 +149,80 @@ class KeySource:
         self._fetched_at: float | None = None  # last successful load
         self._attempted_at: float | None = None  # last load attempt, successful or not
         self._failure: str | None = None  # why the last attempt failed; None after a success
+        self._inflight = False  # a thread is fetching the keys now (single flight)
+        self._fetched = threading.Condition(self._lock)  # notified when a fetch ends
+        self._follower_wait = follower_wait
 
     def key(self, kid: str) -> PyJWK | None:
         """The issuer's key named ``kid``, or None when the issuer does not publish it.
 
         Raises :class:`Unavailable` (``keys-unavailable``) when the keys cannot be had.
+
+        One fetch at a time (single flight): the thread that finds the keys due fetches them without
+        holding the lock; every other thread is answered at once from the keys at hand (stale ones
+        within the grace period) or with ``keys-unavailable``, never queued behind the fetch.
         """
+        self._ensure_fresh(self._follower_wait)
         with self._lock:
-            now = self._clock()
-            self._ensure_fresh(now)
+            if self._inflight and self._keys.get(kid) is None:
+                self._fetched.wait_for(lambda: not self._inflight, timeout=self._follower_wait)
             key = self._keys.get(kid)
-            if key is None and self._may_refetch(now):
-                # Maybe the issuer rotated its keys: look once, then not again for a cooldown.
-                self._load(now, reason="unknown kid")
-                key = self._keys.get(kid)
-            return key
+            if key is not None or not self._may_refetch(self._clock()) or self._inflight:
+                return key
+            # Maybe the issuer rotated its keys: look once, then not again for a cooldown.
+            self._inflight = True
+        try:
+            self._load(reason="unknown kid")
+        finally:
+            self._done()
+        with self._lock:
+            return self._keys.get(kid)
 
     def check(self) -> None:
-        """Raise :class:`Unavailable` unless the keys can be had now (for /readyz)."""
-        with self._lock:
-            self._ensure_fresh(self._clock())
+        """Raise :class:`Unavailable` unless the keys can be had now (for /readyz).
 
-    def _ensure_fresh(self, now: float) -> None:
-        if self._age(now) < self._ttl:
-            return
-        if self._failure is not None and not self._may_retry(now):
-            # The last attempt failed moments ago: don't hammer the issuer, don't queue behind timeouts.
-            if self._usable_stale(now):
+        Never waits for another thread's fetch: while one runs, the answer comes from the keys at hand.
+        """
+        self._ensure_fresh(0.0)
+
+    def _ensure_fresh(self, wait: float) -> None:
+        """Lead a fetch when the keys are due, or follow one: wait at most ``wait`` seconds for it."""
+        with self._lock:
+            if self._inflight and self._age(self._clock()) >= self._ttl and wait > 0:
+                self._fetched.wait_for(lambda: not self._inflight, timeout=wait)
+            now = self._clock()
+            if self._age(now) < self._ttl:
                 return
-            raise self._unavailable(self._failure)
+            if self._inflight or (self._failure is not None and not self._may_retry(now)):
+                # Another thread is fetching, or the last attempt failed moments ago: don't hammer the
+                # issuer, don't queue behind its timeouts.
+                if self._usable_stale(now):
+                    return
+                why = self._failure or "the keys are being fetched by another request"
+                raise self._unavailable(why)
+            self._inflight = True
+            reason = "expired" if self._keys else "first use"
         try:
-            self._load(now, reason="expired" if self._keys else "first use")
+            self._load(reason=reason)
         except Unavailable:
-            if self._usable_stale(now):
-                log.warning(
-                    "keeping the keys of %s fetched %.0f s ago after a failed refresh",
-                    self.issuer.url,
-                    self._age(now),
-                )
-                return
-            self._keys = {}
+            with self._lock:
+                now = self._clock()
+                if self._usable_stale(now):
+                    log.warning(
+                        "keeping the keys of %s fetched %.0f s ago after a failed refresh",
+                        self.issuer.url,
+                        self._age(now),
+                    )
+                    return
+                self._keys = {}
             raise
+        finally:
+            self._done()
+
+    def _done(self) -> None:
+        with self._lock:
+            self._inflight = False
+            self._fetched.notify_all()
 
     def _age(self, now: float) -> float:
         if self._fetched_at is None or now < self._fetched_at:  # never fetched, or the clock went back
@@ -215,17 +252,21 @@ class KeySource:
             return f"its JWKS file {self.issuer.jwks_file}"
         return self.issuer.jwks_url or self.issuer.discovery_url
 
-    def _load(self, now: float, *, reason: str) -> None:
-        self._attempted_at = now
+    def _load(self, *, reason: str) -> None:
+        """Fetch the keys (the caller holds the single flight, not the lock). The retry window and the
+        refetch cooldown count from when the attempt ends, so a slow failure is not retried at once."""
         try:
             keys = self._fetch()
         except _FetchError as exc:
             metrics().jwks_fetches.labels(self.issuer.url, "failed").inc()
-            self._failure = str(exc)
+            with self._lock:
+                self._attempted_at, self._failure = self._clock(), str(exc)
             log.warning("loading the keys of %s (%s) failed: %s", self.issuer.url, reason, exc)
             raise self._unavailable(str(exc)) from exc
         metrics().jwks_fetches.labels(self.issuer.url, "ok").inc()
-        self._keys, self._fetched_at, self._failure = keys, now, None
+        with self._lock:
+            now = self._clock()
+            self._keys, self._fetched_at, self._attempted_at, self._failure = keys, now, now, None
         log.info("loaded %d signing key(s) of %s (%s)", len(keys), self.issuer.url, reason)
 
     # -- fetching: every failure is a _FetchError with a sentence for a person ---------------------

@@ -221,3 +221,45 @@ def test_sighup_is_installed_only_from_the_main_thread(files: Path) -> None:
     worker.start()
     worker.join()
     assert signal.getsignal(signal.SIGHUP) is before
+
+
+# --- a worker that starts while the files are broken (issue 12, section 7) ---------------------------
+
+
+def test_a_worker_starting_on_broken_files_decides_with_the_last_good_version(
+    tmp_path: Path, clock: Clock
+) -> None:
+    policies, kept = tmp_path / "policies", tmp_path / "data" / "policy-last-good"
+    policies.mkdir()
+    (policies / "acme.yml").write_text(GOOD)
+    good = PolicyRegistry(policies, check_interval=0, clock=clock, last_good=kept).start()
+    assert good is not None
+    (policies / "acme.yml").write_text(BROKEN)
+
+    restarted = PolicyRegistry(policies, check_interval=0, clock=clock, last_good=kept)
+    assert restarted.start() is not None  # no exception: the worker boots
+    assert restarted.current().digest == good.digest
+    assert restarted.last_error is not None and "keeping nothing" in restarted.last_error
+    # Fixed on disk: adopted by itself, and kept as the new last good version.
+    (policies / "acme.yml").write_text(GOOD + "description: fixed\n")
+    fixed = restarted.current()
+    assert fixed.digest != good.digest and restarted.last_error is None
+    (policies / "acme.yml").write_text(BROKEN)
+    again = PolicyRegistry(policies, check_interval=0, clock=clock, last_good=kept)
+    again.start()
+    assert again.current().digest == fixed.digest
+    assert sorted(p.name for p in kept.iterdir() if not p.name.startswith(".")) == [
+        "current",
+        fixed.digest.replace(":", "-"),
+    ]
+
+
+def test_a_worker_starting_with_nothing_kept_answers_503_and_recovers(tmp_path: Path, clock: Clock) -> None:
+    (tmp_path / "acme.yml").write_text(BROKEN)
+    registry = PolicyRegistry(tmp_path, check_interval=0, clock=clock, last_good=tmp_path / "kept")
+    assert registry.start() is None
+    with pytest.raises(Unavailable) as info:
+        registry.current()
+    assert info.value.code == "policy-unavailable"
+    (tmp_path / "acme.yml").write_text(GOOD)
+    assert registry.current().digest.startswith("sha256:")

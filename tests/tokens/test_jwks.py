@@ -416,3 +416,56 @@ def test_fetches_never_follow_redirects_and_have_a_timeout(issuer, clock):
     with pytest.raises(Unavailable):
         verifier.verify(fresh(issuer, clock))
     assert seen[0]["allow_redirects"] is False and 0 < seen[0]["timeout"] <= 5
+
+
+# --- a slow issuer: one fetch at a time, nobody queued behind it --------------------------------------
+
+
+def _slow(rsps: responses.RequestsMock, issuer: LocalIssuer, seconds: float, *, fail: bool) -> None:
+    import time as _time
+
+    def answer(_request: Any) -> tuple[int, dict[str, str], str]:
+        _time.sleep(seconds)
+        if fail:
+            raise requests.ReadTimeout("the issuer is slow")
+        return 200, {}, json.dumps(issuer.jwks())
+
+    rsps.get(DISCOVERY, json={"issuer": ISSUER, "jwks_uri": JWKS_URL})
+    rsps.add_callback(responses.GET, JWKS_URL, callback=answer)
+
+
+@pytest.mark.parametrize("fail", [True, False], ids=["slow-and-failing", "slow-but-answering"])
+def test_a_slow_issuer_is_fetched_once_and_nobody_queues_behind_it(verifier, issuer, clock, rsps, fail):
+    import time as _time
+
+    _slow(rsps, issuer, 1.5, fail=fail)
+    outcomes: list[tuple[str, float]] = []
+
+    def ask() -> None:
+        started = _time.monotonic()
+        try:
+            verifier.verify(fresh(issuer, clock))
+            outcomes.append(("ok", _time.monotonic() - started))
+        except Unavailable as exc:
+            outcomes.append((exc.code, _time.monotonic() - started))
+
+    threads = [threading.Thread(target=ask) for _ in range(8)]
+    for t in threads:
+        t.start()
+    _time.sleep(0.2)
+    started = _time.monotonic()
+    with pytest.raises(Unavailable, match="being fetched"):
+        verifier.check_keys()  # /readyz while the fetch runs: answered at once, never behind it
+    assert _time.monotonic() - started < 0.2
+    for t in threads:
+        t.join()
+    assert urls(rsps).count(JWKS_URL) == 1, "one fetch at a time per issuer"
+    # Before: each waiting request started its own fetch after the previous one, 1.5, 3 ... 12 s.
+    assert max(elapsed for _, elapsed in outcomes) < 2.5
+    codes = [code for code, _ in outcomes]
+    assert codes.count("keys-unavailable") >= 7 if fail else codes.count("ok") >= 1
+    if fail:
+        # The retry window counts from the end of the failed attempt: no immediate second fetch.
+        with pytest.raises(Unavailable):
+            verifier.verify(fresh(issuer, clock))
+        assert urls(rsps).count(JWKS_URL) == 1

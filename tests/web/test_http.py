@@ -40,3 +40,10 @@ def test_a_declared_length_over_the_limit_is_refused_unread(client):
     assert answer.status_code == 413
     assert answer.get_json()["errors"][0]["code"] == "payload-too-large"
     assert answer.headers["X-Request-Id"]
+
+
+def test_a_405_keeps_its_allow_header(client):
+    answer = client.get("/v1/decisions")
+    assert answer.status_code == 405
+    assert answer.get_json()["errors"][0]["code"] == "method-not-allowed"
+    assert "POST" in answer.headers["Allow"]
