@@ -5,6 +5,7 @@ gunicorn runs it directly: ``gunicorn 'app:create_app()'``. Tests pass settings 
 
 from __future__ import annotations
 
+import atexit
 import logging
 import time
 from collections.abc import Callable
@@ -30,6 +31,7 @@ from app.publish.checks import CheckRunPublisher
 from app.settings import Settings
 from app.store.base import Store
 from app.store.opener import open_store
+from app.store.refusals import RefusalAudit
 from app.tokens.devissuer import DevIssuer
 from app.tokens.verify import IssuerConfig, TokenVerifier
 from app.web.decisions import bp as api_bp
@@ -40,6 +42,9 @@ from app.web.pages import bp as pages_bp
 from app.web.webhook import bp as webhook_bp
 
 log = logging.getLogger("agent_gate")
+
+# A changed policy file is adopted once it has been left alone this long (docs/policy.md).
+POLICY_SETTLE_SECONDS = 1.0
 
 _HTTP_CODES = {
     400: "invalid-request",
@@ -74,6 +79,7 @@ def create_app(
             settings.policy_path,
             check_interval=settings.policy_check_interval,
             last_good=settings.data_dir / "policy-last-good",
+            settle=POLICY_SETTLE_SECONDS,
         )
         # Never fails: an invalid policy leaves this worker on the last good version (or answering
         # 503) until the files are fixed. `agent-gate serve` refuses to start on an invalid one.
@@ -109,6 +115,9 @@ def create_app(
         # Check runs leave the request path: queued durably, posted by the queue's workers.
         gate.hooks.append(gate.queue_check_run)
 
+    gate.refusals = RefusalAudit(store, clock=clock)
+    # The counts of refusals not yet written out reach the audit log when the worker exits.
+    atexit.register(_flush_refusals, gate.refusals)
     gate.grants = GrantService(store, issuer=settings.public_url, github=github, clock=clock)
     gate.evidence_listeners.append(gate.grants.on_evidence_change)
 
@@ -127,7 +136,9 @@ def create_app(
     app.register_blueprint(webhook_bp)
     app.register_blueprint(grants_bp)
     _register_error_handlers(app)
-    observe_http.init_app(app, probes=[_queue_probe(store, clock)])
+    observe_http.init_app(
+        app, probes=[_queue_probe(store, clock)], decision_deadline=settings.decision_deadline
+    )
     app.before_request(buffer_body)  # after the request id is bound, so a refusal carries it
     for warning in settings.startup_warnings():
         log.warning(warning)
@@ -149,6 +160,13 @@ def issuer_configs(settings: Settings) -> list[IssuerConfig]:
         dev.ensure_key()
         configs.append(dev.issuer_config())
     return configs
+
+
+def _flush_refusals(refusals: RefusalAudit) -> None:
+    try:
+        refusals.flush(everything=True)
+    except GateError:
+        log.error("could not write the aggregated token refusals at exit")
 
 
 def _count_decision(decision: Decision) -> None:

@@ -21,6 +21,7 @@ from app.policy.registry import PolicyRegistry
 from app.publish.checks import CheckRunPublisher
 from app.settings import Settings
 from app.store.base import QUEUED, Store
+from app.store.refusals import RefusalAudit
 from app.tokens.verify import TokenVerifier
 
 log = logging.getLogger("agent_gate")
@@ -52,6 +53,8 @@ class Gate:
     # The GitHub App (None without one): re-fetches facts for webhook events and answers the
     # deployment protection rule.
     github: GitHubAPI | None = None
+    # Audits refused tokens with a per-source bound (app/store/refusals.py); None: one record each.
+    refusals: RefusalAudit | None = None
     # Set when a job is queued, so this process's queue threads run it at once.
     jobs_waiting: threading.Event = field(default_factory=threading.Event, repr=False)
 
@@ -85,6 +88,8 @@ class Gate:
 
     def _housekeep(self, now: float) -> None:
         try:
+            if self.refusals is not None:
+                self.refusals.flush()
             replays = self.store.purge_expired(int(now))
             retained = self.store.purge_retained(int(now) - self.settings.retention_days * 86_400)
             grants = self.grants.purge_expired() if self.grants is not None else 0

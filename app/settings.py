@@ -81,6 +81,8 @@ class Settings(BaseModel):
     webhook_secret: SecretStr | None = None
     jwks_ttl: int = Field(300, ge=30, le=86400)
     log_level: str = "INFO"
+    # The overall time a decision may take, below gunicorn's 30 s worker timeout (503 when exceeded).
+    decision_deadline: float = Field(20.0, gt=0, le=25)
     # Threads per gunicorn worker that run the webhook queue (0: only a separate `agent-gate worker`).
     queue_threads: int = Field(1, ge=0, le=16)
 
@@ -111,6 +113,7 @@ class Settings(BaseModel):
             "GATE_PUBLIC_URL": "public_url",
             "GATE_JWKS_TTL": "jwks_ttl",
             "GATE_LOG_LEVEL": "log_level",
+            "GATE_DECISION_DEADLINE": "decision_deadline",
             "GATE_WEBHOOK_SECRET": "webhook_secret",
             "GATE_QUEUE_THREADS": "queue_threads",
         }

@@ -97,7 +97,7 @@ def test_a_broken_policy_then_sighup_and_a_killed_worker_leave_the_gate_deciding
             assert ask_read() == 200
             # Fixed on disk: adopted without a restart.
             shutil.copy(REPO / "policies" / "example.yml", policies / "example.yml")
-            time.sleep(0.5)
+            time.sleep(1.5)  # adopted once the file has been left alone for a second
             ready = _wait(f"{url}/readyz").json()
             assert ready["status"] == "ready" and "reload_error" not in ready["checks"]["policy"]
         finally:

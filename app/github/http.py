@@ -38,6 +38,7 @@ from app.errors import GitHubError, GitHubNotFound
 from app.github.config import GitHubAppConfig
 from app.github.graphql import graphql_url
 from app.github.protocol import Credential, Params, Reply
+from app.observe import deadline
 from app.observe.metrics import metrics
 
 log = logging.getLogger("agent_gate.github")
@@ -176,6 +177,15 @@ class GitHubHTTP:
         cached = None if fresh else self._cached(cache_key)
         if cached is not None:
             headers["If-None-Match"] = cached.etag
+        left = deadline.remaining()
+        if left is not None and left <= 0:
+            raise GitHubError(
+                f"the decision ran out of time before {what} (GATE_DECISION_DEADLINE); GitHub is slow, so the "
+                "decision was not made; retry later",
+                code="decision-deadline",
+                retry_after=5,
+            )
+        read_timeout = self._read_timeout if left is None else min(self._read_timeout, left)
         started = time.perf_counter()
         try:
             response = self._session.request(
@@ -183,7 +193,7 @@ class GitHubHTTP:
                 url,
                 headers=headers,
                 json=json_body,
-                timeout=(self._connect_timeout, self._read_timeout),
+                timeout=(min(self._connect_timeout, read_timeout), read_timeout),
                 allow_redirects=False,
             )
         except requests.RequestException as exc:

@@ -9,6 +9,7 @@ from collections.abc import Callable
 from flask import Flask, Response, g, request
 from prometheus_client.core import GaugeMetricFamily
 
+from app.observe import deadline
 from app.observe.logs import bind_request_id, request_id_from, reset_request_id
 from app.observe.metrics import CONTENT_TYPE_LATEST, metrics, render
 
@@ -19,8 +20,10 @@ DECISION_ENDPOINT = "api.create_decision"
 Probe = Callable[[], list[GaugeMetricFamily]]
 
 
-def init_app(app: Flask, *, probes: list[Probe] | None = None) -> None:
-    """Install the request-id hooks and the ``/metrics`` route on ``app``."""
+def init_app(
+    app: Flask, *, probes: list[Probe] | None = None, decision_deadline: float | None = None
+) -> None:
+    """Install the request-id hooks, the decision deadline and the ``/metrics`` route on ``app``."""
     scraped = list(probes or [])
 
     @app.before_request
@@ -28,6 +31,8 @@ def init_app(app: Flask, *, probes: list[Probe] | None = None) -> None:
         g.request_id = request_id_from(request.headers.get(REQUEST_ID_HEADER))
         g.request_id_token = bind_request_id(g.request_id)
         g.request_started = time.perf_counter()
+        if decision_deadline is not None and request.endpoint == DECISION_ENDPOINT:
+            g.deadline_token = deadline.bind(decision_deadline)
 
     @app.after_request
     def _finish(response: Response) -> Response:
@@ -41,6 +46,9 @@ def init_app(app: Flask, *, probes: list[Probe] | None = None) -> None:
 
     @app.teardown_request
     def _unbind(_exc: BaseException | None) -> None:
+        bound = g.pop("deadline_token", None)
+        if bound is not None:
+            deadline.reset(bound)
         token = g.pop("request_id_token", None)
         if token is not None:
             reset_request_id(token)

@@ -42,11 +42,17 @@ class PolicyRegistry:
         clock: Callable[[], float] = time.monotonic,
         logger: logging.Logger = log,
         last_good: Path | None = None,
+        settle: float = 0.0,
+        wall_clock: Callable[[], float] = time.time,
     ) -> None:
         self.path = Path(path)
         # Where the last version adopted is kept, so a worker that starts while the files are broken
         # decides with it instead of failing to boot (docs/policy.md). None: not kept.
         self._last_good = last_good
+        # A changed file is adopted only once it has been left alone this long and did not change
+        # while it was read: a file caught half-written is never adopted (replace files atomically).
+        self._settle = settle
+        self._wall_clock = wall_clock
         self._interval = check_interval
         self._clock = clock
         self._log = logger
@@ -82,7 +88,7 @@ class PolicyRegistry:
         503 ``policy-unavailable``). Either way :meth:`current` adopts the files once they are fixed."""
         with self._lock:
             fingerprint = self._stat()
-            self._try_reload(fingerprint)
+            self._try_reload(fingerprint, initial=True)
             if self._current is not None or self._last_good is None:
                 return self._current
             kept = _read_last_good(self._last_good)
@@ -150,7 +156,19 @@ class PolicyRegistry:
         if changed and self._last_good is not None:
             _keep_last_good(self.path, policies.digest, self._last_good, self._log)
 
-    def _try_reload(self, fingerprint: _Fingerprint) -> None:
+    def _settled(self, fingerprint: _Fingerprint) -> bool:
+        """Whether the files are done changing: none modified within ``settle`` seconds."""
+        if self._settle <= 0 or not fingerprint:
+            return True
+        newest = max(mtime_ns for _, _, mtime_ns, _ in fingerprint) / 1e9
+        return self._wall_clock() - newest >= self._settle
+
+    def _try_reload(self, fingerprint: _Fingerprint, *, initial: bool = False) -> None:
+        if not initial and not self._settled(fingerprint):
+            self._log.info(
+                "policy files at %s changed moments ago; adopting them once they settle", self.path
+            )
+            return  # the fingerprint is not recorded: the next check looks again
         try:
             policies = load_policies(self.path)
         except PolicyError as exc:
@@ -164,6 +182,10 @@ class PolicyRegistry:
             self._log.error("policy reload failed, keeping %s: %s", kept, exc.message)
             for line in rendered:
                 self._log.error("  %s", line)
+            return
+        if not initial and self._stat() != fingerprint:
+            # Written to while it was read: what was read may be half a file. Look again next time.
+            self._log.warning("policy files at %s changed while being read; not adopted yet", self.path)
             return
         self._adopt(policies, fingerprint)
 

@@ -41,7 +41,31 @@ def _audit_refusal(exc: TokenError, token: str | None) -> None:
         "token_sha256": g.verifier.token_hash(token) if token else None,
         "remote_addr": request.remote_addr,
     }
-    g.store.append_audit("token-refused", payload)
+    if g.refusals is not None:
+        g.refusals.record(request.remote_addr or "unknown", payload)
+    else:
+        g.store.append_audit("token-refused", payload)
+
+
+def _audit_undecided(
+    exc: GateError, token_hash: str, identity: WorkloadIdentity, body: DecisionRequest
+) -> None:
+    try:
+        gate().store.append_audit(
+            "decision-not-made",
+            {
+                "code": exc.code,
+                "message": exc.message,
+                "action": body.action,
+                "repository_id": identity.repository_id,
+                "actor_id": identity.actor_id,
+                "run_id": identity.run_id,
+                "token_sha256": token_hash,
+                "delivered": False,
+            },
+        )
+    except Unavailable:
+        log.error("could not audit the decision not made for run %s", identity.run_id)
 
 
 def decision_audit_payload(decision: Decision, token_hash: str) -> dict[str, Any]:
@@ -69,7 +93,15 @@ def create_decision() -> tuple[Response, int]:
             f"{identity.environment!r}; they must agree (omit it to use the job's)",
             code="environment-mismatch",
         )
-    decision = decide_request(identity, body)
+    try:
+        decision = decide_request(identity, body)
+    except GateError as exc:
+        # The token is spent and nothing was decided (GitHub slow or down, the deadline, the policy):
+        # record that, so the audit log shows the attempt and not a silent gap; the client gets 503
+        # and retries with a fresh token.
+        if exc.status >= 500:
+            _audit_undecided(exc, verified.token_hash, identity, body)
+        raise
     decision = decision.model_copy(update={"details_url": g.details_url(decision.decision_id)})
     # The audit write comes before the answer; if it fails the gate denies (Unavailable -> 503).
     g.store.record_decision(

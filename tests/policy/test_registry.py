@@ -263,3 +263,41 @@ def test_a_worker_starting_with_nothing_kept_answers_503_and_recovers(tmp_path: 
     assert info.value.code == "policy-unavailable"
     (tmp_path / "acme.yml").write_text(GOOD)
     assert registry.current().digest.startswith("sha256:")
+
+
+# --- whole files only: a file caught half-written is never adopted ------------------------------------
+
+
+def test_a_file_changed_moments_ago_is_adopted_only_once_it_settles(files: Path, clock: Clock) -> None:
+    wall = [0.0]
+    registry = PolicyRegistry(files, check_interval=0, clock=clock, settle=1.0, wall_clock=lambda: wall[0])
+    first = registry.start()
+    assert first is not None
+    (files / "acme.yml").write_text(GOOD + "description: v2\n")
+    mtime = (files / "acme.yml").stat().st_mtime
+    wall[0] = mtime + 0.5
+    assert registry.current().digest == first.digest, "still being written, perhaps"
+    wall[0] = mtime + 1.0
+    assert registry.current().digest != first.digest
+
+
+def test_a_file_written_while_it_is_read_is_not_adopted(
+    files: Path, clock: Clock, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    registry = PolicyRegistry(files, check_interval=0, clock=clock)
+    first = registry.load()
+    real_load = registry_module.load_policies
+    writes = iter([GOOD + "description: the rest of it\n"])
+
+    def load_while_written(path: Path):
+        loaded = real_load(path)
+        for text in writes:  # the writer appends while the gate parses the first half
+            (files / "acme.yml").write_text(text)
+        return loaded
+
+    monkeypatch.setattr(registry_module, "load_policies", load_while_written)
+    (files / "acme.yml").write_text(GOOD + "description: half\n")
+    assert registry.current().digest == first.digest, "what was read may be half a file"
+    final = registry.current()
+    assert final.digest != first.digest
+    assert final.digest == real_load(files).digest, "the whole file, once it stopped changing"
