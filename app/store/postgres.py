@@ -31,6 +31,7 @@ from app.store.canonical import (
     record_from_row,
     record_hash,
     utc_iso,
+    with_request_id,
 )
 from app.store.migrations import MIGRATIONS_TABLE, pending
 from app.store.postgres_pool import Pool
@@ -143,6 +144,7 @@ class PostgresStore(PostgresQueue):
         decision: tuple[str, str] | None,
     ) -> AuditRecord:
         when = datetime.fromtimestamp(self._clock(), UTC) if time is None else time
+        payload = with_request_id(payload)
         try:
             normal, payload_text, time_text = encode_audit(kind, payload, when)
         except Unavailable:

@@ -22,6 +22,7 @@ import psycopg_pool
 from psycopg.rows import RowFactory, tuple_row
 
 from app.errors import ConfigError, Unavailable
+from app.observe.metrics import metrics
 
 log = logging.getLogger("agent_gate.store")
 
@@ -142,6 +143,7 @@ class Pool:
             yield
         except psycopg.Error as exc:
             log.error("%s: store %s: %s", what, self.where, self.scrub(str(exc)))
+            metrics().store_errors.labels(code).inc()
             raise Unavailable(f"{what}: {describe(exc)}; {advice}", code=code) from exc
 
     def scrub(self, text: str) -> str:

@@ -65,3 +65,18 @@ def test_the_number_of_sources_kept_is_bounded(store):
     aggregated = sum(r.payload["count"] for r in records if r.kind == "token-refusals-aggregated")
     assert individual + aggregated == 7, "memory is bounded, the count is not lost"
     assert store.verify_audit().ok
+
+
+def test_every_store_records_the_request_id_of_the_request_being_answered(any_store):
+    from app.observe.logs import bind_request_id, reset_request_id
+
+    token = bind_request_id("trace-store-1")
+    try:
+        inside = any_store.append_audit("test", {"x": 1})
+        decided = any_store.record_decision("dec_1", {"decision_id": "dec_1"}, "decision", {"x": 2})
+    finally:
+        reset_request_id(token)
+    outside = any_store.append_audit("test", {"x": 3})
+    assert inside.payload["request_id"] == decided.payload["request_id"] == "trace-store-1"
+    assert "request_id" not in outside.payload
+    assert any_store.verify_audit().ok
