@@ -275,7 +275,7 @@ class PostgresStore(PostgresQueue):
         """
         with (
             self._db.failing_as("store-unavailable", "old decisions and jobs cannot be purged"),
-            self._db.transaction() as cur,
+            self._db.transaction(durable=False) as cur,
         ):
             cur.execute("DELETE FROM decisions WHERE created_at < %s", (before,))
             decisions = cur.rowcount
@@ -329,6 +329,7 @@ class PostgresStore(PostgresQueue):
                 "WHERE jti = %s AND revoked_at IS NULL",
                 (at, reason, jti),
                 advice="retry",
+                durable=True,
             )
             == 1
         )
@@ -368,6 +369,7 @@ class PostgresStore(PostgresQueue):
             "INSERT INTO signing_keys (kid, private_pem, created_at, retired_at) VALUES (%s, %s, %s, %s) "
             "ON CONFLICT (kid) DO NOTHING",
             (kid, key, created_at, created_at),
+            durable=True,
         )
 
     def max_grant_expiry(self, kid: str) -> int | None:
@@ -381,7 +383,7 @@ class PostgresStore(PostgresQueue):
         """A real write (a heartbeat row). Raises ``Unavailable(code='store-unavailable')``."""
         with (
             self._db.failing_as("store-unavailable", "the store cannot be written", "see the gate's log"),
-            self._db.transaction() as cur,
+            self._db.transaction(durable=False) as cur,
         ):
             cur.execute(
                 "INSERT INTO heartbeat (id, at) VALUES (1, %s) ON CONFLICT (id) DO UPDATE SET at = excluded.at",
@@ -389,8 +391,20 @@ class PostgresStore(PostgresQueue):
             )
 
     # -- one-statement helpers -------------------------------------------------------------------
-    def _write(self, what: str, sql: str, args: tuple[Any, ...] = (), *, advice: str = "retry later") -> int:
-        with self._db.failing_as("store-unavailable", what, advice), self._db.transaction() as cur:
+    def _write(
+        self,
+        what: str,
+        sql: str,
+        args: tuple[Any, ...] = (),
+        *,
+        advice: str = "retry later",
+        durable: bool = False,
+    ) -> int:
+        """One statement in its own transaction; its row count. Not fsynced unless ``durable``."""
+        with (
+            self._db.failing_as("store-unavailable", what, advice),
+            self._db.transaction(durable=durable) as cur,
+        ):
             cur.execute(sql, args)
             return int(cur.rowcount)
 

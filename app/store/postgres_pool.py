@@ -128,12 +128,21 @@ class Pool:
         return self._pool
 
     @contextlib.contextmanager
-    def transaction(self, row_factory: RowFactory[Any] = tuple_row) -> Iterator[psycopg.Cursor[Any]]:
+    def transaction(
+        self, row_factory: RowFactory[Any] = tuple_row, *, durable: bool = True
+    ) -> Iterator[psycopg.Cursor[Any]]:
         """A cursor in one transaction: committed when the block ends, rolled back on any error.
 
-        Raises psycopg.Error (also PoolTimeout when no connection frees up in time).
+        ``durable=False`` commits without waiting for the WAL flush (``synchronous_commit = off``
+        for this transaction only): as the SQLite store's ``synchronous=NORMAL``, for rows whose
+        loss in a server crash is harmless, or is covered by the durable commit that always follows
+        before an answer (a token's replay row precedes its audit record in the same WAL, and a
+        flush persists everything before it). Raises psycopg.Error (PoolTimeout when no
+        connection frees up in time).
         """
         with self._current().connection() as conn, conn.cursor(row_factory=row_factory) as cur:
+            if not durable:
+                cur.execute("SET LOCAL synchronous_commit = off")
             yield cur
 
     @contextlib.contextmanager
@@ -161,4 +170,6 @@ class Pool:
 def _configure(conn: psycopg.Connection[Any]) -> None:
     # Fail closed quickly rather than hold a worker while the server or a lock is away.
     conn.execute(f"SET statement_timeout = {STATEMENT_TIMEOUT_MS}")
+    # Durable unless a transaction says otherwise (the server's default, made explicit).
+    conn.execute("SET synchronous_commit = on")
     conn.commit()

@@ -67,7 +67,7 @@ class PostgresQueue:
     def claim_job(self, worker: str, *, now: int, lease: int) -> Job | None:
         with (
             self._db.failing_as("store-unavailable", "no job can be claimed"),
-            self._db.transaction() as cur,
+            self._db.transaction(durable=False) as cur,
         ):
             cur.execute(
                 "UPDATE jobs SET state = 'running', attempts = attempts + 1, lease_owner = %s, "
@@ -93,7 +93,7 @@ class PostgresQueue:
     def complete_job(self, job_id: str, worker: str, *, now: int) -> bool:
         with (
             self._db.failing_as("store-unavailable", "the job cannot be marked done"),
-            self._db.transaction() as cur,
+            self._db.transaction(durable=False) as cur,
         ):
             cur.execute(
                 "UPDATE jobs SET state = 'done', lease_owner = NULL, lease_until = NULL, updated_at = %s "
@@ -106,7 +106,7 @@ class PostgresQueue:
         state, due = ("queued", retry_at) if retry_at is not None else ("dead", now)
         with (
             self._db.failing_as("store-unavailable", "the job's failure cannot be recorded"),
-            self._db.transaction() as cur,
+            self._db.transaction(durable=False) as cur,
         ):
             cur.execute(
                 "UPDATE jobs SET state = %s, due_at = %s, lease_owner = NULL, lease_until = NULL, "
@@ -143,7 +143,7 @@ class PostgresQueue:
             ) from exc
         with (
             self._db.failing_as("store-unavailable", "the held deployment cannot be recorded"),
-            self._db.transaction() as cur,
+            self._db.transaction(durable=False) as cur,
         ):
             cur.execute(
                 "INSERT INTO deployment_gates (repository_id, run_id, environment, state, updated_at, record) "
