@@ -5,6 +5,9 @@ On both stores: SQLite (BEGIN IMMEDIATE) and PostgreSQL (FOR UPDATE SKIP LOCKED)
 
 from __future__ import annotations
 
+import multiprocessing
+import os
+import signal
 import threading
 
 import pytest
@@ -146,3 +149,28 @@ def test_held_deployments_are_kept_per_run_and_environment(store: Store) -> None
     assert [g["environment"] for g in store.find_deployment_gates(7, run_id=9)] == ["staging"]
     assert store.find_deployment_gates(8) == []
     assert len(store.find_deployment_gates(7, state=None)) == 2
+
+
+def _claim_and_die(url: str) -> None:
+    store = open_any(url)
+    assert store.claim_job("doomed-worker", now=1_000, lease=LEASE) is not None
+    os.kill(os.getpid(), signal.SIGKILL)  # mid-job: no complete, no fail, no close
+
+
+@pytest.mark.slow
+def test_a_worker_killed_mid_job_releases_it_when_the_lease_ends(store_url: str) -> None:
+    first = open_any(store_url)
+    enqueue(first, "d-1", b"body", now=1_000)
+    first.close()
+    child = multiprocessing.Process(target=_claim_and_die, args=(store_url,))
+    child.start()
+    child.join(30)
+    assert child.exitcode == -signal.SIGKILL
+    survivor = open_any(store_url)
+    try:
+        assert survivor.claim_job("w2", now=1_000 + LEASE - 1, lease=LEASE) is None, "still leased"
+        job = survivor.claim_job("w2", now=1_000 + LEASE, lease=LEASE)
+        assert job is not None and (job.id, job.attempts) == ("d-1", 2)
+        assert survivor.complete_job("d-1", "w2", now=1_000 + LEASE)
+    finally:
+        survivor.close()
