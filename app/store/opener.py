@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from app.errors import ConfigError
 from app.store.base import Store
 from app.store.postgres import PostgresStore
 from app.store.sqlite import open_sqlite
@@ -21,6 +22,12 @@ def open_store(url_or_path: str, *, pool_size: int = 4, migrate: bool = True) ->
     scheme = value.split("://", 1)[0].lower() if "://" in value else ""
     if scheme in POSTGRES_SCHEMES:
         return PostgresStore(value, pool_size=pool_size, migrate=migrate)
+    if value.lower().startswith(POSTGRES_SCHEMES):
+        # A mistyped URL is not a file name: never create it, and never echo it (it may hold a password).
+        raise ConfigError(
+            "GATE_DATABASE: this looks like a PostgreSQL URL but is not one; expected "
+            "postgresql://USER@HOST:PORT/DB"
+        )
     return open_sqlite(value, migrate=migrate)
 
 

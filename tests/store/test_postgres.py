@@ -9,6 +9,7 @@ import os
 import time
 from collections.abc import Callable
 from multiprocessing.synchronize import Barrier
+from pathlib import Path
 from typing import Any
 from urllib.parse import urlsplit, urlunsplit
 
@@ -50,6 +51,25 @@ def test_an_unreachable_server_is_a_503_that_names_no_secret(caplog: pytest.LogC
     assert "gate:***@127.0.0.1:1/gate" in info.value.message, "the operator sees which server"
     assert SECRET not in caplog.text
     assert isinstance(info.value.__cause__, psycopg.Error)
+
+
+@pytest.mark.parametrize(
+    "url",
+    [
+        f"postgresql:/gate:{SECRET}@db/gate",
+        f"postgres:gate:{SECRET}@db/gate",
+        f"PostgreSQL//gate:{SECRET}@db",
+    ],
+    ids=["one-slash", "no-slashes", "no-colon"],
+)
+def test_a_mistyped_postgresql_url_is_refused_not_taken_for_a_file(
+    url: str, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.chdir(tmp_path)
+    with pytest.raises(ConfigError, match="looks like a PostgreSQL URL but is not one") as info:
+        open_store(url)
+    assert SECRET not in info.value.message
+    assert list(tmp_path.iterdir()) == [], "no file created"
 
 
 def test_open_store_picks_postgresql_by_its_scheme(pg_url: str) -> None:
