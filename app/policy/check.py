@@ -2,7 +2,8 @@
 
 Each PATH is checked as the gate would load it (``GATE_POLICY_PATH``): a policy file, or a
 directory of them with one file per owner. Errors and warnings are printed one per line as
-``error: FILE:LINE: FIELD: MESSAGE`` / ``warning: ...``, then a summary line.
+``error: FILE:LINE: FIELD: MESSAGE`` / ``warning: ...``, then one ``audit: ...`` line per rule in
+audit mode, then a summary line.
 """
 
 from __future__ import annotations
@@ -17,6 +18,7 @@ from pydantic_core import core_schema
 from app.errors import PolicyError, PolicyProblem
 from app.policy.lint import lint
 from app.policy.loader import survey_policies
+from app.policy.ownership import audit_mode_notes, ownership_warnings
 from app.policy.schema import Policy
 
 SCHEMA_ID = "https://agent-gate.dev/schemas/policy-v1.json"
@@ -43,8 +45,11 @@ def check_paths(paths: Sequence[Path], out: TextIO) -> int:
             _print(out, exc.problems)
             errors += len(exc.problems)
             continue
-        found = [w for loaded in survey.loaded for w in lint(loaded)]
+        found = [w for loaded in survey.loaded for w in lint(loaded) + ownership_warnings(loaded)]
         _print(out, survey.problems + found)
+        for loaded in survey.loaded:
+            for note in audit_mode_notes(loaded):
+                out.write(note + "\n")
         errors += len(survey.problems)
         warnings += len(found)
         files += len(survey.files)

@@ -57,6 +57,8 @@ EMAIL = r"^[^@\s]+@[^@\s]+$"
 BRANCH_PREFIX = r"^[A-Za-z0-9._-]+/$"
 GITHUB_PERMISSION_NAME = r"^[a-z]+(_[a-z]+)*$"
 AUDIENCE = r"^[A-Za-z0-9._:/-]{1,200}$"
+# A person or a team who answers for a rule, repository or workflow, written as in CODEOWNERS.
+OWNER_REF = r"^@[A-Za-z0-9][A-Za-z0-9_-]{0,99}(/[a-z0-9][a-z0-9_-]{0,99})?$"
 
 PATTERN_MEANINGS: dict[str, str] = {
     SLUG: "a slug: lower-case letters, digits, '.', '_' and '-', starting with a letter or digit, "
@@ -72,7 +74,24 @@ PATTERN_MEANINGS: dict[str, str] = {
     BRANCH_PREFIX: "a branch prefix ending in '/', e.g. my-agent/",
     GITHUB_PERMISSION_NAME: "a GitHub App permission name such as contents or pull_requests",
     AUDIENCE: "letters, digits and . _ : / -, e.g. deploy:production",
+    OWNER_REF: "a GitHub user (@octocat) or a team of the org (@octo-org/security), as in CODEOWNERS",
 }
+
+
+OwnerRef = Annotated[
+    str,
+    Field(pattern=OWNER_REF, description="A GitHub user (@octocat) or team (@octo-org/security)."),
+]
+Owners = Annotated[
+    list[OwnerRef] | None,
+    Field(
+        min_length=1,
+        description="Who answers for this (GitHub users or teams, as in CODEOWNERS). Omitted: inherited.",
+    ),
+]
+# enforce: denies are denied. audit: a deny is answered as an allow marked would_deny (never for
+# the built-in invariants; app/decide/audit_mode.py).
+Mode = Literal["enforce", "audit"]
 
 
 class PermissionClass(StrEnum):
@@ -274,6 +293,7 @@ class Repository(_Strict):
 
     id: int = Field(gt=0, description="repository_id: the repository's numeric id.")
     name: str = Field(pattern=REPOSITORY_NAME, description="owner/name, e.g. octo-org/octo-repo.")
+    owners: Owners = None
 
 
 class RepositoryPattern(_Strict):
@@ -344,6 +364,7 @@ class Workflow(_Strict):
     sha: str | None = Field(
         None, pattern=GIT_SHA, description="Pin: the token's job_workflow_sha must equal this."
     )
+    owners: Owners = None
 
 
 _ALL_SOURCES: tuple[Literal["review", "environment"], ...] = ("review", "environment")
@@ -392,11 +413,33 @@ class Grant(_Strict):
 GITHUB_PERMISSION = Literal["read", "write"]
 
 
+class BreakGlass(_Strict):
+    """Who may invoke an emergency override, and how (docs/governance.md#break-glass)."""
+
+    invokers: list[OwnerRef] = Field(
+        min_length=1,
+        description="GitHub users or teams who may invoke it; an agent or bot account never may, whatever "
+        "this says.",
+    )
+    confirm: bool = Field(
+        True, description="A second person of the invokers must confirm it before it counts."
+    )
+    max_minutes: int = Field(
+        60, ge=1, le=240, description="The longest override that may be asked for, in minutes (1 to 240)."
+    )
+
+
 class Rule(_Strict):
     """Allows the listed actions when every condition holds. An omitted condition matches anything."""
 
     name: str = Field(pattern=SLUG, description="Unique name, shown in every decision the rule makes.")
     description: str = Field("", description="What the rule is for, for people reading decisions.")
+    owners: Owners = None
+    mode: Mode | None = Field(
+        None,
+        description="audit: a deny under this rule is answered as an allow marked would_deny (never for "
+        "the built-in invariants); enforce: denied. Omitted: the policy's mode.",
+    )
     actions: list[Annotated[str, Field(pattern=ACTION_NAME)]] = Field(
         min_length=1, description="The actions this rule allows (names from the action catalog)."
     )
@@ -469,6 +512,15 @@ class Policy(_Strict):
     version: Literal[1] = Field(description="Policy language version: 1.")
     owner: Owner = Field(description="The owner this policy governs, pinned by repository_owner_id.")
     description: str = Field("", description="What this policy is, for people.")
+    owners: Owners = None
+    mode: Mode = Field(
+        "enforce",
+        description="audit: every rule without its own mode answers a deny as an allow marked would_deny "
+        "(never for the built-in invariants). Default: enforce.",
+    )
+    break_glass: BreakGlass | None = Field(
+        None, description="Who may invoke an emergency override. Omitted: nobody may."
+    )
     actions: dict[Annotated[str, Field(pattern=ACTION_NAME)], ActionSpec] = Field(
         default_factory=dict,
         description="Actions added to the built-in catalog, or built-in actions made stricter.",
@@ -497,6 +549,10 @@ class Policy(_Strict):
             collector.extend(problems)  # the loader reports each at its line and refuses the policy
             return self
         raise ValueError("; ".join(f"{_loc_text(p.loc)}: {p.message}" for p in problems))
+
+    def mode_of(self, rule: Rule) -> Mode:
+        """The rule's own mode, else the policy's."""
+        return rule.mode or self.mode
 
     def catalog(self) -> dict[str, ActionSpec]:
         """The built-in actions with this policy's additions and raised classes."""

@@ -23,6 +23,7 @@ CAREFUL_RULE = (
     "    workflows: [{ref: acme/api/.github/workflows/deploy.yml@refs/heads/main}]\n"
     "    runner_environments: [github-hosted]\n"
     "    approvals: {count: 1}\n"
+    "    owners: ['@acme/platform']\n"
 )
 
 
@@ -82,8 +83,8 @@ def test_warnings_never_fail_the_check(tmp_path: Path) -> None:
     )
     code, lines = run(tmp_path)
     assert code == 0
-    assert all(line.startswith(f"warning: {tmp_path / 'acme.yml'}:4: rules[0].") for line in lines[:-1])
-    assert lines[-1] == "ok: 0 error(s), 6 warning(s); 1 of 1 policy file(s) valid"
+    assert all(line.startswith(f"warning: {tmp_path / 'acme.yml'}:4: rules[0]") for line in lines[:-1])
+    assert lines[-1] == "ok: 0 error(s), 7 warning(s); 1 of 1 policy file(s) valid"
 
 
 def test_several_paths_are_each_checked_as_the_gate_would_load_them(tmp_path: Path) -> None:
@@ -129,3 +130,14 @@ def test_a_missing_path_is_a_usage_error(tmp_path: Path, paths: list[str]) -> No
 def test_no_path_at_all_is_a_usage_error() -> None:
     code, lines = run()
     assert code == 2 and lines[0].startswith("usage: agent-gate policy check PATH...")
+
+
+def test_rules_in_audit_mode_are_listed_after_the_warnings(tmp_path: Path) -> None:
+    (tmp_path / "acme.yml").write_text(HEADER + "mode: audit\n" + CAREFUL_RULE)
+    code, lines = run(tmp_path / "acme.yml")
+    assert code == 0
+    assert lines == [
+        f"audit: {tmp_path / 'acme.yml'}:5: rule 'deploy' is in audit mode (the policy's mode): its denies are "
+        "answered as allows marked would_deny; see `agent-gate audit report`, then write mode: enforce",
+        "ok: 0 error(s), 0 warning(s); 1 of 1 policy file(s) valid",
+    ]

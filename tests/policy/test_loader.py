@@ -21,7 +21,7 @@ BROKEN = [
         rule("actions: [read]\nrepositories: '*'\naprovals: {count: 1}"),
         [
             "p.yml:7: rules[0].aprovals: unknown field 'aprovals' (did you mean 'approvals'?); expected one "
-            "of name, description, actions, repositories, refs, environments, events, workflows, "
+            "of name, description, owners, mode, actions, repositories, refs, environments, events, workflows, "
             "runner_environments, approvals, allow_agents, allow_bots, grant, github_permissions"
         ],
         id="unknown-field-suggests-the-closest",

@@ -83,6 +83,16 @@ REFUSED = [
         {**BASE, "actions": {"x": {"permission": "propose", "approval": True}}}, id="approval-not-execute"
     ),
     pytest.param({**BASE, "agents": {"ai": [{"name": "nameless"}]}}, id="agent-without-login-or-id"),
+    pytest.param(with_rule(owners=["octocat"]), id="owner-without-at"),
+    pytest.param(with_rule(owners=["@acme/Security Team"]), id="owner-team-not-a-slug"),
+    pytest.param(with_rule(owners=[]), id="no-owners"),
+    pytest.param(with_rule(mode="dry-run"), id="unknown-rule-mode"),
+    pytest.param({**BASE, "mode": True}, id="policy-mode-boolean"),
+    pytest.param({**BASE, "break_glass": {"invokers": []}}, id="break-glass-without-invokers"),
+    pytest.param(
+        {**BASE, "break_glass": {"invokers": ["@sre"], "max_minutes": 600}}, id="break-glass-too-long"
+    ),
+    pytest.param({**BASE, "break_glass": {"invokers": ["@bot[bot]"]}}, id="break-glass-bot-account"),
 ]
 
 
@@ -105,6 +115,26 @@ ACCEPTED = [
     pytest.param({**BASE, "agents": {"ai": [{"id": 5}], "bots": [{"login": "x[bot]"}]}}, id="agents"),
     pytest.param(
         {**BASE, "actions": {"sign": {"permission": "execute", "approval": True}}}, id="approval-action"
+    ),
+    pytest.param(
+        {
+            **BASE,
+            "owners": ["@acme/platform"],
+            "mode": "audit",
+            "break_glass": {"invokers": ["@acme/sre", "@octocat"], "confirm": False, "max_minutes": 30},
+            "rules": [
+                {
+                    **RULE,
+                    "owners": ["@octocat"],
+                    "mode": "enforce",
+                    "repositories": [{"id": 2, "name": "acme/api", "owners": ["@acme/api"]}],
+                    "workflows": [
+                        {"ref": "acme/api/.github/workflows/d.yml@refs/heads/main", "owners": ["@a"]}
+                    ],
+                }
+            ],
+        },
+        id="governance-fields",
     ),
 ]
 
