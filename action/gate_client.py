@@ -818,6 +818,8 @@ def decision_summary(decision: Mapping[str, Any]) -> str:
     allowed = decision.get("allowed") is True
     subject = _dict(decision.get("subject"))
     verdict = "✅ allowed" if allowed else "⛔ denied"
+    if allowed and decision.get("would_deny") is True:
+        verdict = "⚠️ allowed in audit mode (would deny)"
     rows = [
         ("Verdict", f"**{verdict}**"),
         (
@@ -963,6 +965,15 @@ def report_decision(env: Mapping[str, str], io: Io, inputs: Inputs, decision: Ma
             outputs[output] = secret
     set_outputs(env, io, outputs)
     write_summary(env, io, decision_summary(decision))
+    if allowed and decision.get("would_deny") is True:
+        annotate(
+            io,
+            "warning",
+            f"agent-gate would deny {inputs.action} (audit mode)",
+            "Allowed only because the rule is in audit mode; once it is enforced: "
+            + _denial_message(decision),
+        )
+        return 0
     if allowed:
         io.emit(
             f"agent-gate: {inputs.action} allowed by rule {decision.get('rule')} ({outputs['details-url']})"

@@ -105,7 +105,14 @@ class Decision(BaseModel):
     rule: str | None = Field(description="The rule that allowed it, or the one that came closest.")
     subject: Subject
     reasons: list[Reason]
-    remedy: str | None = Field(description="What would make it pass; null when allowed.")
+    remedy: str | None = Field(
+        description="What would make it pass; null when allowed (kept when allowed with would_deny)."
+    )
+    would_deny: bool = Field(
+        False,
+        description="Allowed only because the rule or policy is in audit mode: enforced, it would be "
+        "denied for the failed reasons. No grant or GitHub token is issued with it.",
+    )
     policy_digest: str
     approvals: list[ApprovalAssessment] = Field(default_factory=list)
     evidence_source: Literal["github", "file", "none"] = "none"
@@ -116,9 +123,11 @@ class Decision(BaseModel):
     @property
     def summary(self) -> str:
         """One line for a person: the first failed reason, or that it was allowed."""
+        failed = next((r for r in self.reasons if not r.ok), None)
+        if self.would_deny:
+            return f"Would deny (audit mode): {failed.message if failed else self.action}"
         if self.allowed:
             return f"Allowed: {self.action} by rule {self.rule}"
-        failed = next((r for r in self.reasons if not r.ok), None)
         return f"Denied: {failed.message}" if failed else f"Denied: {self.action}"
 
 

@@ -20,6 +20,7 @@ from dataclasses import dataclass, field
 from datetime import datetime
 
 from app.decide.approvals import ApprovalOutcome, assess_approvals
+from app.decide.audit_mode import apply_audit_mode
 from app.decide.decision import Decision, DecisionRequest, Reason, Subject
 from app.decide.provenance import Provenance, analyse
 from app.decide.rules import RuleCheck, check_rule
@@ -161,10 +162,11 @@ class _Deciding:
     def finish(
         self, *, remedy: str | None = None, rule: str | None = None, outcome: ApprovalOutcome | None = None
     ) -> Decision:
-        """The Decision: allowed only when there are reasons and every one of them held."""
+        """The Decision: allowed only when there are reasons and every one of them held (or when a deny
+        is answered in audit mode, marked would_deny: app/decide/audit_mode.py)."""
         allowed = bool(self.reasons) and all(r.ok for r in self.reasons)
         spec = self.spec
-        return Decision(
+        decision = Decision(
             decision_id=self.decision_id,
             allowed=allowed,
             action=self.request.action,
@@ -180,6 +182,8 @@ class _Deciding:
             github_api_calls=self.evidence.github_api_calls,
             decided_at=self.now,
         )
+        policy = self.loaded.policy if self.loaded else None
+        return apply_audit_mode(decision, policy, spec=spec, agent=self.prov.agent)
 
 
 def decide(

@@ -48,6 +48,8 @@ def check_name(action: str) -> str:
 
 
 def conclusion(decision: Decision) -> str:
+    if decision.would_deny:  # audit mode: not blocking, and not a pass either
+        return "neutral"
     if decision.allowed:
         return "success"
     # A missing human approval is something a reviewer can act on; anything else is a failure.

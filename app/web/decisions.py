@@ -113,12 +113,12 @@ def create_decision() -> tuple[Response, int]:
     g.after_decision(decision)
     g.housekeep()
     answer = decision.model_dump(mode="json")
-    if decision.allowed:
+    if decision.allowed and not decision.would_deny:  # audit mode never mints credentials
         answer.update(issue_grant(identity, body, decision))
     log.info(
         "decision %s %s action=%s repo_id=%s actor_id=%s rule=%s calls=%s",
         decision.decision_id,
-        "allowed" if decision.allowed else "denied",
+        ("would-deny" if decision.would_deny else "allowed") if decision.allowed else "denied",
         decision.action,
         identity.repository_id,
         identity.actor_id,

@@ -838,6 +838,22 @@ def test_allowed() -> None:
     assert world.annotations("error") == [] and world.annotations("warning") == []
 
 
+@pytest.mark.parametrize("fail_on_deny", ["true", "false"])
+def test_would_deny_in_audit_mode_passes_with_a_warning(fail_on_deny: str) -> None:
+    would = decision_body(allowed=False)
+    would.update(allowed=True, would_deny=True, remedy="an independent human approves e5a8f2c1d3b4")
+    world = World(gate=[gate_reply(200, would)])
+    assert run_main(world, make_env(fail_on_deny=fail_on_deny)) == 0
+    assert world.outputs["allowed"] == "true"
+    (annotation,) = world.annotations("warning")
+    assert annotation.title == "agent-gate would deny deploy (audit mode)"
+    assert annotation.message.startswith(
+        "Allowed only because the rule is in audit mode; once it is enforced: 1 independent approval"
+    )
+    assert world.annotations("error") == []
+    assert world.summary.startswith("## agent-gate: ⚠️ allowed in audit mode (would deny)")
+
+
 @pytest.mark.parametrize(
     ("fail_on_deny", "exit_code", "level"),
     [("true", 1, "error"), ("false", 0, "warning")],
