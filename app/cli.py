@@ -12,6 +12,7 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any, TextIO
 
+from app.cli_governance import register as register_governance
 from app.errors import ConfigError, GateError
 
 EPILOG = (
@@ -196,6 +197,7 @@ def build_parser() -> argparse.ArgumentParser:
     token.add_argument("--ttl", type=int, default=300, help="lifetime in seconds (default 300)")
     token.add_argument("--claim", action="append", default=[], metavar="NAME=VALUE", help="set any claim")
     token.set_defaults(func=cmd_dev_token)
+    register_governance(sub, asub, open_store=_open_store, policy_path=_policy_path, parse_time=_parse_time)
     return parser
 
 

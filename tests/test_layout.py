@@ -16,11 +16,13 @@ APP = Path(__file__).resolve().parents[1] / "app"
 # Top to bottom: a module may import its own layer or a lower one, never a higher one. Folders that
 # share a layer are independent of each other (except within one folder).
 LAYERS: list[tuple[str, tuple[str, ...]]] = [
-    ("composition", ("app", "app.factory", "app.cli", "app.server", "app.gunicorn_conf")),
+    ("composition", ("app", "app.factory", "app.cli", "app.cli_governance", "app.server", "app.gunicorn_conf")),
     ("the HTTP face", ("app.web",)),
     ("the GitHub events the gate reacts to", ("app.events",)),
     ("the gate's collaborators", ("app.gate",)),
     ("side effects of decisions", ("app.credentials", "app.publish")),
+    # The inventory and reports read the audit chain and the policies; the web and CLI show them.
+    ("governance", ("app.governance",)),
     ("the pure core", ("app.decide",)),
     ("evidence", ("app.evidence",)),
     ("sources of facts", ("app.github", "app.store", "app.policy", "app.tokens")),
@@ -33,7 +35,7 @@ PURE_CORE_NEVER_IMPORTS = ("app.web", "app.store", "app.github")
 LONG_MODULES = {
     # Declarative pydantic models whose fields carry the descriptions docs/policy.md and
     # policies/schema.json are generated from; splitting would scatter one language over files.
-    "app.policy.schema": 620,
+    "app.policy.schema": 660,
 }
 MAX_LINES = 470
 

@@ -1,0 +1,114 @@
+"""The governance commands of ``agent-gate``: ``inventory`` and ``audit report``.
+
+Registered from :mod:`app.cli` (``register``), which hands over how it opens the store and finds
+the policies, so both commands read exactly what the other commands read.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+from collections.abc import Callable
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import Any
+
+from app.errors import GateError
+
+OpenStore = Callable[[str | None], Any]
+PolicyPath = Callable[[Path | None], Path]
+
+# argparse's private type for subparsers; spelled out here once.
+Subparsers = Any
+
+
+def register(
+    sub: Subparsers, audit: Subparsers, *, open_store: OpenStore, policy_path: PolicyPath, parse_time: Any
+) -> None:
+    """Add ``inventory`` to the top-level commands and ``report`` to ``audit``'s."""
+
+    def common(parser: argparse.ArgumentParser) -> None:
+        parser.add_argument(
+            "--database", help="store URL or path (default: GATE_DATABASE or var/agent-gate.db)"
+        )
+        parser.add_argument(
+            "--policy", type=Path, help="policy file or directory (default: GATE_POLICY_PATH or ./policies)"
+        )
+        parser.add_argument("--format", choices=["table", "json", "csv"], default="table")
+
+    inventory = sub.add_parser(
+        "inventory",
+        help="list the workload and agent identities the gate has seen, with owners",
+        description=(
+            "List every workload (repository, workflow and ref, environment) and AI agent account the gate "
+            "has decided for, from the audit log: first and last seen, decisions asked, allowed, denied and "
+            "would-deny (audit mode), grants held, owners (from the policy). Identities a policy names that "
+            "never asked are listed as never-seen; identities no rule names are flagged unnamed."
+        ),
+    )
+    common(inventory)
+    inventory.add_argument("--unowned", action="store_true", help="only identities nobody owns")
+    inventory.add_argument(
+        "--stale",
+        type=int,
+        metavar="DAYS",
+        help="only identities not seen for DAYS days (offboarding candidates)",
+    )
+    inventory.add_argument("--agents", action="store_true", help="only AI agent accounts")
+    inventory.add_argument("--repository", metavar="OWNER/REPO", help="only identities of this repository")
+    inventory.set_defaults(func=lambda args: cmd_inventory(args, open_store, policy_path))
+
+    report = audit.add_parser(
+        "report",
+        help="what rules in audit mode would have denied, by rule and repository",
+        description="Summarise the decisions answered as allows marked would_deny (mode: audit), by rule and "
+        "repository, with their most common reasons: the evidence for switching a rule to mode: enforce.",
+    )
+    report.add_argument("--database", help="store URL or path (default: GATE_DATABASE or var/agent-gate.db)")
+    report.add_argument("--since", type=parse_time, help="only decisions at or after this ISO-8601 time")
+    report.add_argument("--format", choices=["text", "json"], default="text")
+    report.set_defaults(func=lambda args: cmd_audit_report(args, open_store))
+
+
+def _load_policies(path: Path) -> Any:
+    from app.policy.loader import load_policies
+
+    return load_policies(path)
+
+
+def cmd_inventory(args: argparse.Namespace, open_store: OpenStore, policy_path: PolicyPath) -> int:
+    from app.governance.inventory import Filters, build_inventory, render_csv, render_table
+    from app.governance.records import read
+
+    if args.stale is not None and args.stale < 0:
+        raise GateError(f"--stale: got {args.stale}, expected a number of days, 0 or more", code="bad-input")
+    now = datetime.now(UTC)
+    decisions, ledger = read(open_store(args.database).iter_audit())
+    policies = _load_policies(policy_path(args.policy))
+    rows = build_inventory(
+        decisions, ledger, policies, now=now, stale_days=args.stale if args.stale is not None else 90
+    )
+    filters = Filters(
+        unowned=args.unowned, stale_days=args.stale, agents=args.agents, repository=args.repository
+    )
+    rows = [r for r in rows if filters.keep(r)]
+    if args.format == "json":
+        sys.stdout.write(json.dumps([r.as_json() for r in rows], indent=2) + "\n")
+    elif args.format == "csv":
+        sys.stdout.write(render_csv(rows))
+    else:
+        sys.stdout.write(render_table(rows))
+    return 0
+
+
+def cmd_audit_report(args: argparse.Namespace, open_store: OpenStore) -> int:
+    from app.governance.records import decisions_only
+    from app.governance.report import audit_mode_report
+
+    report = audit_mode_report(decisions_only(open_store(args.database).iter_audit(args.since)), args.since)
+    if args.format == "json":
+        sys.stdout.write(json.dumps(report.as_json(), indent=2) + "\n")
+    else:
+        sys.stdout.write(report.text())
+    return 0

@@ -1,0 +1,1 @@
+"""Governance read from the audit chain: the inventory of identities, the audit-mode report."""
