@@ -59,6 +59,20 @@ def register(
     inventory.add_argument("--repository", metavar="OWNER/REPO", help="only identities of this repository")
     inventory.set_defaults(func=lambda args: cmd_inventory(args, open_store, policy_path))
 
+    glass = sub.add_parser("break-glass", help="review emergency overrides")
+    gsub = glass.add_subparsers(title="break-glass commands", metavar="COMMAND")
+    listing = gsub.add_parser(
+        "list",
+        help="every break-glass, who invoked and confirmed it, why, and the decisions it allowed",
+        description="List break-glass overrides for review: repository, action, who invoked and who "
+        "confirmed it, the justification, its window and the decisions it allowed (POST /v1/break-glass; "
+        "docs/governance.md#break-glass).",
+    )
+    listing.add_argument("--database", help="store URL or path (default: GATE_DATABASE or var/agent-gate.db)")
+    listing.add_argument("--since", type=parse_time, help="only those invoked at or after this ISO-8601 time")
+    listing.add_argument("--format", choices=["text", "json"], default="text")
+    listing.set_defaults(func=lambda args: cmd_break_glass_list(args, open_store))
+
     report = audit.add_parser(
         "report",
         help="what rules in audit mode would have denied, by rule and repository",
@@ -111,4 +125,21 @@ def cmd_audit_report(args: argparse.Namespace, open_store: OpenStore) -> int:
         sys.stdout.write(json.dumps(report.as_json(), indent=2) + "\n")
     else:
         sys.stdout.write(report.text())
+    return 0
+
+
+def cmd_break_glass_list(args: argparse.Namespace, open_store: OpenStore) -> int:
+    since = int(args.since.timestamp()) if args.since else None
+    records = open_store(args.database).find_break_glass(since=since)
+    if args.format == "json":
+        sys.stdout.write(json.dumps(records, indent=2) + "\n")
+        return 0
+    for r in records:
+        start = datetime.fromtimestamp(r["created_at"], UTC).isoformat(timespec="minutes")
+        end = datetime.fromtimestamp(r["expires_at"], UTC).isoformat(timespec="minutes")
+        confirmer = f", confirmed by @{r['confirmer']}" if r.get("confirmer") else ""
+        print(f"{r['id']} {r['state']} {r['action']} on {r['repository']} {start}..{end}")
+        print(f"  invoked by @{r['invoker']}{confirmer}: {r['justification']}")
+        print(f"  allowed {len(r.get('uses') or [])} decision(s): {' '.join(r.get('uses') or []) or '-'}")
+    print(f"{len(records)} break-glass record(s)")
     return 0

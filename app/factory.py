@@ -23,6 +23,7 @@ from app.events.worker import QueueWorker
 from app.evidence.gather import EvidenceSource, GitHubEvidence, NoEvidence
 from app.gate import DecisionHook, Gate
 from app.github.client import GitHubClient
+from app.governance.breakglass import BreakGlass
 from app.observe import http as observe_http
 from app.observe import logs
 from app.observe.metrics import metrics
@@ -34,6 +35,7 @@ from app.store.opener import open_store
 from app.store.refusals import RefusalAudit
 from app.tokens.devissuer import DevIssuer
 from app.tokens.verify import IssuerConfig, TokenVerifier
+from app.web.breakglass import bp as break_glass_bp
 from app.web.decisions import bp as api_bp
 from app.web.grants import bp as grants_bp
 from app.web.http import buffer_body
@@ -119,6 +121,7 @@ def create_app(
     # The counts of refusals not yet written out reach the audit log when the worker exits.
     atexit.register(_flush_refusals, gate.refusals)
     gate.grants = GrantService(store, issuer=settings.public_url, github=github, clock=clock)
+    gate.break_glass = BreakGlass(store, policies.current, clock, github)
     gate.evidence_listeners.append(gate.grants.on_evidence_change)
 
     app = Flask(__name__)
@@ -135,6 +138,7 @@ def create_app(
     app.register_blueprint(pages_bp)
     app.register_blueprint(webhook_bp)
     app.register_blueprint(grants_bp)
+    app.register_blueprint(break_glass_bp)
     _register_error_handlers(app)
     observe_http.init_app(
         app, probes=[_queue_probe(store, clock)], decision_deadline=settings.decision_deadline

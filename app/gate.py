@@ -17,6 +17,7 @@ from app.decide.decision import Decision
 from app.evidence.gather import EvidenceSource
 from app.evidence.model import EvidenceChange
 from app.github.protocol import GitHubAPI
+from app.governance.breakglass import BreakGlass
 from app.policy.registry import PolicyRegistry
 from app.publish.checks import CheckRunPublisher
 from app.settings import Settings
@@ -55,6 +56,8 @@ class Gate:
     github: GitHubAPI | None = None
     # Audits refused tokens with a per-source bound (app/store/refusals.py); None: one record each.
     refusals: RefusalAudit | None = None
+    # Emergency overrides (app/governance/breakglass.py); applied to denied API decisions.
+    break_glass: BreakGlass | None = None
     # Set when a job is queued, so this process's queue threads run it at once.
     jobs_waiting: threading.Event = field(default_factory=threading.Event, repr=False)
 

@@ -39,7 +39,8 @@ def governing_mode(decision: Decision, policy: Policy) -> tuple[Mode, str]:
     return policy.mode, f"the policy of {policy.owner.login}"
 
 
-def _invariant_denial(decision: Decision, spec: ActionSpec | None, agent: bool) -> bool:
+def is_invariant_denial(decision: Decision, spec: ActionSpec | None, agent: bool) -> bool:
+    """True for a deny no mode and no override may turn into an allow (module docstring)."""
     if spec is None or spec.approval:
         return True
     if agent and spec.permission is PermissionClass.EXECUTE:
@@ -54,7 +55,7 @@ def apply_audit_mode(
     decision: Decision, policy: Policy | None, *, spec: ActionSpec | None, agent: bool
 ) -> Decision:
     """``decision`` as answered: unchanged unless it is a deny under audit mode (module docstring)."""
-    if decision.allowed or policy is None or _invariant_denial(decision, spec, agent):
+    if decision.allowed or policy is None or is_invariant_denial(decision, spec, agent):
         return decision
     mode, whose = governing_mode(decision, policy)
     if mode != "audit":

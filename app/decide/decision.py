@@ -115,6 +115,11 @@ class Decision(BaseModel):
     )
     policy_digest: str
     approvals: list[ApprovalAssessment] = Field(default_factory=list)
+    break_glass: str | None = Field(
+        None,
+        description="The break-glass override that allowed this otherwise denied decision "
+        "(docs/governance.md#break-glass); no grant or GitHub token is issued with it.",
+    )
     evidence_source: Literal["github", "file", "none"] = "none"
     github_api_calls: int = 0
     decided_at: datetime
@@ -126,6 +131,8 @@ class Decision(BaseModel):
         failed = next((r for r in self.reasons if not r.ok), None)
         if self.would_deny:
             return f"Would deny (audit mode): {failed.message if failed else self.action}"
+        if self.break_glass:
+            return f"Allowed by break-glass {self.break_glass}, otherwise denied: {failed.message if failed else ''}"
         if self.allowed:
             return f"Allowed: {self.action} by rule {self.rule}"
         return f"Denied: {failed.message}" if failed else f"Denied: {self.action}"

@@ -48,7 +48,7 @@ def check_name(action: str) -> str:
 
 
 def conclusion(decision: Decision) -> str:
-    if decision.would_deny:  # audit mode: not blocking, and not a pass either
+    if decision.would_deny or decision.break_glass:  # audit mode, override: not blocking, not a pass
         return "neutral"
     if decision.allowed:
         return "success"

@@ -184,4 +184,12 @@ class Store(Protocol):
 
     def schema_version(self) -> int: ...
 
+    # Break-glass overrides (app/governance/breakglass.py); migration 3 of both schemas.
+    def save_break_glass(self, record: dict[str, Any]) -> None: ...
+
+    def find_break_glass(
+        self, *, id: str | None = None, repository_id: int | None = None, action: str | None = None,
+        state: str | None = None, live_at: int | None = None, since: int | None = None,
+    ) -> list[dict[str, Any]]: ...  # fmt: skip
+
     def close(self) -> None: ...

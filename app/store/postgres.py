@@ -34,6 +34,7 @@ from app.store.canonical import (
     with_request_id,
 )
 from app.store.migrations import MIGRATIONS_TABLE, pending
+from app.store.postgres_breakglass import PostgresBreakGlass
 from app.store.postgres_pool import Pool
 from app.store.postgres_queue import PostgresQueue
 from app.store.postgres_schema import STEPS
@@ -51,7 +52,7 @@ MIGRATION_LOCK = int.from_bytes(b"ag-migr8", "big") & (2**63 - 1)
 _PAGE = 500
 
 
-class PostgresStore(PostgresQueue):
+class PostgresStore(PostgresQueue, PostgresBreakGlass):
     """The :class:`app.store.base.Store` on one PostgreSQL database, shared by every replica."""
 
     def __init__(

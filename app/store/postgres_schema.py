@@ -100,4 +100,20 @@ STEPS: tuple[Migration, ...] = (
             "CREATE INDEX jobs_finished ON jobs(state, updated_at)",
         ),
     ),
+    Migration(
+        3,
+        "break-glass overrides",
+        (
+            """CREATE TABLE break_glass (
+                id TEXT PRIMARY KEY,
+                repository_id BIGINT NOT NULL,
+                action TEXT NOT NULL,
+                state TEXT NOT NULL,
+                expires_at BIGINT NOT NULL,
+                created_at BIGINT NOT NULL,
+                record TEXT NOT NULL
+            )""",
+            "CREATE INDEX break_glass_scope ON break_glass(repository_id, action, state)",
+        ),
+    ),
 )

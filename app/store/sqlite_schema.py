@@ -103,6 +103,22 @@ STEPS: tuple[Migration, ...] = (
             "CREATE INDEX IF NOT EXISTS jobs_finished ON jobs(state, updated_at)",
         ),
     ),
+    Migration(
+        3,
+        "break-glass overrides",
+        (
+            """CREATE TABLE IF NOT EXISTS break_glass (
+                id TEXT PRIMARY KEY,
+                repository_id INTEGER NOT NULL,
+                action TEXT NOT NULL,
+                state TEXT NOT NULL,
+                expires_at INTEGER NOT NULL,
+                created_at INTEGER NOT NULL,
+                record TEXT NOT NULL
+            )""",
+            "CREATE INDEX IF NOT EXISTS break_glass_scope ON break_glass(repository_id, action, state)",
+        ),
+    ),
 )
 
 

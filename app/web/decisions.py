@@ -102,6 +102,8 @@ def create_decision() -> tuple[Response, int]:
         if exc.status >= 500:
             _audit_undecided(exc, verified.token_hash, identity, body)
         raise
+    if g.break_glass is not None:
+        decision = g.break_glass.apply(decision)
     decision = decision.model_copy(update={"details_url": g.details_url(decision.decision_id)})
     # The audit write comes before the answer; if it fails the gate denies (Unavailable -> 503).
     g.store.record_decision(
@@ -113,7 +115,7 @@ def create_decision() -> tuple[Response, int]:
     g.after_decision(decision)
     g.housekeep()
     answer = decision.model_dump(mode="json")
-    if decision.allowed and not decision.would_deny:  # audit mode never mints credentials
+    if decision.allowed and not (decision.would_deny or decision.break_glass):  # never minted by either
         answer.update(issue_grant(identity, body, decision))
     log.info(
         "decision %s %s action=%s repo_id=%s actor_id=%s rule=%s calls=%s",

@@ -1,0 +1,54 @@
+"""Break-glass over HTTP: ``POST /v1/break-glass`` invokes one, ``POST /v1/break-glass/<id>/confirm``
+has a second person confirm it. Both take the OIDC token of a ``workflow_dispatch`` run a person
+started (the actor is who asks); the rules are in app/governance/breakglass.py."""
+
+from __future__ import annotations
+
+import re
+from typing import Any
+
+from flask import Blueprint, Response, jsonify
+
+from app.errors import NotFound
+from app.governance.breakglass import BreakGlass, BreakGlassRequest
+from app.tokens.identity import WorkloadIdentity
+from app.web.http import bearer_token, gate, parse_json_body
+
+bp = Blueprint("break_glass", __name__)
+
+_ID = re.compile(r"^bg_[A-Za-z0-9_-]{16,64}$")
+
+
+def _service() -> BreakGlass:
+    service = gate().break_glass
+    if service is None:
+        raise NotFound("break-glass is not enabled on this gate")
+    return service
+
+
+def _who() -> WorkloadIdentity:
+    return gate().verifier.verify(bearer_token()).identity
+
+
+def _answer(record: dict[str, Any]) -> dict[str, Any]:
+    return {
+        k: record.get(k)
+        for k in ("id", "repository", "action", "state", "invoker", "confirmer", "expires_at")
+    }
+
+
+@bp.post("/v1/break-glass")
+def invoke() -> tuple[Response, int]:
+    service = _service()
+    body = parse_json_body(BreakGlassRequest)
+    record = service.request(_who(), body)
+    return jsonify(_answer(record)), 201
+
+
+@bp.post("/v1/break-glass/<break_glass_id>/confirm")
+def confirm(break_glass_id: str) -> tuple[Response, int]:
+    service = _service()
+    if not _ID.fullmatch(break_glass_id):
+        raise NotFound("no such break-glass")
+    record = service.confirm(_who(), break_glass_id)
+    return jsonify(_answer(record)), 200
