@@ -98,13 +98,15 @@ def build_parser() -> argparse.ArgumentParser:
 
     explain = sub.add_parser(
         "explain",
-        help="decide offline from claims (and evidence) files",
+        help="decide offline from claims (and evidence) files, or live for a real PR or run",
         description=(
             "Print the decision the gate would give, from a JSON file of token claims, an action and an "
-            "optional evidence file in the shape the GitHub client produces. No network, nothing recorded."
+            "optional evidence file in the shape the GitHub client produces (no network), or live for a "
+            "real pull request (--repo O/R --pr N) or run (--repo O/R --run ID --environment E) with the "
+            "evidence read through the GitHub App. Nothing is recorded, nothing is minted."
         ),
     )
-    explain.add_argument("--claims", type=Path, required=True, help="JSON file with the OIDC token's claims")
+    explain.add_argument("--claims", type=Path, help="JSON file with the OIDC token's claims (offline)")
     explain.add_argument("--action", required=True, help="the action to decide, e.g. deploy")
     explain.add_argument("--evidence", type=Path, help="JSON evidence file (docs/api.md#evidence)")
     explain.add_argument("--environment", help="the environment being deployed")
@@ -197,7 +199,14 @@ def build_parser() -> argparse.ArgumentParser:
     token.add_argument("--ttl", type=int, default=300, help="lifetime in seconds (default 300)")
     token.add_argument("--claim", action="append", default=[], metavar="NAME=VALUE", help="set any claim")
     token.set_defaults(func=cmd_dev_token)
-    register_governance(sub, asub, open_store=_open_store, policy_path=_policy_path, parse_time=_parse_time)
+    register_governance(
+        sub,
+        asub,
+        open_store=_open_store,
+        policy_path=_policy_path,
+        parse_time=_parse_time,
+        settings=_settings,
+    )
     return parser
 
 
@@ -346,6 +355,10 @@ def cmd_explain(args: argparse.Namespace) -> int:
     from app.policy.loader import load_policies
     from app.tokens.identity import WorkloadIdentity
 
+    if args.claims is None:
+        raise GateError(
+            "explain needs --claims FILE (offline), or --repo OWNER/REPO with --pr or --run (live)"
+        )
     claims = _read_json(args.claims, "claims")
     if not isinstance(claims, dict):
         raise GateError(f"the claims file {args.claims} must hold a JSON object", code="bad-input")
@@ -357,7 +370,11 @@ def cmd_explain(args: argparse.Namespace) -> int:
         evidence = (
             Evidence.model_validate({"source": "file", **_read_json(args.evidence, "evidence")})
             if args.evidence
-            else Evidence.none("no evidence file was given (--evidence)")
+            else Evidence.none(
+                "no evidence file was given (--evidence)",
+                remedy="pass the approvals and provenance as --evidence FILE (docs/api.md#evidence), or "
+                "simulate against GitHub with --repo OWNER/REPO --pr N (or --run ID)",
+            )
         )
     except ValidationError as exc:
         problems = "; ".join(f"{'.'.join(map(str, e['loc']))}: {e['msg']}" for e in exc.errors())

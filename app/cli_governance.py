@@ -24,7 +24,13 @@ Subparsers = Any
 
 
 def register(
-    sub: Subparsers, audit: Subparsers, *, open_store: OpenStore, policy_path: PolicyPath, parse_time: Any
+    sub: Subparsers,
+    audit: Subparsers,
+    *,
+    open_store: OpenStore,
+    policy_path: PolicyPath,
+    parse_time: Any,
+    settings: Callable[[], Any],
 ) -> None:
     """Add ``inventory`` to the top-level commands and ``report`` to ``audit``'s."""
 
@@ -72,6 +78,19 @@ def register(
     listing.add_argument("--since", type=parse_time, help="only those invoked at or after this ISO-8601 time")
     listing.add_argument("--format", choices=["text", "json"], default="text")
     listing.set_defaults(func=lambda args: cmd_break_glass_list(args, open_store))
+
+    explain = sub.choices["explain"]
+    offline = explain.get_default("func")
+    explain.add_argument(
+        "--repo", metavar="OWNER/REPO", help="live: the repository, read through the GitHub App"
+    )
+    explain.add_argument("--pr", type=int, metavar="N", help="live: the pull request to decide (e.g. merge)")
+    explain.add_argument(
+        "--run", type=int, metavar="ID", help="live: the workflow run to decide (e.g. deploy)"
+    )
+    explain.set_defaults(
+        func=lambda args: cmd_explain_live(args, policy_path, settings) if args.repo else offline(args)
+    )
 
     report = audit.add_parser(
         "report",
@@ -143,3 +162,34 @@ def cmd_break_glass_list(args: argparse.Namespace, open_store: OpenStore) -> int
         print(f"  allowed {len(r.get('uses') or [])} decision(s): {' '.join(r.get('uses') or []) or '-'}")
     print(f"{len(records)} break-glass record(s)")
     return 0
+
+
+def cmd_explain_live(args: argparse.Namespace, policy_path: PolicyPath, settings: Callable[[], Any]) -> int:
+    """``explain --repo``: gather through the App, decide, print; nothing recorded, nothing minted."""
+    import time
+
+    from app.decide.explain import render
+    from app.errors import ConfigError
+    from app.github.client import GitHubClient
+    from app.governance.simulate import simulate
+
+    if args.claims is not None or args.evidence is not None:
+        raise GateError("--repo simulates live from GitHub's facts: leave out --claims and --evidence")
+    github = settings().github
+    if github is None:
+        raise ConfigError(
+            "explain --repo reads the pull request or run through the GitHub App: set GATE_GITHUB_APP_ID and "
+            "its key, or explain offline with --claims FILE --evidence FILE"
+        )
+    decision = simulate(
+        GitHubClient(github),
+        _load_policies(policy_path(args.policy)),
+        repository=args.repo,
+        action=args.action,
+        pull_request=args.pr,
+        run_id=args.run,
+        environment=args.environment,
+        clock=time.time,
+    )
+    sys.stdout.write(render(decision, args.format))
+    return 0 if decision.allowed else 3

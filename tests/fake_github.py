@@ -238,6 +238,7 @@ class Failure:
 @dataclass
 class Scenario:
     owner: str = "octo-org"
+    owner_id: int = 1000
     repo: str = "octo-repo"
     repo_id: int = 2000
     app_id: int = APP_ID
@@ -765,6 +766,7 @@ def create_fake_github(s: Scenario) -> Flask:
                 "full_name": s.full_name,
                 "default_branch": s.default_branch,
                 "language": "Python",
+                "owner": {**body["owner"], "login": s.owner, "id": s.owner_id},
             }
         )
         return answer("repos/get", body)

@@ -396,7 +396,10 @@ def _approval_evidence(d: _Deciding) -> Decision | None:
                 message=f"needs {d.required} independent human approval(s), but no approval evidence is available: {why}",
             )
         )
-        return d.finish(remedy=f"configure the GitHub App so approvals can be checked ({why})")
+        remedy = (
+            d.evidence.unavailable_remedy or f"configure the GitHub App so approvals can be checked ({why})"
+        )
+        return d.finish(remedy=remedy)
     commit, problem = approved_commit(d.request, d.identity, d.evidence.pull_request)
     if problem is not None or commit is None:
         d.reasons.append(

@@ -134,6 +134,8 @@ class Evidence(_Model):
     source: Literal["github", "file", "none"] = "none"
     # Why no evidence is available, when source == "none" and a decision needed it.
     unavailable_reason: str | None = None
+    # What would make it available (the remedy of a decision that needed it); None: configure the App.
+    unavailable_remedy: str | None = None
     pull_request: PullRequestFacts | None = None
     run: RunFacts | None = None
     reviews: list[Review] = Field(default_factory=list)
@@ -143,8 +145,8 @@ class Evidence(_Model):
     github_api_calls: int = 0
 
     @classmethod
-    def none(cls, reason: str | None = None) -> Evidence:
-        return cls(source="none", unavailable_reason=reason)
+    def none(cls, reason: str | None = None, remedy: str | None = None) -> Evidence:
+        return cls(source="none", unavailable_reason=reason, unavailable_remedy=remedy)
 
 
 class EvidenceNeeds(_Model):
