@@ -12,6 +12,7 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any, TextIO
 
+from app.cli_governance import OFFLINE_REMEDY
 from app.cli_governance import register as register_governance
 from app.errors import ConfigError, GateError
 
@@ -199,14 +200,7 @@ def build_parser() -> argparse.ArgumentParser:
     token.add_argument("--ttl", type=int, default=300, help="lifetime in seconds (default 300)")
     token.add_argument("--claim", action="append", default=[], metavar="NAME=VALUE", help="set any claim")
     token.set_defaults(func=cmd_dev_token)
-    register_governance(
-        sub,
-        asub,
-        open_store=_open_store,
-        policy_path=_policy_path,
-        parse_time=_parse_time,
-        settings=_settings,
-    )
+    register_governance(sub, asub, _open_store, _policy_path, _parse_time, _settings)
     return parser
 
 
@@ -356,9 +350,7 @@ def cmd_explain(args: argparse.Namespace) -> int:
     from app.tokens.identity import WorkloadIdentity
 
     if args.claims is None:
-        raise GateError(
-            "explain needs --claims FILE (offline), or --repo OWNER/REPO with --pr or --run (live)"
-        )
+        raise GateError("explain needs --claims FILE (offline), or --repo OWNER/REPO with --pr or --run")
     claims = _read_json(args.claims, "claims")
     if not isinstance(claims, dict):
         raise GateError(f"the claims file {args.claims} must hold a JSON object", code="bad-input")
@@ -370,11 +362,7 @@ def cmd_explain(args: argparse.Namespace) -> int:
         evidence = (
             Evidence.model_validate({"source": "file", **_read_json(args.evidence, "evidence")})
             if args.evidence
-            else Evidence.none(
-                "no evidence file was given (--evidence)",
-                remedy="pass the approvals and provenance as --evidence FILE (docs/api.md#evidence), or "
-                "simulate against GitHub with --repo OWNER/REPO --pr N (or --run ID)",
-            )
+            else Evidence.none("no evidence file was given (--evidence)", remedy=OFFLINE_REMEDY)
         )
     except ValidationError as exc:
         problems = "; ".join(f"{'.'.join(map(str, e['loc']))}: {e['msg']}" for e in exc.errors())

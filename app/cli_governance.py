@@ -23,10 +23,16 @@ PolicyPath = Callable[[Path | None], Path]
 Subparsers = Any
 
 
+# The remedy of an offline explain whose decision needed approvals it was not given.
+OFFLINE_REMEDY = (
+    "pass the approvals and provenance as --evidence FILE (docs/api.md#evidence), or simulate against "
+    "GitHub with --repo OWNER/REPO --pr N (or --run ID)"
+)
+
+
 def register(
     sub: Subparsers,
     audit: Subparsers,
-    *,
     open_store: OpenStore,
     policy_path: PolicyPath,
     parse_time: Any,
@@ -91,6 +97,18 @@ def register(
     explain.set_defaults(
         func=lambda args: cmd_explain_live(args, policy_path, settings) if args.repo else offline(args)
     )
+
+    show = audit.add_parser(
+        "show",
+        help="one decision's whole record, and whether it matches its audit entry",
+        description="Who approved and why each approval counted, the rule and policy digest, the action and "
+        "what its grants were used for (delegations, revocations), any break-glass, and whether the saved "
+        "record matches its entry in the audit chain.",
+    )
+    show.add_argument("decision_id", metavar="DECISION_ID")
+    show.add_argument("--database", help="store URL or path (default: GATE_DATABASE or var/agent-gate.db)")
+    show.add_argument("--format", choices=["text", "json"], default="text")
+    show.set_defaults(func=lambda args: cmd_audit_show(args, open_store))
 
     report = audit.add_parser(
         "report",
@@ -193,3 +211,40 @@ def cmd_explain_live(args: argparse.Namespace, policy_path: PolicyPath, settings
     )
     sys.stdout.write(render(decision, args.format))
     return 0 if decision.allowed else 3
+
+
+def cmd_audit_show(args: argparse.Namespace, open_store: OpenStore) -> int:
+    """Exit 0 when the record matches its audit entry, 1 when it does not or there is no such decision."""
+    from app.governance.record import decision_record
+
+    record = decision_record(open_store(args.database), args.decision_id)
+    if record is None:
+        raise GateError(f"no decision {args.decision_id} in the store", code="not-found")
+    if args.format == "json":
+        sys.stdout.write(json.dumps(record, indent=2) + "\n")
+        return 0 if record["integrity"]["matches"] else 1
+    d = record["decision"]
+    subject = d.get("subject") or {}
+    verdict = (
+        "would deny (audit mode)" if d.get("would_deny") else ("allowed" if d.get("allowed") else "denied")
+    )
+    print(f"{d['decision_id']}: {d.get('action')} {verdict}, {d.get('decided_at')}")
+    print(f"  what: {d.get('action')} on {subject.get('repository')} at {str(subject.get('sha'))[:12]}"
+          f" by @{subject.get('actor')}{' (agent-driven)' if subject.get('agent') else ''}")  # fmt: skip
+    print(f"  why: rule {d.get('rule') or '(none)'}, policy {d.get('policy_digest')}")
+    for reason in d.get("reasons") or []:
+        print(f"    {'ok ' if reason.get('ok') else 'NO '} {reason.get('code')}: {reason.get('message')}")
+    print("  who approved:" + ("" if d.get("approvals") else " nobody"))
+    for a in d.get("approvals") or []:
+        print(f"    @{a.get('login')} ({a.get('source')}, {a.get('state')}): "
+              f"{'counted' if a.get('counted') else 'not counted'}: {a.get('why')}")  # fmt: skip
+    print("  grants:" + ("" if record["grants"] else " none issued"))
+    for g in record["grants"]:
+        via = f", delegated from {g['delegated_from']}" if g["delegated_from"] else ""
+        end = f"revoked {g['revoked']['at']}: {g['revoked']['reason']}" if g["revoked"] else "not revoked"
+        print(f"    {g['jti']} for {g['audience']}{via}; {end}")
+    for bg in record["break_glass"]:
+        print(f"  break-glass {bg['id']} by @{bg['invoker']}: {bg['justification']}")
+    integrity = record["integrity"]
+    print(f"  record: {'ok' if integrity['matches'] else 'MISMATCH'}: {integrity['why']}")
+    return 0 if integrity["matches"] else 1

@@ -14,6 +14,7 @@ from flask import Blueprint, Response, current_app, jsonify, render_template, re
 from app.decide.decision import Decision
 from app.decide.explain import explanation
 from app.errors import NotFound
+from app.governance.record import decision_record
 
 bp = Blueprint("pages", __name__)
 
@@ -30,8 +31,9 @@ def decision_page(decision_id: str) -> Response | str:
     decision = Decision.model_validate(record)
     best = request.accept_mimetypes.best_match(["text/html", "application/json"], default="text/html")
     if best == "application/json":
-        return jsonify(decision.model_dump(mode="json"))
-    response = Response(render_template("decision.html", e=explanation(decision)))
+        return jsonify(decision.model_dump(mode="json"))  # the API's shape; the whole record: audit show
+    full = decision_record(current_app.extensions["agent_gate"].store, decision_id)
+    response = Response(render_template("decision.html", e=explanation(decision), record=full))
     # The page is self-contained: no script, no external asset may load.
     response.headers["Content-Security-Policy"] = (
         "default-src 'none'; style-src 'unsafe-inline'; base-uri 'none'"
