@@ -12,8 +12,7 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any, TextIO
 
-from app.cli_governance import OFFLINE_REMEDY
-from app.cli_governance import register as register_governance
+from app import cli_governance
 from app.errors import ConfigError, GateError
 
 EPILOG = (
@@ -101,10 +100,8 @@ def build_parser() -> argparse.ArgumentParser:
         "explain",
         help="decide offline from claims (and evidence) files, or live for a real PR or run",
         description=(
-            "Print the decision the gate would give, from a JSON file of token claims, an action and an "
-            "optional evidence file in the shape the GitHub client produces (no network), or live for a "
-            "real pull request (--repo O/R --pr N) or run (--repo O/R --run ID --environment E) with the "
-            "evidence read through the GitHub App. Nothing is recorded, nothing is minted."
+            "The decision the gate would give, from JSON files of token claims and evidence (offline), or for a "
+            "real PR or run with its evidence read through the GitHub App (--repo). Nothing recorded or minted."
         ),
     )
     explain.add_argument("--claims", type=Path, help="JSON file with the OIDC token's claims (offline)")
@@ -200,7 +197,7 @@ def build_parser() -> argparse.ArgumentParser:
     token.add_argument("--ttl", type=int, default=300, help="lifetime in seconds (default 300)")
     token.add_argument("--claim", action="append", default=[], metavar="NAME=VALUE", help="set any claim")
     token.set_defaults(func=cmd_dev_token)
-    register_governance(sub, asub, _open_store, _policy_path, _parse_time, _settings)
+    cli_governance.register(sub, asub, _open_store, _policy_path, _parse_time, _settings)
     return parser
 
 
@@ -349,8 +346,6 @@ def cmd_explain(args: argparse.Namespace) -> int:
     from app.policy.loader import load_policies
     from app.tokens.identity import WorkloadIdentity
 
-    if args.claims is None:
-        raise GateError("explain needs --claims FILE (offline), or --repo OWNER/REPO with --pr or --run")
     claims = _read_json(args.claims, "claims")
     if not isinstance(claims, dict):
         raise GateError(f"the claims file {args.claims} must hold a JSON object", code="bad-input")
@@ -362,7 +357,7 @@ def cmd_explain(args: argparse.Namespace) -> int:
         evidence = (
             Evidence.model_validate({"source": "file", **_read_json(args.evidence, "evidence")})
             if args.evidence
-            else Evidence.none("no evidence file was given (--evidence)", remedy=OFFLINE_REMEDY)
+            else Evidence.none("no evidence file was given", remedy=cli_governance.OFFLINE_REMEDY)
         )
     except ValidationError as exc:
         problems = "; ".join(f"{'.'.join(map(str, e['loc']))}: {e['msg']}" for e in exc.errors())

@@ -94,9 +94,16 @@ def register(
     explain.add_argument(
         "--run", type=int, metavar="ID", help="live: the workflow run to decide (e.g. deploy)"
     )
-    explain.set_defaults(
-        func=lambda args: cmd_explain_live(args, policy_path, settings) if args.repo else offline(args)
-    )
+
+    def explain_either(args: argparse.Namespace) -> int:
+        if args.repo:
+            return cmd_explain_live(args, policy_path, settings)
+        if args.claims is None:
+            raise GateError("explain needs --claims FILE (offline), or --repo OWNER/REPO with --pr or --run")
+        result: int = offline(args)
+        return result
+
+    explain.set_defaults(func=explain_either)
 
     show = audit.add_parser(
         "show",

@@ -127,7 +127,7 @@ def test_filters(
 
 
 def test_stale_identities_are_offboarding_candidates(seen: Path, settings: Any) -> None:
-    from app.store.sqlite import open_store
+    from app.store.opener import open_store
 
     decisions, ledger = read(open_store(settings.database_url).iter_audit())
     later = datetime.now(UTC) + timedelta(days=31)

@@ -9,6 +9,7 @@ from __future__ import annotations
 import threading
 from collections.abc import Callable
 from datetime import timedelta
+from typing import Any
 
 import pytest
 
@@ -53,7 +54,7 @@ def test_a_store_newer_than_this_gate_is_refused(store_url: str) -> None:
     open_any(store_url).close()
     raw_sql(store_url, "INSERT INTO schema_migrations (version, name, applied_at) VALUES (99, 'future', 0)")
     with pytest.raises(
-        SchemaTooNew, match=r"has schema version 99, newer than this gate knows \(2\)"
+        SchemaTooNew, match=r"has schema version 99, newer than this gate knows \(3\)"
     ) as info:
         open_any(store_url)
     assert info.value.code == "schema-too-new"
@@ -78,11 +79,12 @@ def test_an_older_schema_is_upgraded_step_by_step_on_open(store_url: str) -> Non
     open_any(store_url).close()
     for index in ("replay_expires", "decisions_created", "jobs_finished"):  # what version 2 added
         raw_sql(store_url, f"DROP INDEX {index}")
-    raw_sql(store_url, "DELETE FROM schema_migrations WHERE version = 2")
+    raw_sql(store_url, "DROP TABLE break_glass")  # what version 3 added
+    raw_sql(store_url, "DELETE FROM schema_migrations WHERE version >= 2")
     store = open_any(store_url, migrate=False)
     try:
         assert store.schema_version() == 1
-        assert store.upgrade() == (1, 2)
+        assert store.upgrade() == (1, len(SQLITE_STEPS))
     finally:
         store.close()
 
@@ -202,6 +204,25 @@ def test_signing_keys_rotate_and_the_seal_key_stays(any_store: Store) -> None:
     ]
 
 
+BREAK_GLASS: dict[str, Any] = {
+    "id": "bg_1", "repository_id": 2000, "action": "deploy", "state": "pending", "expires_at": 1900,
+    "created_at": 1000, "invoker": "octocat",
+}  # fmt: skip
+
+
+def test_break_glass_round_trip_and_find(any_store: Store) -> None:
+    any_store.save_break_glass(BREAK_GLASS)
+    any_store.save_break_glass({**BREAK_GLASS, "id": "bg_2", "action": "merge", "created_at": 1100})
+    assert any_store.find_break_glass(id="bg_1") == [BREAK_GLASS]
+    assert any_store.find_break_glass(repository_id=2000, action="deploy", state="active") == []
+    any_store.save_break_glass({**BREAK_GLASS, "state": "active", "confirmer": "alice"})
+    [live] = any_store.find_break_glass(repository_id=2000, action="deploy", state="active", live_at=1500)
+    assert live["confirmer"] == "alice"
+    assert any_store.find_break_glass(repository_id=2000, action="deploy", state="active", live_at=1900) == []
+    assert [r["id"] for r in any_store.find_break_glass(since=1050)] == ["bg_2"]
+    assert [r["id"] for r in any_store.find_break_glass()] == ["bg_1", "bg_2"]
+
+
 def test_check_writable_writes(any_store: Store) -> None:
     any_store.check_writable()
     any_store.check_writable()
@@ -241,6 +262,8 @@ EVERY_METHOD: list[tuple[str, Callable[[Store], object]]] = [
     ("add_seal_key", lambda s: s.add_seal_key("__seal__", b"key", 1)),
     ("max_grant_expiry", lambda s: s.max_grant_expiry("k")),
     ("check_writable", lambda s: s.check_writable()),
+    ("save_break_glass", lambda s: s.save_break_glass(BREAK_GLASS)),
+    ("find_break_glass", lambda s: s.find_break_glass(id="bg_1")),
     ("upgrade", lambda s: s.upgrade()),
     ("schema_version", lambda s: s.schema_version()),
 ]
