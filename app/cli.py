@@ -15,9 +15,7 @@ from typing import Any, TextIO
 from app import cli_governance
 from app.errors import ConfigError, GateError
 
-EPILOG = (
-    "Documentation: README.md and docs/ (configuration, policy language, API, GitHub App, security model)."
-)
+EPILOG = "Documentation: README.md and docs/ (configuration, policy, API, GitHub App, governance, security)."
 
 
 def main(argv: Sequence[str] | None = None) -> int:

@@ -16,7 +16,10 @@ APP = Path(__file__).resolve().parents[1] / "app"
 # Top to bottom: a module may import its own layer or a lower one, never a higher one. Folders that
 # share a layer are independent of each other (except within one folder).
 LAYERS: list[tuple[str, tuple[str, ...]]] = [
-    ("composition", ("app", "app.factory", "app.cli", "app.cli_governance", "app.server", "app.gunicorn_conf")),
+    (
+        "composition",
+        ("app", "app.factory", "app.cli", "app.cli_governance", "app.server", "app.gunicorn_conf"),
+    ),
     ("the HTTP face", ("app.web",)),
     ("the GitHub events the gate reacts to", ("app.events",)),
     ("the gate's collaborators", ("app.gate",)),

@@ -19,8 +19,8 @@ from app.store.base import Store
 # skew between the engine's and the store's clocks) and at most this many records after.
 _SKEW = timedelta(seconds=60)
 _SCAN = 20_000
-# Keys the audit entry carries on top of the decision (the token's hash, the webhook delivery).
-_AUDIT_ONLY = frozenset({"token_sha256", "delivery", "trigger"})
+# Keys the audit entry carries on top of the decision (token hash, webhook delivery, request id).
+_AUDIT_ONLY = frozenset({"token_sha256", "delivery", "trigger", "request_id"})
 
 
 def decision_record(store: Store, decision_id: str) -> dict[str, Any] | None:

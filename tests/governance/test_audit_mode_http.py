@@ -9,6 +9,7 @@ from typing import Any
 from flask import Flask
 
 from tests.conftest import TEST_POLICY
+from tests.governance.policies import write_policy
 
 
 def _audit(policy_file: Path) -> None:
@@ -16,7 +17,7 @@ def _audit(policy_file: Path) -> None:
     text = text.replace(
         "    environments: [staging]\n", "    environments: [staging]\n    grant: {required: true}\n"
     )
-    policy_file.write_text(text)
+    write_policy(policy_file, text)
 
 
 def test_a_deny_under_audit_mode_is_answered_200_marked_would_deny_without_a_grant(

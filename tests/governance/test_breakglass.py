@@ -15,6 +15,7 @@ from flask.testing import FlaskClient
 
 from app.cli import main
 from tests.conftest import TEST_POLICY
+from tests.governance.policies import write_policy
 
 POLICY = TEST_POLICY + "break_glass: {invokers: ['@octocat', '@alice'], confirm: true, max_minutes: 30}\n"
 JUSTIFICATION = "INC-42: production is down, the fix must ship now"
@@ -28,7 +29,7 @@ DENIED_DEPLOY = (
 
 @pytest.fixture
 def invoke(client: FlaskClient, mint: Callable[..., str], policy_file: Path) -> Callable[..., Any]:
-    policy_file.write_text(POLICY)
+    write_policy(policy_file, POLICY)
 
     def _invoke(
         body: dict[str, Any] | None = None,
@@ -71,7 +72,7 @@ def test_an_agent_may_never_invoke_one(invoke: Callable[..., Any]) -> None:
 
 
 def test_a_policy_without_break_glass_allows_none(invoke: Callable[..., Any], policy_file: Path) -> None:
-    policy_file.write_text(TEST_POLICY)
+    write_policy(policy_file, TEST_POLICY)
     assert "allows no break-glass" in invoke().get_json()["message"]
 
 

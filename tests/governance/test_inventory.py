@@ -19,6 +19,7 @@ from app.governance.inventory import Filters, build_inventory
 from app.governance.records import read
 from app.policy.loader import load_policies
 from tests.conftest import TEST_POLICY
+from tests.governance.policies import write_policy
 
 DEPLOY = "octo-org/octo-repo/.github/workflows/deploy.yml@refs/heads/main"
 
@@ -41,7 +42,7 @@ agents:
 @pytest.fixture
 def seen(app: Flask, policy_file: Path, ask: Callable[..., Any]) -> Path:
     """Three decisions: a human deploy to staging twice (one allowed, one denied), an agent reading."""
-    policy_file.write_text(POLICY)
+    write_policy(policy_file, POLICY)
     assert ask({"action": "deploy"}, environment="staging").status_code == 200
     assert (
         ask(

@@ -16,15 +16,17 @@ from flask.testing import FlaskClient
 
 from app.cli import main
 from tests.conftest import TEST_POLICY
+from tests.governance.policies import write_policy
 
 
 @pytest.fixture
 def granted(policy_file: Path, client: FlaskClient, ask: Callable[..., Any]) -> dict[str, Any]:
     """A deploy to staging with a grant, the grant then revoked by its holder."""
-    policy_file.write_text(
+    write_policy(
+        policy_file,
         TEST_POLICY.replace(
             "    environments: [staging]\n", "    environments: [staging]\n    grant: {}\n", 1
-        )
+        ),
     )
     body = ask({"action": "deploy", "grant": True}, environment="staging").get_json()
     assert body["allowed"] is True and body["grant"]["jti"], body

@@ -15,10 +15,11 @@ from app.cli import main
 from app.governance.records import read
 from app.store.base import AuditRecord
 from tests.conftest import TEST_POLICY
+from tests.governance.policies import write_policy
 
 
 def _would_deny_twice_then_allow(policy_file: Path, ask: Callable[..., Any]) -> None:
-    policy_file.write_text(TEST_POLICY.replace("rules:\n", "mode: audit\nrules:\n", 1))
+    write_policy(policy_file, TEST_POLICY.replace("rules:\n", "mode: audit\nrules:\n", 1))
     for ref in ("refs/heads/dev", "refs/heads/feature"):
         response = ask({"action": "deploy", "environment": "staging"}, ref=ref, environment="staging")
         assert response.get_json()["would_deny"] is True
