@@ -277,7 +277,7 @@ def test_a_file_changed_moments_ago_is_adopted_only_once_it_settles(files: Path,
     mtime = (files / "acme.yml").stat().st_mtime
     wall[0] = mtime + 0.5
     assert registry.current().digest == first.digest, "still being written, perhaps"
-    wall[0] = mtime + 1.0
+    wall[0] = mtime + 1.001  # just past the settle time (exactly 1.0 would depend on float rounding of mtime)
     assert registry.current().digest != first.digest
 
 
