@@ -130,6 +130,10 @@ def decide_held(g: Gate, held: dict[str, Any], *, delivery: str, why: str) -> di
             code="github-not-configured",
         )
     decision, sha, pulls = _decide(g, held, delivery)
+    if g.break_glass is not None:
+        # A live break-glass of this repository and action lets a person's held job through, loudly;
+        # never an agent's, never past the invariants (app/governance/breakglass.py).
+        decision = g.break_glass.apply(decision)
     kind = verdict(decision)
     held = {**held, "sha": sha, "pull_requests": pulls, "decision_id": decision.decision_id}
     g.store.append_audit(

@@ -160,6 +160,8 @@ def evaluate_merge_check(g: Gate, repo: dict[str, Any], pr: dict[str, Any], deli
         decision_id=new_decision_id(),
         now=datetime.fromtimestamp(now, UTC),
     )
+    if g.break_glass is not None:
+        decision = g.break_glass.apply(decision)  # a person's PR under a live break-glass; never an agent's
     decision = decision.model_copy(update={"details_url": g.details_url(decision.decision_id)})
     summary_override = None
     if not decision.subject.agent:

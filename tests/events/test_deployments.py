@@ -282,3 +282,66 @@ def test_a_redelivered_request_keeps_its_comment_count(hub):
     [held] = store.find_deployment_gates(2000, run_id=RUN)
     assert (held["comments"], held["state"]) == (1, "pending")
     assert json.dumps(held)  # a plain JSON record
+
+
+# --- break-glass holds here too ----------------------------------------------------------------------
+
+BREAK_GLASS_POLICY = (
+    POLICY
+    + """break_glass:
+  invokers: ["@bob"]
+"""
+)
+
+
+def live_break_glass(hub: Hub, action: str = "deploy") -> None:
+    now = int(time.time())
+    hub.app.extensions["agent_gate"].store.save_break_glass(
+        {
+            "id": "bg_test",
+            "repository": "octo-org/octo-repo",
+            "repository_id": 2000,
+            "owner_id": 1000,
+            "action": action,
+            "justification": "outage: roll back the broken release",
+            "invoker": "bob",
+            "invoker_id": 1002,
+            "run_id": 1,
+            "confirmer": None,
+            "state": "active",
+            "created_at": now,
+            "expires_at": now + 600,
+            "uses": [],
+        }
+    )
+
+
+def test_a_live_break_glass_lets_a_persons_held_deployment_through(tmp_path):
+    scenario = base_scenario()
+    scenario.runs[RUN].head_sha = "e" * 40  # a person's change (no PR), production needs an approval
+    h = Hub(tmp_path, scenario, policy=BREAK_GLASS_POLICY)
+    try:
+        h.deliver("deployment_protection_rule", requested())
+        assert [a.get("state") for a in answers(h)] == [None], "waits for an approval"
+        live_break_glass(h)
+        h.scenario.runs[RUN].approvals = [
+            {"user": CAROL, "state": "approved", "environments": ["production"]}
+        ]
+        h.deliver("deployment_review", reviewed(n=1))
+        approved = answers(h)[-1]
+        assert approved["state"] == "approved"
+        assert "break-glass bg_test of @bob" in approved["comment"] or "Allowed" in approved["comment"]
+        kinds = [r.kind for r in h.app.extensions["agent_gate"].store.iter_audit()]
+        assert "break-glass-used" in kinds
+    finally:
+        h.close()
+
+
+def test_a_break_glass_never_lets_an_agent_deployment_through(tmp_path):
+    h = Hub(tmp_path, base_scenario(), policy=BREAK_GLASS_POLICY)  # run 9000 deploys Copilot's PR head
+    try:
+        live_break_glass(h)
+        h.deliver("deployment_protection_rule", requested())
+        assert [a.get("state") for a in answers(h)] == [None], "still waits for an independent approval"
+    finally:
+        h.close()
