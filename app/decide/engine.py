@@ -343,14 +343,20 @@ def _invariants(d: _Deciding) -> Decision | None:
 
 def _matching_rule(d: _Deciding) -> Decision | None:
     """The first rule whose every condition holds; denied, naming the closest rule, when none does.
-    Read and propose actions are settled here."""
+    Read and propose actions are settled here.
+
+    Only the rules that could match this repository are checked, in file order, up to the first
+    that matches; every rule of the action is checked only to name the closest when none does."""
     assert d.loaded is not None and d.spec is not None
     action = d.request.action
-    checks: list[RuleCheck] = [
-        check_rule(rule, d.identity, d.environment, d.prov) for rule in d.loaded.rules_for(action)
-    ]
-    matched = next((c for c in checks if c.failures == 0), None)
+    matched: RuleCheck | None = None
+    for rule in d.loaded.candidates(action, d.identity.repository_id):
+        check = check_rule(rule, d.identity, d.environment, d.prov)
+        if check.failures == 0:
+            matched = check
+            break
     if matched is None:
+        checks = [check_rule(rule, d.identity, d.environment, d.prov) for rule in d.loaded.rules_for(action)]
         if not checks:
             d.reasons.append(Reason(code="rule", ok=False, message=f"no rule of the policy allows {action}"))
             return d.finish(remedy=f"add a rule allowing {action} to the policy for this repository")

@@ -137,10 +137,22 @@ class _Linter:
             )
 
     def shadowed(self) -> None:
-        """A rule an earlier one covers never decides the actions they share (first match wins)."""
+        """A rule an earlier one covers never decides the actions they share (first match wins).
+
+        Only earlier rules that could cover a rule are compared with it: those naming one of its
+        actions and either every repository ("*") or its first repository entry. Large policies pin
+        a repository or two per rule, so this stays near linear where comparing every pair took
+        seconds at 2,000 rules."""
         rules = self.policy.rules
+        earlier_by_key: dict[tuple[str, object], list[int]] = {}
         for i, later in enumerate(rules):
-            for k in range(i):
+            repo_keys: list[object] = ["*"]
+            if later.repositories != "*":
+                repo_keys.append(_repository_key(later.repositories[0]))
+            candidates = sorted(
+                {k for a in later.actions for key in repo_keys for k in earlier_by_key.get((a, key), ())}
+            )
+            for k in candidates:
                 earlier = rules[k]
                 shared = [a for a in later.actions if a in earlier.actions]
                 if shared and _covers(earlier, later):
@@ -152,6 +164,10 @@ class _Linter:
                         "are tried in file order; move this rule above it, or narrow the earlier one",
                     )
                     break
+            keys = ["*"] if later.repositories == "*" else [_repository_key(e) for e in later.repositories]
+            for a in set(later.actions):
+                for key in set(keys):
+                    earlier_by_key.setdefault((a, key), []).append(i)
 
     def renamed_repositories(self) -> None:
         named: dict[int, tuple[str, str]] = {}
@@ -261,6 +277,13 @@ class _Linter:
                 f"{name} asks for {', '.join(forbidden)}; an agent-driven workload never gets them (they are "
                 "withheld from its token), so write allow_agents: false if only people use this rule",
             )
+
+
+def _repository_key(entry: Repository | RepositoryPattern) -> object:
+    """A hashable stand-in for a repository entry: equal entries, and only they, share a key."""
+    if isinstance(entry, Repository):
+        return ("id", entry.id, entry.name)
+    return ("pattern", entry.name_pattern)
 
 
 def _covers(earlier: Rule, later: Rule) -> bool:

@@ -3,8 +3,9 @@
 :func:`parse_policy_text` reads the YAML with the line of every key and value
 (:mod:`app.policy.source`), validates it with the models of :mod:`app.policy.schema`, and tells
 every problem as ``file:line: field: got X, expected Y`` (:mod:`app.policy.diagnostics`). All the
-problems of a file are reported together. A valid policy is indexed by action once, so the engine
-finds a decision's candidate rules with a dict lookup.
+problems of a file are reported together. A valid policy is indexed by action, and by action and
+pinned repository id, once: the engine finds a decision's candidate rules with dict lookups, not a
+scan of the file.
 
 :func:`load_policies` loads a file, or a directory of ``*.yml``/``*.yaml`` files (one owner each;
 ``schema.json`` and hidden files are ignored), into a :class:`PolicySet` with a digest that every
@@ -14,6 +15,8 @@ decision records.
 from __future__ import annotations
 
 import hashlib
+import heapq
+from collections.abc import Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -22,7 +25,7 @@ from pydantic import ValidationError
 from app.errors import PolicyError, PolicyProblem
 from app.policy.agents import AgentCatalog, builtin_catalog
 from app.policy.diagnostics import cross_field_problems, locate, validation_problems
-from app.policy.schema import COLLECT_PROBLEMS, ActionSpec, CrossProblem, Loc, Policy, Rule
+from app.policy.schema import COLLECT_PROBLEMS, ActionSpec, CrossProblem, Loc, Policy, Repository, Rule
 from app.policy.source import Position, read_document
 
 POLICY_SUFFIXES = (".yml", ".yaml")
@@ -37,12 +40,25 @@ class LoadedPolicy:
     catalog: dict[str, ActionSpec]
     agents: AgentCatalog
     _by_action: dict[str, list[Rule]] = field(default_factory=dict, repr=False)
+    # (file position, rule): rules open to any repository ("*" or a name pattern) by action, and
+    # rules pinning a repository id by (action, id).
+    _open: dict[str, list[tuple[int, Rule]]] = field(default_factory=dict, repr=False)
+    _pinned: dict[tuple[str, int], list[tuple[int, Rule]]] = field(default_factory=dict, repr=False)
     _rule_lines: dict[str, int] = field(default_factory=dict, repr=False)
     _root: Position | None = field(default=None, repr=False, compare=False)
 
     def rules_for(self, action: str) -> list[Rule]:
         """The rules naming ``action``, in file order (a dict lookup, not a scan)."""
         return self._by_action.get(action, [])
+
+    def candidates(self, action: str, repository_id: int) -> Iterator[Rule]:
+        """The rules naming ``action`` that could match repository ``repository_id``, in file order:
+        those for every repository or a name pattern, and those pinning this id. A rule pinning only
+        other ids can never match it, so the engine need not check it to find the first match."""
+        open_rules = self._open.get(action, [])
+        pinned = self._pinned.get((action, repository_id), [])
+        for _, rule in heapq.merge(open_rules, pinned, key=lambda entry: entry[0]):
+            yield rule
 
     def line_of(self, rule_name: str) -> int | None:
         """The line where the rule starts in its file, for messages."""
@@ -108,10 +124,20 @@ def _summary(path: str, problems: list[PolicyProblem]) -> str:
 
 def _index(policy: Policy, path: str, root: Position) -> LoadedPolicy:
     by_action: dict[str, list[Rule]] = {}
+    open_rules: dict[str, list[tuple[int, Rule]]] = {}
+    pinned: dict[tuple[str, int], list[tuple[int, Rule]]] = {}
     lines: dict[str, int] = {}
     for i, rule in enumerate(policy.rules):
-        for action in rule.actions:
+        entries = [] if rule.repositories == "*" else rule.repositories
+        ids = dict.fromkeys(e.id for e in entries if isinstance(e, Repository))
+        is_open = rule.repositories == "*" or any(not isinstance(e, Repository) for e in entries)
+        for action in dict.fromkeys(rule.actions):
             by_action.setdefault(action, []).append(rule)
+            if is_open:
+                open_rules.setdefault(action, []).append((i, rule))
+            else:
+                for repository_id in ids:
+                    pinned.setdefault((action, repository_id), []).append((i, rule))
         lines[rule.name] = locate(root, ("rules", i))[1]
     agents = builtin_catalog().extended(
         ai_agents=[(a.login, a.id, a.name) for a in policy.agents.ai],
@@ -126,6 +152,8 @@ def _index(policy: Policy, path: str, root: Position) -> LoadedPolicy:
         catalog=policy.catalog(),
         agents=agents,
         _by_action=by_action,
+        _open=open_rules,
+        _pinned=pinned,
         _rule_lines=lines,
         _root=root,
     )

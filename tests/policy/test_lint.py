@@ -212,6 +212,46 @@ def test_a_rule_shadowed_by_an_earlier_one_never_decides() -> None:
     ], "agents-deploy also allows agents, which any-deploy does not: it is not shadowed"
 
 
+@pytest.mark.parametrize(
+    ("earlier", "later", "shadowed"),
+    [
+        ("[{id: 2, name: acme/api}, {id: 3, name: acme/web}]", "[{id: 3, name: acme/web}]", True),
+        ("[{id: 2, name: acme/api}]", "[{id: 3, name: acme/web}, {id: 2, name: acme/api}]", False),
+        (
+            "[{id: 2, name: acme/api}, {id: 3, name: acme/web}]",
+            "[{id: 3, name: acme/web}, {id: 2, name: acme/api}]",
+            True,
+        ),
+        ("[{name_pattern: 'acme/.*'}]", "[{name_pattern: 'acme/.*'}]", True),
+        ("[{name_pattern: 'acme/.*'}]", "[{id: 2, name: acme/api}]", False),
+        ("[{id: 2, name: acme/api}]", "'*'", False),
+        ("'*'", "[{id: 2, name: acme/api}]", True),
+    ],
+    ids=[
+        "later-pins-one-of-earlier's",
+        "later-pins-one-more",
+        "same-set-other-order",
+        "same-pattern",
+        "pattern-is-not-compared-with-ids",
+        "star-is-wider-than-a-pin",
+        "pin-under-a-star",
+    ],
+)
+def test_shadowing_compares_repository_lists(earlier: str, later: str, shadowed: bool) -> None:
+    found = warnings(
+        f"""
+        rules:
+          - name: first
+            actions: [read]
+            repositories: {earlier}
+          - name: second
+            actions: [read]
+            repositories: {later}
+        """
+    )
+    assert any("rule 'second' never decides read" in w for w in found) is shadowed, found
+
+
 def test_one_repository_id_with_two_names_is_warned_about() -> None:
     found = warnings(
         """

@@ -563,6 +563,24 @@ def test_rules_are_indexed_by_action_in_file_order() -> None:
     assert (loaded.line_of("a"), loaded.line_of("b"), loaded.line_of("c")) == (4, 5, None)
 
 
+def test_candidate_rules_for_a_repository_keep_file_order() -> None:
+    loaded = load(
+        """
+        rules:
+          - {name: pinned-2, actions: [deploy], repositories: [{id: 2, name: acme/api}]}
+          - {name: every, actions: [deploy], repositories: '*'}
+          - {name: pinned-3, actions: [deploy], repositories: [{id: 3, name: acme/web}]}
+          - {name: pattern, actions: [deploy, read], repositories: [{id: 3, name: acme/web}, {name_pattern: 'acme/.*'}]}
+          - {name: both, actions: [deploy], repositories: [{id: 3, name: acme/web}, {id: 2, name: acme/api}]}
+        """
+    )
+    assert [r.name for r in loaded.candidates("deploy", 2)] == ["pinned-2", "every", "pattern", "both"]
+    assert [r.name for r in loaded.candidates("deploy", 3)] == ["every", "pinned-3", "pattern", "both"]
+    assert [r.name for r in loaded.candidates("deploy", 4)] == ["every", "pattern"]
+    assert [r.name for r in loaded.candidates("read", 2)] == ["pattern"]
+    assert list(loaded.candidates("merge", 2)) == []
+
+
 def test_line_at_falls_back_to_the_nearest_written_ancestor() -> None:
     loaded = load(rule("actions: [deploy]\nrepositories: '*'\nrefs: [refs/heads/main]"))
     assert loaded.line_at("rules", 0, "refs") == 7
