@@ -34,7 +34,7 @@ from typing import Any
 import graphql
 import jsonschema
 import jwt
-from flask import Flask, Response, request
+from flask import Flask, Response, g, request
 from werkzeug.serving import make_server
 
 from tests.issuer import rsa_key
@@ -398,6 +398,7 @@ def create_fake_github(s: Scenario) -> Flask:
 
     @app.before_request
     def _before() -> Response | None:
+        g.started = time.monotonic()
         if s.delay:
             time.sleep(s.delay)
         for i, item in enumerate(s.failures):
@@ -425,6 +426,10 @@ def create_fake_github(s: Scenario) -> Flask:
                 "query": request.query_string.decode(),
                 "headers": dict(request.headers),
                 "status": response.status_code,
+                # When the request arrived and when its answer left (time.monotonic()), so tests can
+                # tell which requests were in flight together.
+                "started": g.get("started"),
+                "finished": time.monotonic(),
             }
         )
         return response

@@ -12,14 +12,27 @@ The API calls an :class:`EvidenceSource` only for decisions that need evidence (
 - the run's environment approvals, when an environment is being deployed;
 - the standing (permission, the rule's teams) of every human who approved something.
 
-Any GitHub failure raises ``GitHubError`` (503): the gate never decides on partial evidence.
+Calls that do not depend on each other run at once, on a small pool shared by the gatherer's
+decisions (:data:`EVIDENCE_THREADS`): the run, the pull request and the environment approvals
+together; the PR's commits and reviews together once it is known; every approver's standing
+together. A decision waits for about one GitHub latency per step, not one per call. When the pool
+is busy with other decisions, the asking thread runs its own calls, so a decision is never slower
+than one call after another.
+
+Any GitHub failure raises ``GitHubError`` (503): the gate never decides on partial evidence. When
+several calls fail, the one that came first in the order above is raised (as if they had run one
+after another) and the calls not started yet are cancelled.
 """
 
 from __future__ import annotations
 
+import contextvars
+import functools
 import json
+from collections.abc import Callable
+from concurrent.futures import Future, ThreadPoolExecutor
 from pathlib import Path
-from typing import Any, Protocol
+from typing import Any, Generic, Protocol, TypeVar
 
 from pydantic import ValidationError
 
@@ -59,6 +72,11 @@ APP_NOT_CONFIGURED = (
 )
 WEB_FLOW_ID = 19864447  # GitHub's own committer account (web-flow) for commits made on github.com
 PR_COMMITS_LIMIT = 250  # GET /pulls/{n}/commits lists at most this many
+# Threads per gatherer for a decision's independent calls; GitHub's secondary limit is 100
+# concurrent requests per installation, so a process stays far below it.
+EVIDENCE_THREADS = 4
+
+T = TypeVar("T")
 
 
 class EvidenceSource(Protocol):
@@ -95,31 +113,82 @@ class FileEvidence:
         return self._evidence
 
 
+class _Task(Generic[T]):
+    """One call started on the pool, run in a copy of the asking thread's context (its deadline,
+    request id and GitHub call count)."""
+
+    def __init__(self, pool: ThreadPoolExecutor, fn: Callable[[], T]) -> None:
+        self._fn = fn
+        self._future: Future[T] = pool.submit(contextvars.copy_context().run, fn)
+
+    def result(self) -> T:
+        """The call's result, or its exception. Not started yet (the pool is busy with other
+        decisions): it runs here, in the asking thread, instead of waiting for a pool thread."""
+        if self._future.cancel():
+            return self._fn()
+        return self._future.result()
+
+    def cancel(self) -> None:
+        self._future.cancel()
+
+
 class GitHubEvidence:
     """Gathers the facts of one decision from GitHub, through the App client. Fails closed (503)."""
 
-    def __init__(self, client: GitHubAPI) -> None:
+    def __init__(self, client: GitHubAPI, *, threads: int = EVIDENCE_THREADS) -> None:
         self._gh = client
+        # Threads start on first use (never in a gunicorn master before it forks) and are shared
+        # by every decision this gatherer serves: the pool bounds the process, not one decision.
+        self._pool = ThreadPoolExecutor(max_workers=threads, thread_name_prefix="agent-gate-evidence")
 
     def __repr__(self) -> str:
         return f"GitHubEvidence({self._gh!r})"
 
     def gather(self, identity: WorkloadIdentity, request: Question, needs: EvidenceNeeds) -> Evidence:
-        start = self._gh.calls
-        repo = identity.repository
-        run = self._run(repo, identity.run_id) if identity.run_id > 0 else None
-        pull = self._pull_request(identity, request)
+        start = self._gh.calls  # also makes this thread's count, which the pool's calls add to
+        tasks: list[_Task[Any]] = []
+
+        def spawn(fn: Callable[[], T]) -> _Task[T]:
+            task = _Task(self._pool, fn)
+            tasks.append(task)
+            return task
+
+        try:
+            evidence = self._gather(identity, request, needs, spawn)
+        except BaseException:
+            for task in tasks:
+                task.cancel()  # those already running finish on their own; their answer is dropped
+            raise
+        return evidence.model_copy(update={"github_api_calls": self._gh.calls - start})
+
+    def _gather(
+        self,
+        identity: WorkloadIdentity,
+        request: Question,
+        needs: EvidenceNeeds,
+        spawn: Callable[[Callable[[], Any]], _Task[Any]],
+    ) -> Evidence:
+        repo, run_id = identity.repository, identity.run_id
+        run_task = spawn(lambda: self._run(repo, run_id)) if run_id > 0 else None
+        pull_task = spawn(lambda: self._pull_request(identity, request))
+        approvals_task = (
+            spawn(lambda: self._environment_approvals(repo, run_id))
+            if needs.environment is not None and run_id > 0
+            else None
+        )
+        run: RunFacts | None = run_task.result() if run_task is not None else None
+        pull: GhPull | None = pull_task.result()
         pull_request: PullRequestFacts | None = None
         reviews: list[Review] = []
         if pull is not None:
-            pull_request = _pull_request_facts(pull, self._commits(repo, pull))
+            commits_task = spawn(lambda: self._commits(repo, pull))
+            reviews_task = spawn(lambda: self._reviews(repo, pull.number))
+            pull_request = _pull_request_facts(pull, commits_task.result())
             if any(_needs_resolving(c) for c in pull_request.commits):
                 pull_request = self._with_authors(repo, pull_request)
-            reviews = self._reviews(repo, pull.number)
-        approvals: list[EnvironmentApproval] = []
-        if needs.environment is not None and identity.run_id > 0:
-            approvals = self._environment_approvals(repo, identity.run_id)
-        standings = self._standings(identity, reviews, approvals, needs.teams)
+            reviews = reviews_task.result()
+        approvals: list[EnvironmentApproval] = approvals_task.result() if approvals_task is not None else []
+        standings = self._standings(identity, reviews, approvals, needs.teams, spawn)
         return Evidence(
             source="github",
             pull_request=pull_request,
@@ -127,7 +196,6 @@ class GitHubEvidence:
             reviews=reviews,
             environment_approvals=approvals,
             standings=standings,
-            github_api_calls=self._gh.calls - start,
         )
 
     # -- co-authors, as GitHub resolves them -------------------------------------------------------
@@ -280,9 +348,11 @@ class GitHubEvidence:
         reviews: list[Review],
         approvals: list[EnvironmentApproval],
         teams: list[str],
+        spawn: Callable[[Callable[[], Any]], _Task[Any]],
     ) -> dict[str, Standing]:
         """The standing of everyone who approved something: only an approval can count, so other
-        reviewers' standing could not change the decision and is not looked up (it costs calls)."""
+        reviewers' standing could not change the decision and is not looked up (it costs calls).
+        Each approver's is looked up at the same time as the others'."""
         approvers: dict[str, Account] = {}
         for review in reviews:
             if review.state == "APPROVED":
@@ -291,16 +361,23 @@ class GitHubEvidence:
             if approval.state == "approved":
                 approvers.setdefault(approval.approver.login.lower(), approval.approver)
         repo, org = identity.repository, identity.repository_owner
-        standings: dict[str, Standing] = {}
-        for key, account in sorted(approvers.items()):
-            if account.type != "User":
-                standings[key] = Standing(permission=None, teams=[])  # bots and orgs have no standing
-                continue
-            standings[key] = Standing(
-                permission=self._gh.collaborator_permission(repo, account.login),
-                teams=[t for t in teams if self._gh.is_active_team_member(repo, org, t, account.login)],
+
+        def standing(login: str) -> Standing:
+            return Standing(
+                permission=self._gh.collaborator_permission(repo, login),
+                teams=[t for t in teams if self._gh.is_active_team_member(repo, org, t, login)],
             )
-        return standings
+
+        looked_up: dict[str, _Task[Standing]] = {
+            key: spawn(functools.partial(standing, account.login))
+            for key, account in sorted(approvers.items())
+            if account.type == "User"
+        }
+        # Bots and organisations have no standing.
+        return {
+            key: looked_up[key].result() if key in looked_up else Standing(permission=None, teams=[])
+            for key in sorted(approvers)
+        }
 
 
 def _choose(candidates: list[GhPull], sha: str) -> GhPull | None:

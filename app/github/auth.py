@@ -91,6 +91,7 @@ class GitHubAppAuth:
         self._margin = config.token_refresh_margin
         self._lock = threading.Lock()
         self._mint_lock = threading.Lock()
+        self._lookup_lock = threading.Lock()
         self._installations: TTLCache[str, int] = TTLCache(
             maxsize=4096, ttl=config.installation_ttl, timer=clock
         )
@@ -106,6 +107,12 @@ class GitHubAppAuth:
             cached = self._installations.get(key)
         if cached is not None:
             return cached
+        with self._lookup_lock:  # one lookup when a decision's concurrent calls all find it missing
+            with self._lock:
+                cached = self._installations.get(key)
+            return cached if cached is not None else self._look_up_installation(repository, key)
+
+    def _look_up_installation(self, repository: str, key: str) -> int:
         try:
             reply = self._http.request(
                 "GET",

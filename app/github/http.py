@@ -13,7 +13,8 @@
   a 304 (free of rate limit) is served from it.
 - Lists follow ``Link: rel="next"`` (same origin only) up to a hard page cap, then fail closed.
 - Every HTTP request made by the current thread is counted (``calls``; retries included), for the
-  decision's audit record.
+  decision's audit record, with the requests of the work it hands to a pool in a copy of its
+  context (app/github/counting.py).
 """
 
 from __future__ import annotations
@@ -36,6 +37,7 @@ from urllib3.util.retry import Retry
 
 from app.errors import GitHubError, GitHubNotFound
 from app.github.config import GitHubAppConfig
+from app.github.counting import CallCounter
 from app.github.graphql import graphql_url
 from app.github.protocol import Credential, Params, Reply
 from app.observe import deadline
@@ -135,7 +137,7 @@ class GitHubHTTP:
             else None
         )
         self._cooldowns: LRUCache[str, float] = LRUCache(maxsize=1024)
-        self._local = threading.local()
+        self._counter = CallCounter()
 
     def __repr__(self) -> str:
         return f"GitHubHTTP(api_url={self.api_url!r})"
@@ -143,14 +145,14 @@ class GitHubHTTP:
     # -- counting ----------------------------------------------------------------------------------
     @property
     def calls(self) -> int:
-        return int(getattr(self._local, "calls", 0))
+        return self._counter.calls
 
     @property
     def not_modified(self) -> int:
-        return int(getattr(self._local, "not_modified", 0))
+        return self._counter.not_modified
 
     def _count(self, attempts: int) -> None:
-        self._local.calls = self.calls + attempts
+        self._counter.add(attempts)
 
     # -- requests ----------------------------------------------------------------------------------
     def request(
@@ -210,7 +212,7 @@ class GitHubHTTP:
             (time.perf_counter() - started) * 1000,
         )
         if response.status_code == 304 and cached is not None:
-            self._local.not_modified = self.not_modified + 1
+            self._counter.add(not_modified=1)
             # Prefer the 304's own Link header when GitHub sends one.
             next_url = (
                 response.links.get("next", {}).get("url") if "Link" in response.headers else cached.next_url

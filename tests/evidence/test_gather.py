@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import re
 from pathlib import Path
 from typing import Any
 
@@ -330,6 +331,47 @@ def test_a_transient_server_error_is_retried_and_counted(gatherer):
     evidence = gatherer(s)()
     assert len(evidence.reviews) == 1
     assert evidence.github_api_calls == 8, "the retry was a request too"
+
+
+def _in_flight_together(s: Scenario, *paths: str) -> bool:
+    """Whether the requests for ``paths`` (regexes, one request each) were all in flight at once."""
+    found = [next(r for r in s.requests if re.search(p, r["path"])) for p in paths]
+    return max(r["started"] for r in found) < min(r["finished"] for r in found)
+
+
+def _after(s: Scenario, later: str, earlier: str) -> bool:
+    first = next(r for r in s.requests if re.search(earlier, r["path"]))
+    return next(r for r in s.requests if re.search(later, r["path"]))["started"] >= first["finished"]
+
+
+def test_independent_calls_are_in_flight_together(gatherer):
+    s = base_scenario()
+    s.prs[12].reviews = [ReviewSpec(BOB, "APPROVED", HEAD)]
+    s.runs[9000].approvals = [ApprovalSpec(DAVE, "approved", ["production"])]
+    s.delay = 0.1  # every answer: long enough that calls made one after another could not overlap
+    g = gatherer(s)
+    cold = g(DEPLOY, DEPLOY_NEEDS)
+    # After the installation and its token, three steps of one GitHub latency each: the run, the
+    # PRs of the commit and the environment approvals; then the PR's commits and reviews; then
+    # bob's and dave's standing (each: permission, then team membership).
+    assert _in_flight_together(s, r"/actions/runs/9000$", r"/commits/[0-9a-f]+/pulls$", r"/approvals$")
+    assert _in_flight_together(s, r"/pulls/12/commits$", r"/pulls/12/reviews$")
+    assert _after(s, r"/pulls/12/commits$", r"/commits/[0-9a-f]+/pulls$"), "the PR is known first"
+    assert _in_flight_together(s, r"/collaborators/bob/permission$", r"/collaborators/dave/permission$")
+    assert _after(s, r"/collaborators/bob/permission$", r"/pulls/12/reviews$"), "approvers are known first"
+    assert _after(s, r"/collaborators/dave/permission$", r"/approvals$")
+    assert cold.github_api_calls == 11 == len(s.requests), "the pool's calls count toward the decision"
+    s.delay = 0
+    warm = g(DEPLOY, DEPLOY_NEEDS)
+    assert warm.model_copy(update={"github_api_calls": 11}) == cold, "the same facts, whatever the order"
+
+
+def test_when_concurrent_calls_fail_the_first_in_order_is_raised(gatherer):
+    s = reviewed((BOB, "APPROVED", HEAD))
+    s.failures.append(Failure(r"/pulls/12$", 403, message="Resource not accessible by integration"))
+    s.failures.append(Failure.server_error(r"/actions/runs/9000$", status=502))
+    with pytest.raises(GitHubError, match=r"GitHub answered 502 while reading workflow run 9000"):
+        gatherer(s)()
 
 
 # --- failing closed ----------------------------------------------------------------------------------
