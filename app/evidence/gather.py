@@ -14,8 +14,8 @@ The API calls an :class:`EvidenceSource` only for decisions that need evidence (
 
 Calls that do not depend on each other run at once, on a small pool shared by the gatherer's
 decisions (:data:`EVIDENCE_THREADS`): the run, the pull request and the environment approvals
-together; the PR's commits and reviews together once it is known; every approver's standing
-together. A decision waits for about one GitHub latency per step, not one per call. When the pool
+together (with the PR's commits and reviews when the request names the PR); else the PR's commits
+and reviews together once the PR is found; then every approver's standing together. A decision waits for about one GitHub latency per step, not one per call. When the pool
 is busy with other decisions, the asking thread runs its own calls, so a decision is never slower
 than one call after another.
 
@@ -176,14 +176,25 @@ class GitHubEvidence:
             if needs.environment is not None and run_id > 0
             else None
         )
+        # A PR the request names is known by its number: its commits and reviews need not wait.
+        named = request.pull_request
+        early = (
+            (spawn(lambda: self._commits(repo, named)), spawn(lambda: self._reviews(repo, named)))
+            if named is not None
+            else None
+        )
         run: RunFacts | None = run_task.result() if run_task is not None else None
         pull: GhPull | None = pull_task.result()
         pull_request: PullRequestFacts | None = None
         reviews: list[Review] = []
         if pull is not None:
-            commits_task = spawn(lambda: self._commits(repo, pull))
-            reviews_task = spawn(lambda: self._reviews(repo, pull.number))
-            pull_request = _pull_request_facts(pull, commits_task.result())
+            commits_task, reviews_task = early or (
+                spawn(lambda: self._commits(repo, pull.number)),
+                spawn(lambda: self._reviews(repo, pull.number)),
+            )
+            commits = commits_task.result()
+            self._check_all_commits_listed(repo, pull, commits)
+            pull_request = _pull_request_facts(pull, commits)
             if any(_needs_resolving(c) for c in pull_request.commits):
                 pull_request = self._with_authors(repo, pull_request)
             reviews = reviews_task.result()
@@ -290,13 +301,15 @@ class GitHubEvidence:
             ) from exc
         return parse(GhPull, data, what)
 
-    def _commits(self, repo: str, pull: GhPull) -> list[GhCommit]:
-        what = f"listing the commits of PR #{pull.number} of {repo}"
-        commits = parse(
+    def _commits(self, repo: str, number: int) -> list[GhCommit]:
+        what = f"listing the commits of PR #{number} of {repo}"
+        return parse(
             list[GhCommit],
-            self._gh.get_all(repo, f"/repos/{repo_path(repo)}/pulls/{pull.number}/commits", what=what),
+            self._gh.get_all(repo, f"/repos/{repo_path(repo)}/pulls/{number}/commits", what=what),
             what,
         )
+
+    def _check_all_commits_listed(self, repo: str, pull: GhPull, commits: list[GhCommit]) -> None:
         if len(commits) >= PR_COMMITS_LIMIT:
             # GitHub lists at most 250 commits of a PR: make sure none were left out.
             total = pull.commits if pull.commits is not None else self._pull(repo, pull.number).commits
@@ -306,7 +319,6 @@ class GitHubEvidence:
                     f"{PR_COMMITS_LIMIT}; the gate does not decide on part of a change. Split the pull request",
                     code="github-change-too-large",
                 )
-        return commits
 
     def _reviews(self, repo: str, number: int) -> list[Review]:
         what = f"listing the reviews of PR #{number} of {repo}"

@@ -366,6 +366,19 @@ def test_independent_calls_are_in_flight_together(gatherer):
     assert warm.model_copy(update={"github_api_calls": 11}) == cold, "the same facts, whatever the order"
 
 
+def test_a_named_pr_is_read_with_its_commits_and_reviews_in_one_step(gatherer):
+    s = reviewed((BOB, "APPROVED", HEAD))
+    g = gatherer(s)
+    g()  # cold: the installation, its token and bob's standing are cached from now on
+    s.requests.clear()
+    s.delay = 0.1
+    warm = g()
+    assert _in_flight_together(
+        s, r"/actions/runs/9000$", r"/pulls/12$", r"/pulls/12/commits$", r"/pulls/12/reviews$"
+    ), "one GitHub latency for a warm merge, not four"
+    assert warm.github_api_calls == 4 == len(s.requests)
+
+
 def test_when_concurrent_calls_fail_the_first_in_order_is_raised(gatherer):
     s = reviewed((BOB, "APPROVED", HEAD))
     s.failures.append(Failure(r"/pulls/12$", 403, message="Resource not accessible by integration"))
