@@ -72,14 +72,11 @@ def check_rule(
             return
         ok = any(matcher_matches(m, value) for m in matchers)  # type: ignore[arg-type]  # Matcher list
         shown = value if value is not None else "none"
+        if ok:
+            reasons.append(Reason(code=code, ok=True, message=f"{label} {shown}"))
+            return
         expected = describe_matchers(matchers)  # type: ignore[arg-type]
-        reasons.append(
-            Reason(
-                code=code,
-                ok=ok,
-                message=f"{label} {shown}" if ok else f"{label}: got {shown}, expected {expected}",
-            )
-        )
+        reasons.append(Reason(code=code, ok=False, message=f"{label}: got {shown}, expected {expected}"))
 
     cond("ref", rule.refs, identity.ref, "ref")  # type: ignore[arg-type]
     cond("environment", rule.environments, environment, "environment")  # type: ignore[arg-type]
