@@ -122,13 +122,17 @@ def measure(latency: float, n: int, tmp: Path) -> dict[str, Any]:
             decide()
             swap()
         scenario.delay = latency
+        scenario.requests.clear()
         decision_samples, calls = timed(decide, n)
+        served = [r for r in scenario.requests if "check-runs" not in r["path"]]
+        fake_time = sum(r["finished"] - r["started"] for r in served) / n - latency * statistics.mean(calls)
         exchange_samples, _ = timed(swap, n)
     return {
         "decision": statistics.median(decision_samples),
         "decision_p90": statistics.quantiles(decision_samples, n=10)[-1],
         "exchange": statistics.median(exchange_samples),
         "calls": statistics.mean(calls),
+        "fake": fake_time,
     }
 
 
@@ -146,14 +150,17 @@ def main() -> int:
     print("floor: an octo-sts-like exchange (verify + one GitHub POST), same fake GitHub, same run\n")
     print(
         f"{'GitHub latency':>14} {'execute p50':>12} {'execute p90':>12} {'exchange p50':>13} "
-        f"{'ratio':>7} {'calls/decision':>15}"
+        f"{'ratio':>7} {'calls/decision':>15} {'fake GitHub CPU/decision':>25}"
     )
     for latency, r in rows:
         print(
             f"{latency * 1000:11.0f} ms {r['decision'] * 1e3:9.2f} ms {r['decision_p90'] * 1e3:9.2f} ms "
-            f"{r['exchange'] * 1e3:10.2f} ms {r['exchange'] / r['decision']:6.2f}x {r['calls']:15.1f}"
+            f"{r['exchange'] * 1e3:10.2f} ms {r['exchange'] / r['decision']:6.2f}x {r['calls']:15.1f} {r['fake'] * 1e3:22.2f} ms"
         )
-    print("\n(ratio = exchange p50 / execute p50; the target is >= 0.5x)")
+    print(
+        "\n(ratio = exchange p50 / execute p50; the target is >= 0.5x. The fake GitHub runs in this process:"
+        "\n its own time per decision, measured inside its handlers, is shown; GitHub's would be latency.)"
+    )
     return 0
 
 
