@@ -179,11 +179,19 @@ class Connections:
             raise Unavailable(f"{what}: {describe(exc)}; {advice}", code=code) from exc
 
     def close(self) -> None:
-        """Close every connection of this process; :meth:`get` refuses from now on."""
+        """Close this thread's connection and those of finished threads; :meth:`get` refuses from now on.
+
+        A connection another live thread may be using right now (a housekeeping purge in the middle of
+        a transaction) is never closed under it: closing a sqlite3 connection while another thread runs
+        a statement on it can crash the process. Such a connection finishes what it is doing and is
+        closed when its thread lets go of it (its thread-local reference goes with the old local).
+        """
+        me = threading.current_thread()
         with self._lock:
             self._closed = True
-            for _, conn in self._open:
-                with contextlib.suppress(sqlite3.Error):
-                    conn.close()
+            for thread, conn in self._open:
+                if thread is me or not thread.is_alive():
+                    with contextlib.suppress(sqlite3.Error):
+                        conn.close()
             self._open.clear()
         self._local = threading.local()

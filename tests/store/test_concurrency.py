@@ -11,6 +11,7 @@ from typing import Any
 
 import pytest
 
+from app.errors import Unavailable
 from app.store.sqlite import SQLiteStore
 
 WORKERS = 4
@@ -205,3 +206,35 @@ def test_set_up_gives_up_with_a_clear_error(
     with pytest.raises(Unavailable, match="cannot be opened"):
         SQLiteStore(tmp_path / "gate.db", busy_timeout_ms=busy_timeout_ms)
     assert (len(calls) == 1) is (error == "disk I/O error")
+
+
+def test_closing_the_store_never_closes_a_connection_another_thread_is_using(tmp_path: Path) -> None:
+    # A housekeeping purge runs on its own thread; the store may be closed (shutdown, a test's
+    # teardown) in the middle of it. Closing a sqlite3 connection under a running statement can
+    # crash the process: the purge finishes on its own connection, and new work is refused.
+    store = SQLiteStore(tmp_path / "gate.db")
+    began, closed, done = threading.Event(), threading.Event(), threading.Event()
+    outcome: list[object] = []
+
+    def purge() -> None:
+        try:
+            with store._db.transaction(durable=False) as conn:
+                began.set()
+                closed.wait(5)
+                conn.execute("DELETE FROM replay WHERE expires_at < 0")
+            outcome.append("committed")
+        except Exception as exc:  # noqa: BLE001  # the assertion below says what happened
+            outcome.append(exc)
+        finally:
+            done.set()
+
+    worker = threading.Thread(target=purge)
+    worker.start()
+    assert began.wait(5)
+    store.close()
+    closed.set()
+    assert done.wait(5)
+    worker.join(5)
+    assert outcome == ["committed"]
+    with pytest.raises(Unavailable):
+        store.claim_jti("https://issuer", "j", 1)
