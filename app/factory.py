@@ -124,7 +124,7 @@ def create_app(
     gate.break_glass = BreakGlass(store, policies.current, clock, github)
     gate.evidence_listeners.append(gate.grants.on_evidence_change)
 
-    app = Flask(__name__)
+    app = Flask(__name__, static_folder=None)  # no static files: every route is documented
     app.config["MAX_CONTENT_LENGTH"] = 64 * 1024
     app.json.sort_keys = False  # type: ignore[attr-defined]  # DefaultJSONProvider attribute
     app.extensions["agent_gate"] = gate

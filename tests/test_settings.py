@@ -147,3 +147,30 @@ def test_a_loopback_public_url_outside_dev_mode_is_warned_about(env, warned):
     assert bool(warnings) is warned
     if warned:
         assert "GATE_PUBLIC_URL" in warnings[0] and "loopback" in warnings[0]
+
+
+def test_introspection_clients_are_id_and_sha256_pairs():
+    import hashlib
+
+    digest = hashlib.sha256(b"secret").hexdigest()
+    settings = Settings.from_env({"GATE_INTROSPECTION_CLIENTS": f"deployer:{digest}, other:{digest.upper()}"})
+    assert [(c.client_id, c.secret_sha256) for c in settings.introspection_clients] == [
+        ("deployer", digest),
+        ("other", digest),
+    ]
+
+
+@pytest.mark.parametrize(
+    "value",
+    [
+        "deployer",
+        "deployer:not-hex",
+        "deployer:" + "a" * 63,
+        "bad id:" + "a" * 64,
+        f"a:{'a' * 64},a:{'b' * 64}",
+    ],
+    ids=["no-digest", "not-hex", "short-digest", "bad-id", "twice"],
+)
+def test_invalid_introspection_clients_stop_the_start(value):
+    with pytest.raises(ConfigError, match="GATE_INTROSPECTION_CLIENTS"):
+        Settings.from_env({"GATE_INTROSPECTION_CLIENTS": value})

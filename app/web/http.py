@@ -13,7 +13,7 @@ from typing import Any, TypeVar
 from urllib.parse import parse_qsl
 
 from flask import current_app, request
-from pydantic import BaseModel, ValidationError
+from pydantic import BaseModel, Field, ValidationError
 
 from app.errors import (
     ErrorDetail,
@@ -205,20 +205,45 @@ def bearer_token() -> str:
     return token.strip()
 
 
+class GrantCredential(BaseModel):
+    """A just-in-time grant: a JWT signed by the gate (ES256), verifiable at /.well-known/jwks.json."""
+
+    token: str = Field(description="The grant (a secret: mask it, never log it).")
+    jti: str
+    audience: str
+    expires_at: int = Field(description="Unix time.")
+
+
+class GitHubTokenCredential(BaseModel):
+    """A GitHub installation token down-scoped to the rule's permissions and the one repository."""
+
+    token: str = Field(description="The token (a secret: mask it, never log it).")
+    expires_at: str | None = Field(description="ISO 8601.")
+    permissions: dict[str, str] | None
+
+
+class IssuedCredentials(BaseModel):
+    """The credentials of an allowed decision or a delegation: in the answer only, never audited."""
+
+    grant: GrantCredential
+    github_token: GitHubTokenCredential | None = None
+
+
 def issued_body(issued: Any) -> dict[str, Any]:
     """The credentials of an issued grant as the API answers them (never logged, never audited)."""
-    body: dict[str, Any] = {
-        "grant": {
-            "token": issued.token.get_secret_value(),
-            "jti": issued.jti,
-            "audience": issued.audience,
-            "expires_at": issued.expires_at,
-        },
-    }
-    if issued.github_token is not None:
-        body["github_token"] = {
-            "token": issued.github_token.get_secret_value(),
-            "expires_at": issued.github_token_expires_at,
-            "permissions": issued.github_permissions,
-        }
-    return body
+    body = IssuedCredentials(
+        grant=GrantCredential(
+            token=issued.token.get_secret_value(),
+            jti=issued.jti,
+            audience=issued.audience,
+            expires_at=issued.expires_at,
+        ),
+        github_token=None
+        if issued.github_token is None
+        else GitHubTokenCredential(
+            token=issued.github_token.get_secret_value(),
+            expires_at=issued.github_token_expires_at,
+            permissions=issued.github_permissions,
+        ),
+    )
+    return body.model_dump(exclude_none=True)
