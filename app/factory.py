@@ -36,6 +36,7 @@ from app.store.refusals import RefusalAudit
 from app.tokens.devissuer import DevIssuer
 from app.tokens.verify import IssuerConfig, TokenVerifier
 from app.web.breakglass import bp as break_glass_bp
+from app.web import login
 from app.web.decisions import bp as api_bp
 from app.web.grants import bp as grants_bp
 from app.web.http import buffer_body
@@ -139,6 +140,8 @@ def create_app(
     app.register_blueprint(webhook_bp)
     app.register_blueprint(grants_bp)
     app.register_blueprint(break_glass_bp)
+    grant_service = gate.grants
+    login.init_app(app, settings, github, session_key=grant_service.keys.sealing_key)
     _register_error_handlers(app)
     observe_http.init_app(
         app, probes=[_queue_probe(store, clock)], decision_deadline=settings.decision_deadline

@@ -52,6 +52,7 @@ OPERATIONS = (
     "repos/get-all-deployment-protection-rules",
     "repos/get-branch-rules",
     "repos/get-content",
+    "users/get-authenticated",
 )
 WEBHOOKS = (
     "pull-request-opened",

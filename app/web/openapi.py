@@ -124,7 +124,7 @@ def openapi_document() -> dict[str, Any]:
             "description": "Governed, attributable, least-privilege actions for AI coding agents.",
         },
         "components": {"schemas": schemas["$defs"], "securitySchemes": _SECURITY},
-        "paths": {**_decision_paths(), **_grant_paths(), **_service_paths()},
+        "paths": {**_decision_paths(), **_login_paths(), **_grant_paths(), **_service_paths()},
     }
 
 
@@ -193,7 +193,10 @@ def _decision_paths() -> dict[str, Any]:
                             "application/json": {"schema": {"$ref": _REF.format(model="Decision")}},
                         },
                     },
+                    "302": {"description": "To /login, for a reader who is not logged in (HTML)."},
+                    "401": _error("Asked for as JSON without a login."),
                     "404": _error("No such decision, or not one the reader may see."),
+                    "503": _error("The GitHub login is not configured, or GitHub could not confirm access."),
                 },
             }
         },
@@ -227,6 +230,46 @@ def _decision_paths() -> dict[str, Any]:
                     "413": _TOO_LARGE,
                     "503": _error("Webhooks are not configured, or a dependency is unavailable."),
                 },
+            }
+        },
+    }
+
+
+def _login_paths() -> dict[str, Any]:
+    redirect = {"302": {"description": "To GitHub's authorisation page, or back to the decision page."}}
+    return {
+        "/login": {
+            "get": {
+                "summary": "Start the GitHub login of a decision page reader",
+                "operationId": "login",
+                "parameters": [
+                    {"name": "next", "in": "query", "required": False, "schema": {"type": "string"}}
+                ],
+                "responses": {**redirect, "503": _error("The GitHub login is not configured.")},
+            }
+        },
+        "/login/callback": {
+            "get": {
+                "summary": "GitHub's redirect back after the reader authorised the App",
+                "operationId": "loginCallback",
+                "parameters": [
+                    {"name": name, "in": "query", "required": False, "schema": {"type": "string"}}
+                    for name in ("code", "state", "error")
+                ],
+                "responses": {
+                    **redirect,
+                    "200": {"description": "Logged in (no page to return to).", "content": _OBJECT},
+                    "400": _INVALID,
+                    "401": _error("The login was not started here, expired, or GitHub refused it."),
+                    "503": _error("The GitHub login is not configured, or GitHub is unavailable."),
+                },
+            }
+        },
+        "/logout": {
+            "post": {
+                "summary": "End the reader's session",
+                "operationId": "logout",
+                "responses": {"200": {"description": "Logged out.", "content": _OBJECT}},
             }
         },
     }

@@ -197,7 +197,11 @@ def test_no_body_makes_any_endpoint_answer_5xx(app, client, mint, data, body, au
         headers.update({"X-GitHub-Event": "pull_request", "X-GitHub-Delivery": str(uuid.uuid4())})
     if path == "/v1/github/webhook":
         headers["X-Hub-Signature-256"] = sign(raw)
-    assert_error_shape(client.post(path, data=raw, headers=headers))
+    response = client.post(path, data=raw, headers=headers)
+    if path == "/logout" and response.status_code == 503:  # documented: this gate has no GitHub login
+        assert response.get_json()["errors"][0]["code"] == "login-not-configured"
+        return
+    assert_error_shape(response)
 
 
 @PROPERTY

@@ -17,6 +17,7 @@ from app.settings import Settings
 from app.web.openapi import openapi_document
 
 IGNORED_METHODS = {"HEAD", "OPTIONS"}
+NOT_CONFIGURED_HERE = {"/login", "/login/callback", "/logout"}
 
 
 @pytest.fixture
@@ -113,6 +114,8 @@ def test_no_generated_request_is_answered_5xx(api_schema: Any, mint: Any, path: 
     @given(case=strategy)
     def run(case: Any) -> None:
         response = case.call(headers={"Authorization": f"Bearer {mint()}"})
+        if response.status_code == 503 and case.path in NOT_CONFIGURED_HERE:
+            return  # documented: this test gate has no GitHub login (tests/web/test_login.py has one)
         assert response.status_code < 500, (case.method, case.path, response.text[:300])
 
     run()
