@@ -11,6 +11,7 @@ mutate valid webhook payloads one field at a time.
 from __future__ import annotations
 
 import json
+import sqlite3
 import uuid
 from collections.abc import Iterator
 from pathlib import Path
@@ -251,3 +252,13 @@ def test_no_signed_payload_with_one_field_wrong_makes_the_webhook_answer_5xx(hub
     path = data.draw(st.sampled_from(_paths(payload)), label="path")
     response = deliver_raw(hub, event, json.dumps(_replace(payload, path, new)).encode())
     assert_error_shape(response)
+    # The queued job is run; a payload of the wrong shape is given up with the gate's own error,
+    # never a crash (a crash is recorded with the exception's class name and retried).
+    hub.app.extensions["agent_gate_queue"].drain()
+    with sqlite3.connect(hub.app.extensions["agent_gate"].store.path) as db:
+        crashes = [
+            e
+            for (e,) in db.execute("SELECT last_error FROM jobs WHERE last_error IS NOT NULL")
+            if e[:1].isupper()
+        ]
+    assert not crashes, (event, path, new)
