@@ -42,6 +42,7 @@ from app.web.grants import bp as grants_bp
 from app.web.http import buffer_body
 from app.web.openapi import bp as openapi_bp
 from app.web.pages import bp as pages_bp
+from app.web.setup import bp as setup_bp
 from app.web.webhook import bp as webhook_bp
 
 log = logging.getLogger("agent_gate")
@@ -142,6 +143,7 @@ def create_app(
     app.register_blueprint(break_glass_bp)
     grant_service = gate.grants
     login.init_app(app, settings, github, session_key=grant_service.keys.sealing_key)
+    app.register_blueprint(setup_bp)
     _register_error_handlers(app)
     observe_http.init_app(
         app, probes=[_queue_probe(store, clock)], decision_deadline=settings.decision_deadline

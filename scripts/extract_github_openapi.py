@@ -53,6 +53,7 @@ OPERATIONS = (
     "repos/get-branch-rules",
     "repos/get-content",
     "users/get-authenticated",
+    "apps/create-from-manifest",
 )
 WEBHOOKS = (
     "pull-request-opened",

@@ -285,6 +285,7 @@ class Scenario:
     oauth_user: Person | None = None
     oauth_codes: dict[str, dict[str, Any]] = field(default_factory=dict)
     user_tokens: dict[str, Person] = field(default_factory=dict)
+    manifests: dict[str, dict[str, Any]] = field(default_factory=dict)  # manifest-flow code -> manifest
 
     @property
     def full_name(self) -> str:
@@ -941,6 +942,40 @@ def _add_user_login(app: Flask, s: Scenario, answer: Any) -> None:
         }
         return Response(json.dumps(body), content_type="application/json")
 
+    @app.post("/settings/apps/new")
+    @app.post("/organizations/<org>/settings/apps/new")
+    def new_app_from_manifest(org: str | None = None) -> Response:
+        """GitHub's manifest flow: the admin confirms, GitHub creates the App and redirects with a code."""
+        manifest = json.loads(request.form["manifest"])
+        unknown = set(manifest) - _MANIFEST_FIELDS
+        if unknown or "url" not in manifest:
+            return Response(f"invalid manifest: {sorted(unknown)}", status=422)
+        code = secrets.token_hex(10)
+        s.manifests[code] = {**manifest, "owner": org or "octocat"}
+        query = urlencode({"code": code, "state": request.args.get("state", "")})
+        return Response(status=302, headers={"Location": f"{manifest['redirect_url']}?{query}"})
+
+    @app.post("/api/v3/app-manifests/<code>/conversions")  # GHES-shaped: the fake's web URL is its API URL
+    def manifest_conversion(code: str) -> Response:
+        manifest = s.manifests.pop(code, None)  # a code works once
+        if manifest is None:
+            return _error(404, "Not Found")
+        body = example("apps/create-from-manifest", "201")
+        body.update(
+            {
+                "id": 4242,
+                "slug": "agent-gate-test",
+                "name": manifest.get("name", "agent-gate"),
+                "client_id": "Iv23li0created0000001",
+                "client_secret": "created-client-secret-" + secrets.token_hex(8),
+                "webhook_secret": "created-webhook-secret-" + secrets.token_hex(8),
+                "pem": "-----BEGIN RSA PRIVATE KEY-----\nfake\n-----END RSA PRIVATE KEY-----\n",
+                "permissions": manifest.get("default_permissions", {}),
+                "events": manifest.get("default_events", []),
+            }
+        )
+        return answer("apps/create-from-manifest", body, 201)
+
     @app.get("/user")
     def authenticated_user() -> Response:
         person = s.user_tokens.get(request.headers.get("Authorization", "").removeprefix("Bearer "))
@@ -949,6 +984,23 @@ def _add_user_login(app: Flask, s: Scenario, answer: Any) -> None:
         body = example("users/get-authenticated")
         body.update({k: v for k, v in person.json().items() if k in body})
         return answer("users/get-authenticated", body)
+
+
+# The fields GitHub's manifest flow accepts ("Registering a GitHub App from a manifest").
+_MANIFEST_FIELDS = {
+    "name",
+    "url",
+    "hook_attributes",
+    "redirect_url",
+    "callback_urls",
+    "setup_url",
+    "description",
+    "public",
+    "default_events",
+    "default_permissions",
+    "request_oauth_on_install",
+    "setup_on_update",
+}
 
 
 def _oauth_error(error: str, description: str) -> Response:

@@ -7,7 +7,14 @@ the two equal, and ``/setup`` serves it filled in with ``GATE_PUBLIC_URL``.
 
 from __future__ import annotations
 
+from dataclasses import dataclass, field
 from typing import Any
+from urllib.parse import quote
+
+import requests
+from pydantic import SecretStr
+
+from app.errors import GitHubError
 
 # Repository and organisation permissions, as the manifest's ``default_permissions`` names them.
 PERMISSIONS: dict[str, str] = {
@@ -47,3 +54,58 @@ def app_manifest(public_url: str, *, name: str = "agent-gate") -> dict[str, Any]
         "default_permissions": dict(PERMISSIONS),
         "default_events": list(EVENTS),
     }
+
+
+@dataclass(frozen=True)
+class CreatedApp:
+    """What GitHub's manifest conversion hands back once: the new App's identity and its secrets."""
+
+    id: int
+    slug: str
+    html_url: str
+    client_id: str
+    client_secret: SecretStr = field(repr=False)
+    webhook_secret: SecretStr = field(repr=False)
+    pem: SecretStr = field(repr=False)
+
+
+def api_url_for(web_url: str) -> str:
+    """The REST API of a GitHub web host: api.github.com, or GHES's ``https://HOST/api/v3``."""
+    base = web_url.rstrip("/")
+    return "https://api.github.com" if base == "https://github.com" else f"{base}/api/v3"
+
+
+def convert_manifest_code(api_url: str, code: str, *, session: requests.Session | None = None) -> CreatedApp:
+    """``POST /app-manifests/{code}/conversions``: the App GitHub created from the manifest (a code
+    works once, within an hour). Raises :class:`GitHubError` for anything but GitHub's 201."""
+    url = f"{api_url.rstrip('/')}/app-manifests/{quote(code, safe='')}/conversions"
+    try:
+        response = (session or requests).post(
+            url,
+            headers={"Accept": "application/vnd.github+json", "X-GitHub-Api-Version": "2022-11-28"},
+            timeout=10,
+            allow_redirects=False,
+        )
+    except requests.RequestException as exc:
+        raise GitHubError(
+            f"GitHub could not be reached to finish the App's creation ({exc.__class__.__name__})"
+        ) from exc
+    if response.status_code != 201:
+        raise GitHubError(
+            f"GitHub answered {response.status_code} to the manifest code: it works once and for an hour; "
+            "start again from /setup",
+            http_status=response.status_code,
+        )
+    try:
+        data = response.json()
+        return CreatedApp(
+            id=int(data["id"]),
+            slug=str(data["slug"]),
+            html_url=str(data["html_url"]),
+            client_id=str(data["client_id"]),
+            client_secret=SecretStr(str(data["client_secret"])),
+            webhook_secret=SecretStr(str(data["webhook_secret"])),
+            pem=SecretStr(str(data["pem"])),
+        )
+    except (ValueError, KeyError, TypeError) as exc:
+        raise GitHubError("GitHub's manifest conversion answered without the App's credentials") from exc

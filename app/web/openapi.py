@@ -265,6 +265,40 @@ def _login_paths() -> dict[str, Any]:
                 },
             }
         },
+        "/setup": {
+            "get": {
+                "summary": "Create the gate's GitHub App from its manifest (only before it has one)",
+                "operationId": "setup",
+                "parameters": [
+                    {"name": "org", "in": "query", "required": False, "schema": {"type": "string"}}
+                ],
+                "responses": {
+                    "200": {
+                        "description": "A form that posts the manifest to GitHub.",
+                        "content": {"text/html": {}},
+                    },
+                    "400": _INVALID,
+                    "404": _error("The gate has its App."),
+                },
+            }
+        },
+        "/setup/complete": {
+            "get": {
+                "summary": "GitHub's redirect back: the new App's credentials, shown once",
+                "operationId": "setupComplete",
+                "parameters": [
+                    {"name": name, "in": "query", "required": False, "schema": {"type": "string"}}
+                    for name in ("code", "state")
+                ],
+                "responses": {
+                    "200": {"description": "The App's credentials.", "content": {"text/html": {}}},
+                    "400": _INVALID,
+                    "401": _error("Not started in this browser."),
+                    "404": _error("The gate has its App."),
+                    "503": _error("GitHub refused or could not be reached."),
+                },
+            }
+        },
         "/logout": {
             "post": {
                 "summary": "End the reader's session",
