@@ -174,3 +174,34 @@ def test_introspection_clients_are_id_and_sha256_pairs():
 def test_invalid_introspection_clients_stop_the_start(value):
     with pytest.raises(ConfigError, match="GATE_INTROSPECTION_CLIENTS"):
         Settings.from_env({"GATE_INTROSPECTION_CLIENTS": value})
+
+
+def test_decision_page_login_settings(tmp_path):
+    secret = tmp_path / "client-secret"
+    secret.write_text("s3cret\n")
+    settings = Settings.from_env(
+        {
+            "GATE_DECISION_PAGES": "github",
+            "GATE_GITHUB_CLIENT_ID": "Iv23liABC",
+            "GATE_GITHUB_CLIENT_SECRET_FILE": str(secret),
+            "GATE_GITHUB_WEB_URL": "https://ghe.example.com",
+        }
+    )
+    assert settings.decision_pages == "github" and not settings.pages_public
+    assert settings.github_client_secret is not None
+    assert settings.github_client_secret.get_secret_value() == "s3cret"
+    assert "s3cret" not in repr(settings)
+
+
+@pytest.mark.parametrize(
+    ("env", "match"),
+    [
+        ({"GATE_DECISION_PAGES": "everyone"}, "GATE_DECISION_PAGES"),
+        ({"GATE_GITHUB_CLIENT_SECRET": "a", "GATE_GITHUB_CLIENT_SECRET_FILE": "/x"}, "not both"),
+        ({"GATE_GITHUB_CLIENT_SECRET_FILE": "/nonexistent/secret"}, "GATE_GITHUB_CLIENT_SECRET_FILE"),
+    ],
+    ids=["unknown-mode", "both-secret-forms", "unreadable-secret-file"],
+)
+def test_invalid_decision_page_settings_stop_the_start(env, match):
+    with pytest.raises(ConfigError, match=match):
+        Settings.from_env(env)
