@@ -374,50 +374,11 @@ def cmd_explain(args: argparse.Namespace) -> int:
 
 
 def _open_store(database: str | None) -> Any:
-    """Open an existing store; never create one.
+    """Open the existing store (``--database``, or the configured one); never create one."""
+    from app.store.existing import open_existing_store
 
-    Audit and key commands read or extend a store the gate already wrote: a mistyped ``--database``
-    or a command run outside the deployment's directory must fail, not verify an empty new store.
-    """
-    from app.store.opener import open_store
-
-    url = database or _settings().database_url
-    path = _sqlite_path(url)
-    if path is not None:
-        _require_sqlite_store(path, given=database is not None)
-    # PostgreSQL: never create the schema in a database that has none.
-    return open_store(url, pool_size=1, migrate=path is not None)
-
-
-def _sqlite_path(url: str) -> Path | None:
-    """The file of a SQLite store URL or path; None for other stores (they check their own schema)."""
-    value = url.strip()
-    if "://" not in value:
-        return Path(value)
-    scheme, rest = value.split("://", 1)
-    return Path("/" + rest.lstrip("/")) if scheme.lower() == "sqlite" else None
-
-
-def _require_sqlite_store(path: Path, *, given: bool) -> None:
-    import sqlite3
-    from contextlib import closing
-
-    source = "--database" if given else "GATE_DATABASE (or GATE_DATA_DIR)"
-    if not path.is_file():
-        raise GateError(
-            f"no store at {path} (from {source}); check the path: this command reads the store the gate "
-            "writes and never creates one",
-            code="no-store",
-        )
-    try:
-        with closing(sqlite3.connect(f"{path.resolve().as_uri()}?mode=ro", uri=True)) as db:
-            found = db.execute(
-                "SELECT 1 FROM sqlite_master WHERE type = 'table' AND name = 'audit'"
-            ).fetchone()
-    except sqlite3.Error as exc:
-        raise GateError(f"{path} is not an agent-gate store: {exc}", code="no-store") from exc
-    if found is None:
-        raise GateError(f"{path} is not an agent-gate store: it has no audit log", code="no-store")
+    source = "--database" if database else "GATE_DATABASE (or GATE_DATA_DIR)"
+    return open_existing_store(database or _settings().database_url, source=source)
 
 
 def cmd_audit_verify(args: argparse.Namespace) -> int:
