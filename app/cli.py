@@ -374,11 +374,9 @@ def cmd_explain(args: argparse.Namespace) -> int:
 
 
 def _open_store(database: str | None) -> Any:
-    """Open the existing store (``--database``, or the configured one); never create one."""
-    from app.store.existing import open_existing_store
+    from app.store.existing import open_existing_store  # never creates a store where none is
 
-    source = "--database" if database else "GATE_DATABASE (or GATE_DATA_DIR)"
-    return open_existing_store(database or _settings().database_url, source=source)
+    return open_existing_store(database or _settings().database_url, given=database is not None)
 
 
 def cmd_audit_verify(args: argparse.Namespace) -> int:

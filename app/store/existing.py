@@ -16,14 +16,15 @@ from app.store.base import Store
 from app.store.opener import open_store
 
 
-def open_existing_store(url_or_path: str, *, source: str) -> Store:
-    """Open the store at ``url_or_path`` (named by ``source`` in messages), refusing one that is not there.
+def open_existing_store(url_or_path: str, *, given: bool) -> Store:
+    """Open the store at ``url_or_path`` (``given`` on the command line, or configured), refusing one
+    that is not there.
 
     Raises :class:`GateError` (``no-store``) when a SQLite file is missing or holds no audit log.
     """
     path = sqlite_path(url_or_path)
     if path is not None:
-        _require_sqlite_store(path, source=source)
+        _require_sqlite_store(path, source="--database" if given else "GATE_DATABASE (or GATE_DATA_DIR)")
     # PostgreSQL: never create the schema in a database that has none (migrate=False).
     return open_store(url_or_path, pool_size=1, migrate=path is not None)
 
