@@ -35,8 +35,8 @@ from app.store.opener import open_store
 from app.store.refusals import RefusalAudit
 from app.tokens.devissuer import DevIssuer
 from app.tokens.verify import IssuerConfig, TokenVerifier
-from app.web.breakglass import bp as break_glass_bp
 from app.web import login
+from app.web.breakglass import bp as break_glass_bp
 from app.web.decisions import bp as api_bp
 from app.web.grants import bp as grants_bp
 from app.web.http import buffer_body

@@ -26,7 +26,7 @@ from pydantic import SecretStr
 
 from app import create_app
 from app.settings import Settings
-from tests.conftest import RecordingEvidence
+from tests.conftest import RecordingEvidence, close_gate
 from tests.github.conftest import base_scenario
 from tests.web.test_webhook import SECRET, Hub, sign
 
@@ -47,7 +47,7 @@ def settings_with_webhooks(settings: Settings) -> Settings:
 def app(settings_with_webhooks: Settings, evidence_source: RecordingEvidence) -> Iterator[Flask]:
     application = create_app(settings_with_webhooks, evidence=evidence_source)
     yield application
-    application.extensions["agent_gate"].store.close()
+    close_gate(application)
 
 
 @pytest.fixture

@@ -20,7 +20,7 @@ from app import create_app
 from app.github.client import GitHubClient
 from app.settings import Settings
 from app.tokens.devissuer import DevIssuer
-from tests.conftest import TEST_POLICY
+from tests.conftest import TEST_POLICY, close_gate
 from tests.fake_github import FakeGitHub, Person, Scenario
 from tests.github.conftest import base_scenario, github_settings
 
@@ -80,7 +80,7 @@ class Site:
         return self.scenario.count(r"/collaborators/[^/]+/permission$")
 
     def close(self) -> None:
-        self.app.extensions["agent_gate"].store.close()
+        close_gate(self.app)
         self.fake.__exit__()
 
 

@@ -18,7 +18,7 @@ from pydantic import SecretStr
 from app import create_app
 from app.github.manifest import app_manifest
 from app.settings import GitHubSettings, Settings
-from tests.conftest import TEST_POLICY
+from tests.conftest import TEST_POLICY, close_gate
 from tests.fake_github import FakeGitHub
 from tests.github.conftest import base_scenario
 
@@ -62,7 +62,7 @@ class Setup:
         return f"{location.path}?{location.query}"
 
     def close(self) -> None:
-        self.app.extensions["agent_gate"].store.close()
+        close_gate(self.app)
         self.fake.__exit__()
 
 
