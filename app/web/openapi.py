@@ -14,6 +14,7 @@ from pydantic import BaseModel, Field
 from pydantic.json_schema import models_json_schema
 
 from app.decide.decision import Decision, DecisionRequest
+from app.governance.breakglass import BreakGlassRequest
 from app.settings import gate_version
 from app.web.grants import (
     DelegateBody,
@@ -112,6 +113,7 @@ def openapi_document() -> dict[str, Any]:
             (RevocationAnswer, "serialization"),
             (DelegateBody, "validation"),
             (Readiness, "serialization"),
+            (BreakGlassRequest, "validation"),
             (WebhookAnswer, "serialization"),
         ],
         ref_template=_REF,
@@ -124,7 +126,13 @@ def openapi_document() -> dict[str, Any]:
             "description": "Governed, attributable, least-privilege actions for AI coding agents.",
         },
         "components": {"schemas": schemas["$defs"], "securitySchemes": _SECURITY},
-        "paths": {**_decision_paths(), **_login_paths(), **_grant_paths(), **_service_paths()},
+        "paths": {
+            **_decision_paths(),
+            **_login_paths(),
+            **_grant_paths(),
+            **_break_glass_paths(),
+            **_service_paths(),
+        },
     }
 
 
@@ -379,6 +387,41 @@ def _grant_paths() -> dict[str, Any]:
                     "415": _NOT_JSON,
                     "503": _UNAVAILABLE,
                 },
+            }
+        },
+    }
+
+
+def _break_glass_paths() -> dict[str, Any]:
+    answer = {"application/json": {"schema": {"type": "object"}}}
+    errors = {
+        "400": _INVALID,
+        "401": _UNAUTHORISED,
+        "403": _error("Not allowed to invoke or confirm it (docs/governance.md)."),
+        "404": _error("Break-glass is not enabled, or no such break-glass."),
+        "413": _TOO_LARGE,
+        "415": _NOT_JSON,
+        "503": _UNAVAILABLE,
+    }
+    return {
+        "/v1/break-glass": {
+            "post": {
+                "summary": "Invoke break-glass for one repository and action (a person's workflow_dispatch run)",
+                "operationId": "invokeBreakGlass",
+                "security": [{"githubOidc": []}],
+                "requestBody": {"required": True, "content": _json("BreakGlassRequest")},
+                "responses": {"201": {"description": "Requested.", "content": answer}, **errors},
+            }
+        },
+        "/v1/break-glass/{break_glass_id}/confirm": {
+            "post": {
+                "summary": "A second person confirms a break-glass",
+                "operationId": "confirmBreakGlass",
+                "security": [{"githubOidc": []}],
+                "parameters": [
+                    {"name": "break_glass_id", "in": "path", "required": True, "schema": {"type": "string"}}
+                ],
+                "responses": {"200": {"description": "Confirmed.", "content": answer}, **errors},
             }
         },
     }

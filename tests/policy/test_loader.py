@@ -30,7 +30,7 @@ BROKEN = [
         rule("actions: [read]\nrepositories: '*'\n'on': [push]"),
         [
             "p.yml:7: rules[0].on: unknown field 'on' (did you mean 'events'?); expected one "
-            "of name, description, actions, repositories, refs, environments, events, workflows, "
+            "of name, description, owners, mode, actions, repositories, refs, environments, events, workflows, "
             "runner_environments, approvals, allow_agents, allow_bots, grant, github_permissions"
         ],
         id="a-quoted-on-suggests-events",
@@ -39,7 +39,7 @@ BROKEN = [
         rule("actions: [read]\nrepositories: '*'\nbranches: [main]"),
         [
             "p.yml:7: rules[0].branches: unknown field 'branches' (did you mean 'refs'?); expected one "
-            "of name, description, actions, repositories, refs, environments, events, workflows, "
+            "of name, description, owners, mode, actions, repositories, refs, environments, events, workflows, "
             "runner_environments, approvals, allow_agents, allow_bots, grant, github_permissions"
         ],
         id="branches-suggests-refs",
