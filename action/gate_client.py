@@ -1019,7 +1019,11 @@ def revoke(env: Mapping[str, str], io: Io) -> int:
     except (ValueError, AttributeError):
         revoked = None
     if not isinstance(revoked, list):
-        message, _ = gate_error(reply)
+        message, errors = gate_error(reply)
+        if reply.status == 401 and any(e["code"] == "revoked" for e in errors):
+            # Revoked already (an earlier step, or the gate when the evidence changed): nothing to do.
+            io.emit("agent-gate: the grant was already revoked; revoked 0 grant(s)")
+            return 0
         annotate(
             io,
             "warning",

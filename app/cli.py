@@ -374,9 +374,9 @@ def cmd_explain(args: argparse.Namespace) -> int:
 
 
 def _open_store(database: str | None) -> Any:
-    from app.store.opener import open_store
+    from app.store.existing import open_existing_store  # never creates a store where none is
 
-    return open_store(database or _settings().database_url, pool_size=1)
+    return open_existing_store(database or _settings().database_url, given=database is not None)
 
 
 def cmd_audit_verify(args: argparse.Namespace) -> int:

@@ -35,12 +35,14 @@ from app.store.opener import open_store
 from app.store.refusals import RefusalAudit
 from app.tokens.devissuer import DevIssuer
 from app.tokens.verify import IssuerConfig, TokenVerifier
+from app.web import login
 from app.web.breakglass import bp as break_glass_bp
 from app.web.decisions import bp as api_bp
 from app.web.grants import bp as grants_bp
 from app.web.http import buffer_body
 from app.web.openapi import bp as openapi_bp
 from app.web.pages import bp as pages_bp
+from app.web.setup import bp as setup_bp
 from app.web.webhook import bp as webhook_bp
 
 log = logging.getLogger("agent_gate")
@@ -124,7 +126,7 @@ def create_app(
     gate.break_glass = BreakGlass(store, policies.current, clock, github)
     gate.evidence_listeners.append(gate.grants.on_evidence_change)
 
-    app = Flask(__name__)
+    app = Flask(__name__, static_folder=None)  # no static files: every route is documented
     app.config["MAX_CONTENT_LENGTH"] = 64 * 1024
     app.json.sort_keys = False  # type: ignore[attr-defined]  # DefaultJSONProvider attribute
     app.extensions["agent_gate"] = gate
@@ -139,6 +141,9 @@ def create_app(
     app.register_blueprint(webhook_bp)
     app.register_blueprint(grants_bp)
     app.register_blueprint(break_glass_bp)
+    grant_service = gate.grants
+    login.init_app(app, settings, github, session_key=grant_service.keys.sealing_key)
+    app.register_blueprint(setup_bp)
     _register_error_handlers(app)
     observe_http.init_app(
         app, probes=[_queue_probe(store, clock)], decision_deadline=settings.decision_deadline

@@ -13,7 +13,7 @@ import re
 from collections.abc import Mapping
 from importlib import metadata
 from pathlib import Path
-from typing import Any
+from typing import Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, SecretStr, ValidationError
 
@@ -60,6 +60,18 @@ class GitHubSettings(BaseModel):
     api_url: str = "https://api.github.com"
 
 
+class IntrospectionClient(BaseModel):
+    """A resource server allowed to introspect any grant (RFC 7662 section 2.1), by HTTP Basic.
+
+    Only the SHA-256 of its secret is configured, so the gate's environment never holds the secret.
+    """
+
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+    client_id: str = Field(pattern=r"^[A-Za-z0-9._-]{1,64}$")
+    secret_sha256: str = Field(pattern=r"^[0-9a-f]{64}$")
+
+
 class Settings(BaseModel):
     """The gate's whole configuration. Build with :meth:`from_env`; tests build it directly."""
 
@@ -85,6 +97,19 @@ class Settings(BaseModel):
     decision_deadline: float = Field(20.0, gt=0, le=25)
     # Threads per gunicorn worker that run the webhook queue (0: only a separate `agent-gate worker`).
     queue_threads: int = Field(1, ge=0, le=16)
+    introspection_clients: tuple[IntrospectionClient, ...] = ()
+    # Who may read decision pages: "github" (a GitHub login with read access to the decision's
+    # repository) or "public" (anyone with the link: only for deployments governing public
+    # repositories). Unset: "github", except in development mode.
+    decision_pages: Literal["github", "public"] | None = None
+    github_client_id: str | None = Field(None, pattern=r"^[A-Za-z0-9._-]{1,100}$")
+    github_client_secret: SecretStr | None = None
+    github_web_url: str = Field("https://github.com", pattern=r"^https?://[^\s/]+(/[^\s]*)?$")
+
+    @property
+    def pages_public(self) -> bool:
+        """Whether decision pages are shown without a GitHub login."""
+        return self.decision_pages == "public" or (self.decision_pages is None and self.dev_mode)
 
     @property
     def database_url(self) -> str:
@@ -116,6 +141,9 @@ class Settings(BaseModel):
             "GATE_DECISION_DEADLINE": "decision_deadline",
             "GATE_WEBHOOK_SECRET": "webhook_secret",
             "GATE_QUEUE_THREADS": "queue_threads",
+            "GATE_DECISION_PAGES": "decision_pages",
+            "GATE_GITHUB_CLIENT_ID": "github_client_id",
+            "GATE_GITHUB_WEB_URL": "github_web_url",
         }
         for var, key in simple.items():
             value = get(var)
@@ -137,6 +165,12 @@ class Settings(BaseModel):
             if "webhook_secret" in data:
                 raise ConfigError("set GATE_WEBHOOK_SECRET or GATE_WEBHOOK_SECRET_FILE, not both")
             data["webhook_secret"] = _read_secret_file("GATE_WEBHOOK_SECRET_FILE", secret_file)
+        client_secret = _secret_from_env(get, "GATE_GITHUB_CLIENT_SECRET")
+        if client_secret is not None:
+            data["github_client_secret"] = client_secret
+        clients = get("GATE_INTROSPECTION_CLIENTS")
+        if clients is not None:
+            data["introspection_clients"] = _parse_introspection_clients(clients)
         github = _github_from_env(get)
         if github is not None:
             data["github"] = github
@@ -208,6 +242,38 @@ def _read_secret_file(variable: str, path: str) -> str:
     if not value:
         raise ConfigError(f"{variable}: {path} is empty; expected the secret")
     return value
+
+
+def _secret_from_env(get: Any, name: str) -> str | None:
+    """``NAME`` or the contents of the file ``NAME_FILE``, not both."""
+    value, path = get(name), get(f"{name}_FILE")
+    if value is not None and path is not None:
+        raise ConfigError(f"set {name} or {name}_FILE, not both")
+    if path is None:
+        return value  # type: ignore[no-any-return]  # get() returns str | None
+    try:
+        return Path(path).read_text("utf-8").strip()
+    except OSError as exc:
+        raise ConfigError(f"{name}_FILE: cannot read the file ({exc.strerror})") from exc
+
+
+def _parse_introspection_clients(raw: str) -> tuple[IntrospectionClient, ...]:
+    """``ID:SHA256HEX`` pairs separated by commas (the hex digest of the client's secret)."""
+    clients = []
+    for item in (part.strip() for part in raw.split(",")):
+        client_id, sep, digest = item.partition(":")
+        try:
+            if not sep:
+                raise ValueError("no ':'")
+            clients.append(IntrospectionClient(client_id=client_id, secret_sha256=digest.lower()))
+        except (ValueError, ValidationError) as exc:
+            raise ConfigError(
+                f"GATE_INTROSPECTION_CLIENTS: got {client_id!r}, expected ID:SHA256 pairs separated by commas "
+                "(the SHA-256 hex digest of each client's secret, e.g. from `printf %s SECRET | sha256sum`)"
+            ) from exc
+    if len({c.client_id for c in clients}) != len(clients):
+        raise ConfigError("GATE_INTROSPECTION_CLIENTS: a client id is given twice")
+    return tuple(clients)
 
 
 def _github_from_env(get: Any) -> GitHubSettings | None:

@@ -52,6 +52,8 @@ OPERATIONS = (
     "repos/get-all-deployment-protection-rules",
     "repos/get-branch-rules",
     "repos/get-content",
+    "users/get-authenticated",
+    "apps/create-from-manifest",
 )
 WEBHOOKS = (
     "pull-request-opened",

@@ -90,7 +90,16 @@ def evidence_source() -> RecordingEvidence:
 def app(settings: Settings, evidence_source: RecordingEvidence) -> Iterator[Flask]:
     application = create_app(settings, evidence=evidence_source)
     yield application
-    application.extensions["agent_gate"].store.close()
+    close_gate(application)
+
+
+def close_gate(application: Flask) -> None:
+    """Close the store once the housekeeping thread is done with it (closing a SQLite connection
+    under a running purge crashes the interpreter)."""
+    gate = application.extensions["agent_gate"]
+    if gate.housekeeper is not None:
+        gate.housekeeper.join(10)
+    gate.store.close()
 
 
 @pytest.fixture

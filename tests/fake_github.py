@@ -23,6 +23,7 @@ import copy
 import hashlib
 import json
 import re
+import secrets
 import threading
 import time
 import uuid
@@ -30,6 +31,7 @@ from dataclasses import dataclass, field
 from functools import cache
 from pathlib import Path
 from typing import Any
+from urllib.parse import urlencode
 
 import graphql
 import jsonschema
@@ -277,6 +279,13 @@ class Scenario:
     # branch -> the rules that apply to it, in GitHub's shape
     branch_rules: dict[str, list[dict[str, Any]]] = field(default_factory=dict)
     files: dict[str, str] = field(default_factory=dict)  # path -> text, on the default branch
+    # The App's user authorisation: its client, who authorises in the browser, what was handed out.
+    oauth_client_id: str = "Iv23li0fakeclient0001"
+    oauth_client_secret: str = "fake-client-secret-0123456789abcdef"
+    oauth_user: Person | None = None
+    oauth_codes: dict[str, dict[str, Any]] = field(default_factory=dict)
+    user_tokens: dict[str, Person] = field(default_factory=dict)
+    manifests: dict[str, dict[str, Any]] = field(default_factory=dict)  # manifest-flow code -> manifest
 
     @property
     def full_name(self) -> str:
@@ -873,7 +882,134 @@ def create_fake_github(s: Scenario) -> Flask:
         ]
         return answer("repos/get-content", listing)
 
+    _add_user_login(app, s, answer)
     return app
+
+
+def _add_user_login(app: Flask, s: Scenario, answer: Any) -> None:
+    """The App's user authorisation (OAuth web flow with PKCE) and ``GET /user``.
+
+    The flow's endpoints are not in the REST description; their parameters and answers follow
+    GitHub's docs ("Generating a user access token for a GitHub App"): a refused exchange is a 200
+    with an ``error`` field. ``s.oauth_user`` is who authorises in the browser (None: they decline).
+    """
+
+    @app.get("/login/oauth/authorize")
+    def authorize() -> Response:
+        args = request.args
+        if args.get("client_id") != s.oauth_client_id or not args.get("redirect_uri"):
+            return Response("unknown client or no redirect_uri", status=404)
+        target = args["redirect_uri"]
+        if args.get("code_challenge_method") != "S256" or not args.get("code_challenge"):
+            return Response("this fake expects PKCE with S256", status=400)
+        if s.oauth_user is None:
+            query = urlencode({"error": "access_denied", "state": args.get("state", "")})
+            return Response(status=302, headers={"Location": f"{target}?{query}"})
+        code = secrets.token_hex(10)
+        s.oauth_codes[code] = {
+            "user": s.oauth_user,
+            "challenge": args["code_challenge"],
+            "redirect_uri": target,
+        }
+        query = urlencode({"code": code, "state": args.get("state", "")})
+        return Response(status=302, headers={"Location": f"{target}?{query}"})
+
+    @app.post("/login/oauth/access_token")
+    def access_token_for_user() -> Response:
+        form = request.form
+        grant = s.oauth_codes.pop(form.get("code", ""), None)  # a code works once
+        if form.get("client_id") != s.oauth_client_id or form.get("client_secret") != s.oauth_client_secret:
+            return _oauth_error(
+                "incorrect_client_credentials", "The client_id and/or client_secret passed are incorrect."
+            )
+        verifier = form.get("code_verifier", "")
+        challenge = base64.urlsafe_b64encode(hashlib.sha256(verifier.encode()).digest()).rstrip(b"=").decode()
+        if (
+            grant is None
+            or grant["redirect_uri"] != form.get("redirect_uri")
+            or grant["challenge"] != challenge
+        ):
+            return _oauth_error("bad_verification_code", "The code passed is incorrect or expired.")
+        token = "ghu_" + secrets.token_hex(18)
+        s.user_tokens[token] = grant["user"]
+        body = {
+            "access_token": token,
+            "expires_in": 28800,
+            "refresh_token": "ghr_" + secrets.token_hex(30),
+            "refresh_token_expires_in": 15811200,
+            "scope": "",
+            "token_type": "bearer",
+        }
+        return Response(json.dumps(body), content_type="application/json")
+
+    @app.post("/settings/apps/new")
+    @app.post("/organizations/<org>/settings/apps/new")
+    def new_app_from_manifest(org: str | None = None) -> Response:
+        """GitHub's manifest flow: the admin confirms, GitHub creates the App and redirects with a code."""
+        manifest = json.loads(request.form["manifest"])
+        unknown = set(manifest) - _MANIFEST_FIELDS
+        if unknown or "url" not in manifest:
+            return Response(f"invalid manifest: {sorted(unknown)}", status=422)
+        code = secrets.token_hex(10)
+        s.manifests[code] = {**manifest, "owner": org or "octocat"}
+        query = urlencode({"code": code, "state": request.args.get("state", "")})
+        return Response(status=302, headers={"Location": f"{manifest['redirect_url']}?{query}"})
+
+    @app.post("/api/v3/app-manifests/<code>/conversions")  # GHES-shaped: the fake's web URL is its API URL
+    def manifest_conversion(code: str) -> Response:
+        manifest = s.manifests.pop(code, None)  # a code works once
+        if manifest is None:
+            return _error(404, "Not Found")
+        body = example("apps/create-from-manifest", "201")
+        body.update(
+            {
+                "id": 4242,
+                "slug": "agent-gate-test",
+                "name": manifest.get("name", "agent-gate"),
+                "client_id": "Iv23li0created0000001",
+                "client_secret": "created-client-secret-" + secrets.token_hex(8),
+                "webhook_secret": "created-webhook-secret-" + secrets.token_hex(8),
+                "pem": "-----BEGIN RSA PRIVATE KEY-----\nfake\n-----END RSA PRIVATE KEY-----\n",
+                "permissions": manifest.get("default_permissions", {}),
+                "events": manifest.get("default_events", []),
+            }
+        )
+        return answer("apps/create-from-manifest", body, 201)
+
+    @app.get("/user")
+    def authenticated_user() -> Response:
+        person = s.user_tokens.get(request.headers.get("Authorization", "").removeprefix("Bearer "))
+        if person is None:
+            return _error(401, "Bad credentials")
+        body = example("users/get-authenticated")
+        body.update({k: v for k, v in person.json().items() if k in body})
+        return answer("users/get-authenticated", body)
+
+
+# The fields GitHub's manifest flow accepts ("Registering a GitHub App from a manifest").
+_MANIFEST_FIELDS = {
+    "name",
+    "url",
+    "hook_attributes",
+    "redirect_url",
+    "callback_urls",
+    "setup_url",
+    "description",
+    "public",
+    "default_events",
+    "default_permissions",
+    "request_oauth_on_install",
+    "setup_on_update",
+}
+
+
+def _oauth_error(error: str, description: str) -> Response:
+    body = {
+        "error": error,
+        "error_description": description,
+        "error_uri": "https://docs.github.com/apps/managing-oauth-apps/troubleshooting-oauth-app-access-token-request-errors",
+    }
+    return Response(json.dumps(body), content_type="application/json")
 
 
 def _check_run_json(template: dict[str, Any], stored: dict[str, Any]) -> dict[str, Any]:

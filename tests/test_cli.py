@@ -257,3 +257,25 @@ def test_serve_refuses_to_start_without_a_policy_and_says_what_to_mount(tmp_path
     assert main(["serve", "--port", "1"]) == 1
     err = capsys.readouterr().err
     assert "no policy files" in err and "/etc/agent-gate/policies" in err
+
+
+@pytest.mark.parametrize(
+    "argv",
+    [["audit", "verify"], ["audit", "export"], ["keys", "rotate"]],
+    ids=["audit-verify", "audit-export", "keys-rotate"],
+)
+@pytest.mark.parametrize("where", ["default", "mistyped", "url", "not-a-store"])
+def test_store_commands_refuse_a_store_that_does_not_exist(data_dir, tmp_path, capsys, argv, where):
+    options = {
+        "default": [],  # GATE_DATA_DIR names a directory the gate never wrote to
+        "mistyped": ["--database", str(tmp_path / "agent-gaet.db")],
+        "url": ["--database", f"sqlite:///{tmp_path / 'nowhere' / 'agent-gate.db'}"],
+        "not-a-store": ["--database", str(tmp_path / "notes.txt")],
+    }[where]
+    (tmp_path / "notes.txt").write_text("not a database")
+    assert main([*argv, *options]) == 1
+    captured = capsys.readouterr()
+    assert "ok:" not in captured.out and "chain intact" not in captured.out
+    assert "no store at" in captured.err or "is not an agent-gate store" in captured.err
+    assert not (tmp_path / "agent-gaet.db").exists() and not (data_dir / "agent-gate.db").exists()
+    assert not (tmp_path / "nowhere").exists()

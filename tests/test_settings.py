@@ -147,3 +147,61 @@ def test_a_loopback_public_url_outside_dev_mode_is_warned_about(env, warned):
     assert bool(warnings) is warned
     if warned:
         assert "GATE_PUBLIC_URL" in warnings[0] and "loopback" in warnings[0]
+
+
+def test_introspection_clients_are_id_and_sha256_pairs():
+    import hashlib
+
+    digest = hashlib.sha256(b"secret").hexdigest()
+    settings = Settings.from_env({"GATE_INTROSPECTION_CLIENTS": f"deployer:{digest}, other:{digest.upper()}"})
+    assert [(c.client_id, c.secret_sha256) for c in settings.introspection_clients] == [
+        ("deployer", digest),
+        ("other", digest),
+    ]
+
+
+@pytest.mark.parametrize(
+    "value",
+    [
+        "deployer",
+        "deployer:not-hex",
+        "deployer:" + "a" * 63,
+        "bad id:" + "a" * 64,
+        f"a:{'a' * 64},a:{'b' * 64}",
+    ],
+    ids=["no-digest", "not-hex", "short-digest", "bad-id", "twice"],
+)
+def test_invalid_introspection_clients_stop_the_start(value):
+    with pytest.raises(ConfigError, match="GATE_INTROSPECTION_CLIENTS"):
+        Settings.from_env({"GATE_INTROSPECTION_CLIENTS": value})
+
+
+def test_decision_page_login_settings(tmp_path):
+    secret = tmp_path / "client-secret"
+    secret.write_text("s3cret\n")
+    settings = Settings.from_env(
+        {
+            "GATE_DECISION_PAGES": "github",
+            "GATE_GITHUB_CLIENT_ID": "Iv23liABC",
+            "GATE_GITHUB_CLIENT_SECRET_FILE": str(secret),
+            "GATE_GITHUB_WEB_URL": "https://ghe.example.com",
+        }
+    )
+    assert settings.decision_pages == "github" and not settings.pages_public
+    assert settings.github_client_secret is not None
+    assert settings.github_client_secret.get_secret_value() == "s3cret"
+    assert "s3cret" not in repr(settings)
+
+
+@pytest.mark.parametrize(
+    ("env", "match"),
+    [
+        ({"GATE_DECISION_PAGES": "everyone"}, "GATE_DECISION_PAGES"),
+        ({"GATE_GITHUB_CLIENT_SECRET": "a", "GATE_GITHUB_CLIENT_SECRET_FILE": "/x"}, "not both"),
+        ({"GATE_GITHUB_CLIENT_SECRET_FILE": "/nonexistent/secret"}, "GATE_GITHUB_CLIENT_SECRET_FILE"),
+    ],
+    ids=["unknown-mode", "both-secret-forms", "unreadable-secret-file"],
+)
+def test_invalid_decision_page_settings_stop_the_start(env, match):
+    with pytest.raises(ConfigError, match=match):
+        Settings.from_env(env)

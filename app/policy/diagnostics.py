@@ -176,6 +176,23 @@ def _expected(err: ErrorDetails, field: str) -> str:
     return str(err["msg"])
 
 
+# Words a workflow author brings from GitHub Actions or habit, and the policy field that means it.
+# Spelling alone would not find them (``on`` is nothing like ``events``).
+_SYNONYMS = {
+    "on": "events",
+    "event": "events",
+    "branches": "refs",
+    "branch": "refs",
+    "ref": "refs",
+    "environment": "environments",
+    "repos": "repositories",
+    "repository": "repositories",
+    "workflow": "workflows",
+    "action": "actions",
+    "permissions": "github_permissions",
+}
+
+
 def _describe(err: ErrorDetails, field: str, position: Position | None) -> str:
     kind = err["type"]
     loc = tuple(err["loc"])
@@ -186,7 +203,11 @@ def _describe(err: ErrorDetails, field: str, position: Position | None) -> str:
     if kind == "extra_forbidden":
         name = str(loc[-1])
         allowed = fields_at(loc[:-1])
-        close = difflib.get_close_matches(name, allowed, n=1)
+        close = (
+            [_SYNONYMS[name]]
+            if _SYNONYMS.get(name) in allowed
+            else difflib.get_close_matches(name, allowed, n=1)
+        )
         suggestion = f" (did you mean {close[0]!r}?)" if close else ""
         return f"unknown field {name!r}{suggestion}; expected one of {', '.join(allowed)}"
     expected = _expected(err, field)

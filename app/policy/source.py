@@ -336,6 +336,9 @@ class _Reader:
             hint = not_text_hint(position.scalar)
             written = position.scalar.text if position.scalar is not None else str(value)
             where = f"{frame.path}.{written}" if frame.path else written
+            if hint and written.lower() == "on" and re.fullmatch(r"rules\[\d+\]", frame.path):
+                # GitHub Actions' `on:` habit: the policy's name for triggering events is `events`.
+                hint = f"YAML reads an unquoted {written} as a boolean; did you mean 'events'?"
             self._note(line, "a key must be text" + (f": {hint}" if hint else ""), where)
             return written, False
         if value in frame.position.keys:

@@ -10,7 +10,7 @@ import logging
 from datetime import UTC, datetime
 from typing import Any
 
-from flask import Blueprint, Response, jsonify, request
+from flask import Blueprint, Response, jsonify
 
 from app.credentials.grants import GrantSubject
 from app.decide.decision import Decision, DecisionRequest, new_decision_id
@@ -24,27 +24,11 @@ from app.errors import (
 from app.evidence.model import Evidence
 from app.settings import gate_version
 from app.tokens.identity import WorkloadIdentity
-from app.tokens.verify import unverified_display_claims
-from app.web.http import bearer_token, gate, issued_body, parse_json_body
+from app.web.http import audit_refusal, bearer_token, gate, issued_body, parse_json_body
 
 log = logging.getLogger("agent_gate.api")
 
 bp = Blueprint("api", __name__)
-
-
-def _audit_refusal(exc: TokenError, token: str | None) -> None:
-    g = gate()
-    payload: dict[str, Any] = {
-        "code": exc.code,
-        "message": exc.message,
-        "claims": exc.unverified_claims or (unverified_display_claims(token) if token else {}),
-        "token_sha256": g.verifier.token_hash(token) if token else None,
-        "remote_addr": request.remote_addr,
-    }
-    if g.refusals is not None:
-        g.refusals.record(request.remote_addr or "unknown", payload)
-    else:
-        g.store.append_audit("token-refused", payload)
 
 
 def _audit_undecided(
@@ -84,7 +68,7 @@ def create_decision() -> tuple[Response, int]:
         token = bearer_token()
         verified = g.verifier.verify(token)
     except TokenError as exc:
-        _audit_refusal(exc, token)
+        audit_refusal(exc, token)
         raise
     identity = verified.identity
     if body.environment and identity.environment and body.environment != identity.environment:
@@ -189,7 +173,8 @@ def readyz() -> tuple[Response, int]:
     ready = True
     try:
         snapshot = g.policies.current()
-        checks["policy"] = {"ok": True, "digest": snapshot.digest, "owners": sorted(snapshot.by_owner)}
+        # Which organisations the gate governs is not for anonymous callers: a count only.
+        checks["policy"] = {"ok": True, "digest": snapshot.digest, "owners": len(snapshot.by_owner)}
         if g.policies.last_error:
             checks["policy"]["reload_error"] = g.policies.last_error
     except GateError as exc:

@@ -1,30 +1,72 @@
-"""Grant endpoints: JWKS and discovery for offline verification, introspection, revocation, delegation."""
+"""Grant endpoints: JWKS and discovery for offline verification, introspection, revocation, delegation.
+
+Who may call them:
+
+- introspection (RFC 7662 section 2.1 requires authorisation, against token scanning): a live grant of
+  the gate (it may learn about grants of its own workload: repository and run), a GitHub OIDC token
+  (grants of its repository), or a configured client credential by HTTP Basic (any grant);
+- revocation (RFC 7009): a live grant, or an OIDC token of the same repository and run;
+- delegation: a live parent grant.
+
+A revoked or expired grant authenticates nothing. Every refused credential is audited as at
+``/v1/decisions`` (``token-refused``).
+"""
 
 from __future__ import annotations
+
+import base64
+import binascii
+import hashlib
+import hmac
+import json
+from dataclasses import dataclass
+from typing import Any
 
 from flask import Blueprint, Response, jsonify, request
 from pydantic import BaseModel, ConfigDict, Field
 
 from app.credentials.grants import ALGORITHM, GrantService
 from app.errors import InvalidRequest, NotFound, TokenError
-from app.web.http import bearer_token, gate, issued_body, parse_json_body
+from app.web.http import (
+    audit_refusal,
+    bearer_token,
+    gate,
+    issued_body,
+    parse_form_or_json_body,
+    parse_json_body,
+)
 
 bp = Blueprint("grants", __name__)
 
+MAX_GRANT_BYTES = 8192
+
 
 class IntrospectBody(BaseModel):
+    """RFC 7662 section 2.1: the token, and an optional hint the gate does not need."""
+
     model_config = ConfigDict(extra="forbid")
-    token: str = Field(min_length=1, max_length=8192)
-    token_type_hint: str | None = None
+    token: str = Field(min_length=1, max_length=MAX_GRANT_BYTES, description="The grant to introspect.")
+    token_type_hint: str | None = Field(None, max_length=100)
 
 
 class RevokeBody(BaseModel):
     model_config = ConfigDict(extra="forbid")
     grant: str | None = Field(
-        None, max_length=8192, description="The grant to revoke (default: the bearer grant)."
+        None,
+        min_length=1,
+        max_length=MAX_GRANT_BYTES,
+        description="The grant to revoke (default: the bearer grant).",
     )
-    jti: str | None = Field(None, max_length=100, description="Or its id.")
-    reason: str = Field("job finished", max_length=200)
+    jti: str | None = Field(None, min_length=1, max_length=100, description="Or its id.")
+    reason: str = Field("job finished", min_length=1, max_length=200)
+
+
+class RevokeForm(BaseModel):
+    """RFC 7009 section 2.1: ``token`` (required) and ``token_type_hint``."""
+
+    model_config = ConfigDict(extra="forbid")
+    token: str = Field(min_length=1, max_length=MAX_GRANT_BYTES)
+    token_type_hint: str | None = Field(None, max_length=100)
 
 
 class DelegateBody(BaseModel):
@@ -34,6 +76,50 @@ class DelegateBody(BaseModel):
     ttl: int | None = Field(None, ge=30, le=3600)
 
 
+class IntrospectionAnswer(BaseModel):
+    """RFC 7662 section 2.2. Only ``active`` when the grant is not live or not the caller's to know."""
+
+    model_config = ConfigDict(extra="allow")
+
+    active: bool
+    scope: str | None = None
+    client_id: str | None = None
+    token_type: str | None = None
+    exp: int | None = None
+    iat: int | None = None
+    sub: str | None = None
+    aud: str | None = None
+    iss: str | None = None
+    jti: str | None = None
+    decision_id: str | None = None
+    repository_id: int | None = None
+    run_id: int | None = None
+    sha: str | None = None
+    act: dict[str, Any] | None = Field(None, description="RFC 8693: the grant this one was delegated from.")
+
+
+class RevocationAnswer(BaseModel):
+    revoked: list[str] = Field(description="The grants revoked by this call (children included).")
+    jti: str | None
+    active: bool
+
+
+@dataclass(frozen=True)
+class _Caller:
+    """Who called, once authenticated: a workload (a repository, maybe one run) or a client."""
+
+    repository_id: int | None = None
+    run_id: int | None = None
+    client_id: str | None = None
+
+    def may_know(self, record: dict[str, Any]) -> bool:
+        if self.client_id is not None:
+            return True
+        if self.repository_id is None or int(record["repository_id"]) != self.repository_id:
+            return False
+        return self.run_id is None or int(record["run_id"]) == self.run_id
+
+
 def _grants() -> GrantService:
     service = gate().grants
     assert service is not None
@@ -41,16 +127,54 @@ def _grants() -> GrantService:
 
 
 def _is_grant(token: str) -> bool:
-    import base64
-    import json
-
+    """Whether the token's header names the gate's grant algorithm: only chooses the verifier."""
+    head = token.split(".", 1)[0]
     try:
-        head = token.split(".")[0]
-        return bool(
-            json.loads(base64.urlsafe_b64decode(head + "=" * (-len(head) % 4))).get("alg") == ALGORITHM
-        )
-    except (ValueError, IndexError):
+        header = json.loads(base64.urlsafe_b64decode(head + "=" * (-len(head) % 4)))
+    except (ValueError, RecursionError):
         return False
+    return isinstance(header, dict) and header.get("alg") == ALGORITHM
+
+
+def _authenticate_workload(*, same_run: bool) -> _Caller:
+    """The bearer: a live grant (its repository and run) or an OIDC token (its repository, and its
+    run when ``same_run``). Refusals are audited and raise :class:`TokenError` (401)."""
+    token: str | None = None
+    try:
+        token = bearer_token()
+        if _is_grant(token):
+            claims = _grants().verify(token)
+            return _Caller(repository_id=int(claims["repository_id"]), run_id=int(claims["run_id"]))
+        identity = gate().verifier.verify(token).identity
+        return _Caller(repository_id=identity.repository_id, run_id=identity.run_id if same_run else None)
+    except TokenError as exc:
+        audit_refusal(exc, token)
+        raise
+
+
+def _authenticate_client(header: str) -> _Caller:
+    """HTTP Basic with a configured introspection client (RFC 6749 section 2.3.1 encoding)."""
+    try:
+        decoded = base64.b64decode(header.partition(" ")[2].strip(), validate=True).decode("utf-8")
+    except (binascii.Error, ValueError) as exc:
+        refused = TokenError("the Basic credentials are not base64 of CLIENT_ID:SECRET", code="malformed")
+        audit_refusal(refused, None)
+        raise refused from exc
+    client_id, _, secret = decoded.partition(":")
+    digest = hashlib.sha256(secret.encode("utf-8", "surrogatepass")).hexdigest()
+    for client in gate().settings.introspection_clients:
+        # Compare every configured client so the time taken says nothing about which ids exist.
+        if hmac.compare_digest(client.client_id, client_id) & hmac.compare_digest(
+            client.secret_sha256, digest
+        ):
+            return _Caller(client_id=client.client_id)
+    refused = TokenError(
+        "unknown client or wrong secret; introspection clients are set in GATE_INTROSPECTION_CLIENTS",
+        code="invalid-client",
+    )
+    refused.headers["WWW-Authenticate"] = 'Basic realm="agent-gate"'
+    audit_refusal(refused, None)
+    raise refused
 
 
 @bp.get("/.well-known/jwks.json")
@@ -68,7 +192,9 @@ def discovery() -> Response:
             "issuer": issuer,
             "jwks_uri": f"{issuer}/.well-known/jwks.json",
             "introspection_endpoint": f"{issuer}/v1/grants/introspect",
+            "introspection_endpoint_auth_methods_supported": ["client_secret_basic", "bearer"],
             "revocation_endpoint": f"{issuer}/v1/grants/revoke",
+            "revocation_endpoint_auth_methods_supported": ["bearer"],
             "id_token_signing_alg_values_supported": [ALGORITHM],
             "response_types_supported": ["token"],
             "subject_types_supported": ["public"],
@@ -78,56 +204,88 @@ def discovery() -> Response:
 
 @bp.post("/v1/grants/introspect")
 def introspect() -> Response:
-    """RFC 7662. Accepts JSON or the RFC's form encoding; an unknown or dead grant is ``active: false``."""
-    if request.mimetype == "application/x-www-form-urlencoded":
-        body = IntrospectBody(
-            token=request.form.get("token", ""), token_type_hint=request.form.get("token_type_hint")
-        )
+    """RFC 7662. Form-encoded or JSON; a dead grant, or one the caller may not know of, is ``active: false``."""
+    header = request.headers.get("Authorization", "")
+    if header[:6].lower() == "basic ":
+        caller = _authenticate_client(header)
     else:
-        body = parse_json_body(IntrospectBody)
-    return jsonify(_grants().introspect(body.token))
+        caller = _authenticate_workload(same_run=False)
+    body = parse_form_or_json_body(IntrospectBody, form_fields=frozenset({"token", "token_type_hint"}))
+    answer = _grants().introspect(body.token)
+    if answer.get("active"):
+        record = gate().store.get_grant(str(answer["jti"]))
+        if record is None or not caller.may_know(record):
+            answer = {"active": False}
+    response = jsonify(IntrospectionAnswer.model_validate(answer).model_dump(exclude_none=True))
+    response.headers["Cache-Control"] = "no-store"
+    return response
 
 
 @bp.post("/v1/grants/revoke")
 def revoke() -> Response:
     """Revoke a grant (and its GitHub token, and its children). Idempotent.
 
-    Authenticated by the grant itself, or by an OIDC token of the same repository and run.
+    Authenticated by a live grant, or by an OIDC token of the same repository and run. The body is
+    RFC 7009's form (``token``) or JSON (``grant``, ``jti``, ``reason``); a ``token`` or ``grant``
+    that is not a grant of this gate is answered 200 with nothing revoked (RFC 7009 section 2.2).
     """
-    g = gate()
+    caller = _authenticate_workload(same_run=True)
     service = _grants()
-    body = parse_json_body(RevokeBody)
-    bearer = bearer_token()
-    if _is_grant(bearer):
-        claims = service.verify(bearer, allow_revoked=True)
-        repository_id, run_id = int(claims["repository_id"]), int(claims["run_id"])
-        target = body.jti or (
-            service.verify(body.grant, allow_revoked=True)["jti"] if body.grant else claims["jti"]
-        )
+    if request.mimetype == "application/x-www-form-urlencoded":
+        form = parse_form_or_json_body(RevokeForm, form_fields=frozenset({"token", "token_type_hint"}))
+        body = RevokeBody(grant=form.token)
     else:
-        identity = g.verifier.verify(bearer).identity
-        repository_id, run_id = identity.repository_id, identity.run_id
-        if body.grant:
-            target = service.verify(body.grant, allow_revoked=True)["jti"]
-        elif body.jti:
-            target = body.jti
-        else:
-            raise InvalidRequest("name the grant to revoke: 'grant' (the token) or 'jti'")
-    record = g.store.get_grant(target)
+        body = parse_json_body(RevokeBody)
+    bearer = bearer_token()
+    if body.jti:
+        target: str | None = body.jti
+    elif body.grant:
+        target = _jti_of(service, body.grant)
+    elif _is_grant(bearer):
+        target = _jti_of(service, bearer)
+    else:
+        raise InvalidRequest("name the grant to revoke: 'grant' (the token) or 'jti'")
+    if target is None:
+        return _revocation(RevocationAnswer(revoked=[], jti=None, active=False))
+    record = gate().store.get_grant(target)
     if record is None:
-        raise NotFound(f"no grant {target!r}")
-    if (int(record["repository_id"]), int(record["run_id"])) != (repository_id, run_id):
+        if body.jti:
+            raise NotFound(f"no grant {target!r}")
+        return _revocation(RevocationAnswer(revoked=[], jti=None, active=False))
+    if not caller.may_know(record):
         raise TokenError("only the same repository and run may revoke this grant", code="wrong-workload")
     revoked = service.revoke(target, body.reason)
-    return jsonify({"revoked": revoked, "jti": target, "active": False})
+    return _revocation(RevocationAnswer(revoked=revoked, jti=target, active=False))
+
+
+def _jti_of(service: GrantService, token: str) -> str | None:
+    """The id of a grant this gate signed (revoked or not), or None for anything else."""
+    try:
+        return str(service.verify(token, allow_revoked=True)["jti"])
+    except TokenError:
+        return None
+
+
+def _revocation(answer: RevocationAnswer) -> Response:
+    response = jsonify(answer.model_dump())
+    response.headers["Cache-Control"] = "no-store"
+    return response
 
 
 @bp.post("/v1/grants/delegate")
 def delegate() -> tuple[Response, int]:
-    """A narrower grant for the next agent of a chain, authenticated by the parent grant."""
+    """A narrower grant for the next agent of a chain, authenticated by the live parent grant."""
     body = parse_json_body(DelegateBody)
-    bearer = bearer_token()
-    if not _is_grant(bearer):
-        raise TokenError("present the parent grant as the bearer credential", code="not-a-grant")
-    issued = _grants().delegate(bearer, permission=body.permission, audience=body.audience, ttl=body.ttl)
-    return jsonify(issued_body(issued)), 201
+    token: str | None = None
+    try:
+        token = bearer_token()
+        if not _is_grant(token):
+            raise TokenError("present the parent grant as the bearer credential", code="not-a-grant")
+        # The parent is verified (live, not revoked) inside: a refusal is the parent's.
+        issued = _grants().delegate(token, permission=body.permission, audience=body.audience, ttl=body.ttl)
+    except TokenError as exc:
+        audit_refusal(exc, token)
+        raise
+    response = jsonify(issued_body(issued))
+    response.headers["Cache-Control"] = "no-store"
+    return response, 201

@@ -1,4 +1,8 @@
-"""``GET /openapi.json``: the API described in OpenAPI 3.1, built from the pydantic models."""
+"""``GET /openapi.json``: every route of the gate described in OpenAPI 3.1, built from the pydantic models.
+
+The bodies the endpoints parse and answer are the same models the document is built from, so the
+document cannot drift from the code; a test compares its paths with the routes Flask registers.
+"""
 
 from __future__ import annotations
 
@@ -6,11 +10,55 @@ from functools import cache
 from typing import Any
 
 from flask import Blueprint, Response, jsonify
-from pydantic import BaseModel
+from pydantic import BaseModel, Field
 from pydantic.json_schema import models_json_schema
 
 from app.decide.decision import Decision, DecisionRequest
+from app.governance.breakglass import BreakGlassRequest
 from app.settings import gate_version
+from app.web.grants import (
+    DelegateBody,
+    IntrospectBody,
+    IntrospectionAnswer,
+    RevocationAnswer,
+    RevokeBody,
+    RevokeForm,
+)
+from app.web.http import GitHubTokenCredential, GrantCredential, IssuedCredentials
+from app.web.openapi_parts import (
+    INVALID as _INVALID,
+)
+from app.web.openapi_parts import (
+    NOT_JSON as _NOT_JSON,
+)
+from app.web.openapi_parts import (
+    OBJECT as _OBJECT,
+)
+from app.web.openapi_parts import (
+    REF as _REF,
+)
+from app.web.openapi_parts import (
+    TOO_LARGE as _TOO_LARGE,
+)
+from app.web.openapi_parts import (
+    UNAUTHORISED as _UNAUTHORISED,
+)
+from app.web.openapi_parts import (
+    UNAVAILABLE as _UNAVAILABLE,
+)
+from app.web.openapi_parts import (
+    break_glass_paths,
+    login_paths,
+)
+from app.web.openapi_parts import (
+    error as _error,
+)
+from app.web.openapi_parts import (
+    form_or_json as _form_or_json,
+)
+from app.web.openapi_parts import (
+    json_content as _json,
+)
 
 bp = Blueprint("openapi", __name__)
 
@@ -27,20 +75,54 @@ class ErrorBody(BaseModel):
     errors: list[ErrorItem]
 
 
-def _error(description: str) -> dict[str, Any]:
-    return {
-        "description": description,
-        "content": {"application/json": {"schema": {"$ref": "#/components/schemas/ErrorBody"}}},
-    }
+class DecisionAnswer(Decision):
+    """A decision as ``POST /v1/decisions`` answers it: with credentials when allowed and asked for."""
+
+    grant: GrantCredential | None = Field(None, description="When allowed and asked for (or required).")
+    github_token: GitHubTokenCredential | None = Field(
+        None, description="When the rule grants GitHub permissions."
+    )
+
+
+class Check(BaseModel):
+    ok: bool
+    message: str | None = None
+
+
+class Readiness(BaseModel):
+    """``/readyz``: each check and whether it holds. Policy owners are not shown."""
+
+    status: str = Field(pattern="^(ready|not-ready)$")
+    version: str | None = Field(None, description="The gate's version.")
+    checks: dict[str, dict[str, Any]]
+
+
+class WebhookAnswer(BaseModel):
+    status: str = Field(description="processed, or duplicate for a redelivery already handled.")
+    delivery: str
 
 
 @cache
 def openapi_document() -> dict[str, Any]:
     _, schemas = models_json_schema(
-        [(DecisionRequest, "validation"), (Decision, "serialization"), (ErrorBody, "serialization")],
-        ref_template="#/components/schemas/{model}",
+        [
+            (DecisionRequest, "validation"),
+            (Decision, "serialization"),
+            (DecisionAnswer, "serialization"),
+            (ErrorBody, "serialization"),
+            (IssuedCredentials, "serialization"),
+            (IntrospectBody, "validation"),
+            (IntrospectionAnswer, "serialization"),
+            (RevokeBody, "validation"),
+            (RevokeForm, "validation"),
+            (RevocationAnswer, "serialization"),
+            (DelegateBody, "validation"),
+            (Readiness, "serialization"),
+            (BreakGlassRequest, "validation"),
+            (WebhookAnswer, "serialization"),
+        ],
+        ref_template=_REF,
     )
-    decision = {"application/json": {"schema": {"$ref": "#/components/schemas/Decision"}}}
     return {
         "openapi": "3.1.0",
         "info": {
@@ -48,62 +130,236 @@ def openapi_document() -> dict[str, Any]:
             "version": gate_version(),
             "description": "Governed, attributable, least-privilege actions for AI coding agents.",
         },
-        "components": {
-            "schemas": schemas["$defs"],
-            "securitySchemes": {
-                "githubOidc": {
-                    "type": "http",
-                    "scheme": "bearer",
-                    "bearerFormat": "JWT",
-                    "description": "The job's GitHub Actions OIDC token, with the gate's audience.",
-                }
-            },
-        },
+        "components": {"schemas": schemas["$defs"], "securitySchemes": _SECURITY},
         "paths": {
-            "/v1/decisions": {
-                "post": {
-                    "summary": "Decide whether this workload may perform one action",
-                    "operationId": "createDecision",
-                    "security": [{"githubOidc": []}],
-                    "requestBody": {
-                        "required": True,
+            **_decision_paths(),
+            **login_paths(),
+            **_grant_paths(),
+            **break_glass_paths(),
+            **_service_paths(),
+        },
+    }
+
+
+_SECURITY: dict[str, Any] = {
+    "githubOidc": {
+        "type": "http",
+        "scheme": "bearer",
+        "bearerFormat": "JWT",
+        "description": "The job's GitHub Actions OIDC token, with the gate's audience. Each token is used once.",
+    },
+    "grant": {
+        "type": "http",
+        "scheme": "bearer",
+        "bearerFormat": "JWT",
+        "description": "A live (unexpired, unrevoked) grant issued by this gate.",
+    },
+    "introspectionClient": {
+        "type": "http",
+        "scheme": "basic",
+        "description": "A client configured in GATE_INTROSPECTION_CLIENTS (RFC 6749 section 2.3.1).",
+    },
+    "githubSignature": {
+        "type": "apiKey",
+        "in": "header",
+        "name": "X-Hub-Signature-256",
+        "description": "HMAC-SHA256 of the raw body with the GitHub App's webhook secret.",
+    },
+}
+
+
+def _decision_paths() -> dict[str, Any]:
+    decision = _json("DecisionAnswer")
+    return {
+        "/v1/decisions": {
+            "post": {
+                "summary": "Decide whether this workload may perform one action",
+                "operationId": "createDecision",
+                "security": [{"githubOidc": []}],
+                "requestBody": {"required": True, "content": _json("DecisionRequest")},
+                "responses": {
+                    "200": {"description": "Allowed (with credentials when asked for).", "content": decision},
+                    "403": {
+                        "description": "Denied; the body says why and what would make it pass.",
+                        "content": decision,
+                    },
+                    "400": _INVALID,
+                    "401": _UNAUTHORISED,
+                    "413": _TOO_LARGE,
+                    "415": _NOT_JSON,
+                    "503": _UNAVAILABLE,
+                },
+            }
+        },
+        "/decisions/{decision_id}": {
+            "get": {
+                "summary": "The decision page a check run links to (HTML, or JSON with Accept: application/json)",
+                "operationId": "getDecision",
+                "parameters": [
+                    {"name": "decision_id", "in": "path", "required": True, "schema": {"type": "string"}}
+                ],
+                "responses": {
+                    "200": {
+                        "description": "The decision, to a reader allowed to see it.",
                         "content": {
-                            "application/json": {"schema": {"$ref": "#/components/schemas/DecisionRequest"}}
+                            "text/html": {"schema": {"type": "string"}},
+                            "application/json": {"schema": {"$ref": _REF.format(model="Decision")}},
                         },
                     },
-                    "responses": {
-                        "200": {"description": "Allowed.", "content": decision},
-                        "403": {
-                            "description": "Denied; the body says why and what would make it pass.",
-                            "content": decision,
-                        },
-                        "400": _error("The request body is invalid."),
-                        "401": _error("The token was refused; the error code says which check failed."),
-                        "413": _error("The body or the token is over the size limit."),
-                        "415": _error("The body is not JSON."),
-                        "503": _error(
-                            "Something the decision depends on is unavailable; nothing was allowed."
-                        ),
+                    "302": {"description": "To /login, for a reader who is not logged in (HTML)."},
+                    "401": _error("Asked for as JSON without a login."),
+                    "404": _error("No such decision, or not one the reader may see."),
+                    "503": _error("The GitHub login is not configured, or GitHub could not confirm access."),
+                },
+            }
+        },
+        "/v1/github/webhook": {
+            "post": {
+                "summary": "The GitHub App's webhook deliveries",
+                "operationId": "githubWebhook",
+                "security": [{"githubSignature": []}],
+                "parameters": [
+                    {
+                        "name": "X-GitHub-Event",
+                        "in": "header",
+                        "required": True,
+                        "schema": {"type": "string"},
                     },
-                }
-            },
-            "/healthz": {
-                "get": {
-                    "summary": "Liveness",
-                    "operationId": "healthz",
-                    "responses": {"200": {"description": "The process is alive."}},
-                }
-            },
-            "/readyz": {
-                "get": {
-                    "summary": "Readiness: policy loaded, store writable, keys obtainable",
-                    "operationId": "readyz",
-                    "responses": {
-                        "200": {"description": "Ready."},
-                        "503": {"description": "Not ready; the body says which check failed."},
+                    {
+                        "name": "X-GitHub-Delivery",
+                        "in": "header",
+                        "required": True,
+                        "schema": {"type": "string", "maxLength": 100},
                     },
-                }
-            },
+                ],
+                "requestBody": {"required": True, "content": _OBJECT},
+                "responses": {
+                    "200": {
+                        "description": "Processed, or a duplicate delivery.",
+                        "content": _json("WebhookAnswer"),
+                    },
+                    "400": _error("Not JSON, or a payload without the fields the event needs."),
+                    "401": _error("The signature is missing or wrong."),
+                    "413": _TOO_LARGE,
+                    "503": _error("Webhooks are not configured, or a dependency is unavailable."),
+                },
+            }
+        },
+    }
+
+
+def _grant_paths() -> dict[str, Any]:
+    public_json = {"200": {"description": "The document.", "content": _OBJECT}}
+    return {
+        "/.well-known/jwks.json": {
+            "get": {
+                "summary": "The public keys that verify the gate's grants (RFC 7517)",
+                "operationId": "jwks",
+                "responses": public_json,
+            }
+        },
+        "/.well-known/openid-configuration": {
+            "get": {
+                "summary": "Discovery: issuer, JWKS, introspection and revocation endpoints",
+                "operationId": "discovery",
+                "responses": public_json,
+            }
+        },
+        "/v1/grants/introspect": {
+            "post": {
+                "summary": "RFC 7662 introspection of a grant",
+                "operationId": "introspectGrant",
+                "security": [{"grant": []}, {"githubOidc": []}, {"introspectionClient": []}],
+                "requestBody": _form_or_json("IntrospectBody", "IntrospectBody"),
+                "responses": {
+                    "200": {
+                        "description": "active: false for a dead grant or one the caller may not know of.",
+                        "content": _json("IntrospectionAnswer"),
+                    },
+                    "400": _INVALID,
+                    "401": _UNAUTHORISED,
+                    "413": _TOO_LARGE,
+                    "415": _NOT_JSON,
+                    "503": _UNAVAILABLE,
+                },
+            }
+        },
+        "/v1/grants/revoke": {
+            "post": {
+                "summary": "RFC 7009 revocation of a grant, its GitHub token and its children",
+                "operationId": "revokeGrant",
+                "security": [{"grant": []}, {"githubOidc": []}],
+                "requestBody": _form_or_json("RevokeBody", "RevokeForm"),
+                "responses": {
+                    "200": {
+                        "description": "Revoked, or nothing to revoke.",
+                        "content": _json("RevocationAnswer"),
+                    },
+                    "400": _INVALID,
+                    "401": _UNAUTHORISED,
+                    "404": _error("No grant with that jti."),
+                    "413": _TOO_LARGE,
+                    "415": _NOT_JSON,
+                    "503": _UNAVAILABLE,
+                },
+            }
+        },
+        "/v1/grants/delegate": {
+            "post": {
+                "summary": "A narrower grant for the next agent of a chain",
+                "operationId": "delegateGrant",
+                "security": [{"grant": []}],
+                "requestBody": {"required": True, "content": _json("DelegateBody")},
+                "responses": {
+                    "201": {"description": "The delegated grant.", "content": _json("IssuedCredentials")},
+                    "400": _INVALID,
+                    "401": _UNAUTHORISED,
+                    "413": _TOO_LARGE,
+                    "415": _NOT_JSON,
+                    "503": _UNAVAILABLE,
+                },
+            }
+        },
+    }
+
+
+def _service_paths() -> dict[str, Any]:
+    return {
+        "/healthz": {
+            "get": {
+                "summary": "Liveness",
+                "operationId": "healthz",
+                "responses": {"200": {"description": "The process is alive.", "content": _OBJECT}},
+            }
+        },
+        "/readyz": {
+            "get": {
+                "summary": "Readiness: policy loaded, store writable, keys obtainable",
+                "operationId": "readyz",
+                "responses": {
+                    "200": {"description": "Ready.", "content": _json("Readiness")},
+                    "503": {
+                        "description": "Not ready; the body says which check failed.",
+                        "content": _json("Readiness"),
+                    },
+                },
+            }
+        },
+        "/metrics": {
+            "get": {
+                "summary": "Prometheus metrics (decisions, refusals, latency, GitHub calls, queue, store errors)",
+                "operationId": "metrics",
+                "responses": {
+                    "200": {"description": "The text exposition format.", "content": {"text/plain": {}}}
+                },
+            }
+        },
+        "/openapi.json": {
+            "get": {
+                "summary": "This document",
+                "operationId": "openapi",
+                "responses": {"200": {"description": "OpenAPI 3.1.", "content": _OBJECT}},
+            }
         },
     }
 

@@ -12,7 +12,6 @@ from __future__ import annotations
 
 import hashlib
 import hmac
-import json
 import logging
 
 from flask import Blueprint, Response, jsonify, request
@@ -20,7 +19,7 @@ from flask import Blueprint, Response, jsonify, request
 from app.errors import InvalidRequest, PayloadTooLarge, TokenError, Unavailable
 from app.events.dispatch import EVENTS, WEBHOOK
 from app.store.base import QUEUED
-from app.web.http import gate
+from app.web.http import gate, load_json
 
 log = logging.getLogger("agent_gate.webhook")
 
@@ -75,10 +74,7 @@ def github_webhook() -> tuple[Response, int]:
         return jsonify(
             {"status": "ignored", "delivery": delivery, "why": f"event {event!r} is not handled"}
         ), 200
-    try:
-        payload = json.loads(raw)
-    except ValueError as exc:
-        raise InvalidRequest("the webhook body is not JSON", code="invalid-json") from exc
+    payload = load_json(raw, "the webhook body")
     if not isinstance(payload, dict):
         raise InvalidRequest("the webhook body is not a JSON object", code="invalid-json")
     # Stored durably before the answer: a 202 means the delivery will be processed (with retries),

@@ -237,15 +237,19 @@ def test_the_job_revokes_its_grant_and_github_token_idempotently(h):
     assert h.post("/v1/grants/introspect", {"token": grant}, grant).get_json()["active"] is True
     first = h.post("/v1/grants/revoke", {}, grant)
     assert first.status_code == 200 and first.get_json()["revoked"] == [body["grant"]["jti"]]
-    again = h.post("/v1/grants/revoke", {}, grant)
+    dead = h.post("/v1/grants/revoke", {}, grant)
+    assert dead.status_code == 401 and dead.get_json()["errors"][0]["code"] == "revoked"
+    again = h.post("/v1/grants/revoke", {"grant": grant}, h.token())
     assert again.status_code == 200 and again.get_json()["revoked"] == []
-    assert h.post("/v1/grants/introspect", {"token": grant}, grant).get_json() == {"active": False}
+    assert h.post("/v1/grants/introspect", {"token": grant}, h.token()).get_json() == {"active": False}
     assert body["github_token"]["token"] in h.fake.scenario.revoked
 
 
 def test_introspection_accepts_the_rfc_form_encoding(h):
     grant = h.deploy()["grant"]["token"]
-    answer = h.web.post("/v1/grants/introspect", data={"token": grant}).get_json()
+    answer = h.web.post(
+        "/v1/grants/introspect", data={"token": grant}, headers={"Authorization": f"Bearer {grant}"}
+    ).get_json()
     assert answer["active"] is True and answer["aud"] == "deploy:staging" and "scope" in answer
 
 
@@ -271,7 +275,7 @@ def test_chains_only_narrow_and_revoking_a_parent_revokes_its_children(h):
     assert wider.status_code == 400 and wider.get_json()["errors"][0]["code"] == "grant-not-narrower"
     revoked = h.post("/v1/grants/revoke", {}, parent["token"]).get_json()["revoked"]
     assert set(revoked) == {parent["jti"], child_grant["jti"]}
-    assert h.web.post("/v1/grants/introspect", json={"token": child_grant["token"]}).get_json() == {
+    assert h.post("/v1/grants/introspect", {"token": child_grant["token"]}, h.token()).get_json() == {
         "active": False
     }
 
@@ -342,7 +346,7 @@ def test_a_dismissed_approval_revokes_the_grants_tied_to_the_pr(h):
     )
     assert response.status_code == 202, "queued"
     assert h.app.extensions["agent_gate_queue"].drain() >= 1, "the queue's worker runs it"
-    assert h.web.post("/v1/grants/introspect", json={"token": body["grant"]["token"]}).get_json() == {
+    assert h.post("/v1/grants/introspect", {"token": body["grant"]["token"]}, h.token()).get_json() == {
         "active": False
     }
     store = h.app.extensions["agent_gate"].store

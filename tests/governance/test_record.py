@@ -15,6 +15,7 @@ from flask import Flask
 from flask.testing import FlaskClient
 
 from app.cli import main
+from app.store.opener import open_store
 from tests.conftest import TEST_POLICY
 from tests.governance.policies import write_policy
 
@@ -97,5 +98,6 @@ def test_the_page_shows_grants_revocations_and_integrity(
 
 
 def test_an_unknown_decision(settings: Any, capsys: pytest.CaptureFixture[str]) -> None:
+    open_store(settings.database_url).close()  # audit commands never create a store
     assert main(["audit", "show", "dec_nothing", "--database", settings.database_url]) == 1
     assert "no decision dec_nothing in the store" in capsys.readouterr().err

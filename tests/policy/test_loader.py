@@ -27,6 +27,24 @@ BROKEN = [
         id="unknown-field-suggests-the-closest",
     ),
     pytest.param(
+        rule("actions: [read]\nrepositories: '*'\n'on': [push]"),
+        [
+            "p.yml:7: rules[0].on: unknown field 'on' (did you mean 'events'?); expected one "
+            "of name, description, owners, mode, actions, repositories, refs, environments, events, workflows, "
+            "runner_environments, approvals, allow_agents, allow_bots, grant, github_permissions"
+        ],
+        id="a-quoted-on-suggests-events",
+    ),
+    pytest.param(
+        rule("actions: [read]\nrepositories: '*'\nbranches: [main]"),
+        [
+            "p.yml:7: rules[0].branches: unknown field 'branches' (did you mean 'refs'?); expected one "
+            "of name, description, owners, mode, actions, repositories, refs, environments, events, workflows, "
+            "runner_environments, approvals, allow_agents, allow_bots, grant, github_permissions"
+        ],
+        id="branches-suggests-refs",
+    ),
+    pytest.param(
         rule("actions: [deploy]\nrepositories: '*'\napprovals: {count: sometimes}"),
         ["p.yml:7: rules[0].approvals.count: got 'sometimes', expected a whole number"],
         id="wrong-type",
@@ -405,7 +423,7 @@ def test_problems_reading_and_validating_are_reported_together_without_echoes() 
         "p.yml:6: rules[0].repositories: empty value; write a value, or remove the key (an omitted "
         "condition matches anything)",
         "p.yml:8: rules[0].refs: duplicate key 'refs' (first at line 7); each key may appear once",
-        "p.yml:9: rules[0].on: a key must be text: YAML reads an unquoted on as a boolean; write 'on' in quotes",
+        "p.yml:9: rules[0].on: a key must be text: YAML reads an unquoted on as a boolean; did you mean 'events'?",
         "p.yml:10: rules[0].approvals.count: got 'lots', expected a whole number",
     ], "the empty repositories are not also reported as missing"
 

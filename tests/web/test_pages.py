@@ -15,6 +15,9 @@ from werkzeug.serving import make_server
 from app.evidence.model import Evidence
 from tests.builders import ALICE, BOB, OLD, evidence, pull_request, review
 from tests.conftest import RecordingEvidence
+from tests.fake_github import Person
+from tests.github.conftest import base_scenario
+from tests.web.test_login import CAROL, MALLORY, Site
 
 CHROMIUM = shutil.which("chromium") or shutil.which("chromium-browser")
 
@@ -100,3 +103,48 @@ def test_a_reviewer_reads_the_page_in_a_real_browser(served, decision, tmp_path:
         timeout=60,
     )
     assert shot.exists() and shot.stat().st_size > 10_000, "a phone-sized screenshot of the page"
+
+
+# --- behind a GitHub login, in a real browser ----------------------------------------------------------------------------------
+
+
+@pytest.mark.browser
+@pytest.mark.skipif(CHROMIUM is None, reason="Debian's chromium is not installed (.ci/run installs it)")
+def test_a_reviewer_logs_in_with_github_and_reads_the_page_in_a_real_browser(tmp_path: Path):
+    server = make_server("127.0.0.1", 0, lambda environ, start: [], threaded=True)
+    url = f"http://127.0.0.1:{server.server_port}"
+    site = Site(tmp_path, base_scenario(), public_url=url)
+    server.app = site.app
+    thread = threading.Thread(target=server.serve_forever, daemon=True)
+    thread.start()
+    try:
+        page = f"{url}/decisions/{site.decision()}"
+        flags = [
+            "--headless",
+            "--no-sandbox",
+            "--disable-gpu",
+            "--no-first-run",
+            "--disable-background-networking",
+            "--disable-component-update",
+            "--disable-sync",
+            f"--user-data-dir={tmp_path / 'profile'}",
+        ]
+
+        def dom(as_user: Person | None) -> str:
+            site.scenario.oauth_user = as_user
+            return subprocess.run(
+                [CHROMIUM, *flags, "--dump-dom", page], capture_output=True, text=True, timeout=60
+            ).stdout
+
+        reader = dom(CAROL)
+        assert "octo-org/octo-repo" in reader and "Allowed" in reader
+        assert [r["path"] for r in site.scenario.requests if r["path"].startswith("/login")] == [
+            "/login/oauth/authorize",
+            "/login/oauth/access_token",
+        ]
+        shutil.rmtree(tmp_path / "profile")
+        stranger = dom(MALLORY)
+        assert "octo-org/octo-repo" not in stranger and "no such decision" in stranger
+    finally:
+        server.shutdown()
+        site.close()
