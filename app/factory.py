@@ -6,7 +6,9 @@ gunicorn runs it directly: ``gunicorn 'app:create_app()'``. Tests pass settings 
 from __future__ import annotations
 
 import atexit
+import contextlib
 import logging
+import sys
 import time
 from collections.abc import Callable
 from typing import Any
@@ -172,10 +174,16 @@ def issuer_configs(settings: Settings) -> list[IssuerConfig]:
 
 
 def _flush_refusals(refusals: RefusalAudit) -> None:
+    """At exit, write the refusals still being counted. Best effort: the store may be gone already,
+    and so may the log's streams (one plain line on the process's stderr then, never a traceback)."""
     try:
         refusals.flush(everything=True)
-    except GateError:
-        log.error("could not write the aggregated token refusals at exit")
+    except GateError as exc:
+        with contextlib.suppress(Exception):
+            assert sys.__stderr__ is not None
+            sys.__stderr__.write(
+                f"agent-gate: the aggregated token refusals were not written at exit ({exc.code})\n"
+            )
 
 
 def _count_decision(decision: Decision) -> None:

@@ -6,6 +6,7 @@ interfaces so tests pass fakes that record what they were asked.
 
 from __future__ import annotations
 
+import contextlib
 import logging
 import threading
 from collections.abc import Callable
@@ -14,6 +15,7 @@ from typing import Any
 
 from app.credentials.grants import GrantService
 from app.decide.decision import Decision
+from app.errors import GateError
 from app.evidence.gather import EvidenceSource
 from app.evidence.model import EvidenceChange
 from app.github.protocol import GitHubAPI
@@ -109,6 +111,16 @@ class Gate:
             log.warning("housekeeping failed: %s", exc.__class__.__name__)
         finally:
             self._housekeeping_lock.release()
+
+    def close(self, timeout: float = 10.0) -> None:
+        """Shut down in order: let a running housekeeping purge finish, write the refusals still being
+        counted, then close the store."""
+        if self.housekeeper is not None:
+            self.housekeeper.join(timeout)
+        if self.refusals is not None:
+            with contextlib.suppress(GateError):
+                self.refusals.flush(everything=True)
+        self.store.close()
 
     def details_url(self, decision_id: str) -> str:
         return f"{self.settings.public_url.rstrip('/')}/decisions/{decision_id}"

@@ -96,10 +96,7 @@ def app(settings: Settings, evidence_source: RecordingEvidence) -> Iterator[Flas
 def close_gate(application: Flask) -> None:
     """Close the store once the housekeeping thread is done with it (closing a SQLite connection
     under a running purge crashes the interpreter)."""
-    gate = application.extensions["agent_gate"]
-    if gate.housekeeper is not None:
-        gate.housekeeper.join(10)
-    gate.store.close()
+    application.extensions["agent_gate"].close()
 
 
 @pytest.fixture
