@@ -42,6 +42,7 @@ from app.web.breakglass import bp as break_glass_bp
 from app.web.decisions import bp as api_bp
 from app.web.grants import bp as grants_bp
 from app.web.http import buffer_body
+from app.web.inventory import bp as inventory_bp
 from app.web.openapi import bp as openapi_bp
 from app.web.pages import bp as pages_bp
 from app.web.setup import bp as setup_bp
@@ -140,6 +141,7 @@ def create_app(
     app.register_blueprint(api_bp)
     app.register_blueprint(openapi_bp)
     app.register_blueprint(pages_bp)
+    app.register_blueprint(inventory_bp)
     app.register_blueprint(webhook_bp)
     app.register_blueprint(grants_bp)
     app.register_blueprint(break_glass_bp)

@@ -43,7 +43,7 @@ EXTENSION = "agent_gate_readers"
 SESSION_LIFETIME = timedelta(hours=8)
 FLOW_SECONDS = 600  # a login started more than 10 minutes ago is not finished
 READ_ROLES = frozenset({"admin", "maintain", "write", "triage", "read"})
-_NEXT = re.compile(r"^/decisions/dec_[A-Za-z0-9_-]{16,64}$")
+_NEXT = re.compile(r"^/(?:decisions/dec_[A-Za-z0-9_-]{16,64}|inventory)$")  # where a login may return to
 
 
 class LoginRequired(GateError):

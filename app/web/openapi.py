@@ -48,6 +48,7 @@ from app.web.openapi_parts import (
 )
 from app.web.openapi_parts import (
     break_glass_paths,
+    inventory_paths,
     login_paths,
 )
 from app.web.openapi_parts import (
@@ -134,6 +135,7 @@ def openapi_document() -> dict[str, Any]:
         "paths": {
             **_decision_paths(),
             **login_paths(),
+            **inventory_paths(),
             **_grant_paths(),
             **break_glass_paths(),
             **_service_paths(),

@@ -37,6 +37,42 @@ def form_or_json(json_model: str, form_model: str) -> dict[str, Any]:
     }
 
 
+def inventory_paths() -> dict[str, Any]:
+    flag = {"type": "string", "enum": ["", "true", "1", "yes"]}
+    return {
+        "/inventory": {
+            "get": {
+                "summary": "The identities the gate has seen, with owners and flags (HTML, or JSON with Accept)",
+                "operationId": "getInventory",
+                "parameters": [
+                    {"name": "unowned", "in": "query", "required": False, "schema": flag},
+                    {"name": "agents", "in": "query", "required": False, "schema": flag},
+                    {
+                        "name": "stale",
+                        "in": "query",
+                        "required": False,
+                        "schema": {"type": "integer", "minimum": 0},
+                    },
+                    {"name": "repository", "in": "query", "required": False, "schema": {"type": "string"}},
+                ],
+                "responses": {
+                    "200": {
+                        "description": "The identities of repositories the reader may read.",
+                        "content": {
+                            "text/html": {"schema": {"type": "string"}},
+                            "application/json": {"schema": {"type": "array", "items": {"type": "object"}}},
+                        },
+                    },
+                    "302": {"description": "To /login, for a reader who is not logged in (HTML)."},
+                    "400": error("A filter that is not valid."),
+                    "401": error("Asked for as JSON without a login."),
+                    "503": error("The GitHub login is not configured, or GitHub could not confirm access."),
+                },
+            }
+        }
+    }
+
+
 def login_paths() -> dict[str, Any]:
     redirect = {"302": {"description": "To GitHub's authorisation page, or back to the decision page."}}
     return {
