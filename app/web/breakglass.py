@@ -9,10 +9,10 @@ from typing import Any
 
 from flask import Blueprint, Response, jsonify
 
-from app.errors import NotFound
+from app.errors import NotFound, TokenError
 from app.governance.breakglass import BreakGlass, BreakGlassRequest
 from app.tokens.identity import WorkloadIdentity
-from app.web.http import bearer_token, gate, parse_json_body
+from app.web.http import audit_refusal, bearer_token, gate, parse_json_body
 
 bp = Blueprint("break_glass", __name__)
 
@@ -27,7 +27,14 @@ def _service() -> BreakGlass:
 
 
 def _who() -> WorkloadIdentity:
-    return gate().verifier.verify(bearer_token()).identity
+    """Who asks: the verified OIDC token's workload. A refused token is audited like at /v1/decisions."""
+    token: str | None = None
+    try:
+        token = bearer_token()
+        return gate().verifier.verify(token).identity
+    except TokenError as exc:
+        audit_refusal(exc, token)
+        raise
 
 
 def _answer(record: dict[str, Any]) -> dict[str, Any]:

@@ -145,3 +145,13 @@ def test_another_action_or_repository_is_not_covered(
     assert other.status_code == 403
     merge = ask({"action": "merge"})
     assert merge.status_code == 403 and merge.get_json()["break_glass"] is None
+
+
+def test_a_refused_token_at_the_break_glass_endpoint_is_audited(
+    app: Any, client: FlaskClient, policy_file: Path
+) -> None:
+    write_policy(policy_file, POLICY)
+    response = client.post("/v1/break-glass", json=BODY, headers={"Authorization": "Bearer not-a-token"})
+    assert response.status_code == 401
+    kinds = [r.kind for r in app.extensions["agent_gate"].store.iter_audit()]
+    assert "token-refused" in kinds
