@@ -9,6 +9,7 @@ from __future__ import annotations
 import json
 import re
 import subprocess
+import sys
 from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import Any
@@ -31,7 +32,7 @@ from tests.action.runner import (
 
 REPO = Path(__file__).resolve().parents[2]
 EXAMPLES = sorted((REPO / "docs" / "examples").glob("*.yml"))
-CHECK_JSONSCHEMA = REPO / ".venv" / "bin" / "check-jsonschema"
+CHECK_JSONSCHEMA = Path(sys.executable).parent / "check-jsonschema"  # the running venv's own
 JWT = re.compile(r"eyJ[\w-]+\.eyJ[\w-]+\.[\w-]+")
 
 
