@@ -32,7 +32,7 @@ from app.evidence.model import Evidence
 from app.gate import Gate
 from app.github.auth import repo_path
 from app.publish.deployments import MAX_PROGRESS_COMMENTS, Verdict, answer_body, news, verdict
-from app.tokens.identity import deployment_identity
+from app.tokens.identity import held_job_identity
 
 log = logging.getLogger("agent_gate.deployments")
 
@@ -190,33 +190,18 @@ def _decide(g: Gate, held: dict[str, Any], delivery: str) -> tuple[Decision, str
         f"/repos/{repo_path(repository)}/actions/runs/{run_id}",
         what=f"reading run {run_id} of {repository} for its deployment to {held['environment']}",
     )
-    try:
-        actor = run["actor"]
-        branch = str(run["head_branch"] or "")
-        ref = branch if branch.startswith("refs/") else f"refs/heads/{branch}"
-        now = g.clock()
-        identity = deployment_identity(
-            repository=repository,
-            repository_id=int(held["repository_id"]),
-            owner=held["owner"],
-            owner_id=int(held["owner_id"]),
-            actor=str(actor["login"]),
-            actor_id=int(actor["id"]),
-            event=str(run["event"]),
-            ref=ref,
-            sha=str(run["head_sha"]),
-            workflow_path=str(run["path"]).split("@", 1)[0],
-            environment=held["environment"],
-            run_id=run_id,
-            run_attempt=int(run.get("run_attempt") or 1),
-            delivery=delivery,
-            now=int(now),
-        )
-    except (KeyError, TypeError, ValueError) as exc:
-        raise InvalidRequest(
-            f"GitHub's answer for run {run_id} lacks a field the gate needs ({exc.__class__.__name__})",
-            code="invalid-payload",
-        ) from exc
+    now = g.clock()
+    identity = held_job_identity(
+        run,
+        repository=repository,
+        repository_id=int(held["repository_id"]),
+        owner=held["owner"],
+        owner_id=int(held["owner_id"]),
+        environment=held["environment"],
+        run_id=run_id,
+        delivery=delivery,
+        now=int(now),
+    )
     request = DecisionRequest(action=DEPLOY_ACTION, environment=held["environment"])
     policies = g.policies.current()
     needs = evidence_needs(policies, identity, request)

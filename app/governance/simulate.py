@@ -22,7 +22,7 @@ from app.evidence.model import Evidence
 from app.github.auth import repo_path
 from app.github.protocol import GitHubAPI
 from app.policy.loader import PolicySet
-from app.tokens.identity import WorkloadIdentity, deployment_identity, pull_request_check_identity
+from app.tokens.identity import WorkloadIdentity, held_job_identity, pull_request_check_identity
 
 REPOSITORY = re.compile(r"^[A-Za-z0-9-]+/[A-Za-z0-9._-]+$")
 SIMULATED = "simulated"  # the decision id, delivery and jti of a simulation: it is never recorded
@@ -61,22 +61,17 @@ def deploy_identity(
     """The identity the deployment protection rule would decide run ``run_id``'s deploy as."""
     repo = _get(github, repository, "", f"reading {repository}")
     run = _get(github, repository, f"/actions/runs/{run_id}", f"reading run {run_id} of {repository}")
-    try:
-        branch = str(run["head_branch"] or "")
-        ref = branch if branch.startswith("refs/") else f"refs/heads/{branch}"
-        return deployment_identity(
-            repository=str(repo["full_name"]), repository_id=int(repo["id"]),
-            owner=str(repo["owner"]["login"]), owner_id=int(repo["owner"]["id"]),
-            actor=str(run["actor"]["login"]), actor_id=int(run["actor"]["id"]), event=str(run["event"]),
-            ref=ref, sha=str(run["head_sha"]), workflow_path=str(run["path"]).split("@", 1)[0],
-            environment=environment, run_id=run_id, run_attempt=int(run.get("run_attempt") or 1),
-            delivery=SIMULATED, now=now,
-        )  # fmt: skip
-    except (KeyError, TypeError, ValueError) as exc:
-        raise InvalidRequest(
-            f"GitHub's answer for run {run_id} lacks a field the gate needs ({exc.__class__.__name__})",
-            code="invalid-payload",
-        ) from exc
+    return held_job_identity(
+        run,
+        repository=str(repo["full_name"]),
+        repository_id=int(repo["id"]),
+        owner=str(repo["owner"]["login"]),
+        owner_id=int(repo["owner"]["id"]),
+        environment=environment,
+        run_id=run_id,
+        delivery=SIMULATED,
+        now=now,
+    )
 
 
 def simulate(

@@ -12,7 +12,7 @@ from typing import Any
 
 from pydantic import BaseModel, ConfigDict, ValidationError, field_validator
 
-from app.errors import TokenError
+from app.errors import InvalidRequest, TokenError
 
 # Claims GitHub Actions always sends and that the gate needs. ``environment`` is present only for
 # jobs that reference one; ``job_workflow_sha``, ``workflow_ref`` and the others are optional.
@@ -263,3 +263,44 @@ def deployment_identity(
         run_attempt=run_attempt,
         runner_environment=RUNNER_NOT_STARTED,
     )
+
+
+def held_job_identity(
+    run: Any,
+    *,
+    repository: str,
+    repository_id: int,
+    owner: str,
+    owner_id: int,
+    environment: str,
+    run_id: int,
+    delivery: str,
+    now: int,
+) -> WorkloadIdentity:
+    """:func:`deployment_identity` from GitHub's ``workflow-run`` answer (``GET .../actions/runs/{id}``):
+    the one reading of a run shared by the deployment protection rule and ``agent-gate explain --run``.
+    Raises :class:`InvalidRequest` when the answer lacks a field the gate needs."""
+    try:
+        branch = str(run["head_branch"] or "")
+        return deployment_identity(
+            repository=repository,
+            repository_id=repository_id,
+            owner=owner,
+            owner_id=owner_id,
+            actor=str(run["actor"]["login"]),
+            actor_id=int(run["actor"]["id"]),
+            event=str(run["event"]),
+            ref=branch if branch.startswith("refs/") else f"refs/heads/{branch}",
+            sha=str(run["head_sha"]),
+            workflow_path=str(run["path"]).split("@", 1)[0],
+            environment=environment,
+            run_id=run_id,
+            run_attempt=int(run.get("run_attempt") or 1),
+            delivery=delivery,
+            now=now,
+        )
+    except (KeyError, TypeError, ValueError, AttributeError) as exc:
+        raise InvalidRequest(
+            f"GitHub's answer for run {run_id} lacks a field the gate needs ({exc.__class__.__name__})",
+            code="invalid-payload",
+        ) from exc
