@@ -107,6 +107,21 @@ class TokenError(GateError):
         self.unverified_claims = claims or {}
 
 
+class AlreadyUsed(TokenError):
+    """The store found the token's replay record already written: another request spent it first.
+
+    Raised by the store inside the decision's transaction (which then writes nothing for it); the
+    HTTP layer answers it as the verifier's ``replayed`` refusal.
+    """
+
+    def __init__(self) -> None:
+        super().__init__(
+            "this token was already used; expected a fresh token for every call: request a new one "
+            "right before calling the gate",
+            code="replayed",
+        )
+
+
 class TokenTooLarge(TokenError):
     """A bearer token over the size limit; answered with 413 rather than 401."""
 

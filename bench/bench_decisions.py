@@ -31,13 +31,17 @@ from app.decide.engine import decide
 from app.policy.loader import parse_policy_text
 from app.settings import Settings
 from app.tokens.devissuer import AGENT_PRESET, DevIssuer
-from app.tokens.verify import TokenVerifier, _b64json
+from app.tokens.unverified import b64json
+from app.tokens.verify import TokenVerifier
 from tests.builders import ALICE, BOB, POLICY_TEXT, agent_identity, evidence, policy_set, pull_request, review
 
 
 class NoReplay:
     def claim_jti(self, issuer: str, jti: str, expires_at: int) -> bool:
         return True
+
+    def jti_used(self, issuer: str, jti: str) -> bool:
+        return False
 
 
 def per_call(fn: Callable[[], object], number: int, repeat: int = 5) -> float:
@@ -73,7 +77,7 @@ def main() -> int:
 
     verifier = TokenVerifier([issuer.issuer_config()], "agent-gate", replay=NoReplay())
     results.append(("TokenVerifier.verify (all checks)", per_call(lambda: verifier.verify(token), n)))
-    results.append(("reading kid/iss ourselves (3 segments)", per_call(lambda: _b64json(head), n)))
+    results.append(("reading kid/iss ourselves (3 segments)", per_call(lambda: b64json(head), n)))
 
     policies = policy_set(POLICY_TEXT)
     read = DecisionRequest(action="read")

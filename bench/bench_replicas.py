@@ -2,29 +2,39 @@
 """Read decisions over HTTP: one replica on SQLite, one and two replicas on one PostgreSQL database,
 against a floor (bare Flask + PyJWT verify) under the same gunicorn settings, in the same run.
 
-A closed-loop load generator in this process (C client threads, each request with a fresh token,
-HTTP keep-alive) sends the same number of requests to each set-up; printed are requests per second,
-p50 and p99, and each as a ratio to the floor. This machine has 2 cores shared by the client, every
-gunicorn worker and PostgreSQL: two replicas cannot add CPU that is not there, so their ratio to one
-replica says what the shared database costs rather than what a second host would add.
+The load generator is wrk (``apt-get install wrk``; a closed loop of C keep-alive connections, each
+request with a fresh token from a file, through a Lua script) or, without wrk, client threads in this
+process (which then compete with the servers for the same cores). Every set-up answers the same
+number of requests; printed are requests per second, p50 and p99, each set-up's ratio to the floor,
+and beside them what a decision cost the store: audit appends per durable commit (the group commit's
+batch, from /metrics), GitHub calls per decision, and bytes stored per decision.
 
-    .venv/bin/python bench/bench_replicas.py [--requests 2000] [--concurrency 8] [--workers 1]
+This machine has 2 cores shared by the load generator, every gunicorn worker and PostgreSQL: two
+replicas cannot add CPU that is not there, so their ratio to one replica says what the shared
+database costs rather than what a second host would add.
+
+    .venv/bin/python bench/bench_replicas.py [--requests 4000] [--concurrency 8] [--workers 2] [--threads 16]
 """
 
 from __future__ import annotations
 
 import argparse
 import os
+import re
+import shutil
 import signal
 import socket
+import sqlite3
 import statistics
 import subprocess
 import sys
 import tempfile
 import threading
 import time
+from collections.abc import Callable
 from pathlib import Path
 
+import psycopg
 import requests
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -32,6 +42,30 @@ sys.path.insert(0, str(ROOT))
 
 from app.tokens.devissuer import AGENT_PRESET, DevIssuer  # noqa: E402
 from tests import pg  # noqa: E402
+
+# One wrk thread: the load generator should take as little of the 2 cores as it can. Each request
+# takes the next token of the file; past the last one the thread stops (the file holds a few more
+# tokens than requests, for the requests in flight when it stops).
+WRK_SCRIPT = """
+local tokens, i, wanted = {}, 0, 0
+function init(args)
+  for line in io.lines(args[1]) do tokens[#tokens + 1] = line end
+  wanted = tonumber(args[2])
+end
+function request()
+  i = i + 1
+  if i >= wanted then wrk.thread:stop() end
+  return wrk.format("POST", "/v1/decisions",
+    {["Authorization"] = "Bearer " .. tokens[i], ["Content-Type"] = "application/json"}, '{"action":"read"}')
+end
+function done(summary, latency, requests)
+  io.write(string.format("RESULT %d %d %d %d %d %d\n", summary.requests, summary.duration,
+    latency:percentile(50), latency:percentile(99), summary.errors.status,
+    summary.errors.connect + summary.errors.read + summary.errors.write + summary.errors.timeout))
+end
+"""
+
+Result = tuple[float, float, float]  # requests/s, p50 ms, p99 ms
 
 
 def _port() -> int:
@@ -58,7 +92,7 @@ def _ready(url: str, path: str) -> None:
     raise SystemExit(f"{url} did not start")
 
 
-def load(urls: list[str], tokens: list[str], concurrency: int) -> tuple[float, float, float]:
+def python_load(urls: list[str], tokens: list[str], concurrency: int) -> Result:
     """Requests/s, p50 and p99 in ms; request i goes to urls[i % len(urls)]."""
     latencies: list[float] = []
     lock = threading.Lock()
@@ -97,12 +131,86 @@ def load(urls: list[str], tokens: list[str], concurrency: int) -> tuple[float, f
     )
 
 
+def wrk_load(urls: list[str], tokens: list[str], concurrency: int, tmp: Path) -> Result:
+    """One wrk per URL, at once, each with its share of connections and tokens. Two wrk runs give two
+    sets of percentiles: the combined p50 is their mean and the p99 their maximum."""
+    script = tmp / "fresh-tokens.lua"
+    script.write_text(WRK_SCRIPT)
+    share = len(tokens) // len(urls)
+    procs = []
+    for n, url in enumerate(urls):
+        mine = tokens[n * share : (n + 1) * share]
+        path = tmp / f"tokens-{n}.txt"
+        path.write_text("\n".join(mine) + "\n")
+        wanted = len(mine) - concurrency  # the rest serve the requests in flight at the stop
+        procs.append(
+            subprocess.Popen(
+                ["wrk", "-t1", f"-c{max(1, concurrency // len(urls))}", "-d120s", "--timeout", "30s",
+                 "-s", str(script), url, "--", str(path), str(wanted)],
+                stdout=subprocess.PIPE, text=True,
+            )
+        )  # fmt: skip
+    done, p50s, p99s = 0.0, [], []
+    for proc in procs:
+        out, _ = proc.communicate(timeout=300)
+        found = re.search(r"RESULT (\d+) (\d+) (\d+) (\d+) (\d+) (\d+)", out)
+        if found is None:
+            raise SystemExit(f"wrk did not report: {out[-500:]}")
+        count, micros, p50, p99, bad_status, socket_errors = (int(x) for x in found.groups())
+        if bad_status or socket_errors:
+            raise SystemExit(f"wrk saw {bad_status} non-2xx answers and {socket_errors} socket errors")
+        done += count / (micros / 1e6)
+        p50s.append(p50 / 1e3)
+        p99s.append(p99 / 1e3)
+    return done, statistics.mean(p50s), max(p99s)
+
+
+def scrape(urls: list[str]) -> dict[str, float]:
+    """The sums over every replica's /metrics of the counters this benchmark prints."""
+    totals = dict.fromkeys(("appends", "commits", "github", "decisions"), 0.0)
+    names = {
+        "agent_gate_audit_appends_total": "appends",
+        "agent_gate_audit_commits_total": "commits",
+        "agent_gate_github_calls_total": "github",
+        "agent_gate_decisions_total": "decisions",
+    }
+    for url in urls:
+        for line in requests.get(f"{url}/metrics", timeout=10).text.splitlines():
+            name = line.split("{")[0].split(" ")[0]
+            if name in names:
+                totals[names[name]] += float(line.rsplit(" ", 1)[1])
+    return totals
+
+
+def sqlite_bytes(path: Path) -> int:
+    with sqlite3.connect(path) as conn:
+        conn.execute("PRAGMA wal_checkpoint(TRUNCATE)")
+    return path.stat().st_size
+
+
+def pg_bytes(url: str) -> int:
+    with psycopg.connect(url, autocommit=True) as conn:
+        row = conn.execute(
+            "SELECT COALESCE(SUM(pg_total_relation_size(c.oid)), 0) FROM pg_class c "
+            "JOIN pg_namespace n ON n.oid = c.relnamespace WHERE n.nspname = 'public' AND c.relkind = 'r'"
+        ).fetchone()
+    assert row is not None
+    return int(row[0])
+
+
 def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--requests", type=int, default=2000)
+    parser.add_argument("--requests", type=int, default=4000)
     parser.add_argument("--concurrency", type=int, default=8)
-    parser.add_argument("--workers", type=int, default=1, help="gunicorn sync workers per replica")
+    parser.add_argument(
+        "--workers", type=int, default=2, help="gunicorn workers per replica (the gate's default here)"
+    )
+    parser.add_argument("--threads", type=int, default=16, help="threads per worker (the gate's default)")
+    parser.add_argument(
+        "--client", choices=("wrk", "python"), default="wrk" if shutil.which("wrk") else "python"
+    )
     args = parser.parse_args()
+    runs: list[tuple[str, Result, str]] = []
     with tempfile.TemporaryDirectory() as tmpdir:
         tmp = Path(tmpdir)
         data = tmp / "var"
@@ -115,6 +223,7 @@ def main() -> int:
             "GATE_DATA_DIR": str(data),
             "GATE_POLICY_PATH": str(ROOT / "policies"),
             "GATE_LOG_LEVEL": "WARNING",
+            "GATE_THREADS": str(args.threads),
         }
         base_env.pop("GATE_DEV_MODE", None)
         serve = [sys.executable, "-m", "app.cli", "serve", "--dev", "--workers", str(args.workers)]
@@ -130,60 +239,82 @@ def main() -> int:
             return urls
 
         def stop() -> None:
-            for p in procs:
-                os.killpg(p.pid, signal.SIGTERM)
-            for p in procs:
-                p.wait(30)
+            for proc in procs:
+                os.killpg(proc.pid, signal.SIGTERM)
+            for proc in procs:
+                proc.wait(30)
             procs.clear()
 
-        runs: list[tuple[str, tuple[float, float, float]]] = []
+        def mint() -> list[str]:
+            return [
+                issuer.mint(audience="agent-gate", **AGENT_PRESET)
+                for _ in range(args.requests + args.concurrency)
+            ]
+
+        def load(urls: list[str]) -> Result:
+            tokens = mint()
+            if args.client == "wrk":
+                return wrk_load(urls, tokens, args.concurrency, tmp)
+            return python_load(urls, tokens[: args.requests], args.concurrency)
+
+        def measured(name: str, urls: list[str], size: Callable[[], int]) -> None:
+            before = size()
+            result = load(urls)
+            grown = size() - before
+            totals = scrape(urls)
+            decisions = max(totals["decisions"], 1.0)
+            runs.append(
+                (
+                    name,
+                    result,
+                    f"{totals['appends'] / max(totals['commits'], 1):6.2f} {totals['github'] / decisions:6.1f} "
+                    f"{grown / decisions:8.0f}",
+                )
+            )
+
         try:
             port = _port()
             procs.append(
                 _start(
-                    [
-                        sys.executable,
-                        "-m",
-                        "gunicorn",
-                        "--workers",
-                        str(args.workers),
-                        "--worker-class",
-                        "sync",
-                        "--bind",
-                        f"127.0.0.1:{port}",
-                        "bench.floor_app:create_app()",
-                    ],
+                    [sys.executable, "-m", "gunicorn", "--workers", str(args.workers), "--worker-class", "gthread",
+                     "--threads", str(args.threads), "--keep-alive", "5", "--bind", f"127.0.0.1:{port}",
+                     "bench.floor_app:create_app()"],
                     base_env,
                     ROOT,
                 )
-            )
+            )  # fmt: skip
             _ready(f"http://127.0.0.1:{port}", "/v1/decisions")
-            mint = lambda: [issuer.mint(audience="agent-gate", **AGENT_PRESET) for _ in range(args.requests)]  # noqa: E731
-            runs.append(
-                ("floor: Flask + PyJWT verify", load([f"http://127.0.0.1:{port}"], mint(), args.concurrency))
-            )
+            runs.append(("floor: Flask + PyJWT verify", load([f"http://127.0.0.1:{port}"]), ""))
             stop()
-            sqlite_env = {**base_env, "GATE_DATABASE": f"sqlite:///{tmp / 'gate.db'}"}
-            runs.append(("gate, SQLite, 1 replica", load(gate(1, sqlite_env), mint(), args.concurrency)))
+            db = tmp / "gate.db"
+            sqlite_env = {**base_env, "GATE_DATABASE": f"sqlite:///{db}"}
+            measured("gate, SQLite, 1 replica", gate(1, sqlite_env), lambda: sqlite_bytes(db))
             stop()
             pg_env = {**base_env, "GATE_DATABASE": database}
-            runs.append(("gate, PostgreSQL, 1 replica", load(gate(1, pg_env), mint(), args.concurrency)))
+            measured("gate, PostgreSQL, 1 replica", gate(1, pg_env), lambda: pg_bytes(database))
             stop()
-            runs.append(("gate, PostgreSQL, 2 replicas", load(gate(2, pg_env), mint(), args.concurrency)))
+            measured("gate, PostgreSQL, 2 replicas", gate(2, pg_env), lambda: pg_bytes(database))
             stop()
         finally:
             stop()
             pg.drop_database(database)
     floor = runs[0][1][0]
     print(
-        f"{args.requests} read decisions, c={args.concurrency}, {args.workers} sync worker(s) per replica\n"
+        f"{args.requests} read decisions, c={args.concurrency}, {args.workers} worker(s) x {args.threads} "
+        f"threads per replica, load from {args.client}, {os.cpu_count()} cores\n"
     )
-    print(f"{'set-up':32} {'req/s':>8} {'p50 ms':>8} {'p99 ms':>8} {'x floor':>8}")
-    for name, (rps, p50, p99) in runs:
-        print(f"{name:32} {rps:8.0f} {p50:8.2f} {p99:8.2f} {rps / floor:8.2f}")
+    print(
+        f"{'set-up':32} {'req/s':>8} {'p50 ms':>8} {'p99 ms':>8} {'x floor':>8} "
+        f"{'app/cmt':>7} {'GH/dec':>6} {'B/dec':>8}"
+    )
+    for name, (rps, p50, p99), extra in runs:
+        print(f"{name:32} {rps:8.0f} {p50:8.2f} {p99:8.2f} {rps / floor:8.2f} {extra}")
     sqlite_rps, pg1, pg2 = runs[1][1][0], runs[2][1][0], runs[3][1][0]
     print(
-        f"\nPostgreSQL / SQLite (1 replica): {pg1 / sqlite_rps:.2f}x; 2 replicas / 1 replica on PostgreSQL: {pg2 / pg1:.2f}x"
+        f"\nPostgreSQL / SQLite (1 replica): {pg1 / sqlite_rps:.2f}x; "
+        f"2 replicas / 1 replica on PostgreSQL: {pg2 / pg1:.2f}x\n"
+        "app/cmt: audit appends per durable commit (group commit); GH/dec: GitHub calls per decision; "
+        "B/dec: bytes the store grew per decision"
     )
     return 0
 

@@ -23,7 +23,7 @@ from app.decide.approvals import ApprovalOutcome, assess_approvals
 from app.decide.audit_mode import apply_audit_mode
 from app.decide.decision import Decision, DecisionRequest, Reason, Subject
 from app.decide.provenance import Provenance, analyse
-from app.decide.rules import RuleCheck, check_rule
+from app.decide.rules import REPOSITORY_WEIGHT, RuleCheck, check_rule
 from app.evidence.model import Evidence, EvidenceNeeds, PullRequestFacts
 from app.policy.loader import LoadedPolicy, PolicySet
 from app.policy.schema import ActionSpec, PermissionClass, Rule
@@ -345,22 +345,32 @@ def _matching_rule(d: _Deciding) -> Decision | None:
     """The first rule whose every condition holds; denied, naming the closest rule, when none does.
     Read and propose actions are settled here.
 
-    Only the rules that could match this repository are checked, in file order, up to the first
-    that matches; every rule of the action is checked only to name the closest when none does."""
+    Only the rules that could match this repository (the candidates) are checked, in file order, up
+    to the first that matches. When none does, the closest rule is named: the rule the workload is
+    nearest to (:attr:`RuleCheck.distance`), a candidate before a rule for another repository at the
+    same distance, then the first in the file. A rule for another repository is at least
+    ``REPOSITORY_WEIGHT`` away, so the others are checked only when no candidate is that close."""
     assert d.loaded is not None and d.spec is not None
     action = d.request.action
     matched: RuleCheck | None = None
+    checks: list[RuleCheck] = []
     for rule in d.loaded.candidates(action, d.identity.repository_id):
         check = check_rule(rule, d.identity, d.environment, d.prov)
         if check.failures == 0:
             matched = check
             break
+        checks.append(check)
     if matched is None:
-        checks = [check_rule(rule, d.identity, d.environment, d.prov) for rule in d.loaded.rules_for(action)]
-        if not checks:
+        every = d.loaded.rules_for(action)
+        if not every:
             d.reasons.append(Reason(code="rule", ok=False, message=f"no rule of the policy allows {action}"))
             return d.finish(remedy=f"add a rule allowing {action} to the policy for this repository")
-        closest = min(checks, key=lambda c: c.distance)  # the first of the nearest
+        if not checks or min(c.distance for c in checks) > REPOSITORY_WEIGHT:
+            seen = {id(c.rule) for c in checks}
+            checks += [
+                check_rule(rule, d.identity, d.environment, d.prov) for rule in every if id(rule) not in seen
+            ]
+        closest = min(checks, key=lambda c: c.distance)  # candidates first, each group in file order
         name = closest.rule.name
         d.reasons.append(
             Reason(code="rule", ok=False, message=f"no rule allows {action}; closest is {name!r}")

@@ -13,7 +13,10 @@ from app.decide.provenance import Provenance
 from app.policy.schema import Repository, RepositoryPattern, Rule, describe_matchers, matcher_matches
 from app.tokens.identity import DEPLOYMENT_ISSUER, PR_CHECK_ISSUER, WorkloadIdentity
 
-_WEIGHTS = {"repository": 3, "environment": 3}
+# What a failed condition adds to a rule's distance; a rule for another repository is at least
+# REPOSITORY_WEIGHT away (the engine relies on it to skip them when a closer candidate exists).
+REPOSITORY_WEIGHT = 3
+_WEIGHTS = {"repository": REPOSITORY_WEIGHT, "environment": 3}
 
 
 @dataclass

@@ -79,6 +79,16 @@ class Metrics:
             ["issuer", "outcome"],
             registry=registry,
         )
+        self.audit_commits = Counter(
+            "agent_gate_audit_commits",
+            "Durable commits of audit records (one per batch of appends that arrived together).",
+            registry=registry,
+        )
+        self.audit_appends = Counter(
+            "agent_gate_audit_appends",
+            "Audit appends committed or failed; divided by agent_gate_audit_commits: the batch size.",
+            registry=registry,
+        )
         self.store_errors = Counter(
             "agent_gate_store_errors",
             "Store operations that failed, by the error code the gate answered.",

@@ -30,6 +30,15 @@ class AuditRecord:
 
 
 @dataclass(frozen=True)
+class Replay:
+    """A token's replay record: ``(issuer, jti)`` used until ``expires_at`` (unix seconds)."""
+
+    issuer: str
+    jti: str
+    expires_at: int
+
+
+@dataclass(frozen=True)
 class ChainReport:
     ok: bool
     records: int
@@ -68,9 +77,19 @@ QUEUED, DUPLICATE, SAME_BODY = "queued", "duplicate", "same-body"
 
 class Store(Protocol):
     def append_audit(
-        self, kind: str, payload: dict[str, Any], *, time: datetime | None = None
+        self,
+        kind: str,
+        payload: dict[str, Any],
+        *,
+        time: datetime | None = None,
+        replay: Replay | None = None,
     ) -> AuditRecord:
-        """Append one record to the chain atomically. Raises ``Unavailable(code='audit-unavailable')``."""
+        """Append one record to the chain atomically and durably; with ``replay``, write the token's
+        replay record in the same transaction (``AlreadyUsed`` and nothing written when it exists).
+
+        Concurrent appends of one process share a commit (app.store.group); each returns only once
+        its record is durable. Raises ``Unavailable(code='audit-unavailable')``.
+        """
         ...
 
     def iter_audit(self, since: datetime | None = None) -> Iterator[AuditRecord]:
@@ -87,6 +106,11 @@ class Store(Protocol):
         ``anchor`` = a (seq, hash) taken earlier from :meth:`head` and kept elsewhere: the chain must
         still hold that record with that hash (catches a truncated or re-hashed log).
         """
+        ...
+
+    def jti_used(self, issuer: str, jti: str) -> bool:
+        """Whether (issuer, jti) has a committed replay record (a read: the early refusal of a replay;
+        the replay record itself is written with the decision's audit record)."""
         ...
 
     def claim_jti(self, issuer: str, jti: str, expires_at: int) -> bool:
@@ -115,10 +139,18 @@ class Store(Protocol):
     def get_decision(self, decision_id: str) -> dict[str, Any] | None: ...
 
     def record_decision(
-        self, decision_id: str, record: dict[str, Any], kind: str, payload: dict[str, Any]
+        self,
+        decision_id: str,
+        record: dict[str, Any],
+        kind: str,
+        payload: dict[str, Any],
+        *,
+        replay: Replay | None = None,
     ) -> AuditRecord:
-        """Append the audit record ``(kind, payload)`` and keep ``record`` for the decision page, in
-        one durable transaction: both or neither. Raises ``Unavailable(code='audit-unavailable')``."""
+        """Append the audit record ``(kind, payload)``, keep ``record`` for the decision page and write
+        the token's replay record, in one durable transaction: all or nothing. Raises
+        ``AlreadyUsed`` (nothing written) when the token's replay record exists, and
+        ``Unavailable(code='audit-unavailable')``."""
         ...
 
     def purge_retained(self, before: int) -> int:

@@ -22,17 +22,9 @@ import psycopg
 from psycopg.rows import dict_row
 
 from app.errors import GateError, Unavailable
-from app.store.base import AuditRecord, ChainReport
-from app.store.canonical import (
-    GENESIS,
-    ChainVerifier,
-    encode_audit,
-    encode_decision,
-    record_from_row,
-    record_hash,
-    utc_iso,
-    with_request_id,
-)
+from app.store.base import AuditRecord, ChainReport, Replay
+from app.store.canonical import ChainVerifier, encode_decision, record_from_row, utc_iso
+from app.store.group import GroupCommit, Outcome, PendingAppend, admit, chain, prepare, settle
 from app.store.migrations import MIGRATIONS_TABLE, pending
 from app.store.postgres_breakglass import PostgresBreakGlass
 from app.store.postgres_pool import Pool
@@ -67,6 +59,7 @@ class PostgresStore(PostgresQueue, PostgresBreakGlass):
         """Open the pool; with ``migrate``, bring the schema to the newest version."""
         self._clock = clock
         self._db = Pool(url, size=pool_size, timeout=pool_timeout)
+        self._group = GroupCommit(self._write_batch)
         self.where = self._db.where
         try:
             with self._db.failing_as(
@@ -126,31 +119,34 @@ class PostgresStore(PostgresQueue, PostgresBreakGlass):
 
     # -- audit ---------------------------------------------------------------------------------
     def append_audit(
-        self, kind: str, payload: dict[str, Any], *, time: datetime | None = None
-    ) -> AuditRecord:
-        """Append one record atomically and durably. Raises ``Unavailable(code='audit-unavailable')``."""
-        return self._append(kind, payload, time, None)
-
-    def record_decision(
-        self, decision_id: str, record: dict[str, Any], kind: str, payload: dict[str, Any]
-    ) -> AuditRecord:
-        """The decision's audit record and its page in one transaction (one commit, one WAL flush)."""
-        return self._append(kind, payload, None, (decision_id, encode_decision(record)))
-
-    def _append(
         self,
         kind: str,
         payload: dict[str, Any],
-        time: datetime | None,
-        decision: tuple[str, str] | None,
+        *,
+        time: datetime | None = None,
+        replay: Replay | None = None,
     ) -> AuditRecord:
+        """Append one record atomically and durably. Raises ``Unavailable(code='audit-unavailable')``."""
         when = datetime.fromtimestamp(self._clock(), UTC) if time is None else time
-        payload = with_request_id(payload)
-        try:
-            normal, payload_text, time_text = encode_audit(kind, payload, when)
-        except Unavailable:
-            log.error("audit record %r not written, its payload cannot be encoded", kind)
-            raise
+        return self._group.submit(prepare(kind, payload, when, replay=replay))
+
+    def record_decision(
+        self,
+        decision_id: str,
+        record: dict[str, Any],
+        kind: str,
+        payload: dict[str, Any],
+        *,
+        replay: Replay | None = None,
+    ) -> AuditRecord:
+        """The decision's audit record, its page and its token's replay record in one transaction,
+        shared with the appends of this process that arrive together (one commit, one WAL flush)."""
+        when = datetime.fromtimestamp(self._clock(), UTC)
+        page = (decision_id, encode_decision(record))
+        return self._group.submit(prepare(kind, payload, when, decision=page, replay=replay))
+
+    def _write_batch(self, batch: list[PendingAppend]) -> list[Outcome]:
+        """One transaction: replay records, decision pages, then the chain under :data:`AUDIT_LOCK`."""
         with (
             self._db.failing_as(
                 "audit-unavailable",
@@ -159,28 +155,59 @@ class PostgresStore(PostgresQueue, PostgresBreakGlass):
             ),
             self._db.transaction() as cur,
         ):
-            if decision is not None:  # before the lock: the lock is held for as little as possible
-                cur.execute(
-                    "INSERT INTO decisions (decision_id, created_at, record) VALUES (%s, %s, %s) "
+            # Before the lock, which is held for as little as possible: the replay records (a
+            # conflict with another replica's uncommitted record waits for its commit, then skips)
+            # and the decision pages of the appends kept...
+            fresh = self._claim_replays(cur, [item.replay for item in batch if item.replay is not None])
+
+            def claimed(replay: Replay) -> bool:
+                key = (replay.issuer, replay.jti)
+                if key not in fresh:
+                    return False
+                fresh.discard(key)  # a second append of the same batch with this token is a replay
+                return True
+
+            admitted = admit(batch, claimed)
+            kept = [item for item, ok in zip(batch, admitted, strict=True) if ok]
+            pages = [(*item.decision, int(self._clock())) for item in kept if item.decision is not None]
+            if pages:
+                cur.executemany(
+                    "INSERT INTO decisions (decision_id, record, created_at) VALUES (%s, %s, %s) "
                     "ON CONFLICT (decision_id) DO UPDATE SET created_at = excluded.created_at, "
                     "record = excluded.record",
-                    (decision[0], int(self._clock()), decision[1]),
+                    pages,
                 )
-            # The lock is released by the commit (or rollback) of this transaction, never earlier:
-            # the next appender's head read is a new statement, so it sees this record committed.
+            # ...then the chain. The lock is released by the commit (or rollback) of this
+            # transaction, never earlier: the next appender's head read is a new statement (with a
+            # new snapshot), so it sees this batch committed.
             cur.execute("SELECT pg_advisory_xact_lock(%s)", (AUDIT_LOCK,))
             cur.execute("SELECT seq, hash FROM audit ORDER BY seq DESC LIMIT 1")
             row = cur.fetchone()
-            seq, prev = (int(row[0]) + 1, str(row[1])) if row else (1, GENESIS)
-            digest = record_hash(seq, when, kind, normal, prev)
-            cur.execute(
+            linked = chain(kept, (int(row[0]), str(row[1])) if row else None)
+            cur.executemany(
                 "INSERT INTO audit (seq, time, kind, payload, prev_hash, hash) "
                 "VALUES (%s, %s, %s, %s, %s, %s)",
-                (seq, time_text, kind, payload_text, prev, digest),
+                [link.row() for link in linked],
             )
-        return AuditRecord(
-            seq=seq, time=when.astimezone(UTC), kind=kind, payload=normal, prev_hash=prev, hash=digest
+        return settle(admitted, linked)
+
+    @staticmethod
+    def _claim_replays(cur: psycopg.Cursor[Any], replays: list[Replay]) -> set[tuple[str, str]]:
+        """Insert the replay records; the (issuer, jti) that were new.
+
+        In sorted order: two replicas' batches holding the same tokens then wait for each other's
+        rows in the same order, never in a circle (a deadlock would fail both batches).
+        """
+        if not replays:
+            return set()
+        replays = sorted(replays, key=lambda r: (r.issuer, r.jti))
+        cur.execute(
+            "INSERT INTO replay (issuer, jti, expires_at) "
+            "SELECT * FROM unnest(%s::text[], %s::text[], %s::bigint[]) "
+            "ON CONFLICT (issuer, jti) DO NOTHING RETURNING issuer, jti",
+            ([r.issuer for r in replays], [r.jti for r in replays], [r.expires_at for r in replays]),
         )
+        return {(str(issuer), str(jti)) for issuer, jti in cur.fetchall()}
 
     def _audit_rows(self, first_seq: int) -> Iterator[tuple[Any, ...]]:
         after = first_seq - 1
@@ -240,6 +267,17 @@ class PostgresStore(PostgresQueue, PostgresBreakGlass):
         return (int(row[0]), str(row[1])) if row else None
 
     # -- replay --------------------------------------------------------------------------------
+    def jti_used(self, issuer: str, jti: str) -> bool:
+        """Whether (issuer, jti) has a committed replay record."""
+        return (
+            self._one(
+                "the replay record cannot be read, so the token was not accepted",
+                "SELECT 1 FROM replay WHERE issuer = %s AND jti = %s",
+                (issuer, jti),
+            )
+            is not None
+        )
+
     def claim_jti(self, issuer: str, jti: str, expires_at: int) -> bool:
         """True the first time (issuer, jti) is seen by any replica, False ever after (until purged)."""
         return (

@@ -19,17 +19,9 @@ from pathlib import Path
 from typing import Any, NoReturn
 
 from app.errors import ConfigError, GateError, Unavailable
-from app.store.base import AuditRecord, ChainReport, Store
-from app.store.canonical import (
-    GENESIS,
-    ChainVerifier,
-    encode_audit,
-    encode_decision,
-    record_from_row,
-    record_hash,
-    utc_iso,
-    with_request_id,
-)
+from app.store.base import AuditRecord, ChainReport, Replay, Store
+from app.store.canonical import ChainVerifier, encode_decision, record_from_row, utc_iso
+from app.store.group import GroupCommit, Outcome, PendingAppend, admit, chain, prepare, settle
 from app.store.migrations import Migration
 from app.store.sqlite_breakglass import SQLiteBreakGlass
 from app.store.sqlite_connections import Connections
@@ -62,6 +54,7 @@ class SQLiteStore(SQLiteQueue, SQLiteBreakGlass):
         self._migrate_on_open = migrate
         self._clock = clock
         self._db = Connections(self.path, busy_timeout_ms=busy_timeout_ms)
+        self._group = GroupCommit(self._write_batch)
         try:
             self._open(busy_timeout_ms)
         except GateError:
@@ -139,31 +132,34 @@ class SQLiteStore(SQLiteQueue, SQLiteBreakGlass):
 
     # -- audit ---------------------------------------------------------------------------------
     def append_audit(
-        self, kind: str, payload: dict[str, Any], *, time: datetime | None = None
-    ) -> AuditRecord:
-        """Append one record atomically and durably. Raises ``Unavailable(code='audit-unavailable')``."""
-        return self._append(kind, payload, time, None)
-
-    def record_decision(
-        self, decision_id: str, record: dict[str, Any], kind: str, payload: dict[str, Any]
-    ) -> AuditRecord:
-        """The decision's audit record and its page in one durable transaction (one fsync)."""
-        return self._append(kind, payload, None, (decision_id, encode_decision(record)))
-
-    def _append(
         self,
         kind: str,
         payload: dict[str, Any],
-        time: datetime | None,
-        decision: tuple[str, str] | None,
+        *,
+        time: datetime | None = None,
+        replay: Replay | None = None,
     ) -> AuditRecord:
+        """Append one record atomically and durably. Raises ``Unavailable(code='audit-unavailable')``."""
         when = datetime.fromtimestamp(self._clock(), UTC) if time is None else time
-        payload = with_request_id(payload)
-        try:
-            normal, payload_text, time_text = encode_audit(kind, payload, when)
-        except Unavailable:
-            log.error("audit record %r not written, its payload cannot be encoded", kind)
-            raise
+        return self._group.submit(prepare(kind, payload, when, replay=replay))
+
+    def record_decision(
+        self,
+        decision_id: str,
+        record: dict[str, Any],
+        kind: str,
+        payload: dict[str, Any],
+        *,
+        replay: Replay | None = None,
+    ) -> AuditRecord:
+        """The decision's audit record, its page and its token's replay record in one durable
+        transaction, shared with the appends that arrive together (one fsync for all of them)."""
+        when = datetime.fromtimestamp(self._clock(), UTC)
+        page = (decision_id, encode_decision(record))
+        return self._group.submit(prepare(kind, payload, when, decision=page, replay=replay))
+
+    def _write_batch(self, batch: list[PendingAppend]) -> list[Outcome]:
+        """One ``BEGIN IMMEDIATE`` transaction, committed with one fsync (see app.store.group)."""
         with (
             self._db.failing_as(
                 "audit-unavailable",
@@ -173,20 +169,31 @@ class SQLiteStore(SQLiteQueue, SQLiteBreakGlass):
             self._db.transaction(durable=True) as conn,
         ):
             row = conn.execute("SELECT seq, hash FROM audit ORDER BY seq DESC LIMIT 1").fetchone()
-            seq, prev = (int(row[0]) + 1, str(row[1])) if row else (1, GENESIS)
-            digest = record_hash(seq, when, kind, normal, prev)
-            conn.execute(
-                "INSERT INTO audit (seq, time, kind, payload, prev_hash, hash) VALUES (?, ?, ?, ?, ?, ?)",
-                (seq, time_text, kind, payload_text, prev, digest),
-            )
-            if decision is not None:
-                conn.execute(
-                    "INSERT OR REPLACE INTO decisions (decision_id, created_at, record) VALUES (?, ?, ?)",
-                    (decision[0], int(self._clock()), decision[1]),
+
+            def claimed(replay: Replay) -> bool:
+                return bool(
+                    conn.execute(
+                        "INSERT INTO replay (issuer, jti, expires_at) VALUES (?, ?, ?) "
+                        "ON CONFLICT (issuer, jti) DO NOTHING",
+                        (replay.issuer, replay.jti, replay.expires_at),
+                    ).rowcount
+                    == 1
                 )
-        return AuditRecord(
-            seq=seq, time=when.astimezone(UTC), kind=kind, payload=normal, prev_hash=prev, hash=digest
-        )
+
+            admitted = admit(batch, claimed)
+            linked = chain([item for item, ok in zip(batch, admitted, strict=True) if ok], _head(row))
+            conn.executemany(
+                "INSERT INTO audit (seq, time, kind, payload, prev_hash, hash) VALUES (?, ?, ?, ?, ?, ?)",
+                [link.row() for link in linked],
+            )
+            now = int(self._clock())
+            pages = [(*link.item.decision, now) for link in linked if link.item.decision is not None]
+            if pages:
+                conn.executemany(
+                    "INSERT OR REPLACE INTO decisions (decision_id, record, created_at) VALUES (?, ?, ?)",
+                    pages,
+                )
+        return settle(admitted, linked)
 
     def _audit_rows(self, first_seq: int) -> Iterator[tuple[Any, ...]]:
         """Raw rows from ``first_seq`` on, a page per query (keyset: each query is its own snapshot)."""
@@ -252,6 +259,18 @@ class SQLiteStore(SQLiteQueue, SQLiteBreakGlass):
         return (int(row[0]), str(row[1])) if row else None
 
     # -- replay --------------------------------------------------------------------------------
+    def jti_used(self, issuer: str, jti: str) -> bool:
+        """Whether (issuer, jti) has a replay record: a read, no write lock."""
+        with self._db.failing_as(
+            "store-unavailable", "the replay record cannot be read, so the token was not accepted"
+        ):
+            row = (
+                self._db.get()
+                .execute("SELECT 1 FROM replay WHERE issuer = ? AND jti = ?", (issuer, jti))
+                .fetchone()
+            )
+        return row is not None
+
     def claim_jti(self, issuer: str, jti: str, expires_at: int) -> bool:
         """True the first time (issuer, jti) is seen, False ever after (until purged past expiry)."""
         with self._db.failing_as(
@@ -411,6 +430,10 @@ class SQLiteStore(SQLiteQueue, SQLiteBreakGlass):
                 "INSERT INTO heartbeat (id, at) VALUES (1, ?) ON CONFLICT(id) DO UPDATE SET at = excluded.at",
                 (int(self._clock()),),
             )
+
+
+def _head(row: tuple[Any, ...] | None) -> tuple[int, str] | None:
+    return (int(row[0]), str(row[1])) if row else None
 
 
 def _is_busy(exc: sqlite3.OperationalError) -> bool:

@@ -24,11 +24,7 @@ Messages say what was found, what was expected and what to do. They never contai
 
 from __future__ import annotations
 
-import base64
-import binascii
 import hashlib
-import json
-import math
 import time
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
@@ -55,8 +51,12 @@ from jwt.exceptions import (
 from jwt.types import Options
 
 from app.errors import ConfigError, TokenError, TokenTooLarge
-from app.tokens.identity import REQUIRED_CLAIMS, WorkloadIdentity, display_claims
+from app.tokens.identity import REQUIRED_CLAIMS, WorkloadIdentity
 from app.tokens.jwks import ALGORITHM, IssuerConfig, KeySource
+from app.tokens.unverified import display as _display
+from app.tokens.unverified import show as _show
+from app.tokens.unverified import unverified_display_claims
+from app.tokens.unverified import unverified_parts as _unverified_parts
 
 __all__ = [
     "ALGORITHM",
@@ -68,13 +68,15 @@ __all__ = [
 ]
 
 MAX_LEEWAY = 60
-_SHOWN_TEXT = 200  # characters of an unverified string value shown in a message or an audit record
-_MAX_AUDITED_TOKEN = 65536  # longer bearer strings are not even parsed for the audit record
 
 
 class ReplayStore(Protocol):
     def claim_jti(self, issuer: str, jti: str, expires_at: int) -> bool:
         """Record ``(issuer, jti)`` as used until ``expires_at``; False if it was already used."""
+        ...
+
+    def jti_used(self, issuer: str, jti: str) -> bool:
+        """Whether ``(issuer, jti)`` was already used (a read; nothing recorded)."""
         ...
 
 
@@ -83,6 +85,8 @@ class VerifiedToken:
     claims: dict[str, Any]
     identity: WorkloadIdentity
     token_hash: str  # sha256 hex of the raw token: for the audit log, never the token
+    issuer: str = ""  # the trusted issuer's URL: with claims["jti"], the token's replay key
+    spend_until: int = 0  # the last second the token is accepted: its replay record lasts this long
 
 
 class TokenVerifier:
@@ -144,8 +148,15 @@ class TokenVerifier:
         for source in self._sources.values():
             source.check()
 
-    def verify(self, token: str) -> VerifiedToken:
+    def verify(self, token: str, *, spend: bool = True) -> VerifiedToken:
         """The verified token and its identity.
+
+        ``spend``: record the token as used now (its replay record, in a transaction of its own).
+        Without it the token is only checked not to be used yet, and the caller writes its replay
+        record (``issuer``, ``claims["jti"]``, ``spend_until``) in the transaction that records what
+        the token was used for: the decision endpoint does, so a token is spent by, and only by, a
+        durable audit record, and a concurrent second use of it is refused by that transaction
+        (:meth:`replayed` says so).
 
         Raises :class:`TokenError` (401, ``code`` says which check failed), :class:`TokenTooLarge`
         (413), or :class:`~app.errors.Unavailable` (503) when the issuer's keys or the replay store
@@ -196,14 +207,30 @@ class TokenVerifier:
         claims = self._decode(token, key, source.issuer.url, unverified)
         self._check_times(claims)
         identity = WorkloadIdentity.from_claims(claims)
-        if not self._replay.claim_jti(source.issuer.url, claims["jti"], self._last_acceptable_second(claims)):
-            _refuse(
-                f"this token (jti {_show(claims['jti'])}) was already used; expected a fresh token for "
-                "every call: request a new one right before calling the gate",
-                "replayed",
-                claims,
-            )
-        return VerifiedToken(claims=claims, identity=identity, token_hash=self.token_hash(token))
+        until = self._last_acceptable_second(claims)
+        if (
+            not self._replay.claim_jti(source.issuer.url, claims["jti"], until)
+            if spend
+            else self._replay.jti_used(source.issuer.url, claims["jti"])
+        ):
+            raise self.replayed(claims)
+        return VerifiedToken(
+            claims=claims,
+            identity=identity,
+            token_hash=self.token_hash(token),
+            issuer=source.issuer.url,
+            spend_until=until,
+        )
+
+    @staticmethod
+    def replayed(claims: Mapping[str, Any]) -> TokenError:
+        """The refusal of a token already used (also when another request spent it first)."""
+        return TokenError(
+            f"this token (jti {_show(claims['jti'])}) was already used; expected a fresh token for "
+            "every call: request a new one right before calling the gate",
+            code="replayed",
+            claims=_display(claims),
+        )
 
     def _decode(self, token: str, key: jwt.PyJWK, issuer: str, unverified: dict[str, Any]) -> dict[str, Any]:
         # PyJWT reads only the system clock. When the gate runs on it (always, outside tests) PyJWT
@@ -360,50 +387,7 @@ class TokenVerifier:
         return min(int(claims["exp"]), int(claims["iat"]) + self._max_age) + self._leeway
 
 
-def unverified_display_claims(token: str) -> dict[str, Any]:
-    """The displayable claims of a token read WITHOUT verification, for auditing a refusal.
-
-    Never raises: anything that is not a JWT gives ``{}``. Values are bounded in size.
-    """
-    if not isinstance(token, str) or len(token) > _MAX_AUDITED_TOKEN:
-        return {}
-    try:
-        return _display(_unverified_parts(token)[1])
-    except TokenError:
-        return {}
-
-
 # -- helpers -------------------------------------------------------------------------------------------
-
-
-def _b64json(segment: str) -> dict[str, Any]:
-    """One base64url JSON object segment, decoded without any check (a few µs; PyJWT's parse is ~100)."""
-    try:
-        raw = base64.urlsafe_b64decode(segment.encode("ascii") + b"=" * (-len(segment) % 4))
-        value = json.loads(raw)
-    except (ValueError, binascii.Error, UnicodeError, RecursionError) as exc:
-        raise TokenError(
-            "the token is not a JWT: a segment is not base64url-encoded JSON; send the job's OIDC token unchanged",
-            code="malformed",
-        ) from exc
-    if not isinstance(value, dict):
-        raise TokenError("the token is not a JWT: a segment is not a JSON object", code="malformed")
-    return value
-
-
-def _unverified_parts(token: str) -> tuple[dict[str, Any], dict[str, Any]]:
-    """The header and payload, unverified: only to choose the issuer and the key."""
-    if not token.isascii():
-        raise TokenError("the bearer token is not a JWT: it holds non-ASCII characters", code="malformed")
-    parts = token.split(".")
-    # An empty signature is let through to the algorithm check, so that alg "none" is named as such.
-    if len(parts) != 3 or not parts[0] or not parts[1]:
-        raise TokenError(
-            "the bearer token is not a JWT: expected three dot-separated segments (header, payload, "
-            f"signature), got {len(parts)}. Send the job's OIDC token",
-            code="malformed",
-        )
-    return _b64json(parts[0]), _b64json(parts[1])
 
 
 def _refuse(message: str, code: str, claims: Mapping[str, Any], cause: Exception | None = None) -> NoReturn:
@@ -426,33 +410,6 @@ def _time_claim_problem(claims: Mapping[str, Any]) -> str | None:
         if not isinstance(value, int) or isinstance(value, bool):
             return f"the token's {name} must be an integer number of seconds, got {_show(value)}"
     return None
-
-
-def _display(claims: Mapping[str, Any]) -> dict[str, Any]:
-    """display_claims, with unverified values bounded: long strings cut, nested values summarised."""
-    shown: dict[str, Any] = {}
-    for name, value in display_claims(dict(claims)).items():
-        if isinstance(value, list) and all(isinstance(v, str) for v in value):
-            shown[name] = [_bounded(v) for v in value[:5]]
-        else:
-            shown[name] = _bounded(value)
-    return shown
-
-
-def _bounded(value: Any) -> Any:
-    if isinstance(value, str):
-        return value if len(value) <= _SHOWN_TEXT else value[:_SHOWN_TEXT] + "..."
-    if isinstance(value, float):
-        return value if math.isfinite(value) else repr(value)  # NaN/Infinity are not JSON
-    if isinstance(value, int) or value is None:
-        return value
-    return f"<{type(value).__name__}>"
-
-
-def _show(value: Any) -> str:
-    """A value from an unverified token, quoted and bounded, for a message."""
-    text = repr(value)
-    return text if len(text) <= _SHOWN_TEXT else text[:_SHOWN_TEXT] + "..."
 
 
 def _when(ts: float) -> str:

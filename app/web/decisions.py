@@ -16,6 +16,7 @@ from app.credentials.grants import GrantSubject
 from app.decide.decision import Decision, DecisionRequest, new_decision_id
 from app.decide.engine import decide, evidence_needs
 from app.errors import (
+    AlreadyUsed,
     GateError,
     InvalidRequest,
     TokenError,
@@ -23,7 +24,9 @@ from app.errors import (
 )
 from app.evidence.model import Evidence
 from app.settings import gate_version
+from app.store.base import Replay
 from app.tokens.identity import WorkloadIdentity
+from app.tokens.verify import VerifiedToken
 from app.web.http import audit_refusal, bearer_token, gate, issued_body, parse_json_body
 
 log = logging.getLogger("agent_gate.api")
@@ -31,9 +34,8 @@ log = logging.getLogger("agent_gate.api")
 bp = Blueprint("api", __name__)
 
 
-def _audit_undecided(
-    exc: GateError, token_hash: str, identity: WorkloadIdentity, body: DecisionRequest
-) -> None:
+def _audit_undecided(exc: GateError, verified: VerifiedToken, body: DecisionRequest) -> None:
+    identity = verified.identity
     try:
         gate().store.append_audit(
             "decision-not-made",
@@ -44,12 +46,18 @@ def _audit_undecided(
                 "repository_id": identity.repository_id,
                 "actor_id": identity.actor_id,
                 "run_id": identity.run_id,
-                "token_sha256": token_hash,
+                "token_sha256": verified.token_hash,
                 "delivered": False,
             },
+            replay=replay_of(verified),  # the token is spent: a retry comes with a fresh one
         )
-    except Unavailable:
+    except GateError:  # the store is down (logged there), or the token was spent by another request
         log.error("could not audit the decision not made for run %s", identity.run_id)
+
+
+def replay_of(verified: VerifiedToken) -> Replay:
+    """The token's replay record, written in the transaction of the audit record that spends it."""
+    return Replay(verified.issuer, str(verified.claims["jti"]), verified.spend_until)
 
 
 def decision_audit_payload(decision: Decision, token_hash: str) -> dict[str, Any]:
@@ -66,7 +74,8 @@ def create_decision() -> tuple[Response, int]:
     token: str | None = None
     try:
         token = bearer_token()
-        verified = g.verifier.verify(token)
+        # Checked unused here; spent by the decision's audit record (record_decision below).
+        verified = g.verifier.verify(token, spend=False)
     except TokenError as exc:
         audit_refusal(exc, token)
         raise
@@ -84,18 +93,26 @@ def create_decision() -> tuple[Response, int]:
         # record that, so the audit log shows the attempt and not a silent gap; the client gets 503
         # and retries with a fresh token.
         if exc.status >= 500:
-            _audit_undecided(exc, verified.token_hash, identity, body)
+            _audit_undecided(exc, verified, body)
         raise
     if g.break_glass is not None:
         decision = g.break_glass.apply(decision)
     decision = decision.model_copy(update={"details_url": g.details_url(decision.decision_id)})
-    # The audit write comes before the answer; if it fails the gate denies (Unavailable -> 503).
-    g.store.record_decision(
-        decision.decision_id,
-        decision.model_dump(mode="json"),
-        "decision",
-        decision_audit_payload(decision, verified.token_hash),
-    )
+    # The audit write comes before the answer; if it fails the gate denies (Unavailable -> 503). It
+    # spends the token in the same transaction: of two requests with one token, only the one whose
+    # record commits first is answered; the other is refused as a replay and leaves no decision.
+    try:
+        g.store.record_decision(
+            decision.decision_id,
+            decision.model_dump(mode="json"),
+            "decision",
+            decision_audit_payload(decision, verified.token_hash),
+            replay=replay_of(verified),
+        )
+    except AlreadyUsed:
+        refusal = g.verifier.replayed(verified.claims)
+        audit_refusal(refusal, token)
+        raise refusal from None
     g.after_decision(decision)
     g.housekeep()
     answer = decision.model_dump(mode="json")

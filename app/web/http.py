@@ -25,7 +25,7 @@ from app.errors import (
     UnsupportedMediaType,
 )
 from app.gate import Gate
-from app.tokens.verify import unverified_display_claims
+from app.tokens.unverified import unverified_display_claims
 
 MAX_BODY_BYTES = 64 * 1024
 MAX_AUTHORIZATION_BYTES = 16 * 1024

@@ -70,11 +70,11 @@ def test_a_renamed_repository_is_still_checked_by_id(checked: list[str]) -> None
     )
     decision = run(policies, identity(), "read")
     assert not decision.allowed
-    assert checked == ["old-name"] * 2, "checked for a match, then again to name the closest"
+    assert checked == ["old-name"], "checked once: that check names it the closest too"
     assert "repository id 2000 is pinned as octo-org/old" in " ".join(failed(decision))
 
 
-def test_when_no_rule_matches_every_rule_of_the_action_is_checked_to_name_the_closest(
+def test_when_a_candidate_is_as_close_as_a_repository_mismatch_no_other_rule_is_checked(
     checked: list[str],
 ) -> None:
     policies = policy_set(
@@ -86,8 +86,55 @@ def test_when_no_rule_matches_every_rule_of_the_action_is_checked_to_name_the_cl
     )
     decision = run(policies, identity(), "read")
     assert not decision.allowed and decision.rule == "from-dev"
-    assert checked == ["from-dev", "elsewhere", "from-dev"]
+    assert checked == ["from-dev"], "a rule for another repository is never closer than a wrong ref"
     assert failed(decision) == [
         "rule: no rule allows read; closest is 'from-dev'",
         "ref: ref: got refs/heads/main, expected refs/heads/dev",
     ]
+
+
+def test_at_the_same_distance_a_rule_for_this_repository_is_named_before_an_earlier_one(
+    checked: list[str],
+) -> None:
+    policies = policy_set(
+        rules(
+            "{name: elsewhere, actions: [deploy], repositories: [{id: 3001, name: octo-org/other}]}",
+            "{name: staging, actions: [deploy], repositories: '*', environments: [staging]}",
+        )
+    )
+    decision = run(policies, identity(environment="production"), "deploy")
+    assert decision.rule == "staging", (
+        "both are 3 away (a repository, an environment): this repository's wins"
+    )
+    assert checked == ["staging"]
+
+
+def test_when_every_candidate_is_further_than_a_repository_mismatch_every_rule_is_checked(
+    checked: list[str],
+) -> None:
+    policies = policy_set(
+        rules(
+            "{name: far, actions: [read], repositories: '*', refs: [refs/heads/dev], environments: [staging]}",
+            "{name: elsewhere-1, actions: [read], repositories: [{id: 3001, name: octo-org/other}], "
+            "events: [schedule]}",
+            "{name: elsewhere-2, actions: [read], repositories: [{id: 3002, name: octo-org/more}]}",
+        )
+    )
+    decision = run(policies, identity(environment="production"), "read")
+    assert decision.rule == "elsewhere-2", "3 away (its repository) beats 4 (environment 3 + ref 1)"
+    assert checked == ["far", "elsewhere-1", "elsewhere-2"]
+
+
+def test_without_a_candidate_every_rule_of_the_action_is_checked_and_the_first_nearest_named(
+    checked: list[str],
+) -> None:
+    policies = policy_set(
+        rules(
+            "{name: other-1, actions: [read], repositories: [{id: 3001, name: octo-org/a}], refs: [refs/heads/x]}",
+            "{name: other-2, actions: [read], repositories: [{id: 3002, name: octo-org/b}]}",
+            "{name: other-3, actions: [read], repositories: [{id: 3003, name: octo-org/c}]}",
+        )
+    )
+    decision = run(policies, identity(), "read")
+    assert decision.rule == "other-2"
+    assert checked == ["other-1", "other-2", "other-3"]

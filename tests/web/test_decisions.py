@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import logging
+import threading
 
 import pytest
 
@@ -122,6 +123,68 @@ def test_refused_token_is_audited_by_hash_never_by_value(app, ask, mint):
     assert refused["claims"]["repository"] == "octo-org/octo-repo"
     assert token not in json.dumps([r.payload for r in records])
     assert len(refused["token_sha256"]) == 64
+
+
+def test_one_token_sent_twice_at_once_is_answered_once(app, mint, monkeypatch):
+    """Both requests pass verification before either is recorded; the decision's transaction spends
+    the token, so the one recorded second is refused as a replay and leaves no decision behind."""
+    import app.web.decisions as decisions
+
+    both_decided = threading.Barrier(2, timeout=10)
+    original = decisions.decide_request
+
+    def decide_together(*args, **kwargs):
+        decision = original(*args, **kwargs)
+        both_decided.wait()
+        return decision
+
+    monkeypatch.setattr(decisions, "decide_request", decide_together)
+    token = mint()
+    answers: list[tuple[int, str | None]] = []
+
+    def send() -> None:
+        r = app.test_client().post(
+            "/v1/decisions", json={"action": "read"}, headers={"Authorization": f"Bearer {token}"}
+        )
+        body = r.get_json()
+        answers.append((r.status_code, body["errors"][0]["code"] if "errors" in body else None))
+
+    threads = [threading.Thread(target=send) for _ in range(2)]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join(20)
+    assert sorted(answers) == [(200, None), (401, "replayed")]
+    records = list(app.extensions["agent_gate"].store.iter_audit())
+    assert sorted(r.kind for r in records) == ["decision", "token-refused"]
+    refused = next(r.payload for r in records if r.kind == "token-refused")
+    assert refused["code"] == "replayed" and refused["claims"]["repository"] == "octo-org/octo-repo"
+
+
+def test_a_token_is_spent_by_a_decision_not_made(ask, mint, evidence_source):
+    evidence_source.error = GitHubError("GitHub did not answer in 10 s; retry later")
+    token = mint(environment="production")
+    assert ask({"action": "deploy"}, token=token).status_code == 503
+    evidence_source.error = None
+    again = ask({"action": "deploy"}, token=token)
+    assert again.status_code == 401 and again.get_json()["errors"][0]["code"] == "replayed", (
+        "a retry needs a fresh token: the first use is on record"
+    )
+
+
+def test_a_token_whose_decision_was_not_recorded_is_not_spent(app, ask, mint, monkeypatch):
+    """The replay record is part of the decision's transaction: no audit record, no spent token."""
+    store = app.extensions["agent_gate"].store
+    token = mint()
+    real = store.record_decision
+
+    def broken(*args, **kwargs):
+        raise Unavailable("the audit log cannot be written", code="audit-unavailable")
+
+    monkeypatch.setattr(store, "record_decision", broken)
+    assert ask({"action": "read"}, token=token).status_code == 503
+    monkeypatch.setattr(store, "record_decision", real)
+    assert ask({"action": "read"}, token=token).status_code == 200
 
 
 # --- request bodies -------------------------------------------------------------------------------

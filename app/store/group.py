@@ -1,0 +1,240 @@
+"""Group commit for the audit chain: one durable commit for the appends that arrive together.
+
+Every audit append (a decision with its page and its token's replay record, a refused token, a grant)
+is a :class:`PendingAppend`, encoded by the caller's thread. :meth:`GroupCommit.submit` queues it and
+waits. The first waiting thread with no batch in flight becomes the *leader*: it takes everything
+queued (up to ``max_batch``) and writes it in one transaction with one commit (one fsync on SQLite,
+one WAL flush on PostgreSQL); then every thread of the batch returns its own outcome. A thread that
+arrives while a batch is being written queues behind it and is written by the next leader, so a
+lone request pays no waiting at all and concurrent ones share the commit's cost.
+
+Nothing is answered before it is durable: ``submit`` returns only after the commit of the batch that
+holds its append, and a failed commit fails every append of the batch (the caller answers 503).
+
+Within a batch, an append whose token was already used (its replay record exists, or an earlier
+append of the same batch carries the same token) is skipped (:func:`admit`): it gets
+:class:`app.errors.AlreadyUsed` and writes nothing; the others are written. :func:`chain` assigns
+``seq`` and hashes in batch order from the chain head read inside the transaction.
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+import threading
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass, field
+from datetime import UTC, datetime
+from typing import Any
+
+from app.errors import AlreadyUsed, GateError, Unavailable
+from app.observe.metrics import metrics
+from app.store.base import AuditRecord, Replay
+from app.store.canonical import GENESIS, encode_audit, record_hash, with_request_id
+
+log = logging.getLogger("agent_gate.store")
+
+MAX_BATCH = 64  # appends per commit: bounds the time one transaction holds the write lock
+
+
+@dataclass(frozen=True)
+class PendingAppend:
+    """One audit record, encoded, with what is written in its transaction."""
+
+    kind: str
+    when: datetime
+    normal: dict[str, Any]  # the payload as it reads back (hashed)
+    payload_text: str
+    time_text: str
+    decision: tuple[str, str] | None = None  # (decision_id, encoded record) for the decision page
+    replay: Replay | None = None  # the token this append spends
+
+
+@dataclass(frozen=True)
+class Linked:
+    """A pending append placed in the chain: its ``seq``, ``prev_hash`` and ``hash``."""
+
+    item: PendingAppend
+    seq: int
+    prev: str
+    digest: str
+
+    def row(self) -> tuple[int, str, str, str, str, str]:
+        """(seq, time, kind, payload, prev_hash, hash): the audit table's columns, in order."""
+        return (self.seq, self.item.time_text, self.item.kind, self.item.payload_text, self.prev, self.digest)
+
+    def record(self) -> AuditRecord:
+        return AuditRecord(
+            seq=self.seq,
+            time=self.item.when.astimezone(UTC),
+            kind=self.item.kind,
+            payload=self.item.normal,
+            prev_hash=self.prev,
+            hash=self.digest,
+        )
+
+
+Outcome = AuditRecord | GateError
+
+
+def admit(items: Sequence[PendingAppend], claimed: Callable[[Replay], bool]) -> list[bool]:
+    """Which appends are written: those without a token, and those whose replay record is new.
+
+    ``claimed(replay)`` writes the replay record in the batch's transaction and says whether it was
+    new; it is called in batch order, so of two appends with one token the first is kept.
+    """
+    return [item.replay is None or claimed(item.replay) for item in items]
+
+
+def chain(items: Sequence[PendingAppend], head: tuple[int, str] | None) -> list[Linked]:
+    """Link ``items`` after ``head`` (the last committed record's (seq, hash), read in the transaction)."""
+    seq, prev = head if head is not None else (0, GENESIS)
+    linked: list[Linked] = []
+    for item in items:
+        seq += 1
+        digest = record_hash(seq, item.when, item.kind, item.normal, prev)
+        linked.append(Linked(item, seq, prev, digest))
+        prev = digest
+    return linked
+
+
+def settle(admitted: Sequence[bool], linked: Sequence[Linked]) -> list[Outcome]:
+    """One outcome per append of the batch: its record, or :class:`AlreadyUsed` when not admitted."""
+    records = iter(linked)
+    return [next(records).record() if ok else AlreadyUsed() for ok in admitted]
+
+
+_fork_lock = threading.Lock()
+
+
+def _reset_fork_lock() -> None:
+    global _fork_lock
+    _fork_lock = threading.Lock()
+
+
+os.register_at_fork(after_in_child=_reset_fork_lock)
+
+
+@dataclass
+class _Slot:
+    item: PendingAppend
+    outcome: Outcome | None = None
+    failure: BaseException | None = None
+    done: bool = False
+
+
+@dataclass
+class GroupCommit:
+    """Batches concurrent appends of one process into shared commits (see the module's docstring).
+
+    ``write(batch)`` writes a batch in one transaction and returns one outcome per item; it raises
+    (a :class:`GateError`, normally ``Unavailable``) when the transaction did not commit.
+    """
+
+    write: Callable[[list[PendingAppend]], list[Outcome]]
+    max_batch: int = MAX_BATCH
+    _cond: threading.Condition = field(default_factory=threading.Condition, repr=False)
+    _queue: list[_Slot] = field(default_factory=list, repr=False)
+    _writing: bool = field(default=False, repr=False)
+    commits: int = 0  # batches committed or failed: for tests and benchmarks
+    appends: int = 0
+    _pid: int = field(default_factory=os.getpid, repr=False)
+
+    def submit(self, item: PendingAppend) -> AuditRecord:
+        """Write ``item`` durably with whatever else is waiting; its record once committed.
+
+        Raises the batch's failure (``Unavailable``) or :class:`AlreadyUsed` for this item.
+        """
+        slot = _Slot(item)
+        if self._pid != os.getpid():
+            self._after_fork()
+        with self._cond:
+            self._queue.append(slot)
+        while True:
+            with self._cond:
+                while not slot.done and self._writing:
+                    self._cond.wait()
+                if slot.done:
+                    return _result(slot)
+                # No batch in flight and ours not written: lead the next one. The queue is served in
+                # order, so ours is in this batch or, past max_batch others, in a later one.
+                self._writing = True
+                batch, self._queue = self._queue[: self.max_batch], self._queue[self.max_batch :]
+            self._lead(batch)
+
+    def waiting(self) -> int:
+        """Appends queued behind the batch being written (for tests and benchmarks)."""
+        with self._cond:
+            return len(self._queue)
+
+    def _after_fork(self) -> None:
+        # A forked child inherits the parent's queue and, if a parent thread was writing, a batch
+        # that no thread of the child will ever finish: it starts afresh (the parent's appends are
+        # the parent's to answer). The lock and the second pid check make one thread do it.
+        with _fork_lock:
+            if self._pid == os.getpid():
+                return
+            self._cond = threading.Condition()
+            self._queue = []
+            self._writing = False
+            self._pid = os.getpid()
+
+    def _lead(self, batch: list[_Slot]) -> None:
+        failure: BaseException | None = None
+        outcomes: list[Outcome] = []
+        try:
+            outcomes = self.write([s.item for s in batch])
+        except BaseException as exc:  # noqa: BLE001  # handed to every append of the batch
+            failure = exc
+        counters = metrics()
+        counters.audit_commits.inc()
+        counters.audit_appends.inc(len(batch))
+        with self._cond:
+            self.commits += 1
+            self.appends += len(batch)
+            for i, s in enumerate(batch):
+                if failure is None:
+                    s.outcome = outcomes[i]
+                else:
+                    s.failure = failure
+                s.done = True
+            self._writing = False
+            self._cond.notify_all()
+
+
+def _result(slot: _Slot) -> AuditRecord:
+    if slot.failure is not None:
+        # Each waiter raises its own copy: one exception object raised in several threads would
+        # collect all their tracebacks.
+        failure = _fresh(slot.failure)
+        raise failure from slot.failure.__cause__
+    outcome = slot.outcome
+    if isinstance(outcome, GateError):
+        raise outcome
+    assert outcome is not None  # done implies an outcome or a failure
+    return outcome
+
+
+def _fresh(exc: BaseException) -> BaseException:
+    """A copy of ``exc`` (same class, message and attributes) without its traceback."""
+    twin = exc.__class__.__new__(exc.__class__, *exc.args)
+    twin.args = exc.args
+    twin.__dict__.update(exc.__dict__)
+    return twin
+
+
+def prepare(
+    kind: str,
+    payload: dict[str, Any],
+    when: datetime,
+    *,
+    decision: tuple[str, str] | None = None,
+    replay: Replay | None = None,
+) -> PendingAppend:
+    """Encode one append (the request's id added). Raises ``Unavailable`` for a payload JSON cannot hold."""
+    try:
+        normal, payload_text, time_text = encode_audit(kind, with_request_id(payload), when)
+    except Unavailable:
+        log.error("audit record %r not written, its payload cannot be encoded", kind)
+        raise
+    return PendingAppend(kind, when, normal, payload_text, time_text, decision, replay)
