@@ -44,17 +44,22 @@ from app.tokens.devissuer import AGENT_PRESET, DevIssuer  # noqa: E402
 from tests import pg  # noqa: E402
 
 # One wrk thread: the load generator should take as little of the 2 cores as it can. Each request
-# takes the next token of the file; past the last one the thread stops (the file holds a few more
-# tokens than requests, for the requests in flight when it stops).
-WRK_SCRIPT = """
-local tokens, i, wanted = {}, 0, 0
+# takes the next token of the file; at the last wanted one the thread stops and writes a marker
+# file, on which this script interrupts wrk (wrk otherwise runs for its whole -d, and reports that
+# as the duration). The file holds a few more tokens than requests, for those in flight at the stop.
+WRK_SCRIPT = r"""
+local tokens, i, wanted, marker = {}, 0, 0, ""
 function init(args)
   for line in io.lines(args[1]) do tokens[#tokens + 1] = line end
   wanted = tonumber(args[2])
+  marker = args[3]
 end
 function request()
   i = i + 1
-  if i >= wanted then wrk.thread:stop() end
+  if i == wanted then
+    wrk.thread:stop()
+    io.open(marker, "w"):close()
+  end
   return wrk.format("POST", "/v1/decisions",
     {["Authorization"] = "Bearer " .. tokens[i], ["Content-Type"] = "application/json"}, '{"action":"read"}')
 end
@@ -143,15 +148,24 @@ def wrk_load(urls: list[str], tokens: list[str], concurrency: int, tmp: Path) ->
         path = tmp / f"tokens-{n}.txt"
         path.write_text("\n".join(mine) + "\n")
         wanted = len(mine) - concurrency  # the rest serve the requests in flight at the stop
+        marker = tmp / f"done-{n}"
+        marker.unlink(missing_ok=True)
         procs.append(
-            subprocess.Popen(
-                ["wrk", "-t1", f"-c{max(1, concurrency // len(urls))}", "-d120s", "--timeout", "30s",
-                 "-s", str(script), url, "--", str(path), str(wanted)],
-                stdout=subprocess.PIPE, text=True,
+            (
+                subprocess.Popen(
+                    ["wrk", "-t1", f"-c{max(1, concurrency // len(urls))}", "-d600s", "--timeout", "30s",
+                     "-s", str(script), url, "--", str(path), str(wanted), str(marker)],
+                    stdout=subprocess.PIPE, text=True,
+                ),
+                marker,
             )
         )  # fmt: skip
+    for proc, marker in procs:
+        while not marker.exists() and proc.poll() is None:
+            time.sleep(0.002)
+        proc.send_signal(signal.SIGINT)  # wrk then reports, with the time it actually ran
     done, p50s, p99s = 0.0, [], []
-    for proc in procs:
+    for proc, _ in procs:
         out, _ = proc.communicate(timeout=300)
         found = re.search(r"RESULT (\d+) (\d+) (\d+) (\d+) (\d+) (\d+)", out)
         if found is None:
@@ -277,7 +291,8 @@ def main() -> int:
             procs.append(
                 _start(
                     [sys.executable, "-m", "gunicorn", "--workers", str(args.workers), "--worker-class", "gthread",
-                     "--threads", str(args.threads), "--keep-alive", "5", "--bind", f"127.0.0.1:{port}",
+                     "--threads", str(args.threads), "--keep-alive", "5", "--access-logfile", "-",
+                     "--bind", f"127.0.0.1:{port}",
                      "bench.floor_app:create_app()"],
                     base_env,
                     ROOT,

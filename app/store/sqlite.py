@@ -19,8 +19,9 @@ from pathlib import Path
 from typing import Any, NoReturn
 
 from app.errors import ConfigError, GateError, Unavailable
-from app.store.base import AuditRecord, ChainReport, Replay, Store
-from app.store.canonical import ChainVerifier, encode_decision, record_from_row, utc_iso
+from app.store.base import AuditRecord, Replay, Store
+from app.store.canonical import encode_decision, utc_iso
+from app.store.chain_reads import AuditReads
 from app.store.group import GroupCommit, Outcome, PendingAppend, admit, chain, prepare, settle
 from app.store.migrations import Migration
 from app.store.sqlite_breakglass import SQLiteBreakGlass
@@ -38,7 +39,7 @@ REPLAY_MARGIN_SECONDS = 120
 _PAGE = 500  # audit rows read per query: bounded memory, and no read transaction held across pages
 
 
-class SQLiteStore(SQLiteQueue, SQLiteBreakGlass):
+class SQLiteStore(AuditReads, SQLiteQueue, SQLiteBreakGlass):
     """The :class:`app.store.base.Store` on one SQLite file; one connection per thread and process."""
 
     def __init__(
@@ -214,43 +215,14 @@ class SQLiteStore(SQLiteQueue, SQLiteBreakGlass):
                 return
             after = int(rows[-1][0])
 
-    def iter_audit(self, since: datetime | None = None) -> Iterator[AuditRecord]:
-        """Records in chain order; with ``since``, from the first record at or after it to the end.
-
-        Raises ``GateError(code='audit-corrupt')`` on a record that cannot be parsed (run verify).
-        """
-        first = 1
-        if since is not None:
-            with self._db.failing_as("store-unavailable", "the audit log cannot be read"):
-                row = (
-                    self._db.get()
-                    .execute("SELECT MIN(seq) FROM audit WHERE time >= ?", (utc_iso(since),))
-                    .fetchone()
-                )
-            if row[0] is None:
-                return
-            first = int(row[0])
-        for row in self._audit_rows(first):
-            try:
-                yield record_from_row(row)
-            except ValueError as exc:
-                raise GateError(
-                    f"audit record {row[0]} cannot be read: {exc}; run `agent-gate audit verify`",
-                    code="audit-corrupt",
-                ) from exc
-
-    def verify_audit(self, *, anchor: tuple[int, str] | None = None) -> ChainReport:
-        """Recompute every hash and link; the report names the first broken record."""
-        verifier = ChainVerifier(anchor=anchor)
-        for row in self._audit_rows(1):
-            try:
-                record = record_from_row(row)
-            except ValueError as exc:
-                return verifier.unreadable(int(row[0]), str(exc))
-            broken = verifier.check(record)
-            if broken is not None:
-                return broken
-        return verifier.result()
+    def _first_seq_at(self, since: datetime) -> int | None:
+        with self._db.failing_as("store-unavailable", "the audit log cannot be read"):
+            row = (
+                self._db.get()
+                .execute("SELECT MIN(seq) FROM audit WHERE time >= ?", (utc_iso(since),))
+                .fetchone()
+            )
+        return None if row[0] is None else int(row[0])
 
     def head(self) -> tuple[int, str] | None:
         """The last record's (seq, hash), for auditors to anchor elsewhere."""

@@ -9,10 +9,12 @@ become :class:`app.errors.Unavailable` with a path-free message; the log gets th
 from __future__ import annotations
 
 import contextlib
+import fcntl
 import logging
 import os
 import sqlite3
 import threading
+import time
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -48,6 +50,15 @@ def _reset_fork_lock() -> None:
 os.register_at_fork(after_in_child=_reset_fork_lock)
 
 
+def _locked() -> sqlite3.OperationalError:
+    """What SQLite raises when its busy timeout passes (the same plain message follows: describe())."""
+    exc = sqlite3.OperationalError(
+        "database is locked (the writer lock was not free within the busy timeout)"
+    )
+    exc.sqlite_errorname = "SQLITE_BUSY"
+    return exc
+
+
 def describe(exc: sqlite3.Error) -> str:
     """A short, path-free phrase for a sqlite3 error."""
     name = getattr(exc, "sqlite_errorname", "") or ""
@@ -71,6 +82,12 @@ class Connections:
         self._inherited: list[sqlite3.Connection] = []
         self._pid = os.getpid()
         self._closed = False
+        # Write transactions queue here, in the kernel, rather than on SQLite's busy handler, which
+        # polls with sleeps of 1, 2, 5, 10... ms: under load a waiting process would sleep past the
+        # moment the lock is free. A thread lock for this process's threads (flock is held per open
+        # file, shared by every thread), then flock on a file beside the database for the processes.
+        self._writer = threading.Lock()
+        self._writer_fd: int | None = None
 
     def create_file(self) -> None:
         """Create the directory (0700) and the file (0600) if missing. Raises OSError."""
@@ -144,6 +161,13 @@ class Connections:
             self._open = []
             self._local = threading.local()
             self._lock = threading.Lock()
+            self._writer = threading.Lock()
+            # The parent's lock file descriptor shares its flock with the parent: never unlocked or
+            # used here (that would release the parent's lock); the child opens its own.
+            if self._writer_fd is not None:
+                with contextlib.suppress(OSError):
+                    os.close(self._writer_fd)
+            self._writer_fd = None
             self._pid = os.getpid()
 
     @contextlib.contextmanager
@@ -157,16 +181,62 @@ class Connections:
         if durable:
             conn.execute("PRAGMA synchronous = FULL")  # cannot be changed inside a transaction
         try:
-            conn.execute("BEGIN IMMEDIATE")
-            yield conn
-            conn.execute("COMMIT")
+            with self._writing():
+                conn.execute("BEGIN IMMEDIATE")
+                try:
+                    yield conn
+                    conn.execute("COMMIT")
+                finally:
+                    if conn.in_transaction:
+                        with contextlib.suppress(sqlite3.Error):
+                            conn.execute("ROLLBACK")
         finally:
-            if conn.in_transaction:
-                with contextlib.suppress(sqlite3.Error):
-                    conn.execute("ROLLBACK")
             if durable:
                 with contextlib.suppress(sqlite3.Error):
                     conn.execute("PRAGMA synchronous = NORMAL")
+
+    @contextlib.contextmanager
+    def _writing(self) -> Iterator[None]:
+        """Hold this store's writer lock: one write transaction at a time across threads and processes.
+
+        Waiting is bounded by the busy timeout, as SQLite's own wait is; past it, the same "database
+        is locked" error. Raises sqlite3.OperationalError (also when the lock file cannot be opened).
+        """
+        timeout = self._busy_timeout_ms / 1000
+        if not self._writer.acquire(timeout=timeout):
+            raise _locked()
+        try:
+            fd = self._writer_file()
+            deadline = time.monotonic() + timeout
+            pause = 50e-6
+            while True:
+                try:
+                    fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+                    break
+                except BlockingIOError:
+                    if time.monotonic() >= deadline:
+                        raise _locked() from None
+                # flock has no timeout of its own: polled, but finely (at most 1 ms between tries,
+                # where SQLite's busy handler sleeps up to 100 ms), so the lock is taken soon after
+                # it is let go.
+                time.sleep(pause)
+                pause = min(pause * 2, 1e-3)
+            try:
+                yield
+            finally:
+                fcntl.flock(fd, fcntl.LOCK_UN)
+        finally:
+            self._writer.release()
+
+    def _writer_file(self) -> int:
+        if self._writer_fd is None:
+            try:
+                self._writer_fd = os.open(
+                    self.path.with_name(self.path.name + "-writer.lock"), os.O_CREAT | os.O_RDWR, 0o600
+                )
+            except OSError as exc:
+                raise sqlite3.OperationalError(f"the writer lock file cannot be opened: {exc}") from exc
+        return self._writer_fd
 
     @contextlib.contextmanager
     def failing_as(self, code: str, what: str, advice: str = "retry later") -> Iterator[None]:

@@ -60,9 +60,13 @@ def replay_of(verified: VerifiedToken) -> Replay:
     return Replay(verified.issuer, str(verified.claims["jti"]), verified.spend_until)
 
 
-def decision_audit_payload(decision: Decision, token_hash: str) -> dict[str, Any]:
-    """What the audit record of a decision holds: enough to answer who, what, why, under which policy."""
-    body = decision.model_dump(mode="json")
+def decision_audit_payload(
+    decision: Decision, token_hash: str, dumped: dict[str, Any] | None = None
+) -> dict[str, Any]:
+    """What the audit record of a decision holds: enough to answer who, what, why, under which policy.
+
+    ``dumped``: the decision's ``model_dump(mode="json")`` when the caller has it already."""
+    body = dict(dumped) if dumped is not None else decision.model_dump(mode="json")
     body["token_sha256"] = token_hash
     return body
 
@@ -101,12 +105,13 @@ def create_decision() -> tuple[Response, int]:
     # The audit write comes before the answer; if it fails the gate denies (Unavailable -> 503). It
     # spends the token in the same transaction: of two requests with one token, only the one whose
     # record commits first is answered; the other is refused as a replay and leaves no decision.
+    record = decision.model_dump(mode="json")  # once: the page, the audit record and the answer
     try:
         g.store.record_decision(
             decision.decision_id,
-            decision.model_dump(mode="json"),
+            record,
             "decision",
-            decision_audit_payload(decision, verified.token_hash),
+            decision_audit_payload(decision, verified.token_hash, record),
             replay=replay_of(verified),
         )
     except AlreadyUsed:
@@ -115,7 +120,7 @@ def create_decision() -> tuple[Response, int]:
         raise refusal from None
     g.after_decision(decision)
     g.housekeep()
-    answer = decision.model_dump(mode="json")
+    answer = dict(record)  # the grant's fields are added at the top level only
     if decision.allowed and not (decision.would_deny or decision.break_glass):  # never minted by either
         answer.update(issue_grant(identity, body, decision))
     log.info(

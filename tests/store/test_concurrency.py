@@ -238,3 +238,82 @@ def test_closing_the_store_never_closes_a_connection_another_thread_is_using(tmp
     assert outcome == ["committed"]
     with pytest.raises(Unavailable):
         store.claim_jti("https://issuer", "j", 1)
+
+
+# --- the writer lock: write transactions queue in the kernel, not on SQLite's sleeping busy handler ---
+
+
+def _hold_writer_lock(db: Path) -> int:
+    """Take the store's writer lock as another process would (flock on its own open file)."""
+    import fcntl
+
+    fd = os.open(db.with_name(db.name + "-writer.lock"), os.O_CREAT | os.O_RDWR, 0o600)
+    fcntl.flock(fd, fcntl.LOCK_EX)
+    return fd
+
+
+def test_a_write_waits_while_another_process_holds_the_writer_lock(tmp_path: Path) -> None:
+    import fcntl
+
+    store = SQLiteStore(tmp_path / "gate.db")
+    fd = _hold_writer_lock(tmp_path / "gate.db")
+    done = threading.Event()
+    worker = threading.Thread(target=lambda: (store.append_audit("decision", {}), done.set()))
+    worker.start()
+    assert not done.wait(0.3), "the append waits for the lock"
+    fcntl.flock(fd, fcntl.LOCK_UN)
+    os.close(fd)
+    assert done.wait(5), "and writes as soon as it is free"
+    worker.join(5)
+    assert store.verify_audit().records == 1
+    store.close()
+
+
+def test_a_writer_lock_held_past_the_busy_timeout_fails_closed_with_a_plain_message(tmp_path: Path) -> None:
+    store = SQLiteStore(tmp_path / "gate.db", busy_timeout_ms=200)
+    fd = _hold_writer_lock(tmp_path / "gate.db")
+    try:
+        with pytest.raises(Unavailable) as info:
+            store.append_audit("decision", {})
+    finally:
+        os.close(fd)
+    assert info.value.code == "audit-unavailable"
+    assert "the database is locked by another writer" in info.value.message
+    assert str(tmp_path) not in info.value.message
+    store.append_audit("decision", {})  # the lock let go: writes again
+    store.close()
+
+
+@pytest.mark.filterwarnings("ignore::DeprecationWarning")  # fork with a thread running, on purpose
+def test_a_forked_worker_takes_the_writer_lock_for_itself_not_through_its_parents(tmp_path: Path) -> None:
+    # flock belongs to the open file: a child using the parent's descriptor would "hold" the lock
+    # whenever the parent does, and two processes would write at once.
+    store = SQLiteStore(tmp_path / "gate.db")
+    store.append_audit("decision", {"by": "parent"})  # the parent's lock file is open
+    holding, release = threading.Event(), threading.Event()
+
+    def hold() -> None:
+        with store._db._writing():
+            holding.set()
+            release.wait(10)
+
+    holder = threading.Thread(target=hold)
+    holder.start()
+    assert holding.wait(5)
+    pid = os.fork()
+    if pid == 0:  # pragma: no cover  # the child reports through its exit code
+        code = 1
+        try:
+            store._db._busy_timeout_ms = 300
+            try:
+                store.append_audit("decision", {"by": "child"})
+            except Unavailable:
+                code = 0  # the parent holds the lock: the child waited, then failed closed
+        finally:
+            os._exit(code)
+    _, status = os.waitpid(pid, 0)
+    release.set()
+    holder.join(5)
+    assert os.waitstatus_to_exitcode(status) == 0
+    assert [r.payload["by"] for r in store.iter_audit()] == ["parent"]
+    store.close()
