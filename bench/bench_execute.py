@@ -1,46 +1,53 @@
 #!/usr/bin/env python3
-"""What a warm execute decision costs, against an octo-sts-like token exchange in the same run.
+"""What a warm execute decision costs over HTTP, against an octo-sts-like token exchange in the same run.
 
-The execute decision: ``POST /v1/decisions`` {"action": "merge", "pull_request": 12} for a PR
-with one approval, warm (installation, token and the approver's standing cached; the run, PR,
-commits and reviews re-validated with ETags, answered 304), its evidence gathered from a fake
-GitHub over loopback HTTP. The floor: an octo-sts-like exchange, a Flask endpoint that verifies the
-same kind of token with PyJWT and makes one GitHub POST (an installation token, with a cached App
-JWT) to the same fake GitHub. Both are called through Flask's test client, each request with a
-fresh token, at 0 ms and at a simulated GitHub latency (the fake answers that much later).
+The execute decision: ``POST /v1/decisions`` {"action": "merge", "pull_request": 12} for a PR with
+one approval, warm (installation, token and the approver's standing cached; the run, PR, commits and
+reviews re-validated with ETags, answered 304), served by the gate under its production gunicorn
+settings (app.server.GateWorker, the same workers and threads as ``agent-gate serve``), its evidence
+gathered from a fake GitHub running in a process of its own. The floor: an octo-sts-like exchange,
+a Flask endpoint under gunicorn (gthread, the same workers and threads) that verifies the same kind of
+token with PyJWT and makes one GitHub POST (an installation token, with a cached App JWT) to the
+same fake GitHub. Both are driven by the same load generator (bench/loadgen.py: wrk, or client
+threads without it), each request with a fresh token, at 0 ms and at a simulated GitHub latency (the
+fake answers that much later).
 
-Prints p50 of each, the ratio (exchange p50 / decision p50: the target is >= 0.5x) and the GitHub
-calls per decision, as the decision reports them (``github_api_calls``).
+Printed: requests per second, p50 and p99 of each, the ratios (exchange p50 / decision p50 and
+decision rate / exchange rate: the target is >= 0.5x) and the GitHub calls per decision as the
+decisions report them (``github_api_calls``). The machine's cores are shared by the load
+generator, the servers and the fake GitHub.
 
-    .venv/bin/python bench/bench_execute.py [--requests N] [--latency-ms 50]
+    .venv/bin/python bench/bench_execute.py [--requests 1500] [--concurrency 1] [--latency-ms 50]
 """
 
 from __future__ import annotations
 
 import argparse
+import contextlib
 import json
-import logging
-import statistics
+import multiprocessing
+import os
+import shutil
+import signal
 import sys
 import tempfile
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
+from multiprocessing.connection import Connection
 from pathlib import Path
 from typing import Any
 
-sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
+ROOT = Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(ROOT))
 
-import jwt
-import requests
-from flask import Flask, jsonify, request
+import jwt  # noqa: E402
+import requests  # noqa: E402
+from flask import Flask, jsonify, request  # noqa: E402
+from gunicorn.app.base import BaseApplication  # noqa: E402
 
-from app import create_app
-from app.evidence.gather import GitHubEvidence
-from app.github.client import GitHubClient
-from app.settings import Settings
-from app.tokens.devissuer import DevIssuer
-from tests.fake_github import APP_ID, FakeGitHub, ReviewSpec
-from tests.github.conftest import BOB, HEAD, app_key_pem, base_scenario, github_settings
+from bench.loadgen import Result, port, python_load, ready, wrk_load  # noqa: E402
+from tests.fake_github import APP_ID, FakeGitHub, ReviewSpec  # noqa: E402
+from tests.github.conftest import BOB, HEAD, app_key_pem, base_scenario, github_settings  # noqa: E402
 
 POLICY = """
 version: 1
@@ -79,87 +86,172 @@ def octo_sts_like(data_dir: Path, github_url: str) -> Flask:
     return app
 
 
-def timed(fn: Callable[[], Any], n: int) -> tuple[list[float], list[Any]]:
-    samples, results = [], []
-    for _ in range(n):
-        start = time.perf_counter()
-        results.append(fn())
-        samples.append(time.perf_counter() - start)
-    return samples, results
+def the_gate(tmp: Path, github_url: str) -> Flask:
+    from app import create_app
+    from app.evidence.gather import GitHubEvidence
+    from app.github.client import GitHubClient
+    from app.settings import Settings
+
+    settings = Settings(
+        dev_mode=True,
+        issuers=(),
+        data_dir=tmp / "data",
+        policy_path=tmp / "policies",
+        public_url="http://gate.test",
+        log_level="ERROR",
+    )
+    client = GitHubClient(github_settings(github_url), backoff=0)
+    return create_app(settings, github=client, evidence=GitHubEvidence(client))
 
 
-def measure(latency: float, n: int, tmp: Path) -> dict[str, Any]:
+class Served(BaseApplication):  # type: ignore[misc]  # gunicorn ships no type hints
+    """A gunicorn server for an app built by ``factory`` in each worker, with ``options``."""
+
+    def __init__(self, factory: Callable[[], Flask], options: dict[str, Any]) -> None:
+        self._factory, self._options = factory, options
+        super().__init__()
+
+    def load_config(self) -> None:
+        for name, value in self._options.items():
+            self.cfg.set(name, value)
+
+    def load(self) -> Flask:
+        return self._factory()
+
+
+def _quiet() -> None:
+    devnull = os.open(os.devnull, os.O_WRONLY)
+    os.dup2(devnull, 1)
+    os.dup2(devnull, 2)
+
+
+def _serve(factory: Callable[[], Flask], options: dict[str, Any]) -> None:
+    _quiet()
+    signal.pthread_sigmask(signal.SIG_UNBLOCK, [signal.SIGTERM])  # gunicorn's master stops on it
+    Served(factory, options).run()
+
+
+def _fake(latency: float, out: Connection) -> None:
+    _quiet()
     scenario = base_scenario()
     scenario.prs[12].reviews = [ReviewSpec(BOB, "APPROVED", HEAD)]
+    scenario.delay = latency
+    scenario.validate = (
+        False  # the suite checks the answers against GitHub's schemas; here it would be the cost
+    )
     with FakeGitHub(scenario) as fake:
-        (tmp / "policies").mkdir(exist_ok=True)
-        (tmp / "policies" / "octo.yml").write_text(POLICY)
-        settings = Settings(
-            dev_mode=True,
-            issuers=(),
-            data_dir=tmp / "data",
-            policy_path=tmp / "policies",
-            public_url="http://gate.test",
-            log_level="ERROR",
-        )
-        client = GitHubClient(github_settings(fake.url), backoff=0)
-        gate = create_app(settings, github=client, evidence=GitHubEvidence(client)).test_client()
-        issuer = DevIssuer(settings.data_dir)
-        exchange = octo_sts_like(settings.data_dir, fake.url).test_client()
-        tokens = iter([issuer.mint(audience="agent-gate", sha=HEAD) for _ in range(2 * n + 6)])
+        out.send(fake.url)
+        signal.sigwait([signal.SIGTERM])  # close() then checks every answer against GitHub's schemas
 
-        def decide() -> Any:
-            auth = {"Authorization": f"Bearer {next(tokens)}"}
-            answer = gate.post("/v1/decisions", json=MERGE, headers=auth)
-            assert answer.status_code == 200 and answer.get_json()["allowed"], answer.get_json()
-            return answer.get_json()["github_api_calls"]
 
-        def swap() -> Any:
-            answer = exchange.post("/exchange", headers={"Authorization": f"Bearer {next(tokens)}"})
-            assert answer.status_code == 200, answer.get_data(as_text=True)
+@contextlib.contextmanager
+def running(target: Callable[..., None], *args: Any) -> Iterator[multiprocessing.Process]:
+    signal.pthread_sigmask(signal.SIG_BLOCK, [signal.SIGTERM])  # inherited: sigwait takes it
+    proc = multiprocessing.get_context("fork").Process(target=target, args=args)
+    proc.start()
+    signal.pthread_sigmask(signal.SIG_UNBLOCK, [signal.SIGTERM])
+    try:
+        yield proc
+    finally:
+        proc.terminate()
+        proc.join(30)
 
-        for _ in range(3):  # warm: installation, token, standing cached; ETags stored
-            decide()
-            swap()
-        scenario.delay = latency
-        scenario.requests.clear()
-        decision_samples, calls = timed(decide, n)
-        served = [r for r in scenario.requests if "check-runs" not in r["path"]]
-        fake_time = sum(r["finished"] - r["started"] for r in served) / n - latency * statistics.mean(calls)
-        exchange_samples, _ = timed(swap, n)
-    return {
-        "decision": statistics.median(decision_samples),
-        "decision_p90": statistics.quantiles(decision_samples, n=10)[-1],
-        "exchange": statistics.median(exchange_samples),
-        "calls": statistics.mean(calls),
-        "fake": fake_time,
+
+def measure(latency: float, args: argparse.Namespace, tmp: Path) -> dict[str, Any]:
+    from app.tokens.devissuer import DevIssuer
+
+    (tmp / "policies").mkdir(exist_ok=True)
+    (tmp / "policies" / "octo.yml").write_text(POLICY)
+    issuer = DevIssuer(tmp / "data")
+    issuer.ensure_key()
+    app_key_pem()  # made once, here: every process forked below shares the App's key
+    server = {
+        "workers": args.workers,
+        "threads": args.threads,
+        "keepalive": 5,
+        "accesslog": "-",
+        "timeout": 30,
     }
+    parent, child = multiprocessing.get_context("fork").Pipe()
+    with running(_fake, latency, child) as fake:
+        github_url = parent.recv()
+        gate_port, exchange_port = port(), port()
+        gate_url, exchange_url = f"http://127.0.0.1:{gate_port}", f"http://127.0.0.1:{exchange_port}"
+        gate_options = {
+            **server,
+            "bind": f"127.0.0.1:{gate_port}",
+            "worker_class": "app.server.GateWorker",
+            "logger_class": "app.server.JsonAccessLogger",
+        }
+        exchange_options = {**server, "bind": f"127.0.0.1:{exchange_port}", "worker_class": "gthread"}
+        with (
+            running(_serve, lambda: the_gate(tmp, github_url), gate_options),
+            running(_serve, lambda: octo_sts_like(tmp / "data", github_url), exchange_options),
+        ):
+            ready(gate_url, "/readyz")
+            ready(exchange_url, "/exchange")
+            n = args.requests if latency == 0 else max(100, args.requests // 8)
+
+            def mint(count: int) -> list[str]:
+                return [issuer.mint(audience="agent-gate", sha=HEAD) for _ in range(count)]
+
+            for token in mint(8 * args.workers):  # warm every worker: installation, token, standing, ETags
+                answer = requests.post(f"{gate_url}/v1/decisions", json=MERGE, headers={"Authorization": f"Bearer {token}"}, timeout=30)  # fmt: skip
+                assert answer.status_code == 200 and answer.json()["allowed"], answer.text[:300]
+                requests.post(f"{exchange_url}/exchange", headers={"Authorization": f"Bearer {mint(1)[0]}"}, timeout=30).raise_for_status()  # fmt: skip
+
+            def load(
+                url: str, path: str, body: dict[str, Any], count_calls: bool
+            ) -> tuple[Result, float | None]:
+                tokens = mint(n + args.concurrency)
+                if args.client == "wrk":
+                    return wrk_load(
+                        [url], tokens, args.concurrency, tmp, body, path=path, count_calls=count_calls
+                    )
+                return python_load([url], tokens[:n], args.concurrency, body, path=path), None
+
+            decision, calls = load(gate_url, "/v1/decisions", MERGE, True)
+            exchange, _ = load(exchange_url, "/exchange", {}, False)
+    if fake.exitcode not in (0, -signal.SIGTERM):
+        print(f"warning: the fake GitHub ended with {fake.exitcode} (an answer outside GitHub's schemas?)")
+    return {"decision": decision, "exchange": exchange, "calls": calls, "n": n}
 
 
 def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--requests", type=int, default=100, help="requests per measurement")
+    parser.add_argument("--requests", type=int, default=1500, help="requests per measurement at 0 ms")
+    parser.add_argument("--concurrency", type=int, default=1, help="1: latency side by side; 8: throughput")
     parser.add_argument("--latency-ms", type=float, default=50.0, help="the simulated GitHub latency")
+    parser.add_argument("--workers", type=int, default=2, help="gunicorn workers (the gate's default here)")
+    parser.add_argument("--threads", type=int, default=16, help="threads per worker (the gate's default)")
+    parser.add_argument(
+        "--client", choices=("wrk", "python"), default="wrk" if shutil.which("wrk") else "python"
+    )
     args = parser.parse_args()
-    logging.getLogger("werkzeug").setLevel(logging.ERROR)  # the fake GitHub's access log
     rows = []
     for latency in (0.0, args.latency_ms / 1000):
-        tmp = Path(tempfile.mkdtemp(prefix="agent-gate-bench-execute-"))
-        n = args.requests if latency == 0 else max(10, args.requests // 4)
-        rows.append((latency, measure(latency, n, tmp)))
-    print("floor: an octo-sts-like exchange (verify + one GitHub POST), same fake GitHub, same run\n")
+        with tempfile.TemporaryDirectory(prefix="agent-gate-bench-execute-") as tmpdir:
+            rows.append((latency, measure(latency, args, Path(tmpdir))))
     print(
-        f"{'GitHub latency':>14} {'execute p50':>12} {'execute p90':>12} {'exchange p50':>13} "
-        f"{'ratio':>7} {'calls/decision':>15} {'fake GitHub CPU/decision':>25}"
+        f"warm merge decisions over HTTP, c={args.concurrency}, {args.workers} worker(s) x {args.threads} "
+        f"threads, load from {args.client}, {os.cpu_count()} cores; floor: an octo-sts-like exchange "
+        "(verify + one GitHub POST) to the same fake GitHub, same run\n"
+    )
+    print(
+        f"{'GitHub latency':>14} {'n':>5} {'execute req/s':>14} {'p50':>8} {'p99':>8} {'exchange req/s':>15} "
+        f"{'p50':>8} {'p99':>8} {'p50 ratio':>10} {'rate ratio':>11} {'calls/dec':>10}"
     )
     for latency, r in rows:
+        (d_rate, d_p50, d_p99), (e_rate, e_p50, e_p99) = r["decision"], r["exchange"]
+        calls = f"{r['calls']:.1f}" if r["calls"] is not None else "n/a"
         print(
-            f"{latency * 1000:11.0f} ms {r['decision'] * 1e3:9.2f} ms {r['decision_p90'] * 1e3:9.2f} ms "
-            f"{r['exchange'] * 1e3:10.2f} ms {r['exchange'] / r['decision']:6.2f}x {r['calls']:15.1f} {r['fake'] * 1e3:22.2f} ms"
+            f"{latency * 1000:11.0f} ms {r['n']:5d} {d_rate:14.0f} {d_p50:8.2f} {d_p99:8.2f} {e_rate:15.0f} "
+            f"{e_p50:8.2f} {e_p99:8.2f} {e_p50 / d_p50:9.2f}x {d_rate / e_rate:10.2f}x {calls:>10}"
         )
     print(
-        "\n(ratio = exchange p50 / execute p50; the target is >= 0.5x. The fake GitHub runs in this process:"
-        "\n its own time per decision, measured inside its handlers, is shown; GitHub's would be latency.)"
+        "\n(p50 ratio = exchange p50 / execute p50, rate ratio = execute req/s / exchange req/s; the target"
+        "\n is >= 0.5x. calls/dec: GitHub calls per decision on the request path, as the answers report them;"
+        "\n check runs are posted by the queue, off the request path.)"
     )
     return 0
 

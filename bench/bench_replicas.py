@@ -20,17 +20,12 @@ from __future__ import annotations
 
 import argparse
 import os
-import re
 import shutil
 import signal
-import socket
 import sqlite3
-import statistics
 import subprocess
 import sys
 import tempfile
-import threading
-import time
 from collections.abc import Callable
 from pathlib import Path
 
@@ -41,142 +36,10 @@ ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
 from app.tokens.devissuer import AGENT_PRESET, DevIssuer  # noqa: E402
+from bench.loadgen import Result, port, python_load, ready, start, wrk_load  # noqa: E402
 from tests import pg  # noqa: E402
 
-# One wrk thread: the load generator should take as little of the 2 cores as it can. Each request
-# takes the next token of the file; at the last wanted one the thread stops and writes a marker
-# file, on which this script interrupts wrk (wrk otherwise runs for its whole -d, and reports that
-# as the duration). The file holds a few more tokens than requests, for those in flight at the stop.
-WRK_SCRIPT = r"""
-local tokens, i, wanted, marker = {}, 0, 0, ""
-function init(args)
-  for line in io.lines(args[1]) do tokens[#tokens + 1] = line end
-  wanted = tonumber(args[2])
-  marker = args[3]
-end
-function request()
-  i = i + 1
-  if i == wanted then
-    wrk.thread:stop()
-    io.open(marker, "w"):close()
-  end
-  return wrk.format("POST", "/v1/decisions",
-    {["Authorization"] = "Bearer " .. tokens[i], ["Content-Type"] = "application/json"}, '{"action":"read"}')
-end
-function done(summary, latency, requests)
-  io.write(string.format("RESULT %d %d %d %d %d %d\n", summary.requests, summary.duration,
-    latency:percentile(50), latency:percentile(99), summary.errors.status,
-    summary.errors.connect + summary.errors.read + summary.errors.write + summary.errors.timeout))
-end
-"""
-
-Result = tuple[float, float, float]  # requests/s, p50 ms, p99 ms
-
-
-def _port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return int(s.getsockname()[1])
-
-
-def _start(cmd: list[str], env: dict[str, str], cwd: Path) -> subprocess.Popen[bytes]:
-    return subprocess.Popen(
-        cmd, env=env, cwd=cwd, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, start_new_session=True
-    )
-
-
-def _ready(url: str, path: str) -> None:
-    deadline = time.monotonic() + 60
-    while time.monotonic() < deadline:
-        try:
-            if requests.get(url + path, timeout=2).status_code in (200, 405):
-                return
-        except requests.RequestException:
-            pass
-        time.sleep(0.2)
-    raise SystemExit(f"{url} did not start")
-
-
-def python_load(urls: list[str], tokens: list[str], concurrency: int) -> Result:
-    """Requests/s, p50 and p99 in ms; request i goes to urls[i % len(urls)]."""
-    latencies: list[float] = []
-    lock = threading.Lock()
-    cursor = iter(range(len(tokens)))
-
-    def client() -> None:
-        session = requests.Session()
-        session.trust_env = False
-        mine = []
-        for i in cursor:
-            start = time.perf_counter()
-            r = session.post(
-                f"{urls[i % len(urls)]}/v1/decisions",
-                json={"action": "read"},
-                headers={"Authorization": f"Bearer {tokens[i]}"},
-                timeout=30,
-            )
-            mine.append(time.perf_counter() - start)
-            if r.status_code != 200:
-                raise SystemExit(f"unexpected {r.status_code}: {r.text[:200]}")
-        with lock:
-            latencies.extend(mine)
-
-    threads = [threading.Thread(target=client) for _ in range(concurrency)]
-    begin = time.perf_counter()
-    for t in threads:
-        t.start()
-    for t in threads:
-        t.join()
-    elapsed = time.perf_counter() - begin
-    latencies.sort()
-    return (
-        len(latencies) / elapsed,
-        statistics.median(latencies) * 1e3,
-        latencies[int(len(latencies) * 0.99)] * 1e3,
-    )
-
-
-def wrk_load(urls: list[str], tokens: list[str], concurrency: int, tmp: Path) -> Result:
-    """One wrk per URL, at once, each with its share of connections and tokens. Two wrk runs give two
-    sets of percentiles: the combined p50 is their mean and the p99 their maximum."""
-    script = tmp / "fresh-tokens.lua"
-    script.write_text(WRK_SCRIPT)
-    share = len(tokens) // len(urls)
-    procs = []
-    for n, url in enumerate(urls):
-        mine = tokens[n * share : (n + 1) * share]
-        path = tmp / f"tokens-{n}.txt"
-        path.write_text("\n".join(mine) + "\n")
-        wanted = len(mine) - concurrency  # the rest serve the requests in flight at the stop
-        marker = tmp / f"done-{n}"
-        marker.unlink(missing_ok=True)
-        procs.append(
-            (
-                subprocess.Popen(
-                    ["wrk", "-t1", f"-c{max(1, concurrency // len(urls))}", "-d600s", "--timeout", "30s",
-                     "-s", str(script), url, "--", str(path), str(wanted), str(marker)],
-                    stdout=subprocess.PIPE, text=True,
-                ),
-                marker,
-            )
-        )  # fmt: skip
-    for proc, marker in procs:
-        while not marker.exists() and proc.poll() is None:
-            time.sleep(0.002)
-        proc.send_signal(signal.SIGINT)  # wrk then reports, with the time it actually ran
-    done, p50s, p99s = 0.0, [], []
-    for proc, _ in procs:
-        out, _ = proc.communicate(timeout=300)
-        found = re.search(r"RESULT (\d+) (\d+) (\d+) (\d+) (\d+) (\d+)", out)
-        if found is None:
-            raise SystemExit(f"wrk did not report: {out[-500:]}")
-        count, micros, p50, p99, bad_status, socket_errors = (int(x) for x in found.groups())
-        if bad_status or socket_errors:
-            raise SystemExit(f"wrk saw {bad_status} non-2xx answers and {socket_errors} socket errors")
-        done += count / (micros / 1e6)
-        p50s.append(p50 / 1e3)
-        p99s.append(p99 / 1e3)
-    return done, statistics.mean(p50s), max(p99s)
+READ = {"action": "read"}
 
 
 def scrape(urls: list[str]) -> dict[str, float]:
@@ -245,11 +108,11 @@ def main() -> int:
         def gate(n: int, env: dict[str, str]) -> list[str]:
             urls = []
             for _ in range(n):
-                port = _port()
-                procs.append(_start([*serve, "--port", str(port)], env, tmp))
-                urls.append(f"http://127.0.0.1:{port}")
+                free = port()
+                procs.append(start([*serve, "--port", str(free)], env, tmp))
+                urls.append(f"http://127.0.0.1:{free}")
             for url in urls:
-                _ready(url, "/readyz")
+                ready(url, "/readyz")
             return urls
 
         def stop() -> None:
@@ -268,8 +131,8 @@ def main() -> int:
         def load(urls: list[str]) -> Result:
             tokens = mint()
             if args.client == "wrk":
-                return wrk_load(urls, tokens, args.concurrency, tmp)
-            return python_load(urls, tokens[: args.requests], args.concurrency)
+                return wrk_load(urls, tokens, args.concurrency, tmp, READ)[0]
+            return python_load(urls, tokens[: args.requests], args.concurrency, READ)
 
         def measured(name: str, urls: list[str], size: Callable[[], int]) -> None:
             before = size()
@@ -287,19 +150,19 @@ def main() -> int:
             )
 
         try:
-            port = _port()
+            free = port()
             procs.append(
-                _start(
+                start(
                     [sys.executable, "-m", "gunicorn", "--workers", str(args.workers), "--worker-class", "gthread",
                      "--threads", str(args.threads), "--keep-alive", "5", "--access-logfile", "-",
-                     "--bind", f"127.0.0.1:{port}",
+                     "--bind", f"127.0.0.1:{free}",
                      "bench.floor_app:create_app()"],
                     base_env,
                     ROOT,
                 )
             )  # fmt: skip
-            _ready(f"http://127.0.0.1:{port}", "/v1/decisions")
-            runs.append(("floor: Flask + PyJWT verify", load([f"http://127.0.0.1:{port}"]), ""))
+            ready(f"http://127.0.0.1:{free}", "/v1/decisions")
+            runs.append(("floor: Flask + PyJWT verify", load([f"http://127.0.0.1:{free}"]), ""))
             stop()
             db = tmp / "gate.db"
             sqlite_env = {**base_env, "GATE_DATABASE": f"sqlite:///{db}"}

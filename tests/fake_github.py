@@ -258,6 +258,9 @@ class Scenario:
     # Failure (or the same fields as a dict); see Failure.
     failures: list[Any] = field(default_factory=list)
     delay: float = 0.0  # every answer this much later
+    # Check every answer against GitHub's schemas (tests always do; a benchmark may not, to measure
+    # the gate rather than the fake's validation).
+    validate: bool = True
     # What happened, for assertions.
     requests: list[dict[str, Any]] = field(default_factory=list)
     tokens: dict[str, dict[str, Any]] = field(default_factory=dict)  # minted token -> the body asked for
@@ -474,7 +477,7 @@ def create_fake_github(s: Scenario) -> Flask:
     def answer(
         operation: str, body: Any, status: int = 200, headers: dict[str, str] | None = None
     ) -> Response:
-        errors = schema_errors(operation, str(status), body)
+        errors = schema_errors(operation, str(status), body) if s.validate else []
         if errors:
             s.schema_errors.extend(errors)
         text = json.dumps(body)

@@ -67,7 +67,13 @@ def normalise_payload(payload: dict[str, Any]) -> dict[str, Any]:
     text = json.dumps(
         payload, separators=(",", ":"), ensure_ascii=False, allow_nan=False, default=json_default
     )
-    normal = json.loads(text, object_pairs_hook=_unique_keys)
+    normal = json.loads(text)
+    # Two keys that became one string (1 and "1") leave one of them out of what was read back, so
+    # writing it again gives a shorter text; only then is it read again key by key, to say which.
+    # (Cheaper than checking every object's keys on every append.)
+    again = json.dumps(normal, separators=(",", ":"), ensure_ascii=False, allow_nan=False)
+    if len(again) != len(text):
+        normal = json.loads(text, object_pairs_hook=_unique_keys)
     if not isinstance(normal, dict):
         raise TypeError(f"an audit payload is a JSON object, got a {type(payload).__name__}")
     return normal
@@ -85,6 +91,22 @@ def record_hash(seq: int, time: datetime, kind: str, payload: dict[str, Any], pr
     """The record's hash over its canonical JSON (``payload`` as :func:`normalise_payload` returns it)."""
     body = {"seq": seq, "time": utc_iso(time), "kind": kind, "payload": payload, "prev_hash": prev_hash}
     return hashlib.sha256(canonical_json(body)).hexdigest()
+
+
+def record_hash_of_text(seq: int, time_text: str, kind: str, payload_text: str, prev_hash: str) -> str:
+    """:func:`record_hash` from the payload's canonical JSON text (as :func:`encode_audit` returns it)
+    and the time's text, without serialising the payload again: the same bytes, since the canonical
+    form of the record is its five keys in sorted order (kind, payload, prev_hash, seq, time) around
+    the canonical forms of their values."""
+    text = (
+        f'{{"kind":{_text(kind)},"payload":{payload_text},"prev_hash":{_text(prev_hash)},'
+        f'"seq":{int(seq)},"time":{_text(time_text)}}}'
+    )
+    return hashlib.sha256(text.encode("utf-8")).hexdigest()
+
+
+def _text(value: str) -> str:
+    return json.dumps(value, ensure_ascii=False)
 
 
 @dataclass

@@ -30,7 +30,7 @@ from typing import Any
 from app.errors import AlreadyUsed, GateError, Unavailable
 from app.observe.metrics import metrics
 from app.store.base import AuditRecord, Replay
-from app.store.canonical import GENESIS, encode_audit, record_hash, with_request_id
+from app.store.canonical import GENESIS, encode_audit, record_hash_of_text, with_request_id
 
 log = logging.getLogger("agent_gate.store")
 
@@ -92,7 +92,7 @@ def chain(items: Sequence[PendingAppend], head: tuple[int, str] | None) -> list[
     linked: list[Linked] = []
     for item in items:
         seq += 1
-        digest = record_hash(seq, item.when, item.kind, item.normal, prev)
+        digest = record_hash_of_text(seq, item.time_text, item.kind, item.payload_text, prev)
         linked.append(Linked(item, seq, prev, digest))
         prev = digest
     return linked
