@@ -4,8 +4,10 @@ Replay: ``(issuer, jti)`` is the primary key and a claim is an INSERT that does 
 so exactly one claim succeeds whatever replica, worker or thread makes it. Audit: appends are
 serialised by a transaction-scoped advisory lock (:data:`AUDIT_LOCK`), taken before the head is read
 and released by the commit, so every replica appends after the last committed record and ``seq`` (a
-primary key) stays gap-free; the lock is held for the append's insert and its commit, one
-appender at a time across all replicas. The queue is in :mod:`app.store.postgres_queue`. Every psycopg error is wrapped into
+primary key) stays gap-free; the lock is held for a batch's insert and its commit, one batch at a
+time across all replicas. Appends of one process that arrive together form that batch
+(``app.store.group``), with their tokens' replay records and their decision pages, in one
+transaction. The queue is in :mod:`app.store.postgres_queue`. Every psycopg error is wrapped into
 :class:`app.errors.Unavailable` (see :mod:`app.store.postgres_pool`); no message carries the password.
 """
 

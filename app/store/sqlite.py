@@ -1,10 +1,13 @@
 """The embedded store: SQLite in WAL mode, safe with several gunicorn worker processes and threads.
 
-Audit appends are serialised by ``BEGIN IMMEDIATE`` (one writer at a time across processes) and
-``seq`` is the chain position, a primary key, so two writers can never both append record N.
-Replay records are claimed by an INSERT that does nothing on conflict: no read-then-write race;
-queued jobs are leased inside ``BEGIN IMMEDIATE`` (``app.store.sqlite_queue``). Every sqlite3 error is wrapped into :class:`app.errors.Unavailable` here;
-messages for HTTP answers never carry a filesystem path (the log does).
+Write transactions queue on the writer lock (``app.store.sqlite_connections``) and run in
+``BEGIN IMMEDIATE`` (one writer at a time across processes); ``seq`` is the chain position, a
+primary key, so two writers can never both append record N. Audit appends that arrive together
+share one transaction and one fsync (``app.store.group``); a decision's replay record, audit record
+and page are written in that transaction. Replay records are claimed by an INSERT that does nothing
+on conflict: no read-then-write race. Queued jobs are leased inside ``BEGIN IMMEDIATE``
+(``app.store.sqlite_queue``). Every sqlite3 error is wrapped into :class:`app.errors.Unavailable`
+here; messages for HTTP answers never carry a filesystem path (the log does).
 """
 
 from __future__ import annotations

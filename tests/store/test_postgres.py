@@ -200,3 +200,49 @@ def test_a_forked_worker_opens_its_own_connections_and_leaves_the_parents_alone(
     store.append_audit("boot", {"who": "parent again"})
     assert [r.payload["who"] for r in store.iter_audit()] == ["parent", "child", "parent again"]
     store.close()
+
+
+def test_replicas_batching_the_same_tokens_in_opposite_orders_never_deadlock(pg_url: str) -> None:
+    """Two replicas' batches holding the same tokens wait for each other's replay rows; in the order
+    each batch was formed that could be a circle, which PostgreSQL breaks by failing one (a 503 for
+    every decision of it). Rows are claimed in sorted order, so no batch ever fails, and each token
+    is spent exactly once."""
+    import threading
+
+    from app.store.base import Replay
+    from app.store.group import prepare
+    from tests.store.conftest import T0
+
+    replicas = [PostgresStore(pg_url), PostgresStore(pg_url)]
+    failures: list[BaseException] = []
+    kept: list[int] = []
+    lock = threading.Lock()
+
+    def run(replica: PostgresStore, reverse: bool) -> None:
+        for round_ in range(25):
+            keys = [f"{round_}-{k}" for k in range(12)]
+            batch = [
+                prepare("decision", {"k": key}, T0, replay=Replay("https://iss", key, 10**10))
+                for key in (reversed(keys) if reverse else keys)
+            ]
+            try:
+                outcomes = replica._write_batch(batch)
+            except BaseException as exc:  # noqa: BLE001  # the assertion below names it
+                with lock:
+                    failures.append(exc)
+                continue
+            with lock:
+                kept.append(sum(not isinstance(o, Exception) for o in outcomes))
+
+    threads = [threading.Thread(target=run, args=(r, i == 1)) for i, r in enumerate(replicas)]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join(120)
+    try:
+        assert failures == []
+        assert sum(kept) == 25 * 12, "each token spent by exactly one of the two batches"
+        assert replicas[0].verify_audit().records == 25 * 12
+    finally:
+        for r in replicas:
+            r.close()
