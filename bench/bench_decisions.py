@@ -40,9 +40,6 @@ class NoReplay:
     def claim_jti(self, issuer: str, jti: str, expires_at: int) -> bool:
         return True
 
-    def jti_used(self, issuer: str, jti: str) -> bool:
-        return False
-
 
 def per_call(fn: Callable[[], object], number: int, repeat: int = 5) -> float:
     """Best-of-repeat seconds per call (the minimum is the least noisy estimate)."""

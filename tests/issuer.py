@@ -70,9 +70,6 @@ class MemoryReplay:
         self.seen.add((issuer, jti))
         return True
 
-    def jti_used(self, issuer: str, jti: str) -> bool:
-        return (issuer, jti) in self.seen
-
 
 class LocalIssuer:
     """An OIDC issuer with a real RSA key, for tests: claims, tokens, its JWKS (file or mocked https)."""

@@ -75,10 +75,6 @@ class ReplayStore(Protocol):
         """Record ``(issuer, jti)`` as used until ``expires_at``; False if it was already used."""
         ...
 
-    def jti_used(self, issuer: str, jti: str) -> bool:
-        """Whether ``(issuer, jti)`` was already used (a read; nothing recorded)."""
-        ...
-
 
 @dataclass(frozen=True)
 class VerifiedToken:
@@ -152,11 +148,10 @@ class TokenVerifier:
         """The verified token and its identity.
 
         ``spend``: record the token as used now (its replay record, in a transaction of its own).
-        Without it the token is only checked not to be used yet, and the caller writes its replay
-        record (``issuer``, ``claims["jti"]``, ``spend_until``) in the transaction that records what
-        the token was used for: the decision endpoint does, so a token is spent by, and only by, a
-        durable audit record, and a concurrent second use of it is refused by that transaction
-        (:meth:`replayed` says so).
+        Without it the replay check is the caller's: it writes the token's replay record
+        (``issuer``, ``claims["jti"]``, ``spend_until``) in the transaction that records what the
+        token was used for, which refuses a token already used (:meth:`replayed` says so). The
+        decision endpoint does, so a token is spent by, and only by, a durable audit record.
 
         Raises :class:`TokenError` (401, ``code`` says which check failed), :class:`TokenTooLarge`
         (413), or :class:`~app.errors.Unavailable` (503) when the issuer's keys or the replay store
@@ -208,11 +203,7 @@ class TokenVerifier:
         self._check_times(claims)
         identity = WorkloadIdentity.from_claims(claims)
         until = self._last_acceptable_second(claims)
-        if (
-            not self._replay.claim_jti(source.issuer.url, claims["jti"], until)
-            if spend
-            else self._replay.jti_used(source.issuer.url, claims["jti"])
-        ):
+        if spend and not self._replay.claim_jti(source.issuer.url, claims["jti"], until):
             raise self.replayed(claims)
         return VerifiedToken(
             claims=claims,

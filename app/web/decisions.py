@@ -22,7 +22,8 @@ from app.errors import (
     TokenError,
     Unavailable,
 )
-from app.evidence.model import Evidence
+from app.evidence.model import Evidence, EvidenceNeeds
+from app.policy.loader import PolicySet
 from app.settings import gate_version
 from app.store.base import Replay
 from app.tokens.identity import WorkloadIdentity
@@ -78,7 +79,7 @@ def create_decision() -> tuple[Response, int]:
     token: str | None = None
     try:
         token = bearer_token()
-        # Checked unused here; spent by the decision's audit record (record_decision below).
+        # Spent by the decision's audit record (record_decision below), which refuses a replay.
         verified = g.verifier.verify(token, spend=False)
     except TokenError as exc:
         audit_refusal(exc, token)
@@ -91,7 +92,16 @@ def create_decision() -> tuple[Response, int]:
             code="environment-mismatch",
         )
     try:
-        decision = decide_request(identity, body)
+        policies = g.policies.current()
+        needs = evidence_needs(policies, identity, body)
+        if needs is not None and g.store.jti_used(verified.issuer, str(verified.claims["jti"])):
+            # A replay is refused before any GitHub call is made for it (a captured token must not
+            # buy calls on the App's rate limit); decisions that need no evidence meet the refusal
+            # in their transaction, as a concurrent second use always does.
+            refusal = g.verifier.replayed(verified.claims)
+            audit_refusal(refusal, token)
+            raise refusal
+        decision = decide_request(identity, body, policies, needs)
     except GateError as exc:
         # The token is spent and nothing was decided (GitHub slow or down, the deadline, the policy):
         # record that, so the audit log shows the attempt and not a silent gap; the client gets 503
@@ -167,11 +177,11 @@ def issue_grant(identity: WorkloadIdentity, body: DecisionRequest, decision: Dec
     return issued_body(issued)
 
 
-def decide_request(identity: WorkloadIdentity, body: DecisionRequest) -> Decision:
+def decide_request(
+    identity: WorkloadIdentity, body: DecisionRequest, policies: PolicySet, needs: EvidenceNeeds | None
+) -> Decision:
     """Gather what the decision needs (fail closed on GitHub errors), then decide."""
     g = gate()
-    policies = g.policies.current()
-    needs = evidence_needs(policies, identity, body)
     evidence = Evidence.none() if needs is None else g.evidence.gather(identity, body, needs)
     return decide(
         identity,

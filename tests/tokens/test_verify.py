@@ -492,9 +492,6 @@ def test_an_unwritable_replay_store_fails_closed(tmp_path, issuer):
         def claim_jti(self, issuer: str, jti: str, expires_at: int) -> bool:
             raise Unavailable("the store is down", code="store-unavailable")
 
-        def jti_used(self, issuer: str, jti: str) -> bool:
-            raise Unavailable("the store is down", code="store-unavailable")
-
     verifier = TokenVerifier(
         [issuer.config(jwks_file=issuer.write_jwks(tmp_path / "k.json"))],
         AUDIENCE,

@@ -161,6 +161,16 @@ def test_one_token_sent_twice_at_once_is_answered_once(app, mint, monkeypatch):
     assert refused["code"] == "replayed" and refused["claims"]["repository"] == "octo-org/octo-repo"
 
 
+def test_a_replayed_token_buys_no_github_call(ask, mint, evidence_source):
+    token = mint(environment="production")
+    ask({"action": "deploy"}, token=token)
+    asked = len(evidence_source.calls)
+    assert asked == 1, "the first use gathers evidence"
+    again = ask({"action": "deploy"}, token=token)
+    assert again.status_code == 401 and again.get_json()["errors"][0]["code"] == "replayed"
+    assert len(evidence_source.calls) == asked, "refused before any evidence is gathered"
+
+
 def test_a_token_is_spent_by_a_decision_not_made(ask, mint, evidence_source):
     evidence_source.error = GitHubError("GitHub did not answer in 10 s; retry later")
     token = mint(environment="production")
