@@ -184,6 +184,12 @@ class GroupCommit:
         outcomes: list[Outcome] = []
         try:
             outcomes = self.write([s.item for s in batch])
+            if len(outcomes) != len(batch):  # a writer's bug: never leave a waiter without an answer
+                raise Unavailable(
+                    "the audit log's writer answered for the wrong number of records; nothing was "
+                    "allowed; tell the gate's operators",
+                    code="audit-unavailable",
+                )
         except BaseException as exc:  # noqa: BLE001  # handed to every append of the batch
             failure = exc
         counters = metrics()

@@ -254,3 +254,10 @@ def test_concurrent_appends_form_one_gap_free_chain(any_store: Store) -> None:
 def test_the_time_of_a_record_is_when_it_was_asked_for(any_store: Store) -> None:
     when = datetime.fromisoformat("2026-01-02T03:04:05+00:00")
     assert any_store.append_audit("x", {}, time=when).time == when
+
+
+def test_a_writer_answering_for_the_wrong_number_of_appends_fails_them_all_never_hangs() -> None:
+    group = GroupCommit(lambda batch: [])
+    with pytest.raises(Unavailable, match="wrong number of records") as info:
+        group.submit(item(1))
+    assert info.value.code == "audit-unavailable"
