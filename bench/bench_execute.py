@@ -5,7 +5,7 @@ The execute decision: ``POST /v1/decisions`` {"action": "merge", "pull_request":
 one approval, warm (installation, token and the approver's standing cached; the run, PR, commits and
 reviews re-validated with ETags, answered 304), served by the gate under its production gunicorn
 settings (app.server.GateWorker, the same workers and threads as ``agent-gate serve``), its evidence
-gathered from a fake GitHub running in a process of its own. The floor: an octo-sts-like exchange,
+gathered from a fake GitHub running in a process of its own (under gunicorn, with keep-alive). The floor: an octo-sts-like exchange,
 a Flask endpoint under gunicorn (gthread, the same workers and threads) that verifies the same kind of
 token with PyJWT and makes one GitHub POST (an installation token, with a cached App JWT) to the
 same fake GitHub. Both are driven by the same load generator (bench/loadgen.py: wrk, or client
@@ -28,12 +28,10 @@ import json
 import multiprocessing
 import os
 import shutil
-import signal
 import sys
 import tempfile
 import time
 from collections.abc import Callable, Iterator
-from multiprocessing.connection import Connection
 from pathlib import Path
 from typing import Any
 
@@ -46,7 +44,7 @@ from flask import Flask, jsonify, request  # noqa: E402
 from gunicorn.app.base import BaseApplication  # noqa: E402
 
 from bench.loadgen import Result, port, python_load, ready, wrk_load  # noqa: E402
-from tests.fake_github import APP_ID, FakeGitHub, ReviewSpec  # noqa: E402
+from tests.fake_github import APP_ID, ReviewSpec, create_fake_github  # noqa: E402
 from tests.github.conftest import BOB, HEAD, app_key_pem, base_scenario, github_settings  # noqa: E402
 
 POLICY = """
@@ -127,29 +125,27 @@ def _quiet() -> None:
 
 def _serve(factory: Callable[[], Flask], options: dict[str, Any]) -> None:
     _quiet()
-    signal.pthread_sigmask(signal.SIG_UNBLOCK, [signal.SIGTERM])  # gunicorn's master stops on it
     Served(factory, options).run()
 
 
-def _fake(latency: float, out: Connection) -> None:
-    _quiet()
+def _fake(latency: float, bind: str) -> None:
+    """The fake GitHub under gunicorn (one gthread worker: one process holds the scenario's state),
+    with keep-alive, as GitHub's API has: Flask's development server would take a new connection per
+    call and measure itself rather than the gate."""
     scenario = base_scenario()
     scenario.prs[12].reviews = [ReviewSpec(BOB, "APPROVED", HEAD)]
     scenario.delay = latency
     scenario.validate = (
         False  # the suite checks the answers against GitHub's schemas; here it would be the cost
     )
-    with FakeGitHub(scenario) as fake:
-        out.send(fake.url)
-        signal.sigwait([signal.SIGTERM])  # close() then checks every answer against GitHub's schemas
+    options = {"bind": bind, "workers": 1, "worker_class": "gthread", "threads": 32, "keepalive": 30}
+    _serve(lambda: create_fake_github(scenario), options)
 
 
 @contextlib.contextmanager
 def running(target: Callable[..., None], *args: Any) -> Iterator[multiprocessing.Process]:
-    signal.pthread_sigmask(signal.SIG_BLOCK, [signal.SIGTERM])  # inherited: sigwait takes it
     proc = multiprocessing.get_context("fork").Process(target=target, args=args)
     proc.start()
-    signal.pthread_sigmask(signal.SIG_UNBLOCK, [signal.SIGTERM])
     try:
         yield proc
     finally:
@@ -172,9 +168,10 @@ def measure(latency: float, args: argparse.Namespace, tmp: Path) -> dict[str, An
         "accesslog": "-",
         "timeout": 30,
     }
-    parent, child = multiprocessing.get_context("fork").Pipe()
-    with running(_fake, latency, child) as fake:
-        github_url = parent.recv()
+    fake_port = port()
+    github_url = f"http://127.0.0.1:{fake_port}"
+    with running(_fake, latency, f"127.0.0.1:{fake_port}"):
+        ready(github_url, "/app", ok=(200, 401, 403, 404))  # any answer says it listens
         gate_port, exchange_port = port(), port()
         gate_url, exchange_url = f"http://127.0.0.1:{gate_port}", f"http://127.0.0.1:{exchange_port}"
         gate_options = {
@@ -212,8 +209,6 @@ def measure(latency: float, args: argparse.Namespace, tmp: Path) -> dict[str, An
 
             decision, calls = load(gate_url, "/v1/decisions", MERGE, True)
             exchange, _ = load(exchange_url, "/exchange", {}, False)
-    if fake.exitcode not in (0, -signal.SIGTERM):
-        print(f"warning: the fake GitHub ended with {fake.exitcode} (an answer outside GitHub's schemas?)")
     return {"decision": decision, "exchange": exchange, "calls": calls, "n": n}
 
 

@@ -70,11 +70,11 @@ def start(cmd: list[str], env: dict[str, str], cwd: Path) -> subprocess.Popen[by
     )
 
 
-def ready(url: str, path: str) -> None:
+def ready(url: str, path: str, ok: tuple[int, ...] = (200, 405)) -> None:
     deadline = time.monotonic() + 60
     while time.monotonic() < deadline:
         try:
-            if requests.get(url + path, timeout=2).status_code in (200, 405):
+            if requests.get(url + path, timeout=2).status_code in ok:
                 return
         except requests.RequestException:
             pass
