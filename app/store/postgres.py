@@ -17,17 +17,17 @@ import json
 import logging
 import time
 from collections.abc import Callable, Iterator
-from datetime import UTC, datetime
+from datetime import datetime
 from typing import Any
 
 import psycopg
 from psycopg.rows import dict_row
 
 from app.errors import GateError, Unavailable
-from app.store.base import AuditRecord, Replay
+from app.store.base import Replay
 from app.store.canonical import encode_decision, utc_iso
-from app.store.chain_reads import AuditReads
-from app.store.group import GroupCommit, Linked, Outcome, PendingAppend, admit, chain, prepare, settle
+from app.store.chain import AuditChain
+from app.store.group import GroupCommit, Linked, Outcome, PendingAppend, admit, chain, settle
 from app.store.migrations import MIGRATIONS_TABLE, pending
 from app.store.postgres_breakglass import PostgresBreakGlass
 from app.store.postgres_pool import Pool
@@ -47,7 +47,7 @@ MIGRATION_LOCK = int.from_bytes(b"ag-migr8", "big") & (2**63 - 1)
 _PAGE = 500
 
 
-class PostgresStore(AuditReads, PostgresQueue, PostgresBreakGlass):
+class PostgresStore(AuditChain, PostgresQueue, PostgresBreakGlass):
     """The :class:`app.store.base.Store` on one PostgreSQL database, shared by every replica."""
 
     def __init__(
@@ -121,33 +121,6 @@ class PostgresStore(AuditReads, PostgresQueue, PostgresBreakGlass):
             return _version(cur)
 
     # -- audit ---------------------------------------------------------------------------------
-    def append_audit(
-        self,
-        kind: str,
-        payload: dict[str, Any],
-        *,
-        time: datetime | None = None,
-        replay: Replay | None = None,
-    ) -> AuditRecord:
-        """Append one record atomically and durably. Raises ``Unavailable(code='audit-unavailable')``."""
-        when = datetime.fromtimestamp(self._clock(), UTC) if time is None else time
-        return self._group.submit(prepare(kind, payload, when, replay=replay))
-
-    def record_decision(
-        self,
-        decision_id: str,
-        record: dict[str, Any],
-        kind: str,
-        payload: dict[str, Any],
-        *,
-        replay: Replay | None = None,
-    ) -> AuditRecord:
-        """The decision's audit record, its page and its token's replay record in one transaction,
-        shared with the appends of this process that arrive together (one commit, one WAL flush)."""
-        when = datetime.fromtimestamp(self._clock(), UTC)
-        page = (decision_id, encode_decision(record))
-        return self._group.submit(prepare(kind, payload, when, decision=page, replay=replay))
-
     def _write_batch(self, batch: list[PendingAppend]) -> list[Outcome]:
         """One transaction: the replay records, then the chain and the decision pages under
         :data:`AUDIT_LOCK`."""

@@ -17,15 +17,15 @@ import logging
 import sqlite3
 import time
 from collections.abc import Callable, Iterator
-from datetime import UTC, datetime
+from datetime import datetime
 from pathlib import Path
 from typing import Any, NoReturn
 
 from app.errors import ConfigError, GateError, Unavailable
-from app.store.base import AuditRecord, Replay, Store
+from app.store.base import Replay, Store
 from app.store.canonical import encode_decision, utc_iso
-from app.store.chain_reads import AuditReads
-from app.store.group import GroupCommit, Outcome, PendingAppend, admit, chain, prepare, settle
+from app.store.chain import AuditChain
+from app.store.group import GroupCommit, Outcome, PendingAppend, admit, chain, settle
 from app.store.migrations import Migration
 from app.store.sqlite_breakglass import SQLiteBreakGlass
 from app.store.sqlite_connections import Connections
@@ -42,7 +42,7 @@ REPLAY_MARGIN_SECONDS = 120
 _PAGE = 500  # audit rows read per query: bounded memory, and no read transaction held across pages
 
 
-class SQLiteStore(AuditReads, SQLiteQueue, SQLiteBreakGlass):
+class SQLiteStore(AuditChain, SQLiteQueue, SQLiteBreakGlass):
     """The :class:`app.store.base.Store` on one SQLite file; one connection per thread and process."""
 
     def __init__(
@@ -135,33 +135,6 @@ class SQLiteStore(AuditReads, SQLiteQueue, SQLiteBreakGlass):
         self._db.close()
 
     # -- audit ---------------------------------------------------------------------------------
-    def append_audit(
-        self,
-        kind: str,
-        payload: dict[str, Any],
-        *,
-        time: datetime | None = None,
-        replay: Replay | None = None,
-    ) -> AuditRecord:
-        """Append one record atomically and durably. Raises ``Unavailable(code='audit-unavailable')``."""
-        when = datetime.fromtimestamp(self._clock(), UTC) if time is None else time
-        return self._group.submit(prepare(kind, payload, when, replay=replay))
-
-    def record_decision(
-        self,
-        decision_id: str,
-        record: dict[str, Any],
-        kind: str,
-        payload: dict[str, Any],
-        *,
-        replay: Replay | None = None,
-    ) -> AuditRecord:
-        """The decision's audit record, its page and its token's replay record in one durable
-        transaction, shared with the appends that arrive together (one fsync for all of them)."""
-        when = datetime.fromtimestamp(self._clock(), UTC)
-        page = (decision_id, encode_decision(record))
-        return self._group.submit(prepare(kind, payload, when, decision=page, replay=replay))
-
     def _write_batch(self, batch: list[PendingAppend]) -> list[Outcome]:
         """One ``BEGIN IMMEDIATE`` transaction, committed with one fsync (see app.store.group)."""
         with (

@@ -81,8 +81,8 @@ class VerifiedToken:
     claims: dict[str, Any]
     identity: WorkloadIdentity
     token_hash: str  # sha256 hex of the raw token: for the audit log, never the token
-    issuer: str = ""  # the trusted issuer's URL: with claims["jti"], the token's replay key
-    spend_until: int = 0  # the last second the token is accepted: its replay record lasts this long
+    issuer: str  # the trusted issuer's URL: with claims["jti"], the token's replay key
+    spend_until: int  # the last second the token is accepted: its replay record lasts this long
 
 
 class TokenVerifier:

@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import logging
 from datetime import UTC, datetime
-from typing import Any
+from typing import Any, NoReturn
 
 from flask import Blueprint, Response, jsonify
 
@@ -61,13 +61,17 @@ def replay_of(verified: VerifiedToken) -> Replay:
     return Replay(verified.issuer, str(verified.claims["jti"]), verified.spend_until)
 
 
-def decision_audit_payload(
-    decision: Decision, token_hash: str, dumped: dict[str, Any] | None = None
-) -> dict[str, Any]:
-    """What the audit record of a decision holds: enough to answer who, what, why, under which policy.
+def _refuse_replay(verified: VerifiedToken, token: str) -> NoReturn:
+    """Refuse a token already spent (before its decision, or by a concurrent request), audited."""
+    refusal = gate().verifier.replayed(verified.claims)
+    audit_refusal(refusal, token)
+    raise refusal
 
-    ``dumped``: the decision's ``model_dump(mode="json")`` when the caller has it already."""
-    body = dict(dumped) if dumped is not None else decision.model_dump(mode="json")
+
+def decision_audit_payload(record: dict[str, Any], token_hash: str) -> dict[str, Any]:
+    """What the audit record of a decision holds (``record``: the decision's JSON dump): enough to
+    answer who, what, why, under which policy."""
+    body = dict(record)
     body["token_sha256"] = token_hash
     return body
 
@@ -94,13 +98,12 @@ def create_decision() -> tuple[Response, int]:
     try:
         policies = g.policies.current()
         needs = evidence_needs(policies, identity, body)
-        if needs is not None and g.store.jti_used(verified.issuer, str(verified.claims["jti"])):
+        spent = replay_of(verified)
+        if needs is not None and g.store.jti_used(spent.issuer, spent.jti):
             # A replay is refused before any GitHub call is made for it (a captured token must not
             # buy calls on the App's rate limit); decisions that need no evidence meet the refusal
             # in their transaction, as a concurrent second use always does.
-            refusal = g.verifier.replayed(verified.claims)
-            audit_refusal(refusal, token)
-            raise refusal
+            _refuse_replay(verified, token)
         decision = decide_request(identity, body, policies, needs)
     except GateError as exc:
         # The token is spent and nothing was decided (GitHub slow or down, the deadline, the policy):
@@ -121,13 +124,11 @@ def create_decision() -> tuple[Response, int]:
             decision.decision_id,
             record,
             "decision",
-            decision_audit_payload(decision, verified.token_hash, record),
+            decision_audit_payload(record, verified.token_hash),
             replay=replay_of(verified),
         )
     except AlreadyUsed:
-        refusal = g.verifier.replayed(verified.claims)
-        audit_refusal(refusal, token)
-        raise refusal from None
+        _refuse_replay(verified, token)
     g.after_decision(decision)
     g.housekeep()
     answer = dict(record)  # the grant's fields are added at the top level only
