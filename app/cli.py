@@ -335,12 +335,16 @@ def _read_json(path: Path, what: str) -> Any:
 
 
 def cmd_explain(args: argparse.Namespace) -> int:
+    import time
+
     from pydantic import ValidationError
 
     from app.decide.decision import DecisionRequest
-    from app.decide.engine import decide
     from app.decide.explain import render
+    from app.events.simulate import simulation
     from app.evidence.model import Evidence
+    from app.evidence.offline import FixedEvidence
+    from app.gate.question import Question
     from app.policy.loader import load_policies
     from app.tokens.identity import WorkloadIdentity
 
@@ -360,15 +364,10 @@ def cmd_explain(args: argparse.Namespace) -> int:
     except ValidationError as exc:
         problems = "; ".join(f"{'.'.join(map(str, e['loc']))}: {e['msg']}" for e in exc.errors())
         raise GateError(f"invalid input: {problems}", code="bad-input") from exc
-    policy_path = _policy_path(args.policy)
-    decision = decide(
-        identity,
-        request,
-        load_policies(policy_path),
-        evidence,
-        decision_id="explain",
-        now=datetime.now(UTC),
+    pipeline = simulation(
+        load_policies(_policy_path(args.policy)), FixedEvidence(evidence), time.time, decision_id="explain"
     )
+    decision = pipeline.decide(Question(identity, request, audit_kind="decision")).decision
     sys.stdout.write(render(decision, args.format))
     return 0 if decision.allowed else 3
 

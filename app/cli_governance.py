@@ -195,8 +195,8 @@ def cmd_explain_live(args: argparse.Namespace, policy_path: PolicyPath, settings
 
     from app.decide.explain import render
     from app.errors import ConfigError
+    from app.events.simulate import simulate
     from app.github.client import GitHubClient
-    from app.governance.simulate import simulate
 
     if args.claims is not None or args.evidence is not None:
         raise GateError("--repo simulates live from GitHub's facts: leave out --claims and --evidence")

@@ -9,6 +9,7 @@ import atexit
 import contextlib
 import logging
 import sys
+import threading
 import time
 from collections.abc import Callable
 from typing import Any
@@ -22,8 +23,12 @@ from app.decide.decision import Decision
 from app.errors import GateError
 from app.events.dispatch import run_job
 from app.events.worker import QueueWorker
-from app.evidence.gather import EvidenceSource, GitHubEvidence, NoEvidence
-from app.gate import DecisionHook, Gate
+from app.evidence.gather import EvidenceSource, GitHubEvidence
+from app.evidence.offline import NoEvidence
+from app.gate.core import Gate
+from app.gate.housekeeping import Housekeeping
+from app.gate.pipeline import DecisionHook, Pipeline, Recording
+from app.gate.side_effects import SideEffects
 from app.github.client import GitHubClient
 from app.governance.breakglass import BreakGlass
 from app.observe import http as observe_http
@@ -107,27 +112,40 @@ def create_app(
         evidence = GitHubEvidence(github) if github is not None else NoEvidence()
     checks = CheckRunPublisher(github) if github is not None else None
 
+    refusals = RefusalAudit(store, clock=clock)
+    # The counts of refusals not yet written out reach the audit log when the worker exits.
+    atexit.register(_flush_refusals, refusals)
+    grants = GrantService(store, issuer=settings.public_url, github=github, clock=clock)
+    break_glass = BreakGlass(store, policies.current, clock, github)
+    recording = Recording(
+        store=store,
+        side_effects=SideEffects(store),
+        grants=grants,
+        housekeeping=Housekeeping(store, refusals, grants, clock, settings.retention_days),
+        hooks=[_count_decision, *(hooks or [])],
+        checks=checks,  # check runs leave the request path: queued with the decision
+        jobs_waiting=threading.Event(),
+    )
+    pipeline = Pipeline(
+        policies=policies.current,
+        evidence=evidence,
+        clock=clock,
+        recording=recording,
+        break_glass=break_glass,
+        public_url=settings.public_url,
+    )
     gate = Gate(
         settings=settings,
         verifier=verifier,
         policies=policies,
-        store=store,
-        evidence=evidence,
         clock=clock,
-        hooks=[_count_decision, *(hooks or [])],
-        checks=checks,
+        pipeline=pipeline,
+        recording=recording,
+        refusals=refusals,
+        break_glass=break_glass,
         github=github,
+        evidence_listeners=[grants.on_evidence_change],
     )
-    if checks is not None:
-        # Check runs leave the request path: queued durably, posted by the queue's workers.
-        gate.hooks.append(gate.queue_check_run)
-
-    gate.refusals = RefusalAudit(store, clock=clock)
-    # The counts of refusals not yet written out reach the audit log when the worker exits.
-    atexit.register(_flush_refusals, gate.refusals)
-    gate.grants = GrantService(store, issuer=settings.public_url, github=github, clock=clock)
-    gate.break_glass = BreakGlass(store, policies.current, clock, github)
-    gate.evidence_listeners.append(gate.grants.on_evidence_change)
 
     app = Flask(__name__, static_folder=None)  # no static files: every route is documented
     app.config["MAX_CONTENT_LENGTH"] = 64 * 1024
@@ -145,8 +163,7 @@ def create_app(
     app.register_blueprint(webhook_bp)
     app.register_blueprint(grants_bp)
     app.register_blueprint(break_glass_bp)
-    grant_service = gate.grants
-    login.init_app(app, settings, github, session_key=grant_service.keys.sealing_key)
+    login.init_app(app, settings, github, session_key=grants.keys.sealing_key)
     app.register_blueprint(setup_bp)
     _register_error_handlers(app)
     observe_http.init_app(

@@ -9,6 +9,7 @@ from __future__ import annotations
 from datetime import UTC, datetime
 from typing import Any
 
+from app.decide.audit_mode import audit_mode
 from app.decide.decision import Decision, DecisionRequest
 from app.decide.engine import decide
 from app.evidence.model import Account, CommitFacts, Evidence, PullRequestFacts, Review, RunFacts, Standing
@@ -210,7 +211,9 @@ def evidence(
 def run(
     policies: PolicySet, who: WorkloadIdentity, action: str, ev: Evidence | None = None, **request: Any
 ) -> Decision:
-    return decide(
+    """The engine's decision, answered in audit mode where the policy says so (the first of the
+    pipeline's overlays, app/gate/overlays.py; the others need a pull request check or the store)."""
+    decided = decide(
         who,
         DecisionRequest(action=action, **request),
         policies,
@@ -218,6 +221,7 @@ def run(
         decision_id="dec_test",
         now=NOW,
     )
+    return audit_mode(decided, policies)
 
 
 def failed(decision: Decision) -> list[str]:

@@ -22,7 +22,7 @@ LAYERS: list[tuple[str, tuple[str, ...]]] = [
     ),
     ("the HTTP face", ("app.web",)),
     ("the GitHub events the gate reacts to", ("app.events",)),
-    ("the gate's collaborators", ("app.gate",)),
+    ("the decision pipeline and the gate's collaborators", ("app.gate",)),
     ("side effects of decisions", ("app.credentials", "app.publish")),
     # The inventory and reports read the audit chain and the policies; the web and CLI show them.
     ("governance", ("app.governance",)),
@@ -181,3 +181,66 @@ def test_modules_stay_small() -> None:
         if lines > LONG_MODULES.get(module, MAX_LINES):
             long[module] = lines
     assert long == {}, "split these modules by role, or say in LONG_MODULES why they are long"
+
+
+def _names_used(path: Path) -> set[str]:
+    """The names a module imports from other app modules, as ``module.name``, and the attributes it
+    reads off imported modules (``engine.decide``)."""
+    found: set[str] = set()
+    tree = ast.parse(path.read_text("utf-8"))
+    modules: dict[str, str] = {}
+    for node in ast.walk(tree):
+        if isinstance(node, ast.ImportFrom) and node.module and node.module.startswith("app"):
+            for alias in node.names:
+                found.add(f"{node.module}.{alias.name}")
+                modules[alias.asname or alias.name] = f"{node.module}.{alias.name}"
+        elif isinstance(node, ast.Import):
+            for alias in node.names:
+                modules[alias.asname or alias.name.split(".")[0]] = alias.name
+    for node in ast.walk(tree):
+        if isinstance(node, ast.Attribute) and isinstance(node.value, ast.Name) and node.value.id in modules:
+            found.add(f"{modules[node.value.id]}.{node.attr}")
+    return found
+
+
+def _users_of(qualified: str) -> set[str]:
+    return {module for module, path in MODULES.items() if qualified in _names_used(path)}
+
+
+def _callers_of_method(method: str) -> set[str]:
+    """Modules outside app.store that call ``<anything>.<method>(...)``."""
+    callers = set()
+    for module, path in MODULES.items():
+        if module.startswith("app.store"):
+            continue
+        for node in ast.walk(ast.parse(path.read_text("utf-8"))):
+            if (
+                isinstance(node, ast.Call)
+                and isinstance(node.func, ast.Attribute)
+                and node.func.attr == method
+            ):
+                callers.add(module)
+    return callers
+
+
+def test_the_engine_has_one_caller_the_pipeline() -> None:
+    # Every way of asking (the API, the merge check, a held deployment, explain) asks the pipeline.
+    assert _users_of("app.decide.engine.decide") == {"app.gate.pipeline"}
+
+
+def test_decisions_are_recorded_only_by_the_pipeline_and_in_one_transaction() -> None:
+    # The audit record, the page, the token's replay record and what the origin keeps: together.
+    assert _callers_of_method("record_decision") == {"app.gate.pipeline"}
+    assert _callers_of_method("save_decision") == set(), "a page written apart from its audit record"
+
+
+def test_overlays_are_applied_only_by_the_pipeline() -> None:
+    assert _users_of("app.gate.overlays.overlay") == {"app.gate.pipeline"}
+    for rewrite in ("app.decide.audit_mode.audit_mode", "app.decide.agent_free.pass_agent_free"):
+        assert _users_of(rewrite) == {"app.gate.overlays"}, rewrite
+
+
+def test_the_one_caller_finder_sees_imports_and_attributes(tmp_path: Path) -> None:
+    source = tmp_path / "m.py"
+    source.write_text("from app.decide import engine\nfrom app.x import y as z\nengine.decide()\n", "utf-8")
+    assert {"app.decide.engine", "app.decide.engine.decide", "app.x.y"} <= _names_used(source)

@@ -13,13 +13,16 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from typing import Literal
 
-from app.decide.decision import ApprovalAssessment, Reason
+from app.decide.decision import ApprovalAssessment, ApprovalCode, Reason
 from app.decide.provenance import Provenance
 from app.evidence.model import Account, Evidence, Review
 from app.policy.agents import AgentCatalog, Kind
 from app.policy.schema import Rule
 
 WRITE_PERMISSIONS = frozenset({"admin", "maintain", "write"})
+# Approvals refused because the approver is tied to the change: nobody approves their own change,
+# so no mode and no override relaxes a deny that refused one (app/decide/audit_mode.py).
+SELF_APPROVAL_CODES: frozenset[ApprovalCode] = frozenset({"self", "requester", "co-author"})
 # Review states that change a reviewer's verdict; COMMENTED and PENDING do not replace an approval.
 _VERDICT_STATES = frozenset({"APPROVED", "CHANGES_REQUESTED", "DISMISSED"})
 
@@ -57,6 +60,13 @@ def _latest_reviews(reviews: list[Review]) -> tuple[dict[str, Review], list[Revi
     return latest, superseded
 
 
+def _tied_code(roles: list[str]) -> ApprovalCode:
+    """The code of an approval refused for these roles: ``self`` before ``requester`` before ``co-author``."""
+    if any(role not in {"requester", "co-author"} for role in roles):
+        return "self"
+    return "requester" if "requester" in roles else "co-author"
+
+
 def _ineligible(
     account: Account,
     evidence: Evidence,
@@ -64,29 +74,39 @@ def _ineligible(
     rule: Rule,
     catalog: AgentCatalog,
     org: str,
-) -> str | None:
-    """Why this account's approval cannot count, or None when it is an eligible independent human."""
+) -> tuple[ApprovalCode, str] | None:
+    """Why this account's approval cannot count (a code and the words), or None when it is an
+    eligible independent human."""
     known = catalog.classify(account.login, account.id, account.type)
     if known.kind is Kind.AI_AGENT:
-        return f"@{account.login} is an AI agent ({known.name}); only humans approve"
+        return "agent", f"@{account.login} is an AI agent ({known.name}); only humans approve"
     if known.kind is Kind.BOT:
-        return f"@{account.login} is a bot; only humans approve"
+        return "bot", f"@{account.login} is a bot; only humans approve"
     roles = prov.roles_of(account.login, account.id)
     if roles:
-        return f"@{account.login} is tied to the change ({', '.join(roles)}); self-approval never counts"
+        return (
+            _tied_code(roles),
+            f"@{account.login} is tied to the change ({', '.join(roles)}); self-approval never counts",
+        )
     pr = evidence.pull_request
     last_push = bool(rule.approvals and rule.approvals.last_push)
     if last_push and pr and pr.last_pusher and _same(pr.last_pusher, account):
-        return f"@{account.login} pushed the last commit, and the rule requires last-push approval by someone else"
+        return (
+            "last-pusher",
+            f"@{account.login} pushed the last commit, and the rule requires last-push approval by someone else",
+        )
     standing = evidence.standings.get(account.login.lower())
     permission = standing.permission if standing else None
     if permission not in WRITE_PERMISSIONS:
         shown = permission or "unknown"
-        return f"@{account.login} has {shown} permission on the repository; write or higher is needed"
+        return (
+            "no-write-access",
+            f"@{account.login} has {shown} permission on the repository; write or higher is needed",
+        )
     teams = rule.approvals.teams if rule.approvals else []
     if teams and not (standing and set(standing.teams) & set(teams)):
         names = " or ".join(f"@{org}/{t}" for t in teams)
-        return f"@{account.login} is not an active member of {names}"
+        return "not-in-team", f"@{account.login} is not an active member of {names}"
     return None
 
 
@@ -119,11 +139,12 @@ def assess_approvals(
         who: Account,
         state: str,
         approved: str | None,
-        why: str | None,
+        refused: tuple[ApprovalCode, str] | None,
         counted_because: str,
     ) -> None:
-        if why is None:
+        if refused is None:
             counted.add(_key(who))
+        code, why = refused or ("counted", counted_because)
         assessments.append(
             ApprovalAssessment(
                 source=source,
@@ -131,8 +152,9 @@ def assess_approvals(
                 id=who.id,
                 state=state,
                 commit=approved,
-                counted=why is None,
-                why=why or counted_because,
+                counted=refused is None,
+                code=code,
+                why=why,
             )
         )
 
@@ -146,49 +168,54 @@ def assess_approvals(
                 state=review.state,
                 commit=review.commit_id,
                 counted=False,
+                code="superseded",
                 why="superseded by a later review from the same reviewer",
             )
         )
     for review in latest.values():
-        why: str | None
+        refused: tuple[ApprovalCode, str] | None
         if review.state != "APPROVED":
-            why = f"latest review is {review.state}, which cancels any earlier approval"
+            refused = "not-approved", f"latest review is {review.state}, which cancels any earlier approval"
         elif "review" not in sources:
-            why = "the rule does not count pull-request reviews"
+            refused = "source-not-counted", "the rule does not count pull-request reviews"
         elif review.commit_id != commit:
             got = review.commit_id[:7] if review.commit_id else "no commit"
-            why = f"stale: approved commit {got}, but the change being executed is {short}"
+            refused = "stale", f"stale: approved commit {got}, but the change being executed is {short}"
         else:
-            why = _ineligible(review.reviewer, evidence, prov, rule, catalog, org)
+            refused = _ineligible(review.reviewer, evidence, prov, rule, catalog, org)
         record(
             "review",
             review.reviewer,
             review.state,
             review.commit_id,
-            why,
+            refused,
             "independent human with write permission approved this exact commit",
         )
 
     run_sha = evidence.run.head_sha if evidence.run else None
     for approval in evidence.environment_approvals:
         if approval.state != "approved":
-            why = f"environment review is {approval.state}"
+            refused = "not-approved", f"environment review is {approval.state}"
         elif "environment" not in sources:
-            why = "the rule does not count environment approvals"
+            refused = "source-not-counted", "the rule does not count environment approvals"
         elif environment is None or environment not in approval.environments:
-            why = f"approved {', '.join(approval.environments) or 'no environment'}, not {environment or 'an environment'}"
+            refused = (
+                "wrong-environment",
+                f"approved {', '.join(approval.environments) or 'no environment'}, not {environment or 'an environment'}",
+            )
         elif run_sha is not None and run_sha != executed:
-            why = (
-                f"stale: the run is at commit {run_sha[:7]}, but the change being executed is {executed[:7]}"
+            refused = (
+                "stale",
+                f"stale: the run is at commit {run_sha[:7]}, but the change being executed is {executed[:7]}",
             )
         else:
-            why = _ineligible(approval.approver, evidence, prov, rule, catalog, org)
+            refused = _ineligible(approval.approver, evidence, prov, rule, catalog, org)
         record(
             "environment",
             approval.approver,
             approval.state,
             run_sha,
-            why,
+            refused,
             f"independent human with write permission approved the {environment} deployment",
         )
 

@@ -1,8 +1,8 @@
 """Audit mode: a deny under a rule (or policy) in ``mode: audit`` is answered as an allow marked
 ``would_deny``, with the reasons it would have been denied for.
 
-Pure, like the engine: it only rewrites a finished Decision. It is called from one place, where the
-engine finishes every decision (``_Deciding.finish``).
+Pure, like the engine: it only rewrites a finished Decision. It is the first overlay of the decision
+pipeline (app/gate/overlays.py), applied to every decision the engine makes.
 
 Never in audit mode, whatever the policy says (the built-in invariants, and what they stand on):
 
@@ -12,7 +12,8 @@ Never in audit mode, whatever the policy says (the built-in invariants, and what
   with a code other than ``rule``;
 - an approval action, and any execute action by an agent-driven workload (an agent never executes
   without an independent human approval of the exact commit);
-- a deny where an approval was refused as a self-approval (nobody approves their own change).
+- a deny where an approval was refused because its approver is tied to the change (codes ``self``,
+  ``requester``, ``co-author``: nobody approves their own change).
 
 A rule's own mode applies only when the rule names the workload's repository (its ``repository``
 condition held): a rule in audit mode for one repository never lets another repository's workload
@@ -21,7 +22,9 @@ through. Otherwise the policy's mode applies.
 
 from __future__ import annotations
 
+from app.decide.approvals import SELF_APPROVAL_CODES
 from app.decide.decision import Decision, Reason
+from app.policy.loader import PolicySet
 from app.policy.schema import ActionSpec, Mode, PermissionClass, Policy
 
 AUDIT_REASON = "audit-mode"
@@ -48,7 +51,7 @@ def is_invariant_denial(decision: Decision, spec: ActionSpec | None, agent: bool
     failed = [r.code for r in decision.reasons if not r.ok]
     if decision.rule is None and (not failed or failed[0] in _INVARIANT_CODES):
         return True
-    return any(not a.counted and "self-approval" in a.why for a in decision.approvals)
+    return any(not a.counted and a.code in SELF_APPROVAL_CODES for a in decision.approvals)
 
 
 def apply_audit_mode(
@@ -69,3 +72,12 @@ def apply_audit_mode(
     return decision.model_copy(
         update={"allowed": True, "would_deny": True, "reasons": [*decision.reasons, note]}
     )
+
+
+def audit_mode(decision: Decision, policies: PolicySet) -> Decision:
+    """:func:`apply_audit_mode` under the policy governing the decision's repository owner."""
+    loaded = policies.for_owner(decision.subject.owner_id)
+    if loaded is None:
+        return decision
+    spec = loaded.catalog.get(decision.action)
+    return apply_audit_mode(decision, loaded.policy, spec=spec, agent=decision.subject.agent)

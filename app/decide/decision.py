@@ -55,6 +55,25 @@ class Signal(BaseModel):
     detail: str
 
 
+# Why an approval counted or not, for logic (audit mode, break-glass); ``why`` says it for people.
+ApprovalCode = Literal[
+    "counted",  # an independent human with write permission approved the exact change
+    "superseded",  # a later review of the same reviewer replaced it
+    "not-approved",  # the latest review (or the environment review) is not an approval
+    "source-not-counted",  # the rule does not count this kind of approval
+    "stale",  # it approved another commit
+    "wrong-environment",  # it approved another environment
+    "agent",  # from an AI agent: only humans approve
+    "bot",  # from a bot
+    "self",  # from the actor, triggering actor, PR author, a commit author or committer
+    "requester",  # from the person who asked the agent for the change
+    "co-author",  # from a co-author of the change
+    "last-pusher",  # from the last pusher, under a rule that requires last-push approval
+    "no-write-access",  # the approver has less than write permission
+    "not-in-team",  # the approver is in none of the rule's teams
+]
+
+
 class ApprovalAssessment(BaseModel):
     """An approval the gate considered, and why it counted or not."""
 
@@ -64,6 +83,9 @@ class ApprovalAssessment(BaseModel):
     state: str
     commit: str | None = None
     counted: bool
+    code: ApprovalCode | None = Field(
+        None, description="Why it counted or not, as a code (null in records made before codes)."
+    )
     why: str
 
 

@@ -1,8 +1,9 @@
 """The pure decision function: verified identity + request + policy + evidence in, Decision out.
 
 No I/O happens here, which is what makes the engine exhaustively testable and lets
-``agent-gate explain`` answer "what if" offline. The API gathers the facts first
-(:func:`evidence_needs` says which), then calls :func:`decide`.
+``agent-gate explain`` answer "what if" offline. Its one caller is the decision pipeline
+(app/gate/pipeline.py), which gathers the facts first (:func:`evidence_needs` says which), calls
+:func:`decide`, then applies the overlays.
 
 Invariants no policy can switch off:
 
@@ -20,7 +21,6 @@ from dataclasses import dataclass, field
 from datetime import datetime
 
 from app.decide.approvals import ApprovalOutcome, assess_approvals
-from app.decide.audit_mode import apply_audit_mode
 from app.decide.decision import Decision, DecisionRequest, Reason, Subject
 from app.decide.provenance import Provenance, analyse
 from app.decide.rules import REPOSITORY_WEIGHT, RuleCheck, check_rule
@@ -162,11 +162,12 @@ class _Deciding:
     def finish(
         self, *, remedy: str | None = None, rule: str | None = None, outcome: ApprovalOutcome | None = None
     ) -> Decision:
-        """The Decision: allowed only when there are reasons and every one of them held (or when a deny
-        is answered in audit mode, marked would_deny: app/decide/audit_mode.py)."""
+        """The Decision: allowed only when there are reasons and every one of them held. What may
+        change it afterwards (audit mode, break-glass...) is the pipeline's list of overlays
+        (app/gate/overlays.py), never the engine."""
         allowed = bool(self.reasons) and all(r.ok for r in self.reasons)
         spec = self.spec
-        decision = Decision(
+        return Decision(
             decision_id=self.decision_id,
             allowed=allowed,
             action=self.request.action,
@@ -182,8 +183,6 @@ class _Deciding:
             github_api_calls=self.evidence.github_api_calls,
             decided_at=self.now,
         )
-        policy = self.loaded.policy if self.loaded else None
-        return apply_audit_mode(decision, policy, spec=spec, agent=self.prov.agent)
 
 
 def decide(

@@ -11,7 +11,7 @@ from dataclasses import dataclass
 from app.decide.decision import Reason
 from app.decide.provenance import Provenance
 from app.policy.schema import Repository, RepositoryPattern, Rule, describe_matchers, matcher_matches
-from app.tokens.identity import DEPLOYMENT_ISSUER, PR_CHECK_ISSUER, WorkloadIdentity
+from app.tokens.identity import Origin, WorkloadIdentity
 
 # What a failed condition adds to a rule's distance; a rule for another repository is at least
 # REPOSITORY_WEIGHT away (the engine relies on it to skip them when a closer candidate exists).
@@ -83,7 +83,7 @@ def check_rule(
 
     cond("ref", rule.refs, identity.ref, "ref")  # type: ignore[arg-type]
     cond("environment", rule.environments, environment, "environment")  # type: ignore[arg-type]
-    if identity.issuer == PR_CHECK_ISSUER:
+    if identity.origin is Origin.PULL_REQUEST_CHECK:
         # A pull request's required check is evaluated without a run: the run's conditions are
         # checked again, from its token, when the merge itself is asked for.
         if rule.events is not None or rule.workflows is not None or rule.runner_environments is not None:
@@ -134,7 +134,7 @@ def _check_run_conditions(
                 f"{describe_matchers([w.ref for w in rule.workflows])}"
             )
         reasons.append(Reason(code="workflow", ok=ok, message=msg))
-    if rule.runner_environments is not None and identity.issuer == DEPLOYMENT_ISSUER:
+    if rule.runner_environments is not None and identity.origin is Origin.HELD_DEPLOYMENT:
         # A job held by the protection rule has not started: its runner is unknown until it runs,
         # and the condition is checked when the job itself asks the gate.
         reasons.append(

@@ -4,8 +4,9 @@ for the gate's answer, whether or not their workflow ever calls it.
 On ``deployment_protection_rule`` (signature checked by the webhook, then queued), the workload is
 rebuilt from GitHub's facts: the workflow run is re-fetched (actor, event, ref, head commit,
 workflow file), and the evidence (its pull requests, reviews, environment approvals, provenance) is
-gathered as for ``POST /v1/decisions``. The same engine decides the ``deploy`` action for that
-environment under the same policy; the decision is audited and saved (its page is linked).
+gathered as for ``POST /v1/decisions``. The same pipeline decides the ``deploy`` action for that
+environment under the same policy, and records the decision, its page and the held deployment in
+one transaction (its page is linked).
 
 - allowed: ``approved``;
 - denied only for want of an independent human approval (a person can fix it): a progress comment
@@ -22,17 +23,19 @@ from __future__ import annotations
 
 import logging
 import re
-from datetime import UTC, datetime
 from typing import Any
 
-from app.decide.decision import Decision, DecisionRequest, new_decision_id
-from app.decide.engine import decide, evidence_needs
+from app.decide.decision import Decision, DecisionRequest
 from app.errors import InvalidRequest
 from app.evidence.model import Evidence
-from app.gate import Gate
+from app.gate.core import Gate
+from app.gate.question import Keeps, KeepsFor, Question
+from app.gate.workloads import Repo, held_job_identity
 from app.github.auth import repo_path
+from app.github.payloads import GhRun, parse
+from app.github.protocol import GitHubAPI
 from app.publish.deployments import MAX_PROGRESS_COMMENTS, Verdict, answer_body, news, verdict
-from app.tokens.identity import held_job_identity
+from app.tokens.identity import WorkloadIdentity
 
 log = logging.getLogger("agent_gate.deployments")
 
@@ -121,32 +124,69 @@ def on_pull_request_review(g: Gate, payload: dict[str, Any], delivery: str) -> d
     return {"handled": bool(results), "results": results}
 
 
+def read_held_job(
+    github: GitHubAPI, repo: Repo, *, environment: str, run_id: int, delivery: str, now: int
+) -> WorkloadIdentity:
+    """The held job's identity, from its workflow run as GitHub reports it now (re-fetched)."""
+    run = parse(
+        GhRun,
+        github.get_json(
+            repo.full_name,
+            f"/repos/{repo_path(repo.full_name)}/actions/runs/{run_id}",
+            what=f"reading run {run_id} of {repo.full_name} for its deployment to {environment}",
+        ),
+        f"reading run {run_id} of {repo.full_name}",
+    )
+    return held_job_identity(run, repo, environment=environment, run_id=run_id, delivery=delivery, now=now)
+
+
+def deploy_question(
+    identity: WorkloadIdentity, audit_extra: dict[str, Any], keeps: KeepsFor | None = None
+) -> Question:
+    """What a held job asks: may it deploy to its environment (its identity says which)."""
+    return Question(
+        identity,
+        DecisionRequest(action=DEPLOY_ACTION, environment=identity.environment),
+        audit_kind="deployment-protection",
+        audit_extra=audit_extra,
+        keeps=keeps,
+    )
+
+
 def decide_held(g: Gate, held: dict[str, Any], *, delivery: str, why: str) -> dict[str, Any]:
-    """Decide a held deployment from GitHub's facts and answer GitHub. Raises on any failure (the
-    queue retries): an error never approves and never rejects."""
+    """Ask the pipeline about a held deployment, from GitHub's facts, and answer GitHub. Raises on any
+    failure (the queue retries): an error never approves and never rejects.
+
+    The decision is recorded with the held deployment (its decision, commit and pull requests, still
+    pending) in one transaction; its state changes only once GitHub has taken the answer, so a failed
+    answer leaves it pending and decided again."""
     if g.github is None:
         raise InvalidRequest(
             "a deployment protection rule event arrived, but the GitHub App is not configured",
             code="github-not-configured",
         )
-    decision, sha, pulls = _decide(g, held, delivery)
-    if g.break_glass is not None:
-        # A live break-glass of this repository and action lets a person's held job through, loudly;
-        # never an agent's, never past the invariants (app/governance/breakglass.py).
-        decision = g.break_glass.apply(decision)
-    kind = verdict(decision)
-    held = {**held, "sha": sha, "pull_requests": pulls, "decision_id": decision.decision_id}
-    g.store.append_audit(
-        "deployment-protection",
-        {
-            **decision.model_dump(mode="json"),
-            "delivery": delivery,
-            "trigger": why,
-            "verdict": kind.value,
-            "run_id": held["run_id"],
-        },
+    run_id = int(held["run_id"])
+    held_repo = Repo(held["repository"], int(held["repository_id"]), held["owner"], int(held["owner_id"]))
+    identity = read_held_job(
+        g.github,
+        held_repo,
+        environment=held["environment"],
+        run_id=run_id,
+        delivery=delivery,
+        now=int(g.clock()),
     )
-    g.store.save_decision(decision.decision_id, decision.model_dump(mode="json"))
+
+    def keeps(decision: Decision, evidence: Evidence) -> Keeps:
+        pulls = [evidence.pull_request.number] if evidence.pull_request else []
+        pending = {**held, "sha": identity.sha, "pull_requests": pulls, "decision_id": decision.decision_id}
+        return Keeps(audit={"verdict": verdict(decision).value}, deployment={**pending, "state": "pending"})
+
+    question = deploy_question(identity, {"delivery": delivery, "trigger": why, "run_id": run_id}, keeps)
+    outcome = g.pipeline.decide(question)
+    decision = outcome.decision
+    assert outcome.keeps.deployment is not None
+    held = outcome.keeps.deployment
+    kind = verdict(decision)
     if kind is Verdict.WAIT:
         return _progress(g, held, decision)
     body = answer_body(decision, held["environment"], kind)
@@ -171,49 +211,11 @@ def _progress(g: Gate, held: dict[str, Any], decision: Decision) -> dict[str, An
     posted = False
     if attempt <= MAX_PROGRESS_COMMENTS and gist != held.get("last_comment"):
         g.github.review_deployment_protection_rule(held["repository"], held["run_id"], body)
-        held = {**held, "comments": attempt, "last_comment": gist}
+        g.store.save_deployment_gate({**held, "comments": attempt, "last_comment": gist, "state": "pending"})
         posted = True
-    g.store.save_deployment_gate({**held, "state": "pending"})
     return {
         "handled": True,
         "decision_id": decision.decision_id,
         "verdict": Verdict.WAIT.value,
         "commented": posted,
     }
-
-
-def _decide(g: Gate, held: dict[str, Any], delivery: str) -> tuple[Decision, str, list[int]]:
-    assert g.github is not None
-    repository, run_id = held["repository"], int(held["run_id"])
-    run = g.github.get_json(
-        repository,
-        f"/repos/{repo_path(repository)}/actions/runs/{run_id}",
-        what=f"reading run {run_id} of {repository} for its deployment to {held['environment']}",
-    )
-    now = g.clock()
-    identity = held_job_identity(
-        run,
-        repository=repository,
-        repository_id=int(held["repository_id"]),
-        owner=held["owner"],
-        owner_id=int(held["owner_id"]),
-        environment=held["environment"],
-        run_id=run_id,
-        delivery=delivery,
-        now=int(now),
-    )
-    request = DecisionRequest(action=DEPLOY_ACTION, environment=held["environment"])
-    policies = g.policies.current()
-    needs = evidence_needs(policies, identity, request)
-    evidence = g.evidence.gather(identity, request, needs) if needs else Evidence.none()
-    decision = decide(
-        identity,
-        request,
-        policies,
-        evidence,
-        decision_id=new_decision_id(),
-        now=datetime.fromtimestamp(now, UTC),
-    )
-    decision = decision.model_copy(update={"details_url": g.details_url(decision.decision_id)})
-    pulls = [evidence.pull_request.number] if evidence.pull_request else []
-    return decision, identity.sha, pulls

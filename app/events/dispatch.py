@@ -15,7 +15,8 @@ from typing import Any
 from app.decide.decision import Decision
 from app.errors import InvalidRequest
 from app.events import deployments, merge_check
-from app.gate import CHECK_RUN_JOB, Gate
+from app.gate.core import Gate
+from app.gate.pipeline import CHECK_RUN_JOB
 from app.store.base import Job
 
 log = logging.getLogger("agent_gate.webhook")

@@ -1,8 +1,8 @@
 """The required merge check, ``agent-gate / merge``, kept current on every pull request.
 
-For a pull request with agent provenance the policy's ``merge`` action is evaluated with the PR's
-evidence and the check is posted on its head; a PR with no agent signal gets a success check that
-says which signals were looked for. It is evaluated again whenever its inputs may have changed:
+For a pull request the policy's ``merge`` action is decided by the pipeline with the PR's evidence
+and the check is posted on its head; a PR with no agent signal passes (the pipeline's agent-free
+overlay), saying which signals were looked for. It is evaluated again whenever its inputs may have changed:
 the PR opened, pushed, reopened or marked ready, its labels changed (labels are agent signals), its
 base branch changed, a review submitted, edited or dismissed, and the Re-run button of the gate's
 own check (``check_run`` / ``check_suite`` ``rerequested``). Changes to the evidence are told to
@@ -12,26 +12,22 @@ the gate's evidence listeners (grant revocation).
 from __future__ import annotations
 
 import logging
-from datetime import UTC, datetime
 from typing import Any
 
-from app.decide.decision import Decision, DecisionRequest, Reason, new_decision_id
-from app.decide.engine import decide, evidence_needs
+from app.decide.decision import Decision, DecisionRequest
 from app.errors import GateError, InvalidRequest
-from app.evidence.model import Evidence, EvidenceChange
-from app.gate import Gate
+from app.evidence.model import EvidenceChange
+from app.gate.core import Gate
+from app.gate.question import Question
+from app.gate.workloads import Repo, pull_request_check_identity
 from app.github.auth import repo_path
 from app.publish.checks import CHECK_PREFIX
-from app.tokens.identity import pull_request_check_identity
+from app.tokens.identity import WorkloadIdentity
 
 log = logging.getLogger("agent_gate.webhook")
 
 PR_ACTIONS = frozenset({"opened", "synchronize", "reopened", "ready_for_review", "labeled", "unlabeled"})
 REVIEW_ACTIONS = frozenset({"submitted", "edited", "dismissed"})
-SIGNALS_LOOKED_FOR = (
-    "actor or triggering actor is an AI agent; PR author is an agent; a commit authored or committed by an "
-    "agent; an agent co-author trailer or footer; an agent branch prefix; an agent label"
-)
 
 
 def on_pull_request(g: Gate, payload: dict[str, Any], delivery: str) -> dict[str, Any]:
@@ -117,34 +113,44 @@ def _evaluate_open(g: Gate, repo: dict[str, Any], pr: dict[str, Any], delivery: 
     return {"handled": True, "decision_id": decision.decision_id, "allowed": decision.allowed}
 
 
+def pr_check_identity(repo: dict[str, Any], pr: dict[str, Any], delivery: str, now: int) -> WorkloadIdentity:
+    """The identity a pull request's merge check is decided as, from the repository and the pull
+    request (a webhook's, or GitHub's answer to ``GET /pulls/{n}``: the same fields)."""
+    return pull_request_check_identity(
+        Repo.of(repo),
+        author=str(pr["user"]["login"]),
+        author_id=int(pr["user"]["id"]),
+        number=int(pr["number"]),
+        head_sha=str(pr["head"]["sha"]),
+        head_ref=str(pr["head"]["ref"]),
+        base_ref=str(pr["base"]["ref"]),
+        delivery=delivery,
+        now=now,
+    )
+
+
+def merge_question(identity: WorkloadIdentity, number: int, audit_extra: dict[str, Any]) -> Question:
+    """What pull request ``number``'s merge check asks: may its head be merged."""
+    return Question(
+        identity,
+        DecisionRequest(action="merge", pull_request=number, sha=identity.sha),
+        audit_kind="merge-check",
+        audit_extra=audit_extra,
+    )
+
+
 def evaluate_merge_check(g: Gate, repo: dict[str, Any], pr: dict[str, Any], delivery: str) -> Decision | None:
-    """Evaluate the merge action for the PR's head and post ``agent-gate / merge`` on it.
+    """Ask the pipeline about the merge action for the PR's head, and post ``agent-gate / merge`` on it.
 
     A failure to gather evidence or to post the check is raised (the queue retries the job); the
     decision and its audit record are kept either way.
     """
-    now = g.clock()
-    identity = pull_request_check_identity(
-        repository=repo["full_name"],
-        repository_id=int(repo["id"]),
-        owner=repo["owner"]["login"],
-        owner_id=int(repo["owner"]["id"]),
-        author=pr["user"]["login"],
-        author_id=int(pr["user"]["id"]),
-        number=int(pr["number"]),
-        head_sha=pr["head"]["sha"],
-        head_ref=pr["head"]["ref"],
-        base_ref=pr["base"]["ref"],
-        delivery=delivery,
-        now=int(now),
-    )
-    policies = g.policies.current()
-    if policies.for_owner(identity.repository_owner_id) is None:
+    identity = pr_check_identity(repo, pr, delivery, int(g.clock()))
+    if g.policies.current().for_owner(identity.repository_owner_id) is None:
         return None
-    body = DecisionRequest(action="merge", pull_request=int(pr["number"]), sha=pr["head"]["sha"])
-    needs = evidence_needs(policies, identity, body)
+    question = merge_question(identity, int(pr["number"]), {"delivery": delivery})
     try:
-        evidence = g.evidence.gather(identity, body, needs) if needs else None
+        draft = g.pipeline.deliberate(question)
     except GateError as exc:
         log.warning("merge check for %s#%s not evaluated: %s", repo["full_name"], pr["number"], exc.message)
         g.store.append_audit(
@@ -152,33 +158,10 @@ def evaluate_merge_check(g: Gate, repo: dict[str, Any], pr: dict[str, Any], deli
             {"repository_id": identity.repository_id, "pull_request": pr["number"], "error": exc.code},
         )
         raise
-    decision = decide(
-        identity,
-        body,
-        policies,
-        evidence or Evidence.none("the merge action needs no evidence"),
-        decision_id=new_decision_id(),
-        now=datetime.fromtimestamp(now, UTC),
-    )
-    if g.break_glass is not None:
-        decision = g.break_glass.apply(decision)  # a person's PR under a live break-glass; never an agent's
-    decision = decision.model_copy(update={"details_url": g.details_url(decision.decision_id)})
-    summary_override = None
-    if not decision.subject.agent:
-        # Not the gate's to block: a PR with no agent signal passes, saying what was looked for.
-        summary_override = (
-            f"## ✅ No agent involvement found\n\nagent-gate looked for: {SIGNALS_LOOKED_FOR}.\n\n"
-            "None fired, so this check passes; the repository's own review rules still apply.\n"
-        )
-        looked = Reason(
-            code="agent", ok=True, message=f"no agent signal fired; looked for: {SIGNALS_LOOKED_FOR}"
-        )
-        decision = decision.model_copy(update={"allowed": True, "remedy": None, "reasons": [looked]})
-    g.store.append_audit("merge-check", {**decision.model_dump(mode="json"), "delivery": delivery})
-    g.store.save_decision(decision.decision_id, decision.model_dump(mode="json"))
+    decision = g.pipeline.record(draft).decision
     if g.checks is not None:
         try:
-            g.checks.publish(decision, summary_override=summary_override)
+            g.checks.publish(decision)
         except GateError as exc:
             log.warning("could not post the merge check on %s: %s", decision.subject.sha[:7], exc.message)
             g.store.append_audit("check-run-failed", {"decision_id": decision.decision_id, "error": exc.code})

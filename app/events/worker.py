@@ -92,6 +92,9 @@ class QueueWorker:
                 self.max_attempts,
                 code,
                 "; given up" if give_up else f"; retried in {wait} s",
+                # A failure the gate did not raise on purpose is a bug: its traceback goes to the log
+                # (never to GitHub or a client), and the job is retried like any other failure.
+                exc_info=None if isinstance(exc, GateError) else exc,
             )
             self._release(job, now, code, retry_at=None if give_up else now + wait)
             return

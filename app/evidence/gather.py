@@ -1,7 +1,8 @@
 """Where evidence comes from: GitHub (``GitHubEvidence``), a file (``FileEvidence``) or nowhere.
 
-The API calls an :class:`EvidenceSource` only for decisions that need evidence (see
+The pipeline calls an :class:`EvidenceSource` only for decisions that need evidence (see
 ``app.decide.engine.evidence_needs``); a read decision never reaches it, and so makes no GitHub call.
+The sources that make no GitHub call (no App, a file, fixed evidence) are in app/evidence/offline.py.
 
 ``GitHubEvidence`` reads, through the App's client (docs/github-app.md lists the calls):
 
@@ -28,15 +29,11 @@ from __future__ import annotations
 
 import contextvars
 import functools
-import json
 from collections.abc import Callable
 from concurrent.futures import Future, ThreadPoolExecutor
-from pathlib import Path
 from typing import Any, Generic, Protocol, TypeVar
 
-from pydantic import ValidationError
-
-from app.errors import GateError, GitHubError, GitHubNotFound, InvalidRequest
+from app.errors import GitHubError, GitHubNotFound, InvalidRequest
 from app.evidence.model import (
     NOREPLY_DOMAIN,
     Account,
@@ -66,10 +63,6 @@ from app.github.payloads import (
 from app.github.protocol import GitHubAPI
 from app.tokens.identity import WorkloadIdentity
 
-APP_NOT_CONFIGURED = (
-    "the GitHub App is not configured: set GATE_GITHUB_APP_ID and GATE_GITHUB_PRIVATE_KEY(_FILE) "
-    "(see docs/github-app.md)"
-)
 WEB_FLOW_ID = 19864447  # GitHub's own committer account (web-flow) for commits made on github.com
 PR_COMMITS_LIMIT = 250  # GET /pulls/{n}/commits lists at most this many
 # Threads per gatherer for a decision's independent calls; GitHub's secondary limit is 100
@@ -83,34 +76,6 @@ class EvidenceSource(Protocol):
     def gather(self, identity: WorkloadIdentity, request: Question, needs: EvidenceNeeds) -> Evidence:
         """The facts for one decision. Raises ``GitHubError`` (503) rather than guess."""
         ...
-
-
-class NoEvidence:
-    """No GitHub App: decisions that need evidence are denied, saying why. Makes no call."""
-
-    def gather(self, identity: WorkloadIdentity, request: Question, needs: EvidenceNeeds) -> Evidence:
-        return Evidence.none(APP_NOT_CONFIGURED)
-
-
-class FileEvidence:
-    """Evidence from a JSON file in the shape ``GitHubEvidence`` produces (for ``agent-gate explain``)."""
-
-    def __init__(self, path: Path) -> None:
-        try:
-            data = json.loads(Path(path).read_text("utf-8"))
-            if not isinstance(data, dict):
-                raise TypeError("expected a JSON object in the shape of Evidence")
-            self._evidence = Evidence.model_validate({**data, "source": "file"})
-        except (OSError, ValueError, TypeError) as exc:
-            detail = _first_error(exc) if isinstance(exc, ValidationError) else str(exc)
-            raise GateError(
-                f"the evidence file {path} is not valid: {detail}; write it in the shape of "
-                "`agent-gate explain`'s evidence (docs/github-app.md)",
-                code="invalid-evidence",
-            ) from exc
-
-    def gather(self, identity: WorkloadIdentity, request: Question, needs: EvidenceNeeds) -> Evidence:
-        return self._evidence
 
 
 class _Task(Generic[T]):
@@ -463,8 +428,3 @@ def _unknown_commit(repo: str, sha: str, status: int) -> InvalidRequest:
         f"commit {sha[:7]} was not found in {repo} (GitHub answered {status}); name a commit of this repository",
         code="unknown-commit",
     )
-
-
-def _first_error(exc: ValidationError) -> str:
-    first = exc.errors()[0]
-    return f"{'.'.join(str(p) for p in first['loc']) or 'the file'}: {first['msg']}"

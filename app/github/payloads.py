@@ -106,6 +106,8 @@ class GhRun(_Payload):
     head_sha: str
     head_branch: str | None = None
     event: str
+    path: str | None = None  # required by the schema; absent only in hand-made payloads
+    run_attempt: int | None = None
 
 
 class GhEnvironment(_Payload):

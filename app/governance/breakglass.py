@@ -161,9 +161,10 @@ class BreakGlass:
         return False
 
     # -- applying -------------------------------------------------------------------------------------
-    def apply(self, decision: Decision) -> Decision:
+    def override(self, decision: Decision) -> Decision:
         """``decision``, allowed under a live break-glass of its repository and action when one exists
-        and nothing forbids it (module docstring); the use is recorded."""
+        and nothing forbids it (module docstring). Reads only: the pipeline records the use
+        (:meth:`record_use`) once the decision itself is recorded."""
         subject = decision.subject
         if decision.allowed or subject.agent:
             return decision
@@ -187,15 +188,24 @@ class BreakGlass:
             message=f"allowed by break-glass {record['id']} of @{record['invoker']}{confirmed}, until {until}: "
             f"{record['justification']} (no grant or GitHub token is issued with it)",
         )
-        self.store.append_audit(
-            "break-glass-used",
-            {"id": record["id"], "decision_id": decision.decision_id, "action": decision.action,
-             "repository_id": decision.subject.repository_id, "actor": decision.subject.actor},
-        )  # fmt: skip
-        self.store.save_break_glass({**record, "uses": [*record.get("uses", []), decision.decision_id]})
         return decision.model_copy(
             update={"allowed": True, "break_glass": record["id"], "reasons": [*decision.reasons, note]}
         )
+
+    def record_use(self, decision: Decision) -> None:
+        """Record that the (recorded) ``decision`` was allowed by its break-glass: an audit event of its
+        own, and the decision among the override's uses."""
+        if decision.break_glass is None:
+            return
+        self.store.append_audit(
+            "break-glass-used",
+            {"id": decision.break_glass, "decision_id": decision.decision_id, "action": decision.action,
+             "repository_id": decision.subject.repository_id, "actor": decision.subject.actor},
+        )  # fmt: skip
+        found = self.store.find_break_glass(id=decision.break_glass)
+        if found:
+            record = found[0]
+            self.store.save_break_glass({**record, "uses": [*record.get("uses", []), decision.decision_id]})
 
     def review(self, since: int | None = None) -> list[dict[str, Any]]:
         """Every break-glass since ``since`` (unix time), for the review afterwards."""

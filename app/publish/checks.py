@@ -12,6 +12,7 @@ import json
 import logging
 from typing import Any, Protocol
 
+from app.decide.agent_free import SIGNALS_LOOKED_FOR, is_agent_free_pass
 from app.decide.decision import Decision
 from app.decide.explain import explanation, to_markdown
 
@@ -76,9 +77,16 @@ def debug_text(decision: Decision) -> str:
     )
 
 
-def check_run_body(decision: Decision, *, summary_override: str | None = None) -> dict[str, Any]:
+AGENT_FREE_SUMMARY = (
+    f"## ✅ No agent involvement found\n\nagent-gate looked for: {SIGNALS_LOOKED_FOR}.\n\n"
+    "None fired, so this check passes; the repository's own review rules still apply.\n"
+)
+
+
+def check_run_body(decision: Decision) -> dict[str, Any]:
     """The body of ``POST /repos/{owner}/{repo}/check-runs`` (and, without ``head_sha``, of the update)."""
     e = explanation(decision)
+    summary = AGENT_FREE_SUMMARY if is_agent_free_pass(decision) else to_markdown(e)
     body: dict[str, Any] = {
         "name": check_name(decision.action),
         "head_sha": decision.subject.sha,
@@ -88,7 +96,7 @@ def check_run_body(decision: Decision, *, summary_override: str | None = None) -
         "external_id": decision.decision_id,
         "output": {
             "title": truncate(e.title, 1000),
-            "summary": truncate(summary_override or to_markdown(e)),
+            "summary": truncate(summary),
             "text": truncate(debug_text(decision)),
         },
     }
@@ -114,8 +122,8 @@ class CheckRunPublisher:
         s = decision.subject
         return decision.permission == "execute" or s.pull_request is not None or s.commit_named
 
-    def publish(self, decision: Decision, *, summary_override: str | None = None) -> int:
-        body = check_run_body(decision, summary_override=summary_override)
+    def publish(self, decision: Decision) -> int:
+        body = check_run_body(decision)
         existing = self._api.find_check_run(decision.subject.repository, decision.subject.sha, body["name"])
         if existing is None:
             return self._api.create_check_run(decision.subject.repository, body)

@@ -39,6 +39,25 @@ class Replay:
 
 
 @dataclass(frozen=True)
+class QueuedJob:
+    """A job queued in a decision's transaction (the check run of a decision about a commit)."""
+
+    id: str
+    kind: str
+    topic: str
+    body: bytes
+
+
+@dataclass(frozen=True)
+class Kept:
+    """What an origin keeps with its decision, written in the decision's own transaction: the jobs it
+    queues and the held deployment it records (keyed by repository_id, run_id and environment)."""
+
+    jobs: tuple[QueuedJob, ...] = ()
+    deployment: dict[str, Any] | None = None
+
+
+@dataclass(frozen=True)
 class ChainReport:
     ok: bool
     records: int
@@ -146,11 +165,12 @@ class Store(Protocol):
         payload: dict[str, Any],
         *,
         replay: Replay | None = None,
+        keep: Kept | None = None,
     ) -> AuditRecord:
-        """Append the audit record ``(kind, payload)``, keep ``record`` for the decision page and write
-        the token's replay record, in one durable transaction: all or nothing. Raises
-        ``AlreadyUsed`` (nothing written) when the token's replay record exists, and
-        ``Unavailable(code='audit-unavailable')``."""
+        """Append the audit record ``(kind, payload)``, keep ``record`` for the decision page, write
+        the token's replay record and what the origin keeps with it (``keep``), in one durable
+        transaction: all or nothing. Raises ``AlreadyUsed`` (nothing written) when the token's replay
+        record exists, and ``Unavailable(code='audit-unavailable')``."""
         ...
 
     def purge_retained(self, before: int) -> int:

@@ -15,9 +15,10 @@ from datetime import UTC, datetime
 from typing import Any
 
 from app.errors import GateError
-from app.store.base import AuditRecord, ChainReport, Replay
+from app.store.base import AuditRecord, ChainReport, Kept, Replay
 from app.store.canonical import ChainVerifier, encode_decision, record_from_row
 from app.store.group import GroupCommit, Outcome, PendingAppend, prepare
+from app.store.rows import kept_rows
 
 
 class AuditChain(ABC):
@@ -58,12 +59,16 @@ class AuditChain(ABC):
         payload: dict[str, Any],
         *,
         replay: Replay | None = None,
+        keep: Kept | None = None,
     ) -> AuditRecord:
-        """The decision's audit record, its page and its token's replay record in one durable
-        transaction, shared with the appends of this process that arrive together (one commit)."""
-        when = datetime.fromtimestamp(self._clock(), UTC)
+        """The decision's audit record, its page, its token's replay record and what its origin keeps
+        with it in one durable transaction, shared with the appends of this process that arrive
+        together (one commit)."""
+        now = self._clock()
+        when = datetime.fromtimestamp(now, UTC)
         page = (decision_id, encode_decision(record))
-        return self._group.submit(prepare(kind, payload, when, decision=page, replay=replay))
+        kept = kept_rows(keep, int(now)) if keep is not None else None
+        return self._group.submit(prepare(kind, payload, when, decision=page, replay=replay, kept=kept))
 
     def iter_audit(self, since: datetime | None = None) -> Iterator[AuditRecord]:
         """Records in chain order; with ``since``, from the first record at or after it to the end.

@@ -31,6 +31,7 @@ from app.errors import AlreadyUsed, GateError, Unavailable
 from app.observe.metrics import metrics
 from app.store.base import AuditRecord, Replay
 from app.store.canonical import GENESIS, encode_audit, record_hash_of_text, with_request_id
+from app.store.rows import DeploymentRow, JobRow, KeptRows
 
 log = logging.getLogger("agent_gate.store")
 
@@ -48,6 +49,7 @@ class PendingAppend:
     time_text: str
     decision: tuple[str, str] | None = None  # (decision_id, encoded record) for the decision page
     replay: Replay | None = None  # the token this append spends
+    kept: KeptRows | None = None  # what the decision's origin keeps with it (jobs, a held deployment)
 
 
 @dataclass(frozen=True)
@@ -236,6 +238,7 @@ def prepare(
     *,
     decision: tuple[str, str] | None = None,
     replay: Replay | None = None,
+    kept: KeptRows | None = None,
 ) -> PendingAppend:
     """Encode one append (the request's id added). Raises ``Unavailable`` for a payload JSON cannot hold."""
     try:
@@ -243,4 +246,15 @@ def prepare(
     except Unavailable:
         log.error("audit record %r not written, its payload cannot be encoded", kind)
         raise
-    return PendingAppend(kind, when, normal, payload_text, time_text, decision, replay)
+    return PendingAppend(kind, when, normal, payload_text, time_text, decision, replay, kept)
+
+
+def kept_of(linked: Sequence[Linked]) -> tuple[list[JobRow], list[DeploymentRow]]:
+    """The job rows and held-deployment rows the written appends of a batch keep, in batch order."""
+    jobs: list[JobRow] = []
+    deployments: list[DeploymentRow] = []
+    for link in linked:
+        if link.item.kept is not None:
+            jobs.extend(link.item.kept.jobs)
+            deployments.extend(link.item.kept.deployments)
+    return jobs, deployments

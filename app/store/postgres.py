@@ -27,7 +27,7 @@ from app.errors import GateError, Unavailable
 from app.store.base import Replay
 from app.store.canonical import encode_decision, utc_iso
 from app.store.chain import AuditChain
-from app.store.group import GroupCommit, Linked, Outcome, PendingAppend, admit, chain, settle
+from app.store.group import GroupCommit, Linked, Outcome, PendingAppend, admit, chain, kept_of, settle
 from app.store.migrations import MIGRATIONS_TABLE, pending
 from app.store.postgres_breakglass import PostgresBreakGlass
 from app.store.postgres_pool import Pool
@@ -153,6 +153,7 @@ class PostgresStore(AuditChain, PostgresQueue, PostgresBreakGlass):
             row = cur.fetchone()
             linked = chain(kept, (int(row[0]), str(row[1])) if row else None)
             self._insert_records(cur, linked)
+            self._write_kept(cur, *kept_of(linked))
         return settle(admitted, linked)
 
     def _insert_records(self, cur: psycopg.Cursor[Any], linked: list[Linked]) -> None:

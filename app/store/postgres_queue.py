@@ -16,13 +16,26 @@ import json
 from collections.abc import Callable
 from typing import Any
 
+import psycopg
 from psycopg.rows import tuple_row
 
 from app.errors import Unavailable
 from app.store.base import DUPLICATE, QUEUED, SAME_BODY, Job, QueueStats
 from app.store.postgres_pool import Pool
+from app.store.rows import DeploymentRow, JobRow, deployment_row
 
 QUEUE_LOCK = int.from_bytes(b"ag-queue", "big") & (2**63 - 1)
+_UPSERT_DEPLOYMENT = (
+    "INSERT INTO deployment_gates (repository_id, run_id, environment, state, updated_at, record) "
+    "VALUES (%s, %s, %s, %s, %s, %s) ON CONFLICT (repository_id, run_id, environment) "
+    "DO UPDATE SET state = excluded.state, updated_at = excluded.updated_at, record = excluded.record"
+)
+# A job queued with its decision has a fresh id (the decision's): no earlier job to dedupe against,
+# so no queue lock either.
+_INSERT_JOB = (
+    "INSERT INTO jobs (id, kind, topic, body, body_sha256, state, attempts, due_at, created_at, updated_at) "
+    "VALUES (%s, %s, %s, %s, %s, 'queued', 0, %s, %s, %s) ON CONFLICT (id) DO NOTHING"
+)
 _ERROR_CHARS = 500  # the last error kept per job, for operators
 
 
@@ -133,24 +146,20 @@ class PostgresQueue:
 
     # -- held deployments ------------------------------------------------------------------------------
     def save_deployment_gate(self, record: dict[str, Any]) -> None:
-        try:
-            text = json.dumps(record, separators=(",", ":"), sort_keys=True)
-            key = (int(record["repository_id"]), int(record["run_id"]), str(record["environment"]))
-            state = str(record["state"])
-        except (KeyError, TypeError, ValueError) as exc:
-            raise Unavailable(
-                f"the held deployment cannot be recorded ({exc.__class__.__name__})", code="store-unavailable"
-            ) from exc
+        row = deployment_row(record, int(self._clock()))
         with (
             self._db.failing_as("store-unavailable", "the held deployment cannot be recorded"),
             self._db.transaction(durable=False) as cur,
         ):
-            cur.execute(
-                "INSERT INTO deployment_gates (repository_id, run_id, environment, state, updated_at, record) "
-                "VALUES (%s, %s, %s, %s, %s, %s) ON CONFLICT (repository_id, run_id, environment) "
-                "DO UPDATE SET state = excluded.state, updated_at = excluded.updated_at, record = excluded.record",
-                (*key, state, int(self._clock()), text),
-            )
+            cur.execute(_UPSERT_DEPLOYMENT, row)
+
+    @staticmethod
+    def _write_kept(cur: psycopg.Cursor[Any], jobs: list[JobRow], deployments: list[DeploymentRow]) -> None:
+        """What decisions' origins keep with them, in the decisions' transaction (``cur``'s)."""
+        if jobs:
+            cur.executemany(_INSERT_JOB, jobs)
+        if deployments:
+            cur.executemany(_UPSERT_DEPLOYMENT, deployments)
 
     def find_deployment_gates(
         self, repository_id: int, *, run_id: int | None = None, state: str | None = "pending"

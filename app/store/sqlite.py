@@ -25,7 +25,7 @@ from app.errors import ConfigError, GateError, Unavailable
 from app.store.base import Replay, Store
 from app.store.canonical import encode_decision, utc_iso
 from app.store.chain import AuditChain
-from app.store.group import GroupCommit, Outcome, PendingAppend, admit, chain, settle
+from app.store.group import GroupCommit, Outcome, PendingAppend, admit, chain, kept_of, settle
 from app.store.migrations import Migration
 from app.store.sqlite_breakglass import SQLiteBreakGlass
 from app.store.sqlite_connections import Connections
@@ -170,6 +170,7 @@ class SQLiteStore(AuditChain, SQLiteQueue, SQLiteBreakGlass):
                     "INSERT OR REPLACE INTO decisions (decision_id, record, created_at) VALUES (?, ?, ?)",
                     pages,
                 )
+            self._write_kept(conn, *kept_of(linked))
         return settle(admitted, linked)
 
     def _audit_rows(self, first_seq: int) -> Iterator[tuple[Any, ...]]:

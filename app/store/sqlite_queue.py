@@ -10,12 +10,24 @@ from __future__ import annotations
 
 import hashlib
 import json
+import sqlite3
 from collections.abc import Callable
 from typing import Any
 
 from app.errors import Unavailable
 from app.store.base import DUPLICATE, QUEUED, SAME_BODY, Job, QueueStats
+from app.store.rows import DeploymentRow, JobRow, deployment_row
 from app.store.sqlite_connections import Connections
+
+_UPSERT_DEPLOYMENT = (
+    "INSERT OR REPLACE INTO deployment_gates "
+    "(repository_id, run_id, environment, state, updated_at, record) VALUES (?, ?, ?, ?, ?, ?)"
+)
+# A job queued with its decision has a fresh id (the decision's): no earlier job to dedupe against.
+_INSERT_JOB = (
+    "INSERT INTO jobs (id, kind, topic, body, body_sha256, state, attempts, due_at, created_at, updated_at) "
+    "VALUES (?, ?, ?, ?, ?, 'queued', 0, ?, ?, ?) ON CONFLICT (id) DO NOTHING"
+)
 
 _ERROR_CHARS = 500  # the last error kept per job, for operators
 
@@ -116,20 +128,17 @@ class SQLiteQueue:
 
     # -- held deployments ------------------------------------------------------------------------------
     def save_deployment_gate(self, record: dict[str, Any]) -> None:
-        try:
-            text = json.dumps(record, separators=(",", ":"), sort_keys=True)
-            key = (int(record["repository_id"]), int(record["run_id"]), str(record["environment"]))
-            state = str(record["state"])
-        except (KeyError, TypeError, ValueError) as exc:
-            raise Unavailable(
-                f"the held deployment cannot be recorded ({exc.__class__.__name__})", code="store-unavailable"
-            ) from exc
+        row = deployment_row(record, int(self._clock()))
         with self._db.failing_as("store-unavailable", "the held deployment cannot be recorded"):
-            self._db.get().execute(
-                "INSERT OR REPLACE INTO deployment_gates "
-                "(repository_id, run_id, environment, state, updated_at, record) VALUES (?, ?, ?, ?, ?, ?)",
-                (*key, state, int(self._clock()), text),
-            )
+            self._db.get().execute(_UPSERT_DEPLOYMENT, row)
+
+    @staticmethod
+    def _write_kept(conn: sqlite3.Connection, jobs: list[JobRow], deployments: list[DeploymentRow]) -> None:
+        """What decisions' origins keep with them, in the decisions' transaction (``conn``'s)."""
+        if jobs:
+            conn.executemany(_INSERT_JOB, jobs)
+        if deployments:
+            conn.executemany(_UPSERT_DEPLOYMENT, deployments)
 
     def find_deployment_gates(
         self, repository_id: int, *, run_id: int | None = None, state: str | None = "pending"

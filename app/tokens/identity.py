@@ -8,11 +8,12 @@ never parsed: GitHub's immutable-subject format changes its shape.
 
 from __future__ import annotations
 
+from enum import StrEnum
 from typing import Any
 
 from pydantic import BaseModel, ConfigDict, ValidationError, field_validator
 
-from app.errors import InvalidRequest, TokenError
+from app.errors import TokenError
 
 # Claims GitHub Actions always sends and that the gate needs. ``environment`` is present only for
 # jobs that reference one; ``job_workflow_sha``, ``workflow_ref`` and the others are optional.
@@ -70,14 +71,23 @@ DISPLAY_CLAIMS: tuple[str, ...] = (
 )
 
 
-# The issuer of identities the gate builds itself to evaluate a pull request's required merge check
-# from a webhook (no OIDC token exists there). It can never verify as a token: it is no URL.
+class Origin(StrEnum):
+    """Where a workload identity came from, and so which of its facts were verified how.
+
+    Only ``OIDC_TOKEN`` identities come from a token; the others are built by the gate from a
+    verified webhook and GitHub's own answers (app/gate/workloads.py). The engine reads the origin,
+    never the issuer, to know which conditions apply.
+    """
+
+    OIDC_TOKEN = "oidc-token"  # noqa: S105  # a name, not a secret: a job's verified OIDC token
+    PULL_REQUEST_CHECK = "pull-request-check"  # a pull request's required merge check (no run)
+    HELD_DEPLOYMENT = "held-deployment"  # a job held by the deployment protection rule (not started)
+
+
+# The issuers the gate names its own identities by (for display: they can never verify as a token,
+# they are no URL). Decisions branch on :class:`Origin`, never on these.
 PR_CHECK_ISSUER = "agent-gate:pull-request-check"
-PR_CHECK_EVENT = "agent-gate-check"
-# Jobs held by the App's deployment protection rule: the workload is built from the run GitHub
-# reports, before the job (and so its runner) starts.
 DEPLOYMENT_ISSUER = "agent-gate:deployment-protection-rule"
-RUNNER_NOT_STARTED = "not-started"
 
 
 def display_claims(claims: dict[str, Any]) -> dict[str, Any]:
@@ -90,6 +100,7 @@ class WorkloadIdentity(BaseModel):
 
     model_config = ConfigDict(frozen=True, extra="ignore")
 
+    origin: Origin = Origin.OIDC_TOKEN
     issuer: str
     subject: str
     jti: str
@@ -150,6 +161,9 @@ class WorkloadIdentity(BaseModel):
             "issued_at": claims["iat"],
             "expires_at": claims["exp"],
             **{k: v for k, v in claims.items() if k not in {"iss", "sub", "iat", "exp", "aud"}},
+            # Whatever the claims say: a claim named "origin" must never pass a token off as a
+            # pull request check or a held deployment (their run conditions are relaxed).
+            "origin": Origin.OIDC_TOKEN,
         }
         for key in ("repository_id", "repository_owner_id", "actor_id", "run_id", "run_attempt"):
             value = data[key]
@@ -170,137 +184,3 @@ class WorkloadIdentity(BaseModel):
                 code="invalid-claim",
                 claims=display_claims(claims),
             ) from exc
-
-
-def pull_request_check_identity(
-    *,
-    repository: str,
-    repository_id: int,
-    owner: str,
-    owner_id: int,
-    author: str,
-    author_id: int,
-    number: int,
-    head_sha: str,
-    head_ref: str,
-    base_ref: str,
-    delivery: str,
-    now: int,
-) -> WorkloadIdentity:
-    """The identity a pull request's merge check is evaluated as: its author, at its head, into its base.
-
-    Built from a verified webhook, never from a token; the engine treats event, workflow and runner
-    conditions as not applicable to it (they apply when the merge itself runs).
-    """
-    return WorkloadIdentity(
-        issuer=PR_CHECK_ISSUER,
-        subject=f"pull-request:{repository_id}:{number}",
-        jti=delivery,
-        issued_at=now,
-        expires_at=now,
-        repository=repository,
-        repository_id=repository_id,
-        repository_owner=owner,
-        repository_owner_id=owner_id,
-        actor=author,
-        actor_id=author_id,
-        event_name=PR_CHECK_EVENT,
-        ref=f"refs/heads/{base_ref}",
-        head_ref=head_ref,
-        base_ref=base_ref,
-        sha=head_sha,
-        job_workflow_ref=f"{repository}/pull/{number}",
-        run_id=0,
-        run_attempt=1,
-        runner_environment="github-hosted",
-    )
-
-
-def deployment_identity(
-    *,
-    repository: str,
-    repository_id: int,
-    owner: str,
-    owner_id: int,
-    actor: str,
-    actor_id: int,
-    event: str,
-    ref: str,
-    sha: str,
-    workflow_path: str,
-    environment: str,
-    run_id: int,
-    run_attempt: int,
-    delivery: str,
-    now: int,
-) -> WorkloadIdentity:
-    """The identity of a job GitHub holds for the gate's deployment protection rule.
-
-    Built from the workflow run as GitHub reports it (re-fetched, never taken from the webhook
-    alone): its actor, event, ref, commit and top-level workflow file. The runner is not known yet
-    (the job has not started), so the engine treats runner conditions as applying when the job
-    itself asks the gate.
-    """
-    return WorkloadIdentity(
-        issuer=DEPLOYMENT_ISSUER,
-        subject=f"repo:{repository}:environment:{environment}",
-        jti=delivery,
-        issued_at=now,
-        expires_at=now,
-        repository=repository,
-        repository_id=repository_id,
-        repository_owner=owner,
-        repository_owner_id=owner_id,
-        actor=actor,
-        actor_id=actor_id,
-        event_name=event,
-        ref=ref,
-        sha=sha,
-        environment=environment,
-        job_workflow_ref=f"{repository}/{workflow_path}@{ref}",
-        job_workflow_sha=sha,
-        run_id=run_id,
-        run_attempt=run_attempt,
-        runner_environment=RUNNER_NOT_STARTED,
-    )
-
-
-def held_job_identity(
-    run: Any,
-    *,
-    repository: str,
-    repository_id: int,
-    owner: str,
-    owner_id: int,
-    environment: str,
-    run_id: int,
-    delivery: str,
-    now: int,
-) -> WorkloadIdentity:
-    """:func:`deployment_identity` from GitHub's ``workflow-run`` answer (``GET .../actions/runs/{id}``):
-    the one reading of a run shared by the deployment protection rule and ``agent-gate explain --run``.
-    Raises :class:`InvalidRequest` when the answer lacks a field the gate needs."""
-    try:
-        branch = str(run["head_branch"] or "")
-        return deployment_identity(
-            repository=repository,
-            repository_id=repository_id,
-            owner=owner,
-            owner_id=owner_id,
-            actor=str(run["actor"]["login"]),
-            actor_id=int(run["actor"]["id"]),
-            event=str(run["event"]),
-            ref=branch if branch.startswith("refs/") else f"refs/heads/{branch}",
-            sha=str(run["head_sha"]),
-            workflow_path=str(run["path"]).split("@", 1)[0],
-            environment=environment,
-            run_id=run_id,
-            run_attempt=int(run.get("run_attempt") or 1),
-            delivery=delivery,
-            now=now,
-        )
-    except (KeyError, TypeError, ValueError, AttributeError) as exc:
-        raise InvalidRequest(
-            f"GitHub's answer for run {run_id} lacks a field the gate needs ({exc.__class__.__name__})",
-            code="invalid-payload",
-        ) from exc

@@ -121,9 +121,7 @@ class _Caller:
 
 
 def _grants() -> GrantService:
-    service = gate().grants
-    assert service is not None
-    return service
+    return gate().grants
 
 
 def _is_grant(token: str) -> bool:

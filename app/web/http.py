@@ -24,7 +24,7 @@ from app.errors import (
     TokenTooLarge,
     UnsupportedMediaType,
 )
-from app.gate import Gate
+from app.gate.core import Gate
 from app.tokens.unverified import unverified_display_claims
 
 MAX_BODY_BYTES = 64 * 1024
@@ -182,11 +182,8 @@ def audit_refusal(exc: TokenError, token: str | None) -> None:
         "remote_addr": request.remote_addr,
         "endpoint": request.path,
     }
-    # Bounded per source when the gate has a refusal recorder (the rest is counted, not dropped).
-    if g.refusals is not None:
-        g.refusals.record(request.remote_addr or "unknown", payload)
-    else:
-        g.store.append_audit("token-refused", payload)
+    # Bounded per source (the rest is counted, not dropped).
+    g.refusals.record(request.remote_addr or "unknown", payload)
 
 
 def bearer_token() -> str:

@@ -11,8 +11,9 @@ import pytest
 
 from app.decide.decision import DecisionRequest
 from app.errors import GateError, GitHubError, InvalidRequest
-from app.evidence.gather import APP_NOT_CONFIGURED, FileEvidence, GitHubEvidence, NoEvidence
+from app.evidence.gather import GitHubEvidence
 from app.evidence.model import Account, Evidence, EvidenceNeeds, Standing
+from app.evidence.offline import APP_NOT_CONFIGURED, FileEvidence, NoEvidence
 from app.github.client import GitHubClient
 from tests.builders import identity
 from tests.fake_github import (

@@ -13,8 +13,8 @@ from typing import Any
 
 import pytest
 
-from app.errors import Unavailable
-from app.store.base import Store
+from app.errors import AlreadyUsed, Unavailable
+from app.store.base import Kept, QueuedJob, Replay, Store
 from app.store.migrations import SchemaTooNew
 from app.store.postgres_schema import STEPS as PG_STEPS
 from app.store.sqlite_schema import STEPS as SQLITE_STEPS
@@ -298,6 +298,46 @@ def test_a_decision_that_cannot_be_audited_leaves_no_page(any_store: Store) -> N
     assert info.value.code == "audit-unavailable"
     assert any_store.get_decision("dec_1") is None
     assert any_store.head() is None
+
+
+HELD = {"repository_id": 7, "run_id": 9, "environment": "production", "state": "pending", "sha": "a" * 40}
+
+
+def test_what_an_origin_keeps_is_written_with_its_decision(any_store: Store) -> None:
+    job = QueuedJob("check:dec_1", "check-run", "dec_1", b'{"decision_id": "dec_1"}')
+    any_store.record_decision(
+        "dec_1", {"allowed": True}, "decision", {"id": "dec_1"}, keep=Kept(jobs=(job,), deployment=HELD)
+    )
+    assert any_store.find_deployment_gates(7, run_id=9) == [HELD]
+    claimed = any_store.claim_job("w", now=int(T0.timestamp()), lease=60)
+    assert claimed is not None and (claimed.id, claimed.kind, claimed.body) == (job.id, job.kind, job.body)
+
+
+def test_a_decision_refused_as_a_replay_keeps_nothing(any_store: Store) -> None:
+    replay = Replay("https://issuer.example", "jti-1", int(T0.timestamp()) + 600)
+    any_store.record_decision("dec_1", {"allowed": True}, "decision", {"id": "dec_1"}, replay=replay)
+    job = QueuedJob("check:dec_2", "check-run", "dec_2", b"{}")
+    with pytest.raises(AlreadyUsed):
+        any_store.record_decision(
+            "dec_2", {}, "decision", {"id": "dec_2"}, replay=replay, keep=Kept(jobs=(job,), deployment=HELD)
+        )
+    assert any_store.get_decision("dec_2") is None
+    assert any_store.find_deployment_gates(7, run_id=9) == []
+    assert any_store.queue_stats(now=int(T0.timestamp())).depth == 0
+
+
+def test_a_decision_that_cannot_be_audited_keeps_nothing(any_store: Store) -> None:
+    with pytest.raises(Unavailable):
+        any_store.record_decision(
+            "dec_1", {"allowed": True}, "decision", {"bad": float("nan")}, keep=Kept(deployment=HELD)
+        )
+    assert any_store.find_deployment_gates(7, run_id=9) == []
+
+
+def test_a_held_deployment_without_its_key_is_refused_before_anything_is_written(any_store: Store) -> None:
+    with pytest.raises(Unavailable, match="held deployment cannot be recorded"):
+        any_store.record_decision("dec_1", {}, "decision", {}, keep=Kept(deployment={"run_id": 9}))
+    assert any_store.head() is None and any_store.get_decision("dec_1") is None
 
 
 def test_retention_drops_old_pages_and_finished_jobs_but_never_the_chain(any_store: Store) -> None:

@@ -42,25 +42,9 @@ def test_display_claims_hold_no_signature_material():
     assert shown["repository"] == "octo-org/octo-repo"
 
 
-def test_a_held_job_is_read_from_githubs_run_and_a_run_without_its_fields_is_refused():
-    from app.errors import InvalidRequest
-    from app.tokens.identity import DEPLOYMENT_ISSUER, held_job_identity
+def test_a_claim_named_origin_never_passes_a_token_off_as_a_check_or_a_held_job():
+    from app.tokens.identity import Origin
 
-    run = {
-        "head_branch": "main",
-        "actor": {"login": "alice", "id": 1001},
-        "event": "push",
-        "head_sha": "a" * 40,
-        "path": ".github/workflows/deploy.yml@refs/heads/main",
-        "run_attempt": 2,
-    }
-    where = {"repository": "o/r", "repository_id": 1, "owner": "o", "owner_id": 2, "environment": "prod"}
-    identity = held_job_identity(run, **where, run_id=9, delivery="d", now=0)
-    assert identity.issuer == DEPLOYMENT_ISSUER
-    assert (identity.ref, identity.job_workflow_ref, identity.run_attempt) == (
-        "refs/heads/main",
-        "o/r/.github/workflows/deploy.yml@refs/heads/main",
-        2,
-    )
-    with pytest.raises(InvalidRequest, match="lacks a field the gate needs"):
-        held_job_identity({**run, "actor": None}, **where, run_id=9, delivery="d", now=0)
+    for forged in ("pull-request-check", "held-deployment"):
+        identity = WorkloadIdentity.from_claims({**claims(), "origin": forged})
+        assert identity.origin is Origin.OIDC_TOKEN, forged

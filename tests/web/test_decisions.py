@@ -370,12 +370,12 @@ def test_housekeeping_purges_expired_replay_records_at_most_every_interval(app, 
     gate = app.extensions["agent_gate"]
     store = gate.store
     store.claim_jti("https://old.example", "gone", 1000)
-    gate.housekeeping_interval = 3600
+    gate.housekeeping.interval = 3600
     ask({"action": "read"})
-    gate.housekeeper.join(10)  # it runs off the request path
+    gate.housekeeping.join(10)  # it runs off the request path
     assert store.claim_jti("https://old.example", "gone", 1000) is True, "purged on the first decision"
     ask({"action": "read"})
-    gate.housekeeper.join(10)
+    gate.housekeeping.join(10)
     assert store.claim_jti("https://old.example", "gone", 1000) is False, (
         "not purged again before the interval"
     )

@@ -1,0 +1,71 @@
+"""Every way a decision can change after the engine, in the order applied.
+
+The engine (app/decide/engine.py) decides from the policy and the facts; then each overlay below
+may rewrite the decision, adding a reason of its own that says so. Nothing else changes a decision:
+the pipeline (app/gate/pipeline.py) applies this list, and only it.
+
+1. **audit mode** (app/decide/audit_mode.py): a deny under a rule or policy in ``mode: audit`` is
+   answered as an allow marked ``would_deny`` (reason ``audit-mode``). Never for the invariants.
+2. **agent-free pass** (app/decide/agent_free.py): a pull request's merge check passes when no agent
+   signal fired, saying what was looked for (reason ``no-agent``). Only for pull request checks.
+3. **break-glass** (app/governance/breakglass.py): a person's denied decision is allowed under a live
+   break-glass of its repository and action (reason ``break-glass``). Never for an agent, never past
+   the invariants; not in a simulation (it reads the store).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from dataclasses import dataclass
+
+from app.decide.agent_free import pass_agent_free
+from app.decide.audit_mode import audit_mode
+from app.decide.decision import Decision
+from app.gate.question import Question
+from app.governance.breakglass import BreakGlass
+from app.policy.loader import PolicySet
+from app.tokens.identity import Origin
+
+
+@dataclass(frozen=True)
+class Context:
+    """What an overlay may read: the question, the policies it was decided under, the break-glass
+    overrides (None in a simulation)."""
+
+    question: Question
+    policies: PolicySet
+    break_glass: BreakGlass | None
+
+
+@dataclass(frozen=True)
+class Overlay:
+    name: str
+    apply: Callable[[Decision, Context], Decision]
+
+
+def _audit_mode(decision: Decision, ctx: Context) -> Decision:
+    return audit_mode(decision, ctx.policies)
+
+
+def _agent_free_pass(decision: Decision, ctx: Context) -> Decision:
+    if ctx.question.identity.origin is not Origin.PULL_REQUEST_CHECK:
+        return decision
+    return pass_agent_free(decision)
+
+
+def _break_glass(decision: Decision, ctx: Context) -> Decision:
+    return ctx.break_glass.override(decision) if ctx.break_glass is not None else decision
+
+
+OVERLAYS: tuple[Overlay, ...] = (
+    Overlay("audit-mode", _audit_mode),
+    Overlay("agent-free-pass", _agent_free_pass),
+    Overlay("break-glass", _break_glass),
+)
+
+
+def overlay(decision: Decision, ctx: Context) -> Decision:
+    """``decision`` after every overlay, in order."""
+    for each in OVERLAYS:
+        decision = each.apply(decision, ctx)
+    return decision

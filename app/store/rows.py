@@ -1,0 +1,56 @@
+"""The rows of what an origin keeps with its decision, encoded once for both stores: the held
+deployment (``deployment_gates``) and the queued job (``jobs``). Encoding happens in the caller's
+thread, before any transaction, so a record that cannot be stored fails only its own decision."""
+
+from __future__ import annotations
+
+import hashlib
+import json
+from dataclasses import dataclass
+from typing import Any
+
+from app.errors import Unavailable
+from app.store.base import Kept, QueuedJob
+
+# (repository_id, run_id, environment, state, updated_at, record)
+DeploymentRow = tuple[int, int, str, str, int, str]
+# (id, kind, topic, body, body_sha256, due_at, created_at, updated_at)
+JobRow = tuple[str, str, str, bytes, str, int, int, int]
+
+
+def deployment_row(record: dict[str, Any], now: int) -> DeploymentRow:
+    """The ``deployment_gates`` row of a held deployment record. Raises ``Unavailable``
+    (store-unavailable) for a record without its key fields."""
+    try:
+        text = json.dumps(record, separators=(",", ":"), sort_keys=True)
+        return (
+            int(record["repository_id"]),
+            int(record["run_id"]),
+            str(record["environment"]),
+            str(record["state"]),
+            now,
+            text,
+        )
+    except (KeyError, TypeError, ValueError) as exc:
+        raise Unavailable(
+            f"the held deployment cannot be recorded ({exc.__class__.__name__})", code="store-unavailable"
+        ) from exc
+
+
+def job_row(job: QueuedJob, now: int) -> JobRow:
+    """The ``jobs`` row of a job queued now (due at once)."""
+    digest = hashlib.sha256(job.body).hexdigest()
+    return (job.id, job.kind, job.topic, job.body, digest, now, now, now)
+
+
+@dataclass(frozen=True)
+class KeptRows:
+    """A decision's :class:`~app.store.base.Kept`, encoded as the rows its transaction writes."""
+
+    jobs: tuple[JobRow, ...] = ()
+    deployments: tuple[DeploymentRow, ...] = ()
+
+
+def kept_rows(keep: Kept, now: int) -> KeptRows:
+    deployments = (deployment_row(keep.deployment, now),) if keep.deployment is not None else ()
+    return KeptRows(tuple(job_row(job, now) for job in keep.jobs), deployments)

@@ -1,0 +1,142 @@
+"""The decision pipeline: one road for every way the gate is asked.
+
+Each origin (a token's request, a pull request check, a held deployment, a simulation) hands it a
+question; it decides with the pure engine, applies the overlays in their one order, and records the
+decision with everything its origin keeps in one transaction, or records nothing at all.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+import pytest
+from flask import Flask
+
+from app.decide.decision import DecisionRequest
+from app.errors import AlreadyUsed, Unavailable
+from app.events.simulate import simulation
+from app.evidence.offline import FixedEvidence
+from app.gate.core import Gate
+from app.gate.overlays import OVERLAYS
+from app.gate.question import Keeps, Question
+from app.gate.workloads import Repo, pull_request_check_identity
+from app.store.base import Replay
+from tests.builders import HEAD, agent_identity, identity
+
+
+def _gate(app: Flask) -> Gate:
+    gate: Gate = app.extensions["agent_gate"]
+    return gate
+
+
+REPO = Repo("octo-org/octo-repo", 2000, "octo-org", 1000)
+
+
+def _pr_check(author_id: int = 1001, login: str = "alice") -> Any:
+    return pull_request_check_identity(
+        REPO, author=login, author_id=author_id, number=12, head_sha=HEAD, head_ref="feature",
+        base_ref="main", delivery="delivery-1", now=0,
+    )  # fmt: skip
+
+
+MERGE = DecisionRequest(action="merge", pull_request=12, sha=HEAD)
+HELD = {"repository_id": 2000, "run_id": 9, "environment": "production", "owner_id": 1000}
+
+
+def test_the_overlays_are_every_way_a_decision_changes_after_the_engine_in_order():
+    assert [o.name for o in OVERLAYS] == ["audit-mode", "agent-free-pass", "break-glass"]
+
+
+@pytest.mark.parametrize(
+    ("who", "allowed", "codes"),
+    [
+        pytest.param(_pr_check(), True, ["no-agent"], id="a-pull-request-check-without-agent-signals-passes"),
+        pytest.param(
+            identity(event_name="workflow_dispatch"), False, None, id="a-token-is-never-waved-through"
+        ),
+    ],
+)
+def test_only_a_pull_request_check_gets_the_agent_free_pass(app, who, allowed, codes):
+    outcome = _gate(app).pipeline.decide(Question(who, MERGE, audit_kind="merge-check"))
+    assert outcome.decision.allowed is allowed
+    if codes is not None:
+        assert [r.code for r in outcome.decision.reasons] == codes
+
+
+def test_an_agents_pull_request_check_is_decided_by_the_policy(app):
+    agent = _pr_check(198982749, "Copilot")
+    outcome = _gate(app).pipeline.decide(Question(agent, MERGE, audit_kind="merge-check"))
+    assert outcome.decision.subject.agent and not outcome.decision.allowed
+
+
+def test_a_decision_is_recorded_with_its_page_and_what_its_origin_keeps(app):
+    gate = _gate(app)
+
+    def keeps(decision, evidence):
+        return Keeps(
+            audit={"verdict": "wait"},
+            deployment={**HELD, "decision_id": decision.decision_id, "state": "pending"},
+        )
+
+    question = Question(
+        identity(environment="production"),
+        DecisionRequest(action="deploy", environment="production"),
+        audit_kind="deployment-protection",
+        audit_extra={"delivery": "d-1"},
+        keeps=keeps,
+    )
+    outcome = gate.pipeline.decide(question)
+    decision_id = outcome.decision.decision_id
+    assert outcome.audit is not None and outcome.audit.kind == "deployment-protection"
+    assert outcome.audit.payload["verdict"] == "wait" and outcome.audit.payload["delivery"] == "d-1"
+    assert gate.store.get_decision(decision_id) == outcome.record
+    [held] = gate.store.find_deployment_gates(2000, run_id=9)
+    assert held["decision_id"] == decision_id
+    assert outcome.decision.details_url == f"{gate.settings.public_url.rstrip('/')}/decisions/{decision_id}"
+
+
+def test_a_decision_that_cannot_be_recorded_leaves_nothing(app, monkeypatch):
+    gate = _gate(app)
+
+    def broken(*args, **kwargs):
+        raise Unavailable("the audit log cannot be written", code="audit-unavailable")
+
+    monkeypatch.setattr(gate.store, "record_decision", broken)
+    question = Question(
+        identity(environment="production"),
+        DecisionRequest(action="deploy", environment="production"),
+        audit_kind="deployment-protection",
+        keeps=lambda d, e: Keeps(deployment={**HELD, "state": "pending"}),
+        queue_check_run=True,
+    )
+    with pytest.raises(Unavailable):
+        gate.pipeline.decide(question)
+    assert gate.store.find_deployment_gates(2000, run_id=9) == []
+    assert list(gate.store.iter_audit()) == []
+
+
+def test_a_token_spent_before_its_decision_buys_no_evidence(app, evidence_source):
+    gate = _gate(app)
+    spent = Replay("https://token.actions.githubusercontent.com", "jti-1", 2**40)
+    assert gate.store.claim_jti(spent.issuer, spent.jti, spent.expires_at)
+    question = Question(
+        identity(environment="production"),
+        DecisionRequest(action="deploy", environment="production"),
+        audit_kind="decision",
+        spends=spent,
+    )
+    with pytest.raises(AlreadyUsed):
+        gate.pipeline.deliberate(question)
+    assert evidence_source.calls == []
+
+
+def test_a_simulation_decides_as_the_gate_does_and_records_nothing(app, evidence_source):
+    gate = _gate(app)
+    question = Question(agent_identity(), DecisionRequest(action="read"), audit_kind="decision")
+    simulated = simulation(gate.policies.current(), FixedEvidence(evidence_source.evidence), gate.clock)
+    sim = simulated.decide(question)
+    real = gate.pipeline.decide(question)
+    assert (sim.decision.allowed, sim.decision.reasons) == (real.decision.allowed, real.decision.reasons)
+    assert (sim.audit, sim.decision.decision_id, sim.decision.details_url) == (None, "simulated", None)
+    assert sim.grant is None
+    assert [r.kind for r in gate.store.iter_audit()] == ["decision"], "only the real one is on record"
