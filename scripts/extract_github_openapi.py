@@ -68,6 +68,11 @@ WEBHOOKS = (
     "check-suite-rerequested",
     "deployment-protection-rule-requested",
     "deployment-review-approved",
+    "deployment-review-rejected",
+    "deployment-review-requested",
+    "pull-request-reopened",
+    "pull-request-ready-for-review",
+    "pull-request-review-edited",
 )
 SOURCE_FILE = "generated/api.github.com.json"
 _SCHEMA_REF = "#/components/schemas/"
@@ -192,7 +197,7 @@ def extract(spec: dict[str, Any]) -> dict[str, Any]:
     webhooks: dict[str, Any] = {}
     for name, item in spec.get("x-webhooks", spec.get("webhooks", {})).items():
         if name in WEBHOOKS and (media := s.media(item["post"]["requestBody"])) is not None:
-            webhooks[name] = {"schema": s.bundle(media["schema"])}
+            webhooks[name] = {"schema": s.bundle(media["schema"]), "examples": s.examples(media)}
     missing = sorted(set(OPERATIONS) - operations.keys()) + sorted(set(WEBHOOKS) - webhooks.keys())
     if missing:
         raise SystemExit(f"not found in the description: {', '.join(missing)}")

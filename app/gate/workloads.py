@@ -104,13 +104,10 @@ def held_job_identity(
     as applying when the job itself asks the gate. Raises :class:`InvalidRequest` when the run
     lacks a field the gate needs.
     """
-    missing = [name for name, value in (("actor", run.actor), ("path", run.path)) if value is None]
-    if missing:
+    if run.actor is None:
         raise InvalidRequest(
-            f"GitHub's answer for run {run_id} lacks a field the gate needs ({', '.join(missing)})",
-            code="invalid-payload",
+            f"GitHub's answer for run {run_id} lacks a field the gate needs (actor)", code="invalid-payload"
         )
-    assert run.actor is not None and run.path is not None
     branch = run.head_branch or ""
     ref = branch if branch.startswith("refs/") else f"refs/heads/{branch}"
     return _built(

@@ -1,7 +1,7 @@
 """The parts of GitHub's REST payloads the gate reads, as pydantic models.
 
 Field names and shapes follow GitHub's OpenAPI description (tests/fixtures/github-openapi): the
-schemas ``simple-user``, ``pull-request`` / ``pull-request-simple``, ``commit``,
+schemas ``simple-user``, ``repository``, ``pull-request`` / ``pull-request-simple``, ``commit``,
 ``pull-request-review``, ``workflow-run`` and ``environment-approvals``. Unknown fields are
 ignored; a missing required field is a ``GitHubError`` (the gate never decides on a payload it
 could not read).
@@ -36,6 +36,14 @@ def _empty_is_none(value: Any) -> Any:
 
 # A commit's linked account: a user, or none (null or `{}`).
 LinkedUser = Annotated[GhUser | None, BeforeValidator(_empty_is_none)]
+
+
+class GhRepository(_Payload):
+    """``repository`` (also the ``repository`` of every webhook payload)."""
+
+    id: int
+    full_name: str
+    owner: GhUser
 
 
 class GhRef(_Payload):
@@ -106,7 +114,7 @@ class GhRun(_Payload):
     head_sha: str
     head_branch: str | None = None
     event: str
-    path: str | None = None  # required by the schema; absent only in hand-made payloads
+    path: str  # the workflow file, ``.github/workflows/deploy.yml``; GitHub may append ``@<ref>``
     run_attempt: int | None = None
 
 

@@ -1,0 +1,85 @@
+#!/usr/bin/env python3
+"""Keep the webhook payload examples agent-gate's tests parse, from ``@octokit/webhooks-examples``.
+
+GitHub's OpenAPI description (tests/fixtures/github-openapi) has the webhooks' schemas but an
+example of only one of the payloads the gate models; the octokit package has examples of real
+deliveries for nearly every event and action. The extract keeps the first example of each action
+the gate acts on (``KEPT``), unchanged, so the tests parse payloads GitHub really sent.
+
+Usage (see tests/fixtures/github-webhooks/README.md for the recorded provenance)::
+
+    npm pack @octokit/webhooks-examples@7.6.1   # in a scratch directory
+    tar xzf octokit-webhooks-examples-7.6.1.tgz
+    python scripts/extract_webhook_examples.py package tests/fixtures/github-webhooks/examples.json
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import sys
+from pathlib import Path
+from typing import Any
+
+# The events and actions the gate acts on (app/events/), as octokit names them.
+KEPT = {
+    "pull_request": (
+        "opened",
+        "synchronize",
+        "reopened",
+        "ready_for_review",
+        "labeled",
+        "unlabeled",
+        "closed",
+        "edited",
+    ),
+    "pull_request_review": ("submitted", "edited", "dismissed"),
+    "check_run": ("rerequested",),
+    "check_suite": ("rerequested",),
+    "deployment_protection_rule": ("requested",),
+    "deployment_review": ("approved", "rejected", "requested"),
+}
+SOURCE_FILE = "api.github.com/index.json"
+
+
+def extract(index: list[dict[str, Any]]) -> dict[str, dict[str, Any]]:
+    """``{event: {action: example}}``: the first example of each kept action the package has."""
+    kept: dict[str, dict[str, Any]] = {}
+    for definition in index:
+        actions = KEPT.get(definition["name"], ())
+        for example in definition.get("examples", []):
+            if example.get("action") in actions:
+                kept.setdefault(definition["name"], {}).setdefault(example["action"], example)
+    return kept
+
+
+def main(argv: list[str]) -> int:
+    if len(argv) != 3:
+        print(__doc__)
+        return 2
+    package, target = Path(argv[1]), Path(argv[2])
+    meta = json.loads((package / "package.json").read_text("utf-8"))
+    raw = (package / SOURCE_FILE).read_bytes()
+    examples = extract(json.loads(raw))
+    missing = [f"{e}.{a}" for e, actions in KEPT.items() for a in actions if a not in examples.get(e, {})]
+    out = {
+        "source": {
+            "package": str(meta["name"]),
+            "version": str(meta["version"]),
+            "file": SOURCE_FILE,
+            "file_sha256": hashlib.sha256(raw).hexdigest(),
+            "not_in_package": missing,
+            "command": "python scripts/extract_webhook_examples.py package "
+            "tests/fixtures/github-webhooks/examples.json",
+        },
+        "examples": examples,
+    }
+    # One value per line (diffable), without indentation, as the OpenAPI extract.
+    target.parent.mkdir(parents=True, exist_ok=True)
+    target.write_text(json.dumps(out, indent=0, sort_keys=True) + "\n")
+    print(f"wrote {target} ({target.stat().st_size:,} bytes); not in the package: {', '.join(missing)}")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main(sys.argv))
