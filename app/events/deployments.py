@@ -34,6 +34,7 @@ from app.gate.workloads import Repo, held_job_identity
 from app.github.auth import repo_path
 from app.github.payloads import GhRun, parse
 from app.github.protocol import GitHubAPI
+from app.github.webhooks import DeploymentProtectionRuleEvent, DeploymentReviewEvent, PullRequestReviewEvent
 from app.publish.deployments import MAX_PROGRESS_COMMENTS, Verdict, answer_body, news, verdict
 from app.tokens.identity import WorkloadIdentity
 
@@ -47,10 +48,9 @@ _CALLBACK_PATH = re.compile(
 )
 
 
-def run_id_of(payload: dict[str, Any], repository: str) -> int:
+def run_id_of(url: str, repository: str) -> int:
     """The run a protection rule event is about, from its callback URL (checked against the repository)."""
-    url = payload.get("deployment_callback_url")
-    match = _CALLBACK_PATH.search(url) if isinstance(url, str) else None
+    match = _CALLBACK_PATH.search(url)
     if match is None or match.group("repo").lower() != repository.lower():
         raise InvalidRequest(
             "the deployment_protection_rule payload has no callback URL for a run of "
@@ -60,25 +60,18 @@ def run_id_of(payload: dict[str, Any], repository: str) -> int:
     return int(match.group("run"))
 
 
-def on_protection_rule(g: Gate, payload: dict[str, Any], delivery: str) -> dict[str, Any]:
+def on_protection_rule(g: Gate, event: DeploymentProtectionRuleEvent, delivery: str) -> dict[str, Any]:
     """A job waits for the gate: record the held deployment and decide it."""
-    if payload.get("action") != "requested":
-        return {"handled": False, "why": f"deployment_protection_rule action {payload.get('action')!r}"}
-    repo = payload.get("repository")
-    environment = payload.get("environment")
-    if not isinstance(repo, dict) or not isinstance(environment, str) or not environment:
-        raise InvalidRequest(
-            "the deployment_protection_rule payload has no repository or environment", code="invalid-payload"
-        )
-    repository = str(repo["full_name"])
-    run_id = run_id_of(payload, repository)
-    deployment = payload.get("deployment")
-    deployment_id = deployment.get("id") if isinstance(deployment, dict) else None
+    if event.action != "requested":
+        return {"handled": False, "why": f"deployment_protection_rule action {event.action!r}"}
+    repo, environment = event.repository, event.environment
+    run_id = run_id_of(event.deployment_callback_url, repo.full_name)
+    deployment_id = event.deployment.id if event.deployment is not None else None
     held: dict[str, Any] = {
-        "repository_id": int(repo["id"]),
-        "repository": repository,
-        "owner": str(repo["owner"]["login"]),
-        "owner_id": int(repo["owner"]["id"]),
+        "repository_id": repo.id,
+        "repository": repo.full_name,
+        "owner": repo.owner.login,
+        "owner_id": repo.owner.id,
         "run_id": run_id,
         "environment": environment,
         "deployment_id": deployment_id,
@@ -88,37 +81,29 @@ def on_protection_rule(g: Gate, payload: dict[str, Any], delivery: str) -> dict[
         "requested_at": int(g.clock()),
         "delivery": delivery,
     }
-    for earlier in g.store.find_deployment_gates(held["repository_id"], run_id=run_id, state=None):
+    for earlier in g.store.find_deployment_gates(repo.id, run_id=run_id, state=None):
         # The same deployment asked again (a redelivery): keep its comment count against GitHub's limit.
         if earlier["environment"] == environment and earlier.get("deployment_id") == deployment_id:
             held["comments"], held["last_comment"] = earlier.get("comments", 0), earlier.get("last_comment")
     return decide_held(g, held, delivery=delivery, why="requested")
 
 
-def on_deployment_review(g: Gate, payload: dict[str, Any], delivery: str) -> dict[str, Any]:
+def on_deployment_review(g: Gate, event: DeploymentReviewEvent, delivery: str) -> dict[str, Any]:
     """An environment approval (or rejection) of a run: decide its held deployments again."""
-    repo, run = payload.get("repository"), payload.get("workflow_run")
-    if not isinstance(repo, dict) or not isinstance(run, dict) or "id" not in run:
-        raise InvalidRequest(
-            "the deployment_review payload has no repository or workflow_run", code="invalid-payload"
-        )
-    held = g.store.find_deployment_gates(int(repo["id"]), run_id=int(run["id"]))
-    results = [
-        decide_held(g, h, delivery=delivery, why=f"deployment review {payload.get('action')}") for h in held
-    ]
+    if event.workflow_run is None:
+        raise InvalidRequest("the deployment_review payload has no workflow_run", code="invalid-payload")
+    held = g.store.find_deployment_gates(event.repository.id, run_id=event.workflow_run.id)
+    results = [decide_held(g, h, delivery=delivery, why=f"deployment review {event.action}") for h in held]
     return {"handled": bool(results), "results": results}
 
 
-def on_pull_request_review(g: Gate, payload: dict[str, Any], delivery: str) -> dict[str, Any]:
+def on_pull_request_review(g: Gate, event: PullRequestReviewEvent, delivery: str) -> dict[str, Any]:
     """A review of a PR: decide again the held deployments of its head commit or naming it."""
-    repo, pr = payload.get("repository"), payload.get("pull_request")
-    if not isinstance(repo, dict) or not isinstance(pr, dict):
-        return {"handled": False}
-    number, head = int(pr["number"]), (pr.get("head") or {}).get("sha")
+    number, head = event.pull_request.number, event.pull_request.head.sha
     held = [
         h
-        for h in g.store.find_deployment_gates(int(repo["id"]))
-        if number in h.get("pull_requests", []) or (head is not None and h.get("sha") == head)
+        for h in g.store.find_deployment_gates(event.repository.id)
+        if number in h.get("pull_requests", []) or h.get("sha") == head
     ]
     results = [decide_held(g, h, delivery=delivery, why=f"review of PR #{number}") for h in held]
     return {"handled": bool(results), "results": results}

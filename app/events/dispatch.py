@@ -1,8 +1,9 @@
 """From a queued webhook delivery to its handlers.
 
-The webhook verified the signature and stored the body; here it is parsed and handed to every
-handler of its event. Handlers raise to have the job retried (GitHub or the store failing) and
-raise ``InvalidRequest`` when the payload can never be handled (the job is given up).
+The webhook verified the signature and stored the body; here it is parsed into the event's typed
+model (app/github/webhooks.py) and handed to every handler of its event. Handlers raise to have the
+job retried (GitHub or the store failing) and raise ``InvalidRequest`` when the event can never be
+handled (the job is given up).
 """
 
 from __future__ import annotations
@@ -17,19 +18,20 @@ from app.errors import InvalidRequest
 from app.events import deployments, merge_check
 from app.gate.core import Gate
 from app.gate.pipeline import CHECK_RUN_JOB
+from app.github.webhooks import parse_event
 from app.store.base import Job
 
 log = logging.getLogger("agent_gate.webhook")
 
 WEBHOOK = "webhook"  # the job kind of a verified GitHub delivery
 
-Handler = Callable[[Gate, dict[str, Any], str], dict[str, Any]]
+Handler = Callable[[Gate, Any, str], dict[str, Any]]  # (gate, the event's typed model, delivery id)
 
 HANDLERS: dict[str, tuple[Handler, ...]] = {
     "pull_request": (merge_check.on_pull_request,),
     "pull_request_review": (merge_check.on_pull_request_review, deployments.on_pull_request_review),
-    "check_run": (lambda g, p, d: merge_check.on_rerequested(g, "check_run", p, d),),
-    "check_suite": (lambda g, p, d: merge_check.on_rerequested(g, "check_suite", p, d),),
+    "check_run": (merge_check.on_rerequested,),
+    "check_suite": (merge_check.on_rerequested,),
     "deployment_protection_rule": (deployments.on_protection_rule,),
     "deployment_review": (deployments.on_deployment_review,),
 }
@@ -37,21 +39,16 @@ HANDLERS: dict[str, tuple[Handler, ...]] = {
 EVENTS = frozenset(HANDLERS)
 
 
-def handle_event(g: Gate, event: str, payload: dict[str, Any], delivery: str) -> dict[str, Any]:
-    """Run every handler of ``event``; returns what was done (logged, and read by the tests)."""
+def handle_event(g: Gate, event: str, payload: object, delivery: str) -> dict[str, Any]:
+    """Parse the payload into its typed event (``InvalidRequest``, ``invalid-payload``, when it does not
+    fit: the job is given up) and run every handler of it; returns what was done (logged, and read
+    by the tests). A handler's own failure is raised as it is: a GitHub or store failure is retried,
+    and a bug is a crash of the job with its traceback in the log, never called a bad payload."""
     handlers = HANDLERS.get(event)
-    if not handlers:
+    typed = parse_event(event, payload) if handlers else None
+    if not handlers or typed is None:
         return {"handled": False, "why": f"event {event!r} is not handled"}
-    results = []
-    try:
-        for handler in handlers:
-            results.append(handler(g, payload, delivery))
-    except (KeyError, TypeError, ValueError, AttributeError) as exc:
-        raise InvalidRequest(
-            f"the {event} payload lacks a field the gate needs ({exc.__class__.__name__}); "
-            "is the App subscribed to the documented events?",
-            code="invalid-payload",
-        ) from exc
+    results = [handler(g, typed, delivery) for handler in handlers]
     if len(results) == 1:
         return results[0]
     return {"handled": any(r.get("handled") for r in results), "results": results}

@@ -26,6 +26,7 @@ from app.gate.pipeline import Pipeline
 from app.gate.question import Question
 from app.gate.workloads import Repo
 from app.github.auth import repo_path
+from app.github.payloads import GhPull, GhRepository, parse
 from app.github.protocol import GitHubAPI
 from app.policy.loader import PolicySet
 
@@ -50,27 +51,18 @@ def _get(github: GitHubAPI, repository: str, path: str, what: str) -> dict[str, 
 
 
 def _merge(github: GitHubAPI, repository: str, number: int, now: int) -> Question:
-    repo = _get(github, repository, "", f"reading {repository}")
-    pr = _get(github, repository, f"/pulls/{number}", f"reading PR #{number} of {repository}")
-    try:
-        identity = pr_check_identity(repo, pr, SIMULATED, now)
-    except (KeyError, TypeError, ValueError) as exc:
-        raise InvalidRequest(
-            f"GitHub's answer for PR #{number} lacks a field the gate needs ({exc.__class__.__name__})",
-            code="invalid-payload",
-        ) from exc
-    return merge_question(identity, number, {})
+    repo = parse(GhRepository, _get(github, repository, "", f"reading {repository}"), f"reading {repository}")
+    pr = parse(
+        GhPull,
+        _get(github, repository, f"/pulls/{number}", f"reading PR #{number} of {repository}"),
+        f"reading PR #{number} of {repository}",
+    )
+    return merge_question(pr_check_identity(repo, pr, SIMULATED, now), number, {})
 
 
 def _deploy(github: GitHubAPI, repository: str, run_id: int, environment: str, now: int) -> Question:
-    repo = _get(github, repository, "", f"reading {repository}")
-    try:
-        where = Repo.of(repo)
-    except (KeyError, TypeError, ValueError) as exc:
-        raise InvalidRequest(
-            f"GitHub's answer for {repository} lacks a field the gate needs ({exc.__class__.__name__})",
-            code="invalid-payload",
-        ) from exc
+    repo = parse(GhRepository, _get(github, repository, "", f"reading {repository}"), f"reading {repository}")
+    where = Repo.of(repo)
     identity = read_held_job(
         github, where, environment=environment, run_id=run_id, delivery=SIMULATED, now=now
     )

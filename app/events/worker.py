@@ -75,10 +75,10 @@ class QueueWorker:
             self.handler(job)
         except InvalidRequest as exc:
             # The payload lacks what the gate needs: retrying cannot help.
-            log.warning("queue: %s %s given up: %s", job.topic, job.id, exc.message)
+            log.warning("queue: %s %s given up (%s): %s", job.topic, job.id, exc.code, exc.message)
             self._release(job, now, exc.code, retry_at=None)
             return
-        except Exception as exc:  # noqa: BLE001  # every failure is retried; none may kill the worker
+        except Exception as exc:  # every failure is retried; none may kill the worker
             code = exc.code if isinstance(exc, GateError) else exc.__class__.__name__
             wait = self.retry_delay(job.attempts)
             if isinstance(exc, GateError) and exc.headers and "Retry-After" in exc.headers:

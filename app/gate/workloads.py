@@ -13,7 +13,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from app.errors import InvalidRequest
-from app.github.payloads import GhRun
+from app.github.payloads import GhRepository, GhRun
 from app.tokens.identity import DEPLOYMENT_ISSUER, PR_CHECK_ISSUER, Origin, WorkloadIdentity
 
 PR_CHECK_EVENT = "agent-gate-check"  # the event name of a pull request check (it has no run)
@@ -30,10 +30,9 @@ class Repo:
     owner_id: int
 
     @classmethod
-    def of(cls, repository: dict[str, Any]) -> Repo:
-        """From a REST or webhook ``repository`` object. Raises KeyError/TypeError/ValueError."""
-        owner = repository["owner"]
-        return cls(str(repository["full_name"]), int(repository["id"]), str(owner["login"]), int(owner["id"]))
+    def of(cls, repository: GhRepository) -> Repo:
+        """From a REST or webhook ``repository`` object."""
+        return cls(repository.full_name, repository.id, repository.owner.login, repository.owner.id)
 
 
 def _built(repo: Repo, origin: Origin, issuer: str, **facts: Any) -> WorkloadIdentity:

@@ -318,13 +318,13 @@ def test_a_dismissed_approval_revokes_the_grants_tied_to_the_pr(h):
     payload = {
         "action": "dismissed",
         "number": 12,
-        "review": {"user": {"login": "bob", "id": 1002}},
+        "review": {"id": 80, "state": "dismissed", "user": {"login": "bob", "id": 1002}},
         "pull_request": {
             "number": 12,
             "state": "open",
             "user": {"login": "Copilot", "id": 198982749, "type": "Bot"},
             "head": {"sha": HEAD, "ref": "copilot/fix-thing"},
-            "base": {"ref": "main"},
+            "base": {"ref": "main", "sha": "e" * 40},
         },
         "repository": {
             "id": 2000,

@@ -66,6 +66,9 @@ class Hub:
 
     def payload(self, action: str, **extra: Any) -> dict[str, Any]:
         pr = self.scenario.prs[12]
+        if isinstance(extra.get("review"), dict):  # its id and (lowercase in webhooks) state, as GitHub sends
+            state = "dismissed" if action == "dismissed" else "approved"
+            extra["review"] = {"id": 80, "state": state, **extra["review"]}
         return {
             "action": action,
             "number": 12,
@@ -74,7 +77,7 @@ class Hub:
                 "state": "open",
                 "user": {"login": pr.author.login, "id": pr.author.id, "type": pr.author.type},
                 "head": {"sha": pr.head_sha, "ref": pr.head_ref},
-                "base": {"ref": pr.base_ref},
+                "base": {"ref": pr.base_ref, "sha": "e" * 40},
             },
             "repository": {
                 "id": 2000,
@@ -248,7 +251,9 @@ def test_check_run_bodies_match_githubs_schemas(hub):
     pr = hub.scenario.prs[12]
     hub.deliver("pull_request", hub.payload("opened"))
     pr.reviews.append({"user": BOB, "state": "APPROVED", "commit_id": HEAD, "id": 2})
-    hub.deliver("pull_request_review", hub.payload("submitted"))
+    hub.deliver(
+        "pull_request_review", hub.payload("submitted", review={"user": {"login": "bob", "id": 1002}})
+    )
     create, update = hub.merge_check()["history"]
     jsonschema.validate(create, extract()["operations"]["checks/create"]["request_schema"])
     jsonschema.validate(update, extract()["operations"]["checks/update"]["request_schema"])
