@@ -232,7 +232,7 @@ def cmd_doctor(args: argparse.Namespace) -> int:
     return 1 if report.open else 0
 
 
-EXAMPLE_POLICIES = Path(__file__).resolve().parent / "data" / "policies"
+EXAMPLE_POLICIES = Path(__file__).resolve().parents[1] / "data" / "policies"
 
 
 def _policy_path(explicit: Path | None) -> Path:
@@ -464,7 +464,3 @@ def cmd_dev_token(args: argparse.Namespace) -> int:
         claims["repository_owner"] = str(claims["repository"]).split("/")[0]
     print(issuer.mint(audience=args.audience or settings.audience, ttl=args.ttl, **claims))
     return 0
-
-
-if __name__ == "__main__":  # pragma: no cover
-    sys.exit(main())
