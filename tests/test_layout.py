@@ -18,7 +18,7 @@ APP = Path(__file__).resolve().parents[1] / "app"
 LAYERS: list[tuple[str, tuple[str, ...]]] = [
     (
         "composition",
-        ("app", "app.factory", "app.cli", "app.cli_governance", "app.server", "app.gunicorn_conf"),
+        ("app", "app.factory", "app.cli", "app.server", "app.gunicorn_conf"),
     ),
     ("the HTTP face", ("app.web",)),
     ("the GitHub events the gate reacts to", ("app.events",)),
