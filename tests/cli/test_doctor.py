@@ -15,9 +15,9 @@ import pytest
 from pydantic import SecretStr
 
 from app.cli import main, options
+from app.cli.doctor import MERGE_CHECK, Report, diagnose
 from app.errors import GitHubError
 from app.github.client import GitHubClient
-from app.github.doctor import MERGE_CHECK, Report, diagnose
 from app.publish.checks import check_name
 from app.settings import GitHubSettings, Settings
 from tests.fake_github import APP_ID, DeploymentRule, Failure, FakeGitHub, Scenario
