@@ -26,8 +26,7 @@ from app.evidence.gather import EvidenceSource, GitHubEvidence, NoEvidence
 from app.gate import DecisionHook, Gate
 from app.github.client import GitHubClient
 from app.governance.breakglass import BreakGlass
-from app.observe import http as observe_http
-from app.observe import logs
+from app.observe import logs, request_hooks
 from app.observe.metrics import metrics
 from app.policy.registry import PolicyRegistry
 from app.publish.checks import CheckRunPublisher
@@ -149,7 +148,7 @@ def create_app(
     login.init_app(app, settings, github, session_key=grant_service.keys.sealing_key)
     app.register_blueprint(setup_bp)
     _register_error_handlers(app)
-    observe_http.init_app(
+    request_hooks.init_app(
         app, probes=[_queue_probe(store, clock)], decision_deadline=settings.decision_deadline
     )
     app.before_request(buffer_body)  # after the request id is bound, so a refusal carries it
@@ -192,7 +191,7 @@ def _count_decision(decision: Decision) -> None:
     metrics().decision(decision.action, decision.permission, decision.allowed)
 
 
-def _queue_probe(store: Store, clock: Callable[[], float]) -> observe_http.Probe:
+def _queue_probe(store: Store, clock: Callable[[], float]) -> request_hooks.Probe:
     """The webhook queue's depth and age, read from the store at each scrape."""
 
     def probe() -> list[GaugeMetricFamily]:
