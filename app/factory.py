@@ -40,10 +40,10 @@ from app.web import login
 from app.web.breakglass import bp as break_glass_bp
 from app.web.decisions import bp as api_bp
 from app.web.grants import bp as grants_bp
-from app.web.http import buffer_body
 from app.web.inventory import bp as inventory_bp
 from app.web.openapi import bp as openapi_bp
 from app.web.pages import bp as pages_bp
+from app.web.requests import buffer_body
 from app.web.setup import bp as setup_bp
 from app.web.webhook import bp as webhook_bp
 

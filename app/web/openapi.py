@@ -24,7 +24,6 @@ from app.web.grants import (
     RevokeBody,
     RevokeForm,
 )
-from app.web.http import GitHubTokenCredential, GrantCredential, IssuedCredentials
 from app.web.openapi_parts import (
     INVALID as _INVALID,
 )
@@ -60,6 +59,7 @@ from app.web.openapi_parts import (
 from app.web.openapi_parts import (
     json_content as _json,
 )
+from app.web.requests import GitHubTokenCredential, GrantCredential, IssuedCredentials
 
 bp = Blueprint("openapi", __name__)
 
