@@ -98,7 +98,7 @@ def cmd_audit_export(args: argparse.Namespace) -> int:
 
 def cmd_audit_show(args: argparse.Namespace) -> int:
     """Exit 0 when the record matches its audit entry, 1 when it does not or there is no such decision."""
-    from app.governance.record import decision_record
+    from app.governance.decision_record import decision_record
 
     record = decision_record(options.existing_store(args.database), args.decision_id)
     if record is None:
