@@ -134,7 +134,7 @@ def cmd_audit_show(args: argparse.Namespace) -> int:
 
 
 def cmd_audit_report(args: argparse.Namespace) -> int:
-    from app.governance.records import decisions_only
+    from app.governance.history import decisions_only
     from app.governance.report import audit_mode_report
 
     store = options.existing_store(args.database)

@@ -38,8 +38,8 @@ def register(sub: options.Subparsers) -> None:
 
 
 def cmd_inventory(args: argparse.Namespace) -> int:
+    from app.governance.history import read
     from app.governance.inventory import Filters, build_inventory, render_csv, render_table
-    from app.governance.records import read
     from app.policy.loader import load_policies
 
     if args.stale is not None and args.stale < 0:
