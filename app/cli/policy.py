@@ -27,13 +27,13 @@ def register(sub: options.Subparsers) -> None:
 
 
 def cmd_policy_check(args: argparse.Namespace) -> int:
-    from app.policy.check import check_paths
+    from app.policy.validate import check_paths
 
     return check_paths(args.paths, sys.stdout)
 
 
 def cmd_policy_schema(args: argparse.Namespace) -> int:
-    from app.policy.check import policy_json_schema
+    from app.policy.validate import policy_json_schema
 
     text = json.dumps(policy_json_schema(), indent=2) + "\n"
     if args.output:
