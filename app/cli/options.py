@@ -93,6 +93,6 @@ def policy_path(explicit: Path | None) -> Path:
 def existing_store(database: str | None) -> Store:
     """The store named by ``--database`` (else GATE_DATABASE); raises ``GateError`` (``no-store``)
     rather than create one where none is."""
-    from app.store.existing import open_existing_store  # never creates a store where none is
+    from app.store.opener import open_existing_store  # never creates a store where none is
 
     return open_existing_store(database or load_settings().database_url, given=database is not None)
