@@ -6,6 +6,15 @@ from pathlib import Path
 
 import pytest
 
+# The store's fixtures, for `db upgrade` on both backends (tests/cli/test_db.py).
+from tests.store.conftest import (  # noqa: F401  # pytest finds fixtures by name, unused here
+    backend,
+    db_path,
+    pg_database,
+    pg_url,
+    store_url,
+)
+
 REPO = Path(__file__).resolve().parents[2]
 
 
