@@ -14,8 +14,7 @@ from app.errors import GateError
 
 
 def register(sub: options.Subparsers) -> None:
-    audit = sub.add_parser("audit", help="verify or export the tamper-evident audit log")
-    asub = audit.add_subparsers(title="audit commands", metavar="COMMAND")
+    asub = options.add_group(sub, "audit", help="verify or export the tamper-evident audit log")
     verify = asub.add_parser(
         "verify",
         help="recompute the hash chain; name the first broken record",

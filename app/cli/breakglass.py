@@ -11,8 +11,7 @@ import app.cli.options as options
 
 
 def register(sub: options.Subparsers) -> None:
-    glass = sub.add_parser("break-glass", help="review emergency overrides")
-    gsub = glass.add_subparsers(title="break-glass commands", metavar="COMMAND")
+    gsub = options.add_group(sub, "break-glass", help="review emergency overrides")
     listing = gsub.add_parser(
         "list",
         help="every break-glass, who invoked and confirmed it, why, and the decisions it allowed",

@@ -8,7 +8,7 @@ import app.cli.options as options
 
 
 def register(sub: options.Subparsers) -> None:
-    db = sub.add_parser("db", help="manage the store's schema").add_subparsers(title="db commands")
+    db = options.add_group(sub, "db", help="manage the store's schema", metavar=None)
     upgrade = db.add_parser(
         "upgrade", help="create or upgrade the schema (serve does it too); refuse a newer one"
     )

@@ -10,8 +10,7 @@ from app.errors import GateError
 
 
 def register(sub: options.Subparsers) -> None:
-    dev = sub.add_parser("dev", help="development helpers")
-    dsub = dev.add_subparsers(title="dev commands", metavar="COMMAND")
+    dsub = options.add_group(sub, "dev", help="development helpers")
     token = dsub.add_parser(
         "token",
         help="mint a GitHub-shaped OIDC token from the local dev issuer",

@@ -8,8 +8,7 @@ import app.cli.options as options
 
 
 def register(sub: options.Subparsers) -> None:
-    keys = sub.add_parser("keys", help="manage the gate's grant-signing keys")
-    ksub = keys.add_subparsers(title="keys commands", metavar="COMMAND")
+    ksub = options.add_group(sub, "keys", help="manage the gate's grant-signing keys")
     rotate = ksub.add_parser(
         "rotate",
         help="add a new grant-signing key",

@@ -1,6 +1,6 @@
-"""What several ``agent-gate`` commands share: the ``--database``, ``--policy``, ``--format``,
-``--since`` and ``--output`` options, each written once, and how their values are resolved (the
-store that must already exist, the policy path, an ISO-8601 time, the GATE_* settings).
+"""What several ``agent-gate`` commands share: a command group, the ``--database``, ``--policy``,
+``--format``, ``--since`` and ``--output`` options, each written once, and how their values are
+resolved (the store that must already exist, the policy path, an ISO-8601 time, the GATE_* settings).
 
 Nothing heavy is imported here at module level: every command pays for this module.
 """
@@ -22,6 +22,14 @@ if TYPE_CHECKING:
 Subparsers: TypeAlias = "argparse._SubParsersAction[argparse.ArgumentParser]"
 
 EXAMPLE_POLICIES = Path(__file__).resolve().parents[1] / "data" / "policies"
+
+
+def add_group(
+    sub: Subparsers, name: str, *, help: str, description: str | None = None, metavar: str | None = "COMMAND"
+) -> Subparsers:
+    """A command group (``agent-gate NAME COMMAND``); its commands are added to what it returns."""
+    group = sub.add_parser(name, help=help, description=description)
+    return group.add_subparsers(title=f"{name} commands", metavar=metavar)
 
 
 def add_database(parser: argparse.ArgumentParser) -> None:

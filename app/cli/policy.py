@@ -11,8 +11,9 @@ import app.cli.options as options
 
 
 def register(sub: options.Subparsers) -> None:
-    policy = sub.add_parser("policy", help="validate policies", description="Work with org policy files.")
-    psub = policy.add_subparsers(title="policy commands", metavar="COMMAND")
+    psub = options.add_group(
+        sub, "policy", help="validate policies", description="Work with org policy files."
+    )
     check = psub.add_parser(
         "check",
         help="validate policy files and warn on dangerous patterns",
