@@ -31,8 +31,7 @@ from app.gate.pipeline import DecisionHook, Pipeline, Recording
 from app.gate.side_effects import SideEffects
 from app.github.client import GitHubClient
 from app.governance.breakglass import BreakGlass
-from app.observe import http as observe_http
-from app.observe import logs
+from app.observe import logs, request_hooks
 from app.observe.metrics import metrics
 from app.policy.registry import PolicyRegistry
 from app.publish.checks import CheckRunPublisher
@@ -46,10 +45,10 @@ from app.web import login
 from app.web.breakglass import bp as break_glass_bp
 from app.web.decisions import bp as api_bp
 from app.web.grants import bp as grants_bp
-from app.web.http import buffer_body
 from app.web.inventory import bp as inventory_bp
 from app.web.openapi import bp as openapi_bp
 from app.web.pages import bp as pages_bp
+from app.web.requests import buffer_body
 from app.web.setup import bp as setup_bp
 from app.web.webhook import bp as webhook_bp
 
@@ -166,7 +165,7 @@ def create_app(
     login.init_app(app, settings, github, session_key=grants.keys.sealing_key)
     app.register_blueprint(setup_bp)
     _register_error_handlers(app)
-    observe_http.init_app(
+    request_hooks.init_app(
         app, probes=[_queue_probe(store, clock)], decision_deadline=settings.decision_deadline
     )
     app.before_request(buffer_body)  # after the request id is bound, so a refusal carries it
@@ -209,7 +208,7 @@ def _count_decision(decision: Decision) -> None:
     metrics().decision(decision.action, decision.permission, decision.allowed)
 
 
-def _queue_probe(store: Store, clock: Callable[[], float]) -> observe_http.Probe:
+def _queue_probe(store: Store, clock: Callable[[], float]) -> request_hooks.Probe:
     """The webhook queue's depth and age, read from the store at each scrape."""
 
     def probe() -> list[GaugeMetricFamily]:

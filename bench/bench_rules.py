@@ -28,7 +28,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 from app.decide.decision import DecisionRequest
 from app.decide.engine import decide
-from app.policy.check import check_paths
+from app.policy.validate import check_paths
 from tests.builders import BOB, evidence, identity, policy_set, review
 
 WORKFLOW = "octo-org/octo-repo/.github/workflows/deploy.yml@refs/heads/main"

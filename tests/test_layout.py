@@ -18,7 +18,7 @@ APP = Path(__file__).resolve().parents[1] / "app"
 LAYERS: list[tuple[str, tuple[str, ...]]] = [
     (
         "composition",
-        ("app", "app.factory", "app.cli", "app.cli_governance", "app.server", "app.gunicorn_conf"),
+        ("app", "app.factory", "app.cli", "app.server", "app.gunicorn_conf"),
     ),
     ("the HTTP face", ("app.web",)),
     ("the GitHub events the gate reacts to", ("app.events",)),
@@ -39,6 +39,9 @@ LONG_MODULES = {
     # Declarative pydantic models whose fields carry the descriptions docs/policy.md and
     # policies/schema.json are generated from; splitting would scatter one language over files.
     "app.policy.schema": 660,
+    # One document: the OpenAPI description of every route, declarative path tables beside the
+    # models they name; a second file split by size only scattered one document over two.
+    "app.web.openapi": 530,
 }
 MAX_LINES = 470
 

@@ -1,6 +1,6 @@
 """The GitHub App's REST client: the typed calls the gate makes, as the App installed on each repository.
 
-Transport (session, retries, rate limits, ETags, pagination, call counts) is ``app.github.http``;
+Transport (session, retries, rate limits, ETags, pagination, call counts) is ``app.github.transport``;
 this module adds the App's authentication per repository, the short-lived caches of facts
 (permissions, team membership), installation tokens and check runs.
 """
@@ -22,8 +22,8 @@ from app.errors import GitHubError, GitHubNotFound
 from app.github.auth import GitHubAppAuth, repo_path
 from app.github.config import AppCredentials, GitHubAppConfig
 from app.github.graphql import data_of
-from app.github.http import GitHubHTTP
 from app.github.protocol import Credential, GitHubAPI, InstallationToken, Params
+from app.github.transport import GitHubHTTP
 
 log = logging.getLogger("agent_gate.github")
 

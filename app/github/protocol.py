@@ -60,7 +60,7 @@ class Reply:
 
 
 class Transport(Protocol):
-    """The HTTP layer (``app.github.http.GitHubHTTP``): one session, retries, rate limits, ETags."""
+    """The HTTP layer (``app.github.transport.GitHubHTTP``): one session, retries, rate limits, ETags."""
 
     def request(
         self,

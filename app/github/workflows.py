@@ -1,7 +1,7 @@
 """What a workflow file asks of GitHub, as far as the gate is concerned: per job, its environment,
 whether it gets an OIDC identity, whether it asks the gate, and which reusable workflow it calls.
 
-Pure parsing (``agent-gate doctor`` fetches the files through ``app.github.doctor``).
+Pure parsing (``agent-gate doctor`` fetches the files through ``app.github.protection``).
 """
 
 from __future__ import annotations

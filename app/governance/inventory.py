@@ -4,7 +4,7 @@ A workload is what asks the gate: a repository (by id), the workflow file and re
 (``job_workflow_ref``) and the environment. An agent is an AI agent account a decision found
 involved (as actor, pull-request author, commit author...), with the humans who asked it where known.
 
-Built from the decisions in the audit chain (:mod:`app.governance.records`) and the policies: each
+Built from the decisions in the audit chain (:mod:`app.governance.history`) and the policies: each
 row says who owns it (the owners of the rules that decided it, of its pinned repository or workflow),
 and is flagged when no rule names it (``unnamed``: only ``'*'`` or a pattern reached it) or when it
 was not seen for a while (``stale``). Identities a policy names that never asked anything are rows
@@ -20,7 +20,7 @@ from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 from typing import Any, Literal
 
-from app.governance.records import DecisionRecord, GrantLedger
+from app.governance.history import DecisionRecord, GrantLedger
 from app.policy.loader import PolicySet
 from app.policy.ownership import rule_owners
 from app.policy.schema import Policy, Repository

@@ -12,7 +12,7 @@ from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Any
 
-from app.governance.records import DecisionRecord
+from app.governance.history import DecisionRecord
 
 
 @dataclass

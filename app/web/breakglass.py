@@ -12,7 +12,7 @@ from flask import Blueprint, Response, jsonify
 from app.errors import NotFound, TokenError
 from app.governance.breakglass import BreakGlass, BreakGlassRequest
 from app.tokens.identity import WorkloadIdentity
-from app.web.http import audit_refusal, bearer_token, gate, parse_json_body
+from app.web.requests import audit_refusal, bearer_token, gate, parse_json_body
 
 bp = Blueprint("break_glass", __name__)
 

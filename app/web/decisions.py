@@ -19,7 +19,7 @@ from app.gate.question import Draft, Question
 from app.settings import gate_version
 from app.store.base import Replay
 from app.tokens.verify import VerifiedToken
-from app.web.http import audit_refusal, bearer_token, gate, issued_body, parse_json_body
+from app.web.requests import audit_refusal, bearer_token, gate, issued_body, parse_json_body
 
 log = logging.getLogger("agent_gate.api")
 

@@ -27,7 +27,7 @@ from pydantic import BaseModel, ConfigDict, Field
 
 from app.credentials.grants import ALGORITHM, GrantService
 from app.errors import InvalidRequest, NotFound, TokenError
-from app.web.http import (
+from app.web.requests import (
     audit_refusal,
     bearer_token,
     gate,

@@ -19,10 +19,10 @@ from werkzeug.wrappers import Response as BaseResponse
 
 from app.errors import InvalidRequest
 from app.github.oauth import GitHubUser
+from app.governance.history import read
 from app.governance.inventory import Filters, Identity, build_inventory
-from app.governance.records import read
-from app.web.http import gate
 from app.web.login import LoginRequired, current_user, readers
+from app.web.requests import gate
 
 bp = Blueprint("inventory", __name__)
 

@@ -33,7 +33,7 @@ from app.errors import GateError, GitHubError, InvalidRequest, Unavailable
 from app.github.oauth import GitHubOAuth, GitHubUser, LoginRefused, UserLogin
 from app.github.protocol import GitHubAPI
 from app.settings import Settings
-from app.web.http import gate
+from app.web.requests import gate
 
 log = logging.getLogger("agent_gate.login")
 

@@ -24,44 +24,38 @@ from app.web.grants import (
     RevokeBody,
     RevokeForm,
 )
-from app.web.http import GitHubTokenCredential, GrantCredential, IssuedCredentials
-from app.web.openapi_parts import (
-    INVALID as _INVALID,
-)
-from app.web.openapi_parts import (
-    NOT_JSON as _NOT_JSON,
-)
-from app.web.openapi_parts import (
-    OBJECT as _OBJECT,
-)
-from app.web.openapi_parts import (
-    REF as _REF,
-)
-from app.web.openapi_parts import (
-    TOO_LARGE as _TOO_LARGE,
-)
-from app.web.openapi_parts import (
-    UNAUTHORISED as _UNAUTHORISED,
-)
-from app.web.openapi_parts import (
-    UNAVAILABLE as _UNAVAILABLE,
-)
-from app.web.openapi_parts import (
-    break_glass_paths,
-    inventory_paths,
-    login_paths,
-)
-from app.web.openapi_parts import (
-    error as _error,
-)
-from app.web.openapi_parts import (
-    form_or_json as _form_or_json,
-)
-from app.web.openapi_parts import (
-    json_content as _json,
-)
+from app.web.requests import GitHubTokenCredential, GrantCredential, IssuedCredentials
 
 bp = Blueprint("openapi", __name__)
+
+_REF = "#/components/schemas/{model}"
+
+
+def _json(name: str) -> dict[str, Any]:
+    return {"application/json": {"schema": {"$ref": _REF.format(model=name)}}}
+
+
+def _error(description: str) -> dict[str, Any]:
+    return {"description": description, "content": _json("ErrorBody")}
+
+
+_OBJECT = {"application/json": {"schema": {"type": "object"}}}
+
+_UNAUTHORISED = _error("The credential was refused (and audited); the error code says which check failed.")
+_INVALID = _error("The request body is invalid.")
+_TOO_LARGE = _error("The body or the token is over the size limit.")
+_NOT_JSON = _error("The body is not JSON (or, where accepted, form-encoded).")
+_UNAVAILABLE = _error("Something the answer depends on is unavailable; nothing was allowed.")
+
+
+def _form_or_json(json_model: str, form_model: str) -> dict[str, Any]:
+    return {
+        "required": True,
+        "content": {
+            "application/x-www-form-urlencoded": {"schema": {"$ref": _REF.format(model=form_model)}},
+            "application/json": {"schema": {"$ref": _REF.format(model=json_model)}},
+        },
+    }
 
 
 class ErrorItem(BaseModel):
@@ -134,10 +128,10 @@ def openapi_document() -> dict[str, Any]:
         "components": {"schemas": schemas["$defs"], "securitySchemes": _SECURITY},
         "paths": {
             **_decision_paths(),
-            **login_paths(),
-            **inventory_paths(),
+            **_login_paths(),
+            **_inventory_paths(),
             **_grant_paths(),
-            **break_glass_paths(),
+            **_break_glass_paths(),
             **_service_paths(),
         },
     }
@@ -250,6 +244,116 @@ def _decision_paths() -> dict[str, Any]:
     }
 
 
+def _login_paths() -> dict[str, Any]:
+    redirect = {"302": {"description": "To GitHub's authorisation page, or back to the decision page."}}
+    return {
+        "/login": {
+            "get": {
+                "summary": "Start the GitHub login of a decision page reader",
+                "operationId": "login",
+                "parameters": [
+                    {"name": "next", "in": "query", "required": False, "schema": {"type": "string"}}
+                ],
+                "responses": {**redirect, "503": _error("The GitHub login is not configured.")},
+            }
+        },
+        "/login/callback": {
+            "get": {
+                "summary": "GitHub's redirect back after the reader authorised the App",
+                "operationId": "loginCallback",
+                "parameters": [
+                    {"name": name, "in": "query", "required": False, "schema": {"type": "string"}}
+                    for name in ("code", "state", "error")
+                ],
+                "responses": {
+                    **redirect,
+                    "200": {"description": "Logged in (no page to return to).", "content": _OBJECT},
+                    "400": _INVALID,
+                    "401": _error("The login was not started here, expired, or GitHub refused it."),
+                    "503": _error("The GitHub login is not configured, or GitHub is unavailable."),
+                },
+            }
+        },
+        "/setup": {
+            "get": {
+                "summary": "Create the gate's GitHub App from its manifest (only before it has one)",
+                "operationId": "setup",
+                "parameters": [
+                    {"name": "org", "in": "query", "required": False, "schema": {"type": "string"}}
+                ],
+                "responses": {
+                    "200": {
+                        "description": "A form that posts the manifest to GitHub.",
+                        "content": {"text/html": {}},
+                    },
+                    "400": _INVALID,
+                    "404": _error("The gate has its App."),
+                },
+            }
+        },
+        "/setup/complete": {
+            "get": {
+                "summary": "GitHub's redirect back: the new App's credentials, shown once",
+                "operationId": "setupComplete",
+                "parameters": [
+                    {"name": name, "in": "query", "required": False, "schema": {"type": "string"}}
+                    for name in ("code", "state")
+                ],
+                "responses": {
+                    "200": {"description": "The App's credentials.", "content": {"text/html": {}}},
+                    "400": _INVALID,
+                    "401": _error("Not started in this browser."),
+                    "404": _error("The gate has its App."),
+                    "503": _error("GitHub refused or could not be reached."),
+                },
+            }
+        },
+        "/logout": {
+            "post": {
+                "summary": "End the reader's session",
+                "operationId": "logout",
+                "responses": {"200": {"description": "Logged out.", "content": _OBJECT}},
+            }
+        },
+    }
+
+
+def _inventory_paths() -> dict[str, Any]:
+    flag = {"type": "string", "enum": ["", "true", "1", "yes"]}
+    return {
+        "/inventory": {
+            "get": {
+                "summary": "The identities the gate has seen, with owners and flags (HTML, or JSON with Accept)",
+                "operationId": "getInventory",
+                "parameters": [
+                    {"name": "unowned", "in": "query", "required": False, "schema": flag},
+                    {"name": "agents", "in": "query", "required": False, "schema": flag},
+                    {
+                        "name": "stale",
+                        "in": "query",
+                        "required": False,
+                        "schema": {"type": "integer", "minimum": 0},
+                    },
+                    {"name": "repository", "in": "query", "required": False, "schema": {"type": "string"}},
+                ],
+                "responses": {
+                    "200": {
+                        "description": "The identities of repositories the reader may read.",
+                        "content": {
+                            "text/html": {"schema": {"type": "string"}},
+                            "application/json": {"schema": {"type": "array", "items": {"type": "object"}}},
+                        },
+                    },
+                    "302": {"description": "To /login, for a reader who is not logged in (HTML)."},
+                    "400": _error("A filter that is not valid."),
+                    "401": _error("Asked for as JSON without a login."),
+                    "503": _error("The GitHub login is not configured, or GitHub could not confirm access."),
+                },
+            }
+        }
+    }
+
+
 def _grant_paths() -> dict[str, Any]:
     public_json = {"200": {"description": "The document.", "content": _OBJECT}}
     return {
@@ -320,6 +424,41 @@ def _grant_paths() -> dict[str, Any]:
                     "415": _NOT_JSON,
                     "503": _UNAVAILABLE,
                 },
+            }
+        },
+    }
+
+
+def _break_glass_paths() -> dict[str, Any]:
+    answer = {"application/json": {"schema": {"type": "object"}}}
+    errors = {
+        "400": _INVALID,
+        "401": _UNAUTHORISED,
+        "403": _error("Not allowed to invoke or confirm it (docs/governance.md)."),
+        "404": _error("Break-glass is not enabled, or no such break-glass."),
+        "413": _TOO_LARGE,
+        "415": _NOT_JSON,
+        "503": _UNAVAILABLE,
+    }
+    return {
+        "/v1/break-glass": {
+            "post": {
+                "summary": "Invoke break-glass for one repository and action (a person's workflow_dispatch run)",
+                "operationId": "invokeBreakGlass",
+                "security": [{"githubOidc": []}],
+                "requestBody": {"required": True, "content": _json("BreakGlassRequest")},
+                "responses": {"201": {"description": "Requested.", "content": answer}, **errors},
+            }
+        },
+        "/v1/break-glass/{break_glass_id}/confirm": {
+            "post": {
+                "summary": "A second person confirms a break-glass",
+                "operationId": "confirmBreakGlass",
+                "security": [{"githubOidc": []}],
+                "parameters": [
+                    {"name": "break_glass_id", "in": "path", "required": True, "schema": {"type": "string"}}
+                ],
+                "responses": {"200": {"description": "Confirmed.", "content": answer}, **errors},
             }
         },
     }

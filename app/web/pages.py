@@ -21,9 +21,9 @@ from werkzeug.wrappers import Response as BaseResponse
 from app.decide.decision import Decision
 from app.decide.explain import explanation
 from app.errors import NotFound
-from app.governance.record import decision_record
-from app.web.http import gate
+from app.governance.decision_record import decision_record
 from app.web.login import LoginRequired, current_user, readers
+from app.web.requests import gate
 
 bp = Blueprint("pages", __name__)
 

@@ -23,7 +23,7 @@ from flask import Blueprint, Response, render_template, request
 
 from app.errors import InvalidRequest, NotFound, TokenError
 from app.github.manifest import api_url_for, app_manifest, convert_manifest_code
-from app.web.http import gate
+from app.web.requests import gate
 
 bp = Blueprint("setup", __name__)
 

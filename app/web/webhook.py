@@ -19,7 +19,7 @@ from flask import Blueprint, Response, jsonify, request
 from app.errors import InvalidRequest, PayloadTooLarge, TokenError, Unavailable
 from app.events.dispatch import EVENTS, WEBHOOK
 from app.store.base import QUEUED
-from app.web.http import gate, load_json
+from app.web.requests import gate, load_json
 
 log = logging.getLogger("agent_gate.webhook")
 

@@ -17,8 +17,8 @@ from pydantic import SecretStr
 
 from app.errors import GitHubError, GitHubNotFound
 from app.github.client import GitHubClient
-from app.github.http import API_VERSION
 from app.github.protocol import Credential
+from app.github.transport import API_VERSION
 from tests.fake_github import Failure, Scenario, start_fake_github
 from tests.github.conftest import github_settings
 

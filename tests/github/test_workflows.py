@@ -6,7 +6,7 @@ from __future__ import annotations
 import pytest
 
 from app.github.workflows import workflow_jobs
-from tests.github.test_doctor import CALLER, CI, DEPLOY, MERGE
+from tests.cli.test_doctor import CALLER, CI, DEPLOY, MERGE
 
 
 @pytest.mark.parametrize(

@@ -15,8 +15,8 @@ import pytest
 from flask import Flask
 
 from app.cli import main
+from app.governance.history import read
 from app.governance.inventory import Filters, build_inventory
-from app.governance.records import read
 from app.policy.loader import load_policies
 from tests.conftest import TEST_POLICY
 from tests.governance.policies import write_policy

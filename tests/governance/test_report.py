@@ -12,7 +12,7 @@ from typing import Any
 import pytest
 
 from app.cli import main
-from app.governance.records import read
+from app.governance.history import read
 from app.store.base import AuditRecord
 from tests.conftest import TEST_POLICY
 from tests.governance.policies import write_policy

@@ -11,8 +11,7 @@ from typing import Any
 import pytest
 from pydantic import SecretStr
 
-from app import cli
-from app.cli import main
+from app.cli import main, options
 from app.settings import GitHubSettings, Settings
 from tests.fake_github import APP_ID, FakeGitHub, ReviewSpec, Scenario
 from tests.github.conftest import BOB, HEAD, app_key_pem, base_scenario
@@ -47,7 +46,9 @@ def live(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> Iterator[Any]:
         github = GitHubSettings(
             app_id=APP_ID, private_key=SecretStr(app_key_pem()), api_url=server.url, backoff=0
         )
-        monkeypatch.setattr(cli, "_settings", lambda: Settings(data_dir=tmp_path / "var", github=github))
+        monkeypatch.setattr(
+            options, "load_settings", lambda: Settings(data_dir=tmp_path / "var", github=github)
+        )
         code = main(["explain", "--policy", str(tmp_path / "policies"), "--format", "json", *args])
         return code, {"requests": list(scenario.requests)}
 
@@ -146,6 +147,6 @@ def test_offline_the_remedy_names_evidence_not_the_app(
 def test_without_the_app_it_says_what_to_configure(
     monkeypatch: pytest.MonkeyPatch, tmp_path: Path, capsys: pytest.CaptureFixture[str]
 ) -> None:
-    monkeypatch.setattr(cli, "_settings", lambda: Settings(data_dir=tmp_path / "var"))
+    monkeypatch.setattr(options, "load_settings", lambda: Settings(data_dir=tmp_path / "var"))
     assert main(["explain", "--repo", "octo-org/octo-repo", "--pr", "12", "--action", "merge"]) == 1
     assert "set GATE_GITHUB_APP_ID and its key, or explain offline" in capsys.readouterr().err

@@ -13,7 +13,7 @@ import pytest
 import requests
 from prometheus_client.parser import text_string_to_metric_families
 
-from app.github.http import _observe
+from app.github.transport import _observe
 from app.observe.logs import JsonFormatter, bind_request_id, request_id_from, reset_request_id
 from app.observe.metrics import MULTIPROC_ENV
 

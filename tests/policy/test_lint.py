@@ -285,7 +285,7 @@ def test_a_raised_class_is_linted_as_what_it_became() -> None:
 
 def test_the_example_policy_has_exactly_its_one_instructive_warning() -> None:
     from app.policy.loader import load_policies
-    from tests.policy.test_check import REPO
+    from tests.policy.test_validate import REPO
 
     loaded = load_policies(REPO / "policies").by_owner[1000]
     found = lint(loaded)

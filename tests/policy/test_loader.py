@@ -724,7 +724,7 @@ def test_the_digest_covers_names_and_contents_and_nothing_else(tmp_path: Path) -
 
 
 def test_the_shipped_example_is_valid() -> None:
-    from tests.policy.test_check import REPO
+    from tests.policy.test_validate import REPO
 
     policies = load_policies(REPO / "policies")
     assert list(policies.by_owner) == [1000]

@@ -13,8 +13,8 @@ import pytest
 import yaml
 
 from app.errors import PolicyError
-from app.policy.check import REGENERATE, policy_json_schema
 from app.policy.loader import parse_policy_text
+from app.policy.validate import REGENERATE, policy_json_schema
 
 REPO = Path(__file__).resolve().parents[2]
 SCHEMA_FILE = REPO / "policies" / "schema.json"

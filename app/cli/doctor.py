@@ -11,7 +11,7 @@ cooperates is GitHub's own enforcement, set up to defer to the gate:
 - no job gets an **OIDC identity** (``id-token: write``), which clouds trust, outside such an
   environment, unless it only uses it to ask the gate.
 
-:func:`diagnose` reads those facts through the App (``GitHubAPI``) and returns one
+:func:`diagnose` reads those facts through the App (``app.github.protection``) and returns one
 :class:`Finding` per fact. It reads the default branch's workflows only: a branch can carry a
 workflow of its own, which is why the environment rule and the ruleset, not the workflows, are
 what hold. Nothing here writes to GitHub.
@@ -19,24 +19,58 @@ what hold. Nothing here writes to GitHub.
 
 from __future__ import annotations
 
-import base64
-import binascii
+import argparse
+import re
+import sys
 from collections.abc import Iterator
-from dataclasses import dataclass, field, replace
-from typing import Any, Literal
+from dataclasses import dataclass, replace
+from typing import TYPE_CHECKING, Any, Literal
 from urllib.parse import quote
 
-from app.errors import GitHubError, GitHubNotFound
-from app.github.auth import repo_path
-from app.github.protocol import GitHubAPI
-from app.github.workflows import Job, workflow_jobs
+import app.cli.options as options
+from app.errors import ConfigError, GitHubError
+
+if TYPE_CHECKING:
+    from app.github.protection import Environments, WorkflowFile
+    from app.github.protocol import GitHubAPI
+    from app.github.workflows import Job
 
 # The check the gate posts on pull requests (app.publish.checks.check_name("merge")).
 MERGE_CHECK = "agent-gate / merge"
 WORKFLOWS_DIR = ".github/workflows"
-_MAX_ENVIRONMENT_PAGES = 10  # 100 a page
 
 Status = Literal["ok", "open", "note"]
+
+
+def register(sub: options.Subparsers) -> None:
+    doctor = sub.add_parser(
+        "doctor",
+        help="check through the GitHub App that a repository really defers to the gate",
+        description=(
+            "Read a repository through the GitHub App (GATE_GITHUB_APP_ID and its key) and print one line per "
+            "finding: environments targeted by workflows without the agent-gate deployment protection rule, a "
+            "default branch whose rulesets don't require `agent-gate / merge` from the App, jobs with an OIDC "
+            "identity outside a gated environment. Exit 0 when nothing is open, 1 otherwise (docs/github-app.md)."
+        ),
+    )
+    doctor.add_argument("repository", metavar="OWNER/REPO")
+    doctor.set_defaults(func=cmd_doctor)
+
+
+def cmd_doctor(args: argparse.Namespace) -> int:
+    from app.github.client import GitHubClient
+
+    if not re.fullmatch(r"[A-Za-z0-9-]+/[A-Za-z0-9._-]+", args.repository):
+        print(f"agent-gate: expected OWNER/REPO, got {args.repository!r}", file=sys.stderr)
+        return 2
+    settings = options.load_settings()
+    if settings.github is None:
+        raise ConfigError(
+            "doctor reads the repository through the GitHub App: set GATE_GITHUB_APP_ID and its key"
+        )
+    report = diagnose(GitHubClient(settings.github), args.repository, app_id=settings.github.app_id)
+    print("\n".join(report.lines()))
+    return 1 if report.open else 0
 
 
 @dataclass(frozen=True)
@@ -71,73 +105,51 @@ class Report:
         return [f.line() for f in self.findings] + [summary]
 
 
-@dataclass
-class _Environments:
-    """The repository's environments (lower-cased name -> name) and whether each is gated."""
-
-    names: dict[str, str] = field(default_factory=dict)
-    gated: dict[str, bool] = field(default_factory=dict)
-    disabled: set[str] = field(default_factory=set)
-    not_offered: set[str] = field(default_factory=set)  # GitHub does not offer the App as a rule there
-
-
 def diagnose(github: GitHubAPI, repository: str, *, app_id: int) -> Report:
     """Every finding about ``repository`` (``owner/name``), in a stable order.
 
     Raises ``GitHubError`` only when the repository itself cannot be read (not installed, no
     access); a part that cannot be read becomes an ``open`` finding that says why."""
-    repo = github.get_json(repository, f"/repos/{repo_path(repository)}", what=f"reading {repository}")
-    if not isinstance(repo, dict) or not isinstance(repo.get("default_branch"), str):
-        raise GitHubError(f"GitHub's answer was not a repository while reading {repository}")
-    branch = repo["default_branch"]
+    from app.github import protection  # imported here: the command stays light for the others
+
+    branch = protection.default_branch(github, repository)
     findings: list[Finding] = []
+    jobs: list[Job] = []
     try:
-        jobs, unreadable = _workflow_jobs(github, repository, branch)
+        files = protection.workflow_files(github, repository, branch, WORKFLOWS_DIR)
     except GitHubError as exc:
-        jobs, unreadable = [], [Finding("open", WORKFLOWS_DIR, _could_not(exc, "Contents: read"))]
-    findings.extend(unreadable)
+        findings.append(Finding("open", WORKFLOWS_DIR, _could_not(exc, "Contents: read")))
+    else:
+        jobs, unreadable = _workflow_jobs(files, branch)
+        findings.extend(unreadable)
     try:
-        environments = _environments(github, repository, app_id)
+        environments = protection.environments(github, repository, app_id)
     except GitHubError as exc:
         findings.append(Finding("open", "environments", _could_not(exc, "Actions: read")))
     else:
         findings.extend(_environment_findings(repository, app_id, jobs, environments))
     findings.extend(_identity_findings(jobs))
     try:
-        findings.append(_ruleset_finding(github, repository, branch, app_id))
+        sources = protection.required_check_sources(github, repository, branch, MERGE_CHECK)
     except GitHubError as exc:
         findings.append(Finding("open", f"rulesets of {branch}", _could_not(exc, "Metadata: read")))
+    else:
+        findings.append(_ruleset_finding(sources, branch, app_id))
     return Report(repository, app_id, tuple(findings))
 
 
 # --- workflows -------------------------------------------------------------------------------------------
 
 
-def _workflow_jobs(github: GitHubAPI, repository: str, branch: str) -> tuple[list[Job], list[Finding]]:
-    base = f"/repos/{repo_path(repository)}/contents/"
-    try:
-        listing = github.get_json(
-            repository,
-            base + WORKFLOWS_DIR,
-            params={"ref": branch},
-            what=f"listing {WORKFLOWS_DIR} of {repository}@{branch}",
-        )
-    except GitHubNotFound:
+def _workflow_jobs(files: list[WorkflowFile] | None, branch: str) -> tuple[list[Job], list[Finding]]:
+    from app.github.workflows import workflow_jobs
+
+    if files is None:
         return [], [Finding("note", WORKFLOWS_DIR, f"none on {branch}")]
     jobs: list[Job] = []
     problems: list[Finding] = []
-    entries = listing if isinstance(listing, list) else []
-    for entry in sorted(entries, key=lambda e: str(e.get("path", ""))):
-        path = str(entry.get("path", ""))
-        if entry.get("type") != "file" or not path.endswith((".yml", ".yaml")):
-            continue
-        body = github.get_json(
-            repository,
-            base + quote(path),
-            params={"ref": branch},
-            what=f"reading {path} of {repository}@{branch}",
-        )
-        text = _file_text(body)
+    for file in files:
+        path, text = file.path, file.text
         if text is None:
             problems.append(
                 Finding(
@@ -152,75 +164,11 @@ def _workflow_jobs(github: GitHubAPI, repository: str, branch: str) -> tuple[lis
     return jobs, problems
 
 
-def _file_text(body: Any) -> str | None:
-    if not isinstance(body, dict) or body.get("encoding") != "base64" or not body.get("content"):
-        return None  # GitHub answers encoding "none" for files of 1 to 100 MB
-    try:
-        return base64.b64decode(str(body["content"])).decode("utf-8")
-    except (binascii.Error, UnicodeDecodeError):
-        return None
-
-
 # --- environments ----------------------------------------------------------------------------------------
 
 
-def _environments(github: GitHubAPI, repository: str, app_id: int) -> _Environments:
-    found = _Environments()
-    path = f"/repos/{repo_path(repository)}/environments"
-    for page in range(1, _MAX_ENVIRONMENT_PAGES + 1):
-        data = github.get_json(
-            repository,
-            path,
-            params={"per_page": 100, "page": page},
-            what=f"listing the environments of {repository}",
-        )
-        items = (data.get("environments") or []) if isinstance(data, dict) else []
-        for item in items:
-            found.names[str(item["name"]).lower()] = str(item["name"])
-        total = int(data.get("total_count", 0)) if isinstance(data, dict) else 0
-        if not items or len(found.names) >= total:
-            break
-    for key, name in found.names.items():
-        rules = github.get_json(
-            repository,
-            f"{path}/{quote(name, safe='')}/deployment_protection_rules",
-            what=f"reading the deployment protection rules of environment {name} in {repository}",
-        )
-        ours = [
-            r
-            for r in (
-                (rules.get("custom_deployment_protection_rules") or []) if isinstance(rules, dict) else []
-            )
-            if isinstance(r, dict) and isinstance(r.get("app"), dict) and r["app"].get("id") == app_id
-        ]
-        found.gated[key] = any(r.get("enabled") is True for r in ours)
-        if ours and not found.gated[key]:
-            found.disabled.add(key)
-        if not ours and not _offered(github, repository, f"{path}/{quote(name, safe='')}", app_id):
-            found.not_offered.add(key)
-    return found
-
-
-def _offered(github: GitHubAPI, repository: str, environment_path: str, app_id: int) -> bool:
-    """Whether GitHub offers the App as a rule for this environment (it must be installed, hold
-    Deployments: read and write and subscribe to the event). Unknown counts as offered: the finding
-    then only says how to enable it."""
-    try:
-        data = github.get_json(
-            repository,
-            f"{environment_path}/deployment_protection_rules/apps",
-            params={"per_page": 100},
-            what=f"listing the deployment protection rules offered in {repository}",
-        )
-    except GitHubError:
-        return True
-    key = "available_custom_deployment_protection_rule_integrations"
-    offered = (data.get(key) or []) if isinstance(data, dict) else []
-    return any(isinstance(a, dict) and a.get("id") == app_id for a in offered)
-
-
 def _environment_findings(
-    repository: str, app_id: int, jobs: list[Job], envs: _Environments
+    repository: str, app_id: int, jobs: list[Job], envs: Environments
 ) -> Iterator[Finding]:
     targeted: dict[str, list[Job]] = {}
     for job in jobs:
@@ -350,21 +298,8 @@ def _identity_findings(jobs: list[Job]) -> Iterator[Finding]:
 # --- rulesets --------------------------------------------------------------------------------------------
 
 
-def _ruleset_finding(github: GitHubAPI, repository: str, branch: str, app_id: int) -> Finding:
-    rules = github.get_all(
-        repository,
-        f"/repos/{repo_path(repository)}/rules/branches/{quote(branch, safe='')}",
-        what=f"reading the rules of {repository}@{branch}",
-    )
+def _ruleset_finding(sources: list[tuple[Any, Any]], branch: str, app_id: int) -> Finding:
     subject = f"ruleset on {branch}"
-    sources: list[tuple[Any, Any]] = []
-    for rule in rules:
-        if not isinstance(rule, dict) or rule.get("type") != "required_status_checks":
-            continue
-        checks = (rule.get("parameters") or {}).get("required_status_checks") or []
-        for check in checks:
-            if isinstance(check, dict) and check.get("context") == MERGE_CHECK:
-                sources.append((rule.get("ruleset_id"), check.get("integration_id")))
     pinned = [ruleset for ruleset, integration in sources if integration == app_id]
     if pinned:
         return Finding(

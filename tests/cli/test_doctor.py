@@ -14,11 +14,10 @@ from typing import Any
 import pytest
 from pydantic import SecretStr
 
-from app import cli
-from app.cli import main
+from app.cli import main, options
+from app.cli.doctor import MERGE_CHECK, Report, diagnose
 from app.errors import GitHubError
 from app.github.client import GitHubClient
-from app.github.doctor import MERGE_CHECK, Report, diagnose
 from app.publish.checks import check_name
 from app.settings import GitHubSettings, Settings
 from tests.fake_github import APP_ID, DeploymentRule, Failure, FakeGitHub, Scenario
@@ -337,7 +336,9 @@ def app_env(monkeypatch, tmp_path):
 
     def point_at(server: FakeGitHub) -> None:
         github = GitHubSettings(app_id=APP_ID, private_key=SecretStr(app_key_pem()), api_url=server.url)
-        monkeypatch.setattr(cli, "_settings", lambda: Settings(data_dir=tmp_path / "var", github=github))
+        monkeypatch.setattr(
+            options, "load_settings", lambda: Settings(data_dir=tmp_path / "var", github=github)
+        )
 
     return point_at
 

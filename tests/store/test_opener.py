@@ -8,7 +8,7 @@ import pytest
 
 from app.errors import GateError
 from app.store.audit import verify_chain
-from app.store.existing import open_existing_store
+from app.store.opener import open_existing_store
 from tests.store.conftest import open_any
 
 

@@ -6,7 +6,7 @@ import io
 
 import pytest
 
-from app.web.http import MAX_BODY_BYTES
+from app.web.requests import MAX_BODY_BYTES
 
 
 def _chunked(client, body: bytes):

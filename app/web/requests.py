@@ -1,4 +1,4 @@
-"""HTTP helpers shared by the endpoints: the gate of the running app, bearer tokens, JSON bodies, issued grants.
+"""The request as the endpoints read it: the running app's gate, bearer tokens, JSON bodies, issued grants.
 
 Limits are checked before anything is parsed: a body over :data:`MAX_BODY_BYTES` or an
 Authorization header over :data:`MAX_AUTHORIZATION_BYTES` is refused with the gate's own error.

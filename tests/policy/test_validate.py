@@ -8,7 +8,7 @@ from pathlib import Path
 
 import pytest
 
-from app.policy.check import check_paths
+from app.policy.validate import check_paths
 from tests.policy.builders import HEADER
 
 REPO = Path(__file__).resolve().parents[2]

@@ -12,7 +12,7 @@ from datetime import datetime, timedelta
 from itertools import islice
 from typing import Any
 
-from app.governance.records import DECISION_KINDS
+from app.governance.history import DECISION_KINDS
 from app.store.base import Store
 
 # The decision's audit entry is appended when it is decided; look this far before decided_at (clock

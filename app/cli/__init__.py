@@ -1,0 +1,53 @@
+"""The ``agent-gate`` command: :func:`main`, and its parser built from a module per command group.
+
+Each group's module adds its commands with ``register(subparsers)``; the options several groups
+share (``--database``, ``--policy``, ``--format``, ``--since``, ``--output``) are written once in
+:mod:`app.cli.options`. Command bodies import what they use lazily, to keep the command light.
+"""
+
+from __future__ import annotations
+
+import argparse
+import sys
+from collections.abc import Sequence
+
+from app.cli import audit, breakglass, db, dev, doctor, explain, inventory, keys, policy, serve
+from app.errors import GateError
+
+EPILOG = "Documentation: README.md and docs/ (configuration, policy, API, GitHub App, governance, security)."
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    parser = build_parser()
+    args = parser.parse_args(argv)
+    if not hasattr(args, "func"):
+        parser.print_help()
+        return 2
+    try:
+        result: int = args.func(args)
+        return result
+    except GateError as exc:
+        print(f"agent-gate: {exc.message}", file=sys.stderr)
+        for detail in exc.details[1:] if len(exc.details) > 1 else []:
+            print(f"  {detail.description}", file=sys.stderr)
+        if len(exc.details) > 1:
+            print(f"  {exc.details[0].description}", file=sys.stderr)
+        return 1
+    except KeyboardInterrupt:
+        return 130
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(
+        prog="agent-gate",
+        description="Governed, attributable, least-privilege actions for AI coding agents in GitHub Actions.",
+        epilog=EPILOG,
+    )
+    from app.settings import gate_version
+
+    parser.add_argument("--version", action="version", version=f"agent-gate {gate_version()}")
+    sub = parser.add_subparsers(title="commands", metavar="COMMAND")
+    # In the order `agent-gate --help` lists them.
+    for group in (serve, policy, explain, audit, keys, doctor, db, dev, inventory, breakglass):
+        group.register(sub)
+    return parser

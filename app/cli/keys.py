@@ -1,0 +1,27 @@
+"""``agent-gate keys rotate``: a new grant-signing key, the old one still published."""
+
+from __future__ import annotations
+
+import argparse
+
+import app.cli.options as options
+
+
+def register(sub: options.Subparsers) -> None:
+    ksub = options.add_group(sub, "keys", help="manage the gate's grant-signing keys")
+    rotate = ksub.add_parser(
+        "rotate",
+        help="add a new grant-signing key",
+        description="Add a new ES256 grant-signing key. New grants are signed with it; the old public key stays "
+        "published at /.well-known/jwks.json until the last grant it signed expires.",
+    )
+    options.add_database(rotate)
+    rotate.set_defaults(func=cmd_keys_rotate)
+
+
+def cmd_keys_rotate(args: argparse.Namespace) -> int:
+    from app.credentials.grants import SigningKeys
+
+    kid = SigningKeys(options.existing_store(args.database)).rotate()
+    print(f"new grant-signing key {kid}; the previous key stays published until its grants expire")
+    return 0

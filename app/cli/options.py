@@ -1,0 +1,106 @@
+"""What several ``agent-gate`` commands share: a command group, the ``--database``, ``--policy``,
+``--format``, ``--since`` and ``--output`` options, each written once, and how their values are
+resolved (the store that must already exist, the policy path, an ISO-8601 time, the GATE_* settings).
+
+Nothing heavy is imported here at module level: every command pays for this module.
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import sys
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import TYPE_CHECKING, Any, TypeAlias
+
+if TYPE_CHECKING:
+    from app.settings import Settings
+    from app.store.base import Store
+
+# What ``add_subparsers()`` returns; argparse's own type for it is private.
+Subparsers: TypeAlias = "argparse._SubParsersAction[argparse.ArgumentParser]"
+
+EXAMPLE_POLICIES = Path(__file__).resolve().parents[1] / "data" / "policies"
+
+
+def add_group(
+    sub: Subparsers, name: str, *, help: str, description: str | None = None, metavar: str | None = "COMMAND"
+) -> Subparsers:
+    """A command group (``agent-gate NAME COMMAND``); its commands are added to what it returns."""
+    group = sub.add_parser(name, help=help, description=description)
+    return group.add_subparsers(title=f"{name} commands", metavar=metavar)
+
+
+def add_database(parser: argparse.ArgumentParser) -> None:
+    """``--database``: the store a command reads (see :func:`existing_store`)."""
+    parser.add_argument("--database", help="store URL or path (default: GATE_DATABASE or var/agent-gate.db)")
+
+
+def add_policy(parser: argparse.ArgumentParser) -> None:
+    """``--policy``: the policies a command reads (see :func:`policy_path`)."""
+    parser.add_argument(
+        "--policy",
+        type=Path,
+        default=None,
+        help="policy file or directory (default: GATE_POLICY_PATH or ./policies)",
+    )
+
+
+def add_format(parser: argparse.ArgumentParser, default: str, *others: str) -> None:
+    """``--format``: ``default`` or one of ``others``."""
+    parser.add_argument("--format", choices=[default, *others], default=default)
+
+
+def add_since(parser: argparse.ArgumentParser, what: str) -> None:
+    """``--since TIME``: only ``what`` at or after it (a :func:`parse_time`)."""
+    parser.add_argument("--since", type=parse_time, help=f"only {what} at or after this ISO-8601 time")
+
+
+def add_output(parser: argparse.ArgumentParser) -> None:
+    """``--output`` / ``-o``: a file to write instead of standard output."""
+    parser.add_argument("--output", "-o", type=Path, help="write to this file instead of standard output")
+
+
+def parse_time(value: str) -> datetime:
+    """An ISO-8601 time; one without a zone is UTC. Raises ``ArgumentTypeError`` with an example."""
+    try:
+        parsed = datetime.fromisoformat(value)
+    except ValueError as exc:
+        raise argparse.ArgumentTypeError(
+            f"expected an ISO-8601 time such as 2026-11-23T10:00:00Z, got {value!r}"
+        ) from exc
+    return parsed if parsed.tzinfo else parsed.replace(tzinfo=UTC)
+
+
+def load_settings(**overrides: Any) -> Settings:
+    """The gate's settings from GATE_* variables (what ``serve`` would run with)."""
+    from app.settings import Settings
+
+    return Settings.from_env(**overrides)
+
+
+def policy_path(explicit: Path | None) -> Path:
+    """The policy path to use offline or in dev mode: --policy, GATE_POLICY_PATH, ./policies, or else the
+    example policy shipped inside the package (so `pip install` outside a checkout still works)."""
+    if explicit is not None:
+        return explicit
+    configured = os.environ.get("GATE_POLICY_PATH", "").strip()
+    if configured:
+        return Path(configured)
+    if Path("policies").exists():
+        return Path("policies")
+    print(
+        f"agent-gate: no ./policies here and GATE_POLICY_PATH is unset; using the example policy "
+        f"shipped with the package ({EXAMPLE_POLICIES / 'example.yml'})",
+        file=sys.stderr,
+    )
+    return EXAMPLE_POLICIES
+
+
+def existing_store(database: str | None) -> Store:
+    """The store named by ``--database`` (else GATE_DATABASE); raises ``GateError`` (``no-store``)
+    rather than create one where none is."""
+    from app.store.opener import open_existing_store  # never creates a store where none is
+
+    return open_existing_store(database or load_settings().database_url, given=database is not None)

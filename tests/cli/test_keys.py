@@ -1,0 +1,18 @@
+"""``agent-gate keys rotate``."""
+
+from __future__ import annotations
+
+from app.cli import main
+from app.store.sqlite import SQLiteStore
+
+
+def test_keys_rotate_adds_a_key_and_keeps_the_old_one_published(data_dir, capsys):
+    from app.credentials.grants import SigningKeys
+
+    store = SQLiteStore(data_dir / "agent-gate.db")
+    first, _ = SigningKeys(store).current()
+    assert main(["keys", "rotate"]) == 0
+    assert "new grant-signing key gk_" in capsys.readouterr().out
+    second, _ = SigningKeys(store).current()
+    assert second != first
+    store.close()
