@@ -17,8 +17,6 @@ Usage (see tests/fixtures/github-graphql/README.md for the recorded provenance):
 
 from __future__ import annotations
 
-import hashlib
-import json
 import sys
 from pathlib import Path
 
@@ -37,6 +35,7 @@ from graphql import (
     specified_scalar_types,
     visit,
 )
+from npm_package import read_package_file  # scripts/, beside this script
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 from app.github.graphql import QUERIES  # the gate's own queries, imported after the path
@@ -104,21 +103,19 @@ def arguments_used(schema_sdl: str) -> dict[tuple[str, str], set[str]]:
 
 
 def main(argv: list[str]) -> int:
-    if len(argv) != 3:
-        print(__doc__)
+    read = read_package_file(argv, "schema.graphql", __doc__)
+    if read is None:
         return 2
-    package, target = Path(argv[1]), Path(argv[2])
-    meta = json.loads((package / "package.json").read_text("utf-8"))
-    raw = (package / "schema.graphql").read_bytes()
-    sdl = raw.decode("utf-8")
+    source, target = read
+    sdl = source.raw.decode("utf-8")
     header = (
-        f"# Extracted from {meta['name']} {meta['version']} (schema.graphql, sha256 "
-        f"{hashlib.sha256(raw).hexdigest()})\n# by scripts/extract_github_graphql.py: only what the gate's "
+        f"# Extracted from {source.name} {source.version} (schema.graphql, sha256 "
+        f"{source.provenance()['file_sha256']})\n# by scripts/extract_github_graphql.py: only what the gate's "
         "queries select.\n\n"
     )
     target.parent.mkdir(parents=True, exist_ok=True)
     target.write_text(header + to_sdl(used_fields(sdl), arguments_used(sdl)))
-    print(f"wrote {target} from {meta['name']} {meta['version']}")
+    print(f"wrote {target} from {source.name} {source.version}")
     return 0
 
 

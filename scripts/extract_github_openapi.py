@@ -24,11 +24,11 @@ Usage (see tests/fixtures/github-openapi/README.md for the recorded provenance):
 
 from __future__ import annotations
 
-import hashlib
 import json
 import sys
-from pathlib import Path
 from typing import Any
+
+from npm_package import read_package_file  # scripts/, beside this script
 
 OPERATIONS = (
     "pulls/get",
@@ -208,25 +208,21 @@ def extract(spec: dict[str, Any]) -> dict[str, Any]:
 
 
 def main(argv: list[str]) -> int:
-    if len(argv) != 3:
-        print(__doc__)
+    read = read_package_file(argv, SOURCE_FILE, __doc__)
+    if read is None:
         return 2
-    package, target = Path(argv[1]), Path(argv[2])
-    meta = json.loads((package / "package.json").read_text("utf-8"))
-    raw = (package / SOURCE_FILE).read_bytes()
+    source, target = read
+    raw = source.raw
     extracted = extract(json.loads(raw))
     extracted["source"] = {
-        "package": str(meta["name"]),
-        "version": str(meta["version"]),
-        "file": SOURCE_FILE,
-        "file_sha256": hashlib.sha256(raw).hexdigest(),
+        **source.provenance(),
         "openapi_info_version": json.loads(raw)["info"]["version"],
         "command": "python scripts/extract_github_openapi.py package tests/fixtures/github-openapi/extract.json",
     }
     # One value per line (diffable), without indentation (half the size).
     target.write_text(json.dumps(extracted, indent=0, sort_keys=True) + "\n")
     size = target.stat().st_size
-    print(f"wrote {target} ({size:,} bytes) from {meta['name']} {meta['version']} ({SOURCE_FILE})")
+    print(f"wrote {target} ({size:,} bytes) from {source.name} {source.version} ({SOURCE_FILE})")
     return 0
 
 

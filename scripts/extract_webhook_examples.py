@@ -15,11 +15,11 @@ Usage (see tests/fixtures/github-webhooks/README.md for the recorded provenance)
 
 from __future__ import annotations
 
-import hashlib
 import json
 import sys
-from pathlib import Path
 from typing import Any
+
+from npm_package import read_package_file  # scripts/, beside this script
 
 # The events and actions the gate acts on (app/events/), as octokit names them.
 KEPT = {
@@ -54,20 +54,15 @@ def extract(index: list[dict[str, Any]]) -> dict[str, dict[str, Any]]:
 
 
 def main(argv: list[str]) -> int:
-    if len(argv) != 3:
-        print(__doc__)
+    read = read_package_file(argv, SOURCE_FILE, __doc__)
+    if read is None:
         return 2
-    package, target = Path(argv[1]), Path(argv[2])
-    meta = json.loads((package / "package.json").read_text("utf-8"))
-    raw = (package / SOURCE_FILE).read_bytes()
-    examples = extract(json.loads(raw))
+    source, target = read
+    examples = extract(json.loads(source.raw))
     missing = [f"{e}.{a}" for e, actions in KEPT.items() for a in actions if a not in examples.get(e, {})]
     out = {
         "source": {
-            "package": str(meta["name"]),
-            "version": str(meta["version"]),
-            "file": SOURCE_FILE,
-            "file_sha256": hashlib.sha256(raw).hexdigest(),
+            **source.provenance(),
             "not_in_package": missing,
             "command": "python scripts/extract_webhook_examples.py package "
             "tests/fixtures/github-webhooks/examples.json",
