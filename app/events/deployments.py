@@ -164,7 +164,8 @@ def decide_held(g: Gate, held: dict[str, Any], *, delivery: str, why: str) -> di
     def keeps(decision: Decision, evidence: Evidence) -> Keeps:
         pulls = [evidence.pull_request.number] if evidence.pull_request else []
         pending = {**held, "sha": identity.sha, "pull_requests": pulls, "decision_id": decision.decision_id}
-        return Keeps(audit={"verdict": verdict(decision).value}, deployment={**pending, "state": "pending"})
+        pending["state"] = "pending"  # until GitHub has taken the answer
+        return Keeps(audit={"verdict": verdict(decision).value}, deployment=pending)
 
     question = deploy_question(identity, {"delivery": delivery, "trigger": why, "run_id": run_id}, keeps)
     outcome = g.pipeline.decide(question)
