@@ -28,10 +28,17 @@ def register(sub: options.Subparsers) -> None:
     )
     verify.set_defaults(func=cmd_audit_verify)
 
-    export = asub.add_parser("export", help="write the audit log as JSON lines")
+    export = asub.add_parser(
+        "export",
+        help="write the audit log as JSON lines (the chain, or OCSF events for a SIEM)",
+        description="Write the audit records as JSON lines: --format jsonl (default) the chain itself, which "
+        "'audit verify --file' re-verifies; --format ocsf one OCSF 1.8.0 event per record (API Activity, "
+        "Authorize Session, Entity Management; docs/audit.md), each naming its record's sequence and hash.",
+    )
     options.add_database(export)
     options.add_since(export, "records")
     options.add_output(export)
+    options.add_format(export, "jsonl", "ocsf")
     export.set_defaults(func=cmd_audit_export)
 
     show = asub.add_parser(
@@ -82,15 +89,23 @@ def cmd_audit_verify(args: argparse.Namespace) -> int:
 
 
 def cmd_audit_export(args: argparse.Namespace) -> int:
+    from app.governance.ocsf import export_ocsf
+    from app.settings import gate_version
     from app.store.audit import export_jsonl
 
     store = options.existing_store(args.database)
+
+    def write(out: TextIO) -> int:
+        if args.format == "ocsf":
+            return export_ocsf(store.iter_audit(args.since), out, product_version=gate_version())
+        return export_jsonl(store, out, args.since)
+
     out: TextIO
     if args.output:
         with args.output.open("w", encoding="utf-8") as out:
-            count = export_jsonl(store, out, args.since)
+            count = write(out)
     else:
-        count = export_jsonl(store, sys.stdout, args.since)
+        count = write(sys.stdout)
     print(f"exported {count} records", file=sys.stderr)
     return 0
 
