@@ -44,7 +44,7 @@ HELD = {"repository_id": 2000, "run_id": 9, "environment": "production", "owner_
 
 
 def test_the_overlays_are_every_way_a_decision_changes_after_the_engine_in_order():
-    assert [o.name for o in OVERLAYS] == ["audit-mode", "agent-free-pass", "break-glass"]
+    assert [o.name for o in OVERLAYS] == ["audit-mode", "merge-group", "agent-free-pass", "break-glass"]
 
 
 @pytest.mark.parametrize(
