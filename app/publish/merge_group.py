@@ -13,10 +13,13 @@ from collections.abc import Sequence
 from datetime import datetime
 from typing import Any
 
+from app.decide.agent_free import AGENT_FREE_REASON
 from app.decide.decision import Decision
+from app.decide.merge_group import GROUP_REASON
 from app.publish.checks import check_name, conclusion, truncate
 
 MERGE_ACTION = "merge"
+_SHOWN = frozenset({GROUP_REASON, AGENT_FREE_REASON})  # reasons shown when they hold, as well as failed ones
 
 
 def in_progress_body(head_sha: str) -> dict[str, Any]:
@@ -68,7 +71,9 @@ def group_check_body(
         link = f" ([decision]({d.details_url}))" if d.details_url else ""
         mark = "✅" if conclusion(d) == "success" else "✖" if conclusion(d) != "neutral" else "⚠"
         lines.append(f"- {mark} #{d.subject.pull_request} at {d.subject.sha[:7]}: {d.summary}{link}")
-        lines += [f"  - ✖ {r.message}" for r in d.reasons if not r.ok]
+        lines += [
+            f"  - {'✅' if r.ok else '✖'} {r.message}" for r in d.reasons if not r.ok or r.code in _SHOWN
+        ]
     failing = [d for d in decisions if conclusion(d) != "success"]
     body: dict[str, Any] = {
         "name": check_name(MERGE_ACTION),
