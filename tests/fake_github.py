@@ -43,6 +43,16 @@ from tests.issuer import rsa_key
 
 EXTRACT = Path(__file__).parent / "fixtures" / "github-openapi" / "extract.json"
 APP_ID = 42
+# The webhook events of the App's manifest (app/github/manifest.py), which GET /app answers by default.
+APP_EVENTS = (
+    "check_run",
+    "check_suite",
+    "deployment_protection_rule",
+    "deployment_review",
+    "merge_group",
+    "pull_request",
+    "pull_request_review",
+)
 WEB_FLOW = ("web-flow", 19864447)
 _BASE_PERMISSION = {"admin": "admin", "maintain": "write", "write": "write", "triage": "read", "read": "read"}
 
@@ -312,6 +322,8 @@ class Scenario:
     manifests: dict[str, dict[str, Any]] = field(default_factory=dict)  # manifest-flow code -> manifest
     # "base...head" (commit shas) -> what head changes against base (a merge group's commit, say)
     comparisons: dict[str, Comparison] = field(default_factory=dict)
+    # The webhook events the App is subscribed to (GET /app): by default those of its manifest.
+    app_events: list[str] = field(default_factory=lambda: list(APP_EVENTS))
 
     @property
     def full_name(self) -> str:
@@ -910,7 +922,22 @@ def create_fake_github(s: Scenario) -> Flask:
 
     _add_user_login(app, s, answer)
     _add_changes(app, s, answer, page, installation_auth)
+    _add_app_settings(app, s, answer, app_auth)
     return app
+
+
+def _add_app_settings(app: Flask, s: Scenario, answer: Any, app_auth: Any) -> None:
+    """``GET /app``: the App itself, as its JWT reads it (its events, for ``doctor``)."""
+
+    @app.get("/app")
+    def get_app() -> Response:
+        if (denied := app_auth()) is not None:
+            return denied
+        body = example("apps/get-authenticated")
+        body.update(
+            {"id": s.app_id, "slug": "agent-gate", "name": "agent-gate", "events": list(s.app_events)}
+        )
+        return answer("apps/get-authenticated", body)
 
 
 def _diff_entry_json(s: Scenario, f: FileSpec) -> dict[str, Any]:
