@@ -5,8 +5,9 @@ With a merge queue, GitHub requires every required check on the commit it builds
 
 1. ``agent-gate / merge`` is set in progress on the group's ``head_sha`` at once;
 2. the group's pull requests are found: the one its branch names
-   (``gh-readonly-queue/<base>/pr-<N>-<sha>``) and those GitHub associates with its commits or their
-   messages name (``Merge pull request #N``, ``Title (#N)``);
+   (``gh-readonly-queue/<base>/pr-<N>-<sha>``), those GitHub associates with its commits
+   (``GET /commits/{sha}/pulls``) and those the commits GitHub made name (``Merge pull request #N``,
+   ``Title (#N)``). One missed can only fail the group: its changes are then approved by nobody;
 3. what the group's commit changes against ``base_sha`` (the compare API) is compared with what
    each pull request changes at its current head (app/decide/merge_group.py);
 4. each pull request is judged by the pipeline on its current head, exactly as its own merge check
@@ -29,7 +30,7 @@ from typing import Any
 
 from app.decide.decision import Decision
 from app.decide.merge_group import FileChange, PullChanges, compare_group
-from app.errors import GateError, InvalidRequest
+from app.errors import GateError, GitHubNotFound, InvalidRequest
 from app.events.merge_check import merge_question, pr_check_identity
 from app.gate.core import Gate
 from app.gate.question import Draft, MergeGroupJudgment
@@ -49,6 +50,7 @@ QUEUE_BRANCH = re.compile(
 )
 # How GitHub names a pull request in the commits it makes: a merge commit, a squash's title.
 _NAMED = re.compile(r"^Merge pull request #(?P<merge>[0-9]+) |\(#(?P<squash>[0-9]+)\)$")
+GITHUB_COMMITTER = "noreply@github.com"  # the committer of the commits GitHub makes itself
 MAX_COMMIT_LOOKUPS = 50  # commits of a group whose pull requests are asked for; the rest by name only
 MAX_PULL_REQUESTS = 20  # a group holding more is refused rather than judged in one job
 
@@ -109,11 +111,15 @@ def _judge(
             f"the group's commit {group.head_sha[:7]} is {comparison.status} of its base {group.base_sha[:7]}, "
             "not ahead of it"
         ]
-    numbers = {int(named.group("number"))}
+    queued = int(named.group("number"))
+    numbers = {queued}
     for i, commit in enumerate(comparison.commits):
-        first_line = commit.commit.message.splitlines()[0] if commit.commit.message else ""
-        for m in _NAMED.finditer(first_line):
-            numbers.add(int(m.group("merge") or m.group("squash")))
+        committer = commit.commit.committer
+        if committer is not None and committer.email == GITHUB_COMMITTER:
+            # A commit GitHub made (the queue's merge or squash): the pull request it names.
+            first_line = commit.commit.message.splitlines()[0] if commit.commit.message else ""
+            for m in _NAMED.finditer(first_line):
+                numbers.add(int(m.group("merge") or m.group("squash")))
         if i < MAX_COMMIT_LOOKUPS:
             numbers.update(changes.commit_pulls(github, repo.full_name, commit.sha))
     if len(numbers) > MAX_PULL_REQUESTS:
@@ -123,15 +129,22 @@ def _judge(
     problems: list[str] = []
     pulls: list[tuple[GhPull, PullChanges]] = []
     for number in sorted(numbers):
-        pr = parse(
-            GhPull,
-            github.get_json(
-                repo.full_name,
-                f"/repos/{repo_path(repo.full_name)}/pulls/{number}",
-                what=f"reading PR #{number} of {repo.full_name} for its merge group",
-            ),
-            f"reading PR #{number} of {repo.full_name}",
-        )
+        try:
+            pr = parse(
+                GhPull,
+                github.get_json(
+                    repo.full_name,
+                    f"/repos/{repo_path(repo.full_name)}/pulls/{number}",
+                    what=f"reading PR #{number} of {repo.full_name} for its merge group",
+                ),
+                f"reading PR #{number} of {repo.full_name}",
+            )
+        except GitHubNotFound:
+            if number == queued:
+                problems.append(
+                    f"#{number}, which the group's branch names, is not a pull request of {repo.full_name}"
+                )
+            continue  # a commit message naming an issue: if its changes are in the group, they are unapproved
         if pr.state != "open" or pr.base.ref != base:
             problems.append(
                 f"#{number} is in the group's commits but is not an open pull request into {base}"

@@ -152,6 +152,12 @@ def test_changed_lines_count_what_a_diff_adds_and_removes_whatever_its_context()
             ["too-many-files"],
             id="more-files-than-github-lists",
         ),
+        pytest.param(
+            [readme(A)],
+            [pr(7, readme(A), *(FileChange(f"f{i}", "added", A) for i in range(2999)))],
+            ["too-many-files"] + ["missing-change"] * 2999,
+            id="more-pull-request-files-than-github-lists",
+        ),
     ],
 )
 def test_a_group_passes_only_with_exactly_the_approved_changes(group, pulls, expected):
@@ -172,19 +178,20 @@ def test_the_findings_name_the_file_and_the_pull_request():
 
 
 @pytest.mark.parametrize(
-    ("group_patch", "expected"),
+    ("group_patch", "second_patch", "expected"),
     [
-        pytest.param(BOTH_PATCH, [], id="their-lines-together"),
-        pytest.param(TAMPERED_PATCH, ["other-content"], id="other-lines"),
-        pytest.param(None, ["other-content"], id="no-patch-to-tell"),
+        pytest.param(BOTH_PATCH, OTHER_PATCH, [], id="their-lines-together"),
+        pytest.param(TAMPERED_PATCH, OTHER_PATCH, ["other-content"], id="other-lines"),
+        pytest.param(None, OTHER_PATCH, ["other-content"], id="no-patch-to-tell"),
+        pytest.param(BOTH_PATCH, None, ["other-content"], id="a-pull-request-without-a-patch"),
     ],
 )
-def test_a_policy_may_allow_two_pull_requests_changing_one_file(group_patch, expected):
-    pulls = [pr(7, readme(A)), pr(8, readme(B, OTHER_PATCH))]
+def test_a_policy_may_allow_two_pull_requests_changing_one_file(group_patch, second_patch, expected):
+    pulls = [pr(7, readme(A)), pr(8, readme(B, second_patch))]
     assert codes(compare_group([readme(G, group_patch)], pulls, allow_overlap=True)) == expected
 
 
-def _decision(allowed: bool = True, would_deny: bool = False) -> Decision:
+def pr_decision(allowed: bool = True, would_deny: bool = False) -> Decision:
     subject = Subject(
         repository="o/r", repository_id=1, owner="o", owner_id=2, actor="a", actor_id=3, agent=True,
         agent_signals=[], workflow="o/r/pull/7", ref="refs/heads/main", sha=A, event="merge_group",
@@ -198,7 +205,7 @@ def _decision(allowed: bool = True, would_deny: bool = False) -> Decision:
 
 
 def test_a_group_with_exactly_the_approved_changes_adds_a_reason_that_holds():
-    out = apply_group(_decision(), [], G)
+    out = apply_group(pr_decision(), [], G)
     assert out.allowed and [r.code for r in out.reasons] == ["approvals", "merge-group"]
     assert (
         out.reasons[-1].message == "the merge group's commit 9999999 introduces exactly the approved changes"
@@ -208,7 +215,7 @@ def test_a_group_with_exactly_the_approved_changes_adds_a_reason_that_holds():
 @pytest.mark.parametrize("would_deny", [False, True], ids=["enforced", "audit-mode-does-not-soften-it"])
 def test_a_finding_denies_the_pull_requests_decision(would_deny):
     finding = Finding("unapproved-file", "ci.yml is modified in the group's commit, but ...")
-    out = apply_group(_decision(allowed=True, would_deny=would_deny), [finding], G)
+    out = apply_group(pr_decision(allowed=True, would_deny=would_deny), [finding], G)
     assert not out.allowed and not out.would_deny
     assert [(r.code, r.ok) for r in out.reasons] == [("approvals", True), ("merge-group", False)]
     assert out.remedy is not None and "9999999" in out.remedy

@@ -279,3 +279,70 @@ def test_a_destroyed_group_is_handled_quietly(make_hub):
     result = handle_event(hub.app.extensions["agent_gate"], "merge_group", destroyed, "d-1")
     assert result == {"handled": False, "why": "the merge group left the queue (dequeued)"}
     assert hub.scenario.requests == [] and hub.scenario.check_runs == {}, "no GitHub call, no check"
+
+
+# --- groups the gate cannot judge whole -------------------------------------------------------------
+
+
+def test_a_group_commit_that_is_not_ahead_of_its_base_fails(make_hub):
+    s = group_scenario()
+    s.comparisons[f"{BASE}...{GROUP}"].status = "diverged"
+    hub = make_hub(s)
+    hub.deliver("merge_group", checks_requested())
+    check = group_check(hub)
+    assert check["conclusion"] == "failure"
+    assert (
+        "the group's commit 2222222 is diverged of its base 1111111, not ahead of it"
+        in check["output"]["summary"]
+    )
+
+
+def test_a_queued_number_that_is_no_pull_request_fails_the_group(make_hub):
+    hub = make_hub(group_scenario())
+    hub.deliver("merge_group", checks_requested(404))
+    check = group_check(hub)
+    assert check["conclusion"] == "failure"
+    assert (
+        "#404, which the group's branch names, is not a pull request of octo-org/octo-repo"
+        in (check["output"]["summary"])
+    )
+
+
+def test_an_issue_a_squash_title_names_is_no_pull_request_of_the_group(make_hub):
+    s = group_scenario()
+    s.comparisons[f"{BASE}...{GROUP}"].commits = [Commit(GROUP, message="Fix the thing, closes a bug (#404)")]
+    hub = make_hub(s)
+    hub.deliver("merge_group", checks_requested())
+    assert group_check(hub)["conclusion"] == "success"
+
+
+def test_only_the_commits_github_made_name_pull_requests(make_hub):
+    s = group_scenario()
+    s.prs[13] = copilot_pr(13, head="f" * 40)  # open, into main, not in the group
+    s.comparisons[f"{BASE}...{GROUP}"].commits = [
+        Commit(GROUP, message="Fix the thing, like (#13)", committer_email="someone@example.com")
+    ]
+    hub = make_hub(s)
+    hub.deliver("merge_group", checks_requested())
+    assert "#13" not in group_check(hub)["output"]["summary"]
+
+
+def test_a_group_of_more_pull_requests_than_judged_at_once_fails(make_hub):
+    s = group_scenario()
+    s.comparisons[f"{BASE}...{GROUP}"].commits = [
+        Commit(f"{n:040x}", message=f"Change (#{n})") for n in range(100, 121)
+    ]
+    hub = make_hub(s)
+    hub.deliver("merge_group", checks_requested())
+    check = group_check(hub)
+    assert check["conclusion"] == "failure"
+    assert "the group holds 22 pull requests, more than the 20 judged at once" in check["output"]["summary"]
+
+
+def test_a_repository_no_policy_governs_gets_no_check(make_hub):
+    hub = make_hub(group_scenario())
+    other = checks_requested()
+    other["repository"]["owner"]["id"] = 5555
+    result = handle_event(hub.app.extensions["agent_gate"], "merge_group", other, "d-2")
+    assert result == {"handled": False, "why": "no policy governs this repository's owner"}
+    assert hub.scenario.check_runs == {}
