@@ -26,6 +26,7 @@ from collections import Counter
 from collections.abc import Sequence
 from dataclasses import dataclass
 
+from app.decide.agent_free import is_agent_free_pass
 from app.decide.decision import Decision, Reason
 
 GROUP_REASON = "merge-group"
@@ -195,8 +196,15 @@ def _sum_lines(owners: list[tuple[int, FileChange]]) -> ChangedLines | None:
 def apply_group(decision: Decision, findings: Sequence[Finding], group_sha: str) -> Decision:
     """``decision`` (a pull request judged for its merge group) with the group's comparison as its
     reasons: one that holds when the group's commit is exactly the approved changes, else one failed
-    reason per finding, and then the decision is a deny (audit mode does not soften it)."""
+    reason per finding, and then the decision is a deny (audit mode does not soften it).
+
+    A pull request with no agent in it (passed by the agent-free overlay) is not failed for sharing
+    a file with another pull request of the group: that is for the repository's own review rules,
+    and an agent's pull request sharing it fails on its own decision. Everything else fails it too:
+    a change in the group that is not the pull requests' own could be an agent's it did not find."""
     short = group_sha[:7]
+    if is_agent_free_pass(decision):
+        findings = [f for f in findings if f.code != "overlap"]
     if not findings:
         held = Reason(
             code=GROUP_REASON,

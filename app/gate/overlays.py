@@ -6,12 +6,14 @@ the pipeline (app/gate/pipeline.py) applies this list, and only it.
 
 1. **audit mode** (app/decide/audit_mode.py): a deny under a rule or policy in ``mode: audit`` is
    answered as an allow marked ``would_deny`` (reason ``audit-mode``). Never for the invariants.
-2. **merge group** (app/decide/merge_group.py): a pull request judged for its merge group is denied
-   when the group's commit is not exactly the approved changes, one reason per finding (reason
-   ``merge-group``). Only for merge groups; audit mode does not soften it.
-3. **agent-free pass** (app/decide/agent_free.py): a pull request's merge check passes when no agent
+2. **agent-free pass** (app/decide/agent_free.py): a pull request's merge check passes when no agent
    signal fired, saying what was looked for (reason ``no-agent``). Only for pull request checks and
    the pull requests of a merge group (a group with no agent in it passes as its pull requests do).
+3. **merge group** (app/decide/merge_group.py): a pull request judged for its merge group is denied
+   when the group's commit is not exactly the approved changes, one reason per finding (reason
+   ``merge-group``). Only for merge groups; after the agent-free pass, which it never undoes except
+   for what is not the pull requests' own changes (a file or lines no pull request of the group
+   brings could be an agent's); audit mode does not soften it.
 4. **break-glass** (app/governance/breakglass.py): a person's denied decision is allowed under a live
    break-glass of its repository and action (reason ``break-glass``). Never for an agent, never past
    the invariants; not in a simulation (it reads the store).
@@ -71,8 +73,8 @@ def _break_glass(decision: Decision, ctx: Context) -> Decision:
 
 OVERLAYS: tuple[Overlay, ...] = (
     Overlay("audit-mode", _audit_mode),
-    Overlay("merge-group", _merge_group),
     Overlay("agent-free-pass", _agent_free_pass),
+    Overlay("merge-group", _merge_group),
     Overlay("break-glass", _break_glass),
 )
 

