@@ -5,8 +5,8 @@ With a merge queue, GitHub requires every required check on the commit it builds
 
 1. ``agent-gate / merge`` is set in progress on the group's ``head_sha`` at once;
 2. the group's pull requests are found: the one its branch names
-   (``gh-readonly-queue/<base>/pr-<N>-<sha>``), those GitHub associates with its commits
-   (``GET /commits/{sha}/pulls``) and those the commits GitHub made name (``Merge pull request #N``,
+   (``gh-readonly-queue/<base>/pr-<N>-<sha>``), those GitHub associates with its commits whose head
+   is one of them (``GET /commits/{sha}/pulls``: a queue that merges keeps their commits) and those the commits GitHub made name (``Merge pull request #N``,
    ``Title (#N)``). One missed can only fail the group: its changes are then approved by nobody;
 3. what the group's commit changes against ``base_sha`` (the compare API) is compared with what
    each pull request changes at its current head (app/decide/merge_group.py);
@@ -113,6 +113,7 @@ def _judge(
         ]
     queued = int(named.group("number"))
     numbers = {queued}
+    in_group = {commit.sha for commit in comparison.commits}
     for i, commit in enumerate(comparison.commits):
         committer = commit.commit.committer
         if committer is not None and committer.email == GITHUB_COMMITTER:
@@ -121,7 +122,10 @@ def _judge(
             for m in _NAMED.finditer(first_line):
                 numbers.add(int(m.group("merge") or m.group("squash")))
         if i < MAX_COMMIT_LOOKUPS:
-            numbers.update(changes.commit_pulls(github, repo.full_name, commit.sha))
+            # Only a pull request whose head is in the group (a queue that merges): a pull request
+            # stacked on one of the group's commits contains it too, but is not in the group.
+            found = changes.commit_pulls(github, repo.full_name, commit.sha)
+            numbers.update(n for n, head in found.items() if head in in_group)
     if len(numbers) > MAX_PULL_REQUESTS:
         return [], [
             f"the group holds {len(numbers)} pull requests, more than the {MAX_PULL_REQUESTS} judged at once"

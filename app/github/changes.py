@@ -34,10 +34,15 @@ class GhComparedCommit(_Payload):
     commit: GhGitCommit
 
 
-class GhNumbered(_Payload):
-    """A ``pull-request-simple``, of which only the number is read here."""
+class GhHead(_Payload):
+    sha: str
+
+
+class GhPullHead(_Payload):
+    """A ``pull-request-simple``, of which only the number and head are read here."""
 
     number: int
+    head: GhHead
 
 
 class GhComparison(_Payload):
@@ -63,8 +68,8 @@ def pull_files(github: GitHubAPI, repository: str, number: int) -> list[GhDiffEn
     return parse(list[GhDiffEntry], data, what)
 
 
-def commit_pulls(github: GitHubAPI, repository: str, sha: str) -> list[int]:
-    """The numbers of the pull requests GitHub associates with commit ``sha``. Raises ``GitHubError``."""
+def commit_pulls(github: GitHubAPI, repository: str, sha: str) -> dict[int, str]:
+    """The pull requests GitHub associates with commit ``sha`` (number -> head sha). Raises ``GitHubError``."""
     what = f"listing the pull requests of commit {sha[:7]} in {repository}"
     data = github.get_all(repository, f"/repos/{repo_path(repository)}/commits/{sha}/pulls", what=what)
-    return sorted({p.number for p in parse(list[GhNumbered], data, what)})
+    return {p.number: p.head.sha for p in parse(list[GhPullHead], data, what)}

@@ -376,3 +376,26 @@ def test_a_repository_no_policy_governs_gets_no_check(make_hub):
     result = handle_event(hub.app.extensions["agent_gate"], "merge_group", other, "d-2")
     assert result == {"handled": False, "why": "no policy governs this repository's owner"}
     assert hub.scenario.check_runs == {}
+
+
+def test_a_merging_queues_pull_requests_are_found_by_their_heads_not_their_stacks(make_hub):
+    app_py = FileSpec("app.py", "7" * 40, status="added", patch="@@ -0,0 +1 @@\n+print(1)")
+    s = group_scenario(readme(GROUP_BLOB, MOVED_PATCH), app_py)
+    s.prs[13] = copilot_pr(13, head="f" * 40)
+    s.prs[13].files = [app_py]
+    s.prs[13].reviews.append({"user": BOB, "state": "APPROVED", "commit_id": "f" * 40, "id": 3})
+    # #14 is stacked on #12 (it contains #12's head) but is not in the queue.
+    s.prs[14] = copilot_pr(14, head="e" * 40)
+    s.prs[14].commits.insert(0, Commit(HEAD))
+    s.prs[14].files = [readme(), FileSpec("other.py", "8" * 40, status="added")]
+    outside = "someone@example.com"  # none of these commits is GitHub's: no message names a pull request
+    s.comparisons[f"{BASE}...{GROUP}"].commits = [
+        Commit(HEAD, message="Fix the thing", committer_email=outside),
+        Commit("f" * 40, message="Add app.py", committer_email=outside),
+        Commit(GROUP, message="Merge queue", committer_email=outside),
+    ]
+    hub = make_hub(s)
+    hub.deliver("merge_group", checks_requested(13))
+    check = group_check(hub)
+    assert check["conclusion"] == "success"
+    assert check["output"]["title"] == "Merge group of #12, #13: approved, and exactly their approved changes"
