@@ -109,6 +109,15 @@ def test_an_approved_agent_pull_requests_group_passes(make_hub):
     assert request_errors("checks/update", completed) == [], "and of its update"
 
 
+def test_a_rules_run_conditions_apply_when_the_merge_job_asks(make_hub):
+    policy = POLICY.replace(
+        "    approvals: {count: 1}", "    approvals: {count: 1}\n    events: [workflow_dispatch]"
+    )
+    hub = make_hub(group_scenario(), policy)
+    hub.deliver("merge_group", checks_requested())
+    assert group_check(hub)["conclusion"] == "success", "a group has no run: as for a pull request's check"
+
+
 def test_the_same_content_as_the_judged_head_passes(make_hub):
     hub = make_hub(group_scenario(readme()))
     hub.deliver("merge_group", checks_requested())
