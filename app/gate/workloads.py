@@ -1,8 +1,8 @@
 """The workloads the gate builds itself, for the questions no OIDC token asks.
 
 A pull request's required merge check (on its head, or on its merge queue's group) and a job held
-by the deployment protection rule have no token: their identity is built from a verified webhook and GitHub's own answers (re-fetched, never
-taken from the webhook alone), marked with its :class:`~app.tokens.identity.Origin` so the engine
+by the deployment protection rule have no token: their identity is built from a verified webhook
+and GitHub's own answers (re-fetched, never taken from the webhook alone), marked with its :class:`~app.tokens.identity.Origin` so the engine
 knows which conditions apply when (a held job's runner is not known yet; a pull request check has
 no run at all).
 """
