@@ -46,7 +46,7 @@ from app.publish.merge_group import group_check_body, in_progress_body
 log = logging.getLogger("agent_gate.webhook")
 
 QUEUE_BRANCH = re.compile(
-    r"^(?:refs/heads/)?gh-readonly-queue/(?P<base>.+)/pr-(?P<number>[0-9]+)-[0-9a-f]{40}$"
+    r"^(?:refs/heads/)?gh-readonly-queue/(?P<base>.+)/pr-(?P<number>[0-9]+)-(?:[0-9a-f]{40}|[0-9a-f]{64})$"
 )
 # How GitHub names a pull request in the commits it makes: a merge commit, a squash's title.
 _NAMED = re.compile(r"^Merge pull request #(?P<merge>[0-9]+) |\(#(?P<squash>[0-9]+)\)$")
