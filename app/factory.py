@@ -25,6 +25,7 @@ from app.events.dispatch import run_job
 from app.events.worker import QueueWorker
 from app.evidence.gather import EvidenceSource, GitHubEvidence
 from app.evidence.offline import NoEvidence
+from app.gate.clock_watch import ClockWatch
 from app.gate.core import Gate
 from app.gate.housekeeping import Housekeeping
 from app.gate.pipeline import DecisionHook, Pipeline, Recording
@@ -116,11 +117,14 @@ def create_app(
     atexit.register(_flush_refusals, refusals)
     grants = GrantService(store, issuer=settings.public_url, github=github, clock=clock)
     break_glass = BreakGlass(store, policies.current, clock, github)
+    clock_watch = ClockWatch(store, clock, settings.clock_skew_max)
     recording = Recording(
         store=store,
         side_effects=SideEffects(store),
         grants=grants,
-        housekeeping=Housekeeping(store, refusals, grants, clock, settings.retention_days),
+        housekeeping=Housekeeping(
+            store, refusals, grants, clock, settings.retention_days, clock_watch=clock_watch
+        ),
         hooks=[_count_decision, *(hooks or [])],
         checks=checks,  # check runs leave the request path: queued with the decision
         jobs_waiting=threading.Event(),
@@ -144,6 +148,7 @@ def create_app(
         break_glass=break_glass,
         github=github,
         evidence_listeners=[grants.on_evidence_change],
+        clock_watch=clock_watch,
     )
 
     app = Flask(__name__, static_folder=None)  # no static files: every route is documented

@@ -105,6 +105,8 @@ class Settings(BaseModel):
     github_client_id: str | None = Field(None, pattern=r"^[A-Za-z0-9._-]{1,100}$")
     github_client_secret: SecretStr | None = None
     github_web_url: str = Field("https://github.com", pattern=r"^https?://[^\s/]+(/[^\s]*)?$")
+    # Seconds this replica's clock may differ from the database's before /readyz says degraded.
+    clock_skew_max: float = Field(5.0, ge=0.5, le=60.0)
 
     @property
     def pages_public(self) -> bool:
@@ -144,6 +146,7 @@ class Settings(BaseModel):
             "GATE_DECISION_PAGES": "decision_pages",
             "GATE_GITHUB_CLIENT_ID": "github_client_id",
             "GATE_GITHUB_WEB_URL": "github_web_url",
+            "GATE_CLOCK_SKEW_MAX": "clock_skew_max",
         }
         for var, key in simple.items():
             value = get(var)

@@ -96,6 +96,13 @@ class Metrics:
             registry=registry,
         )
 
+        self.clock_skew_seconds = Gauge(
+            "agent_gate_clock_skew_seconds",
+            "How far this replica's clock runs ahead of the database's (negative: behind), at the last check.",
+            registry=registry,
+            multiprocess_mode="mostrecent",
+        )
+
     def decision(self, action: str, permission: str | None, allowed: bool) -> None:
         # An action the catalog does not know has no permission class: label it "unknown" so a
         # caller's made-up action names never become series.

@@ -139,8 +139,17 @@ class Store(Protocol):
         """
         ...
 
-    def purge_expired(self, now: int) -> int:
-        """Drop replay records (and other expiring rows) past their expiry; returns how many."""
+    def purge_expired(self) -> int:
+        """Drop replay records past their expiry plus the replay margin, by the database's clock
+        (:meth:`database_time`; SQLite: this machine's), never a replica's; returns how many."""
+        ...
+
+    def database_time(self) -> float | None:
+        """The clock every replica shares (unix seconds): PostgreSQL's ``clock_timestamp()``. None
+        for a store on this machine (SQLite), whose clock is then the database's (app.store.clock).
+
+        Raises ``Unavailable(code='store-unavailable')``.
+        """
         ...
 
     def check_writable(self) -> None:

@@ -246,13 +246,23 @@ class PostgresStore(AuditChain, PostgresQueue, PostgresBreakGlass):
             == 1
         )
 
-    def purge_expired(self, now: int) -> int:
-        """Drop replay records whose token expired more than ``REPLAY_MARGIN_SECONDS`` before ``now``."""
+    def purge_expired(self) -> int:
+        """Drop replay records whose token expired more than ``REPLAY_MARGIN_SECONDS`` ago by the
+        database's clock: a replica whose own clock runs ahead purges nothing the others still need."""
         return self._write(
             "expired replay records cannot be purged",
-            "DELETE FROM replay WHERE expires_at < %s",
-            (int(now) - REPLAY_MARGIN_SECONDS,),
+            "DELETE FROM replay WHERE expires_at < floor(extract(epoch FROM clock_timestamp()))::bigint - %s",
+            (REPLAY_MARGIN_SECONDS,),
         )
+
+    def database_time(self) -> float:
+        """PostgreSQL's ``clock_timestamp()`` in unix seconds: the one clock of every replica."""
+        row = self._one(
+            "the database's clock cannot be read", "SELECT extract(epoch FROM clock_timestamp())::float8"
+        )
+        if row is None:  # pragma: no cover - a SELECT without FROM always answers one row
+            raise Unavailable("the database's clock cannot be read", code="store-unavailable")
+        return float(row[0])
 
     # -- decisions -------------------------------------------------------------------------------
     def save_decision(self, decision_id: str, record: dict[str, Any]) -> None:

@@ -232,13 +232,18 @@ class SQLiteStore(AuditChain, SQLiteQueue, SQLiteBreakGlass):
             )
         return cur.rowcount == 1
 
-    def purge_expired(self, now: int) -> int:
-        """Drop replay records whose token expired more than ``REPLAY_MARGIN_SECONDS`` before ``now``."""
+    def purge_expired(self) -> int:
+        """Drop replay records whose token expired more than ``REPLAY_MARGIN_SECONDS`` ago by the
+        store's clock (every worker sharing the file runs on this machine, on this clock)."""
         with self._db.failing_as("store-unavailable", "expired replay records cannot be purged"):
             cur = self._db.get().execute(
-                "DELETE FROM replay WHERE expires_at < ?", (int(now) - REPLAY_MARGIN_SECONDS,)
+                "DELETE FROM replay WHERE expires_at < ?", (int(self._clock()) - REPLAY_MARGIN_SECONDS,)
             )
         return int(cur.rowcount)
+
+    def database_time(self) -> None:
+        """None: the file lives on this machine, so the local clock is the database's."""
+        return None
 
     # -- decisions --------------------------------------------------------------
     def save_decision(self, decision_id: str, record: dict[str, Any]) -> None:
