@@ -171,7 +171,9 @@ def create_app(
     app.register_blueprint(setup_bp)
     _register_error_handlers(app)
     request_hooks.init_app(
-        app, probes=[_queue_probe(store, clock)], decision_deadline=settings.decision_deadline
+        app,
+        probes=[_queue_probe(store, clock, settings.queue_max_pending)],
+        decision_deadline=settings.decision_deadline,
     )
     app.before_request(buffer_body)  # after the request id is bound, so a refusal carries it
     for warning in settings.startup_warnings():
@@ -213,7 +215,7 @@ def _count_decision(decision: Decision) -> None:
     metrics().decision(decision.action, decision.permission, decision.allowed)
 
 
-def _queue_probe(store: Store, clock: Callable[[], float]) -> request_hooks.Probe:
+def _queue_probe(store: Store, clock: Callable[[], float], limit: int) -> request_hooks.Probe:
     """The webhook queue's depth and age, read from the store at each scrape."""
 
     def probe() -> list[GaugeMetricFamily]:
@@ -231,6 +233,11 @@ def _queue_probe(store: Store, clock: Callable[[], float]) -> request_hooks.Prob
                 stats.oldest_age or 0,
             ),
             GaugeMetricFamily("agent_gate_webhook_queue_dead", "Webhook jobs given up on.", stats.dead),
+            GaugeMetricFamily(
+                "agent_gate_webhook_queue_limit",
+                "The bound of pending webhook jobs (GATE_QUEUE_MAX_PENDING); past it the webhook answers 503.",
+                limit,
+            ),
         ]
         return families
 

@@ -54,6 +54,8 @@ OPERATIONS = (
     "repos/get-content",
     "users/get-authenticated",
     "apps/create-from-manifest",
+    "apps/list-webhook-deliveries",
+    "apps/redeliver-webhook-delivery",
 )
 WEBHOOKS = (
     "pull-request-opened",

@@ -32,6 +32,7 @@ from app.store.migrations import MIGRATIONS_TABLE, pending
 from app.store.postgres_breakglass import PostgresBreakGlass
 from app.store.postgres_pool import Pool
 from app.store.postgres_queue import PostgresQueue
+from app.store.postgres_redelivery import PostgresRedelivery
 from app.store.postgres_schema import STEPS
 
 log = logging.getLogger("agent_gate.store")
@@ -47,7 +48,7 @@ MIGRATION_LOCK = int.from_bytes(b"ag-migr8", "big") & (2**63 - 1)
 _PAGE = 500
 
 
-class PostgresStore(AuditChain, PostgresQueue, PostgresBreakGlass):
+class PostgresStore(AuditChain, PostgresQueue, PostgresRedelivery, PostgresBreakGlass):
     """The :class:`app.store.base.Store` on one PostgreSQL database, shared by every replica."""
 
     def __init__(
@@ -284,7 +285,9 @@ class PostgresStore(AuditChain, PostgresQueue, PostgresBreakGlass):
         ):
             cur.execute("DELETE FROM decisions WHERE created_at < %s", (before,))
             decisions = cur.rowcount
-            cur.execute("DELETE FROM jobs WHERE state IN ('done', 'dead') AND updated_at < %s", (before,))
+            cur.execute(
+                "DELETE FROM jobs WHERE state IN ('done', 'dead', 'coalesced') AND updated_at < %s", (before,)
+            )
             return int(decisions) + int(cur.rowcount)
 
     def get_decision(self, decision_id: str) -> dict[str, Any] | None:
