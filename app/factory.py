@@ -21,7 +21,8 @@ from werkzeug.exceptions import HTTPException
 from app.credentials.grants import GrantService
 from app.decide.decision import Decision
 from app.errors import GateError
-from app.events.dispatch import run_job
+from app.events.dispatch import EVENTS, run_job
+from app.events.redelivery import RedeliverySweep
 from app.events.worker import QueueWorker
 from app.evidence.gather import EvidenceSource, GitHubEvidence
 from app.evidence.offline import NoEvidence
@@ -158,6 +159,22 @@ def create_app(
     # The webhook queue's worker; `agent-gate serve` starts its threads in each gunicorn worker.
     app.extensions["agent_gate_queue"] = QueueWorker(
         store=store, handler=run_job(gate), clock=clock, wakeup=gate.jobs_waiting
+    )
+
+    # The deliveries GitHub never resends, asked for again; started with the queue's threads.
+    app.extensions["agent_gate_redelivery"] = (
+        RedeliverySweep(
+            store=store,
+            github=github,
+            clock=clock,
+            events=EVENTS,
+            interval=settings.redelivery_interval,
+            window=settings.redelivery_window,
+            per_sweep=settings.redelivery_max,
+            queue_limit=settings.queue_max_pending,
+        )
+        if github is not None and settings.webhook_secret is not None
+        else None
     )
 
     app.register_blueprint(api_bp)
