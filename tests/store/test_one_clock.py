@@ -19,6 +19,7 @@ from flask import Flask
 from app import create_app
 from app.credentials.grants import GrantService, GrantSubject
 from app.errors import TokenError
+from app.events.worker import QueueWorker
 from app.settings import Settings
 from app.store.clock import measure_skew, shared_time
 from app.store.postgres import PostgresStore
@@ -178,5 +179,26 @@ def test_grants_are_checked_with_the_documented_leeway(
         else:
             with pytest.raises(TokenError, match=r"the grant does not verify \(ImmatureSignatureError\)"):
                 _grants(store, 0).verify(token)
+    finally:
+        store.close()
+
+
+# --- the queue's leases ----------------------------------------------------------------------------------
+
+
+def test_a_worker_on_a_replica_ahead_cannot_take_a_job_another_replica_still_holds(pg_url: str) -> None:
+    store = PostgresStore(pg_url)
+    ran: list[str] = []
+    try:
+        on_time = QueueWorker(store=store, handler=lambda job: ran.append(job.id), clock=time.time, lease=300)
+        ahead = QueueWorker(
+            store=store, handler=lambda job: ran.append(job.id), clock=lambda: time.time() + 400, lease=300
+        )
+        store.enqueue_job("d-1", "webhook", "pull_request", b"{}", now=on_time.now())
+        job = store.claim_job(on_time.name, now=on_time.now(), lease=on_time.lease)  # running, 300 s lease
+        assert job is not None
+        # By its own clock the lease ran out 100 s ago; by the database's it has 300 s to go.
+        assert ahead.run_once() is False
+        assert ran == []
     finally:
         store.close()
