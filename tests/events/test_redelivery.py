@@ -7,6 +7,7 @@ as ``GET /app/hook/deliveries`` lists it and delivers again when asked
 
 from __future__ import annotations
 
+import threading
 from collections.abc import Iterator
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
@@ -15,6 +16,7 @@ from typing import Any
 import pytest
 
 from app.events.redelivery import MAX_ASKS_PER_EVENT, RedeliverySweep
+from app.server import start_queue
 from tests.fake_github import send_webhook
 from tests.github.conftest import base_scenario
 from tests.web.test_webhook import Hub, sign
@@ -194,3 +196,55 @@ def test_the_sweep_runs_after_start_up_on_its_own_thread(hub: Hub) -> None:
     finally:
         sweep.stop()
     assert len(hub.scenario.redelivery_requests) == 1
+
+
+def test_a_redelivery_github_refuses_is_left_for_the_next_sweep(hub: Hub) -> None:
+    down(hub).up = False
+    sent = send(hub, "pull_request", "labeled")
+    down(hub).up = True
+    hub.scenario.failures.append(
+        {"path": r"/app/hook/deliveries/\d+/attempts", "method": "POST", "status": 422, "times": 1}
+    )
+    report = sweep_of(hub).sweep()
+    assert report is not None and report.asked == () and report.left == 1
+    report = sweep_of(hub).sweep()
+    assert report is not None and report.asked == (sent["id"],), "not recorded as asked: asked again"
+    metrics = hub.web.get("/metrics").get_data(as_text=True)
+    assert 'agent_gate_webhook_redeliveries_total{outcome="failed"}' in metrics
+    assert 'agent_gate_webhook_redeliveries_total{outcome="asked"}' in metrics
+
+
+def test_a_sweep_that_cannot_list_the_deliveries_fails_closed_and_the_thread_carries_on(
+    hub: Hub, caplog: pytest.LogCaptureFixture
+) -> None:
+    hub.scenario.failures.append({"path": "/app/hook/deliveries", "status": 500})
+    sweep = sweep_of(hub)
+    sweep.interval = 1
+    with caplog.at_level("WARNING", logger="agent_gate.redelivery"):
+        sweep.start(delay=0)
+        try:
+            deadline = datetime.now(UTC) + timedelta(seconds=10)
+            while not any("redelivery sweep failed" in r.getMessage() for r in caplog.records):
+                assert datetime.now(UTC) < deadline, "the failure was not logged"
+                hub.queue.wakeup.wait(0.05)
+        finally:
+            sweep.stop()
+    assert hub.scenario.redelivery_requests == []
+    assert 'agent_gate_webhook_redelivery_sweeps_total{outcome="failed"}' in hub.web.get("/metrics").get_data(
+        as_text=True
+    )
+
+
+def test_no_sweep_without_the_github_app(app: Any) -> None:
+    assert app.extensions["agent_gate_redelivery"] is None
+
+
+def test_each_worker_starts_the_sweep_beside_its_queue_threads(hub: Hub) -> None:
+    before = {t.name for t in threading.enumerate()}
+    start_queue(hub.app)
+    try:
+        started = {t.name for t in threading.enumerate()} - before
+        assert "agent-gate-redelivery" in started
+    finally:
+        sweep_of(hub).stop()
+        hub.queue.stop()
