@@ -25,7 +25,7 @@ import jwt
 from cryptography.hazmat.primitives.ciphers.aead import AESGCM
 from pydantic import SecretStr
 
-from app.credentials.keys import ALGORITHM, SigningKeys
+from app.credentials.keys import ALGORITHM, GRANT_LEEWAY, SigningKeys
 from app.decide.decision import Decision
 from app.errors import GateError, InvalidRequest, TokenError
 from app.evidence.model import EvidenceChange
@@ -39,9 +39,6 @@ log = logging.getLogger("agent_gate.grants")
 
 DEFAULT_TTL = 600
 MAX_TTL = 3600
-# Clock difference tolerated when checking a grant's iat, nbf and exp (the same bound as GATE_LEEWAY's
-# largest value): a grant minted by another replica is not refused because the clocks differ a little.
-GRANT_LEEWAY = 60
 
 
 @dataclass(frozen=True)

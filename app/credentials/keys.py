@@ -17,8 +17,12 @@ from cryptography.hazmat.primitives.asymmetric import ec
 from cryptography.hazmat.primitives.ciphers.aead import AESGCM
 
 from app.store.base import Store
+from app.store.clock import shared_time
 
 ALGORITHM = "ES256"
+# Clock difference tolerated when checking a grant's iat, nbf and exp (the same bound as GATE_LEEWAY's
+# largest value): a grant minted by another replica is not refused because the clocks differ a little.
+GRANT_LEEWAY = 60
 
 _SEAL_KID = "__seal__"
 
@@ -56,13 +60,16 @@ class SigningKeys:
         return chosen["kid"], key
 
     def published(self) -> dict[str, ec.EllipticCurvePublicKey]:
-        """Public keys still needed: the active one, and retired ones whose grants have not all expired."""
-        now = int(self._clock())
+        """Public keys still needed: the active one, and retired ones whose grants have not all expired
+        (with the leeway grants are checked with, by the database's clock: app.store.clock)."""
+        now: int | None = None
         out: dict[str, ec.EllipticCurvePublicKey] = {}
         for k in self._load():
             if k["retired_at"] is not None:
                 last = self._store.max_grant_expiry(k["kid"])
-                if last is None or last < now:
+                if now is None:  # asked only when a retired key is weighed
+                    now = int(shared_time(self._store, self._clock))
+                if last is None or last + GRANT_LEEWAY < now:
                     continue
             key = serialization.load_pem_private_key(k["private_pem"], password=None)
             assert isinstance(key, ec.EllipticCurvePrivateKey)

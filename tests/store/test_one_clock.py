@@ -18,6 +18,7 @@ from flask import Flask
 
 from app import create_app
 from app.credentials.grants import GrantService, GrantSubject
+from app.credentials.keys import GRANT_LEEWAY
 from app.errors import TokenError
 from app.events.worker import QueueWorker
 from app.settings import Settings
@@ -200,5 +201,26 @@ def test_a_worker_on_a_replica_ahead_cannot_take_a_job_another_replica_still_hol
         # By its own clock the lease ran out 100 s ago; by the database's it has 300 s to go.
         assert ahead.run_once() is False
         assert ran == []
+    finally:
+        store.close()
+
+
+@pytest.mark.parametrize(
+    ("after_expiry", "published"),
+    [(30, True), (GRANT_LEEWAY, True), (GRANT_LEEWAY + 1, False)],
+    ids=["within-the-leeway", "at-the-leeway", "past-it"],
+)
+def test_a_retired_key_stays_published_while_its_grants_are_within_the_leeway(
+    tmp_path: Any, after_expiry: int, published: bool
+) -> None:
+    store = SQLiteStore(tmp_path / "gate.db")
+    try:
+        now = [time.time()]
+        grants = GrantService(store, issuer="http://gate.test", clock=lambda: now[0])
+        issued = grants.issue(SUBJECT, audience="deploy:staging", ttl=300, github_permissions=None)
+        old_kid = jwt.get_unverified_header(issued.token.get_secret_value())["kid"]
+        grants.keys.rotate()
+        now[0] = issued.expires_at + after_expiry
+        assert (old_kid in grants.keys.published()) is published
     finally:
         store.close()
