@@ -249,6 +249,11 @@ EVERY_METHOD: list[tuple[str, Callable[[Store], object]]] = [
     ("complete_job", lambda s: s.complete_job("d", "w", now=1)),
     ("fail_job", lambda s: s.fail_job("d", "w", now=1, error="e", retry_at=None)),
     ("queue_stats", lambda s: s.queue_stats(now=1)),
+    ("known_deliveries", lambda s: s.known_deliveries(["d"])),
+    ("redeliveries_asked", lambda s: s.redeliveries_asked(["g"])),
+    ("record_redelivery", lambda s: s.record_redelivery(1, "g", now=1)),
+    ("forget_redeliveries", lambda s: s.forget_redeliveries(1)),
+    ("take_lease", lambda s: s.take_lease("l", "o", 60)),
     (
         "save_deployment_gate",
         lambda s: s.save_deployment_gate(

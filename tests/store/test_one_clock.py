@@ -19,7 +19,7 @@ from flask import Flask
 from app import create_app
 from app.credentials.grants import GrantService, GrantSubject
 from app.credentials.keys import GRANT_LEEWAY
-from app.errors import TokenError
+from app.errors import TokenError, Unavailable
 from app.events.worker import QueueWorker
 from app.settings import Settings
 from app.store.clock import measure_skew, shared_time
@@ -224,3 +224,17 @@ def test_a_retired_key_stays_published_while_its_grants_are_within_the_leeway(
         assert (old_kid in grants.keys.published()) is published
     finally:
         store.close()
+
+
+def test_a_database_whose_clock_cannot_be_read_is_unavailable_and_readyz_says_so(
+    replicas: tuple[Flask, Flask],
+) -> None:
+    on_time, _ = replicas
+    store = on_time.extensions["agent_gate"].store
+    store.close()
+    with pytest.raises(Unavailable, match="the database's clock cannot be read") as info:
+        store.database_time()
+    assert info.value.code == "store-unavailable"
+    answer = on_time.test_client().get("/readyz")
+    assert (answer.status_code, answer.json["status"]) == (503, "not-ready")
+    assert answer.json["checks"]["clock"]["ok"] is False
