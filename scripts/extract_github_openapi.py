@@ -57,6 +57,8 @@ OPERATIONS = (
     "repos/compare-commits",
     "pulls/list-files",
     "apps/get-authenticated",
+    "apps/list-webhook-deliveries",
+    "apps/redeliver-webhook-delivery",
 )
 WEBHOOKS = (
     "pull-request-opened",

@@ -28,6 +28,7 @@ import threading
 import time
 import uuid
 from dataclasses import dataclass, field
+from datetime import UTC, datetime
 from functools import cache
 from pathlib import Path
 from typing import Any
@@ -324,6 +325,12 @@ class Scenario:
     comparisons: dict[str, Comparison] = field(default_factory=dict)
     # The webhook events the App is subscribed to (GET /app): by default those of its manifest.
     app_events: list[str] = field(default_factory=lambda: list(APP_EVENTS))
+    # The App's webhook: every delivery GitHub attempted (newest last; see send_webhook), where it
+    # delivers (event, X-GitHub-Delivery, body) -> the status code the receiver answered (None: the
+    # receiver is down), and the delivery ids POSTed to .../deliveries/{id}/attempts.
+    hook_deliveries: list[dict[str, Any]] = field(default_factory=list)
+    hook_target: Any = None
+    redelivery_requests: list[int] = field(default_factory=list)
 
     @property
     def full_name(self) -> str:
@@ -923,6 +930,7 @@ def create_fake_github(s: Scenario) -> Flask:
     _add_user_login(app, s, answer)
     _add_changes(app, s, answer, page, installation_auth)
     _add_app_settings(app, s, answer, app_auth)
+    _add_hook_deliveries(app, s, answer, app_auth)
     return app
 
 
@@ -1095,6 +1103,70 @@ def _add_user_login(app: Flask, s: Scenario, answer: Any) -> None:
         body = example("users/get-authenticated")
         body.update({k: v for k, v in person.json().items() if k in body})
         return answer("users/get-authenticated", body)
+
+
+def send_webhook(
+    s: Scenario, event: str, payload: dict[str, Any], *, guid: str | None = None
+) -> dict[str, Any]:
+    """GitHub delivers ``event`` to the App's webhook (``s.hook_target``) once, and records the attempt
+    as ``GET /app/hook/deliveries`` lists it: ``guid`` is the event's X-GitHub-Delivery, shared by its
+    redeliveries; ``id`` is the attempt's own. GitHub never retries by itself."""
+    body = json.dumps(payload).encode()
+    guid = guid or str(uuid.uuid4())
+    redelivery = any(d["guid"] == guid for d in s.hook_deliveries)
+    status = s.hook_target(event, guid, body) if s.hook_target is not None else None
+    record = {
+        "id": 10_000_000 + len(s.hook_deliveries) + 1,
+        "guid": guid,
+        "delivered_at": datetime.now(UTC).strftime("%Y-%m-%dT%H:%M:%SZ"),
+        "redelivery": redelivery,
+        "duration": 0.05,
+        "status": "failed to connect"
+        if status is None
+        else ("OK" if 200 <= status < 300 else f"Invalid HTTP Response: {status}"),
+        "status_code": 502 if status is None else status,
+        "event": event,
+        "action": payload.get("action"),
+        "installation_id": s.installation_id,
+        "repository_id": s.repo_id,
+        "throttled_at": None,
+        "_body": payload,  # kept to deliver again; not part of GitHub's answer
+    }
+    s.hook_deliveries.append(record)
+    return record
+
+
+def _add_hook_deliveries(app: Flask, s: Scenario, answer: Any, app_auth: Any) -> None:
+    """The App's webhook deliveries: listed newest first with a cursor, and redelivered on request."""
+
+    @app.get("/app/hook/deliveries")
+    def list_deliveries() -> Response:
+        if (denied := app_auth()) is not None:
+            return denied
+        per_page = min(int(request.args.get("per_page", 30)), 100)
+        newest_first = sorted(s.hook_deliveries, key=lambda d: d["id"], reverse=True)
+        cursor = request.args.get("cursor")
+        if cursor is not None:
+            newest_first = [d for d in newest_first if d["id"] < int(cursor.removeprefix("v1_"))]
+        chunk = newest_first[:per_page]
+        items = [{k: v for k, v in d.items() if not k.startswith("_")} for d in chunk]
+        headers = None
+        if len(newest_first) > per_page:
+            headers = {
+                "Link": f'<{request.base_url}?per_page={per_page}&cursor=v1_{chunk[-1]["id"]}>; rel="next"'
+            }
+        return answer("apps/list-webhook-deliveries", items, headers=headers)
+
+    @app.post("/app/hook/deliveries/<int:delivery_id>/attempts")
+    def redeliver(delivery_id: int) -> Response:
+        if (denied := app_auth()) is not None:
+            return denied
+        original = next((d for d in s.hook_deliveries if d["id"] == delivery_id), None)
+        if original is None:
+            return _error(404, "Not Found")
+        s.redelivery_requests.append(delivery_id)
+        send_webhook(s, original["event"], original["_body"], guid=original["guid"])
+        return answer("apps/redeliver-webhook-delivery", {}, 202)
 
 
 # The fields GitHub's manifest flow accepts ("Registering a GitHub App from a manifest").

@@ -85,15 +85,20 @@ class Check(BaseModel):
 
 
 class Readiness(BaseModel):
-    """``/readyz``: each check and whether it holds. Policy owners are not shown."""
+    """``/readyz``: each check and whether it holds. Policy owners are not shown. ``degraded``: the
+    gate answers, but this replica's clock is off the database's by more than GATE_CLOCK_SKEW_MAX
+    (``checks.clock.skew_seconds``)."""
 
-    status: str = Field(pattern="^(ready|not-ready)$")
+    status: str = Field(pattern="^(ready|degraded|not-ready)$")
     version: str | None = Field(None, description="The gate's version.")
     checks: dict[str, dict[str, Any]]
 
 
 class WebhookAnswer(BaseModel):
-    status: str = Field(description="processed, or duplicate for a redelivery already handled.")
+    status: str = Field(
+        description="queued; duplicate for a redelivery already kept; same-body; coalesced into a job "
+        "still waiting about the same subject; ignored or pong."
+    )
     delivery: str
 
 
@@ -237,7 +242,10 @@ def _decision_paths() -> dict[str, Any]:
                     "400": _error("Not JSON, or a payload without the fields the event needs."),
                     "401": _error("The signature is missing or wrong."),
                     "413": _TOO_LARGE,
-                    "503": _error("Webhooks are not configured, or a dependency is unavailable."),
+                    "503": _error(
+                        "Webhooks are not configured, a dependency is unavailable, or the queue holds its "
+                        "bound of pending jobs (queue-full; the redelivery sweep asks GitHub for it again)."
+                    ),
                 },
             }
         },

@@ -5,7 +5,9 @@ before anything is parsed. The delivery is then stored in the queue and answered
 (GitHub gives a webhook 10 seconds); the queue's workers process it with retries
 (``app.events``). A delivery already queued or done is answered ``200 duplicate``; one given up on
 is queued again when GitHub redelivers it; the same body under another delivery id is not run
-twice (GitHub signs the body only).
+twice (GitHub signs the body only); one about the subject of a job still waiting is covered by it
+(``200 coalesced``, app.events.coalesce). Past ``GATE_QUEUE_MAX_PENDING`` pending jobs the answer
+is 503 ``queue-full``: GitHub records a failed delivery, and the redelivery sweep asks for it again.
 """
 
 from __future__ import annotations
@@ -17,8 +19,11 @@ import logging
 from flask import Blueprint, Response, jsonify, request
 
 from app.errors import InvalidRequest, PayloadTooLarge, TokenError, Unavailable
+from app.events.coalesce import subject_of
 from app.events.dispatch import EVENTS, WEBHOOK
-from app.store.base import QUEUED
+from app.observe.metrics import metrics
+from app.store.base import FULL, QUEUED
+from app.store.clock import shared_time
 from app.web.requests import gate, load_json
 
 log = logging.getLogger("agent_gate.webhook")
@@ -78,8 +83,26 @@ def github_webhook() -> tuple[Response, int]:
     if not isinstance(payload, dict):
         raise InvalidRequest("the webhook body is not a JSON object", code="invalid-json")
     # Stored durably before the answer: a 202 means the delivery will be processed (with retries),
-    # and a failure to store it answers 503 so GitHub records a failed delivery to redeliver.
-    status = g.store.enqueue_job(delivery, WEBHOOK, event, raw, now=int(g.clock()))
+    # and a failure to store it answers 503 so GitHub records a failed delivery, which the
+    # redelivery sweep (app.events.redelivery) asks GitHub to send again.
+    status = g.store.enqueue_job(
+        delivery,
+        WEBHOOK,
+        event,
+        raw,
+        now=int(shared_time(g.store, g.clock)),
+        subject=subject_of(event, payload),
+        max_pending=g.settings.queue_max_pending,
+    )
+    metrics().webhook_deliveries.labels(status).inc()
+    if status == FULL:
+        raise Unavailable(
+            f"the gate's webhook queue holds its bound of {g.settings.queue_max_pending} pending jobs "
+            "(GATE_QUEUE_MAX_PENDING), so this delivery was not kept; the gate asks GitHub to redeliver it "
+            "once the queue has drained",
+            code="queue-full",
+            retry_after=60,
+        )
     if status == QUEUED:
         g.jobs_waiting.set()
     return jsonify({"status": status, "delivery": delivery}), 202 if status == QUEUED else 200
