@@ -24,7 +24,7 @@ import json
 import sys
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
-from urllib.parse import quote
+from urllib.parse import quote, urlsplit
 
 import app.cli.options as options
 from app.cli.doctor import MERGE_CHECK, WORKFLOWS_DIR, Report, could_not_check, diagnose, valid_repository
@@ -114,7 +114,8 @@ def cmd_protect(args: argparse.Namespace) -> int:
         if settings.github is None:
             raise could_not_check("protect")
         client = GitHubClient(settings.github)
-        admin = AdminGitHub(client.http, find_admin_token())
+        host = urlsplit(settings.github_web_url).hostname or "github.com"
+        admin = AdminGitHub(client.http, find_admin_token(host=host))
         if args.org is not None:
             return _protect_org(args, client, admin)
         result = protect(client, admin, args.repository, args.environment, args.branch, dry_run=args.dry_run)
@@ -191,12 +192,28 @@ def protect(
     _plan_environments(client, repository, names, plan)
     _plan_ruleset(client, admin, repository, plan, branch is None or branch == default)
     if not dry_run:
-        for change in plan.changes:
+        _apply(admin, repository, plan.changes)
+    applied = bool(plan.changes) and not dry_run
+    return Result(plan, applied, diagnose(client, repository, app_id=client.app_id))
+
+
+def _apply(admin: AdminGitHub, repository: str, changes: list[Change]) -> None:
+    """Make the changes in order; a failure says which were already made (a second run finishes)."""
+    done: list[str] = []
+    for change in changes:
+        try:
             admin.write(
                 change.method, change.path, change.body, what=f"writing {change.subject} of {repository}"
             )
-    applied = bool(plan.changes) and not dry_run
-    return Result(plan, applied, diagnose(client, repository, app_id=client.app_id))
+        except GateError as exc:
+            if not done:
+                raise
+            raise GateError(
+                f"{exc.message}; already changed on {repository}: {', '.join(done)}; run protect again once "
+                "this is fixed (it changes only what is still missing)",
+                code=exc.code,
+            ) from exc
+        done.append(change.subject)
 
 
 def _targeted(client: GitHubClient, repository: str, branch: str) -> list[str]:

@@ -57,11 +57,13 @@ class AdminToken:
 
 
 def find_admin_token(
+    *,
+    host: str = "github.com",
     environ: Mapping[str, str] = os.environ,
     run: Callable[..., subprocess.CompletedProcess[str]] = subprocess.run,
 ) -> AdminToken:
-    """The administrator's token: ``GH_TOKEN``, else ``GITHUB_TOKEN``, else ``gh auth token``.
-    Raises :class:`AdminTokenError` when there is none."""
+    """The administrator's token: ``GH_TOKEN``, else ``GITHUB_TOKEN``, else ``gh auth token`` (for
+    ``host``, GitHub Enterprise Server's web host). Raises :class:`AdminTokenError` when there is none."""
     for name in ("GH_TOKEN", "GITHUB_TOKEN"):
         value = environ.get(name, "").strip()
         if value:
@@ -69,7 +71,8 @@ def find_admin_token(
     gh = shutil.which("gh", path=environ.get("PATH"))
     if gh is not None:
         try:
-            done = run([gh, "auth", "token"], capture_output=True, text=True, timeout=15, check=False)
+            argv = [gh, "auth", "token"] + ([] if host == "github.com" else ["--hostname", host])
+            done = run(argv, capture_output=True, text=True, timeout=15, check=False)
         except (OSError, subprocess.SubprocessError):
             done = None
         value = done.stdout.strip() if done is not None and done.returncode == 0 else ""

@@ -21,7 +21,7 @@ from app.cli import main, options
 from app.cli.doctor import MERGE_CHECK
 from app.settings import GitHubSettings, Settings
 from tests.cli.test_doctor import REPO, protected, required_check
-from tests.fake_github import APP_ID, AdminToken, DeploymentRule, FakeGitHub, Scenario
+from tests.fake_github import APP_ID, AdminToken, DeploymentRule, Failure, FakeGitHub, Scenario
 from tests.github.conftest import app_key_pem
 
 TOKEN = "ghp_admin0token0for0protect0000000000"
@@ -324,3 +324,14 @@ def test_it_takes_one_repository_or_one_organisation(gate, capsys, argv):
     code, _, err = gate(unprotected(), *argv, capsys=capsys)
     assert code == 2
     assert "protect takes OWNER/REPO or --org ORG" in err or "expected OWNER/REPO" in err
+
+
+def test_a_write_that_fails_half_way_says_what_was_already_changed_and_a_second_run_finishes(gate, capsys):
+    scenario = unprotected(failures=[Failure("/rulesets$", 500, method="POST", times=1)])
+    code, _, err = gate(scenario, "protect", REPO, capsys=capsys)
+    assert code == 2
+    assert "GitHub answered 500 while writing ruleset agent-gate of octo-org/octo-repo" in err
+    assert "already changed on octo-org/octo-repo: environment production deployment protection rules" in err
+    code, out, _ = gate(scenario, "protect", REPO, capsys=capsys)
+    assert code == 0, out
+    assert out.splitlines()[-2] == f"1 change made on {REPO}"
