@@ -335,3 +335,81 @@ def test_a_write_that_fails_half_way_says_what_was_already_changed_and_a_second_
     code, out, _ = gate(scenario, "protect", REPO, capsys=capsys)
     assert code == 0, out
     assert out.splitlines()[-2] == f"1 change made on {REPO}"
+
+
+@pytest.mark.parametrize(
+    ("failure", "expected"),
+    [
+        (
+            Failure("/repos/octo-org/octo-repo$", 404, times=1),
+            "the token from GH_TOKEN cannot see octo-org/octo-repo",
+        ),
+        (Failure.server_error("/repos/octo-org/octo-repo$"), "GitHub answered 500"),
+    ],
+    ids=["token-cannot-see-the-repository", "github-failing"],
+)
+def test_what_stops_the_token_check_exits_2(gate, capsys, failure, expected):
+    scenario = unprotected(failures=[failure])
+    code, out, err = gate(scenario, "protect", REPO, "--format", "json", capsys=capsys)
+    assert code == 2
+    assert expected in err
+    assert json.loads(out)["status"] == "could-not-check"
+    assert writes(scenario) == []
+
+
+def test_without_the_app_it_could_not_check(monkeypatch, tmp_path, capsys):
+    monkeypatch.setattr(options, "load_settings", lambda: Settings(data_dir=tmp_path / "var"))
+    assert main(["protect", REPO]) == 2
+    assert (
+        "protect reads the repository through the GitHub App: set GATE_GITHUB_APP_ID"
+        in capsys.readouterr().err
+    )
+
+
+def test_a_broken_workflow_is_skipped_and_left_to_doctor(gate, capsys):
+    files = {**protected().files, ".github/workflows/broken.yml": "jobs: [\n"}
+    code, out, _ = gate(unprotected(files=files), "protect", REPO, capsys=capsys)
+    assert code == 1
+    assert "open  .github/workflows/broken.yml: not valid YAML" in out
+
+
+def test_an_organisation_with_a_repository_that_could_not_be_checked(gate, capsys):
+    scenario = unprotected(admin_tokens={TOKEN: AdminToken(role="write")})
+    code, out, _ = gate(scenario, "protect", "--org", "octo-org", capsys=capsys)
+    assert code == 2
+    assert out.splitlines()[-2].startswith(
+        f"could not check {REPO}: the token from GH_TOKEN belongs to someone"
+    )
+    assert out.splitlines()[-1] == "1 repository: 0 protected, 0 with findings open, 1 could not be checked"
+    code, out, _ = gate(scenario, "protect", "--org", "octo-org", "--format", "json", capsys=capsys)
+    answer = json.loads(out)
+    assert answer["repositories"] == [] and answer["could_not_check"][0]["code"] == "admin-token-refused"
+
+
+def test_the_token_is_never_in_a_repr():
+    from app.github.admin import AdminGitHub
+    from app.github.admin import AdminToken as Token
+
+    token = Token(SecretStr(TOKEN), "GH_TOKEN")
+    assert TOKEN not in repr(token) and TOKEN not in repr(
+        AdminGitHub(None, token)
+    )  # no transport needed for a repr
+
+
+def test_a_gh_that_fails_gives_no_token(monkeypatch, tmp_path):
+    from app.github.admin import AdminTokenError, find_admin_token
+
+    gh = tmp_path / "gh"
+    gh.write_text("#!/bin/sh\necho 'not logged in' >&2\nexit 1\n")
+    gh.chmod(0o755)
+    with pytest.raises(AdminTokenError, match="set GH_TOKEN \\(or GITHUB_TOKEN\\)"):
+        find_admin_token(environ={"PATH": str(tmp_path)})
+    calls: list[list[str]] = []
+
+    def run(argv: list[str], **_: Any) -> Any:
+        calls.append(argv)
+        raise OSError("cannot run")
+
+    with pytest.raises(AdminTokenError):
+        find_admin_token(host="ghe.example.com", environ={"PATH": str(tmp_path)}, run=run)
+    assert calls == [[str(gh), "auth", "token", "--hostname", "ghe.example.com"]]
