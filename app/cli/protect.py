@@ -28,7 +28,7 @@ from urllib.parse import quote, urlsplit
 
 import app.cli.options as options
 from app.cli.doctor import MERGE_CHECK, WORKFLOWS_DIR, Report, could_not_check, diagnose, valid_repository
-from app.errors import GateError
+from app.errors import GateError, GitHubError
 
 if TYPE_CHECKING:
     from app.github.admin import AdminGitHub
@@ -279,6 +279,7 @@ def _plan_ruleset(
     app_id = client.app_id
     sources = protection.required_check_sources(client, repository, plan.branch, MERGE_CHECK)
     path = f"/repos/{repo_path(repository)}/rulesets"
+    # One page: GitHub allows at most 75 rulesets per repository.
     listed = admin.get(
         path,
         what=f"listing the rulesets of {repository}",
@@ -298,6 +299,10 @@ def _plan_ruleset(
         return
     ruleset_id = int(mine[0]["id"])
     current = admin.get(f"{path}/{ruleset_id}", what=f"reading ruleset {ruleset_id} of {repository}")
+    if not isinstance(current, dict):
+        raise GitHubError(
+            f"GitHub's answer was not a ruleset while reading ruleset {ruleset_id} of {repository}"
+        )
     before = {k: current.get(k) for k in ("name", "target", "enforcement", "conditions", "rules")}
     after = _ruleset(before, ref, app_id)
     if after == before:

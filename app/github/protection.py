@@ -199,7 +199,12 @@ def installed_repositories(client: GitHubClient, org: str) -> list[str]:
         what=f"creating a token to list the repositories of {org}",
         json_body={},
     )
-    token = SecretStr(str(minted.data["token"]))
+    raw = minted.data.get("token") if isinstance(minted.data, dict) else None
+    if not isinstance(raw, str) or not raw:
+        raise GitHubError(
+            f"GitHub's answer lacked the token while creating a token to list the repositories of {org}"
+        )
+    token = SecretStr(raw)
     try:
         return _repositories(client, Credential(f"installation:{installation}", token), org)
     finally:
