@@ -277,7 +277,7 @@ def _enable(repository: str, environment: str, app_id: int) -> str:
     return (
         f"enable the agent-gate rule under Settings > Environments > {environment} > Deployment protection "
         f"rules, or POST /repos/{repository}/environments/{quote(environment, safe='')}/"
-        f'deployment_protection_rules {{"integration_id": {app_id}}}'
+        f'deployment_protection_rules {{"integration_id": {app_id}}}; `agent-gate protect {repository}` does it'
     )
 
 
@@ -344,7 +344,7 @@ def _ruleset_finding(sources: list[tuple[Any, Any]], branch: str, app_id: int) -
         )
     fix = (
         f"require the status check {MERGE_CHECK} with its source set to the agent-gate App "
-        f"(integration_id {app_id}) in a branch ruleset targeting {branch}"
+        f"(integration_id {app_id}) in a branch ruleset targeting {branch}; `agent-gate protect` does it"
     )
     if any(integration is None for _, integration in sources):
         ruleset = next(r for r, i in sources if i is None)

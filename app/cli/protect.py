@@ -97,6 +97,7 @@ class Plan:
     changes: list[Change] = field(default_factory=list)
     kept: list[str] = field(default_factory=list)  # what already holds
     cannot: list[str] = field(default_factory=list)  # what protect cannot change, and why
+    notes: list[str] = field(default_factory=list)
 
 
 def cmd_protect(args: argparse.Namespace) -> int:
@@ -128,8 +129,12 @@ def cmd_protect(args: argparse.Namespace) -> int:
 @dataclass(frozen=True)
 class Result:
     plan: Plan
-    applied: bool
+    dry_run: bool
     report: Report
+
+    @property
+    def applied(self) -> bool:
+        return bool(self.plan.changes) and not self.dry_run
 
     @property
     def exit_code(self) -> int:
@@ -142,6 +147,7 @@ class Result:
             out.extend(change.diff())
         out.extend(f"ok    {kept}" for kept in self.plan.kept)
         out.extend(f"open  {cannot}" for cannot in self.plan.cannot)
+        out.extend(f"note  {note}" for note in self.plan.notes)
         name, n = self.plan.repository, len(self.plan.changes)
         if not self.plan.changes:
             out.append(f"nothing to change: {name} already has what protect sets")
@@ -160,13 +166,14 @@ class Result:
         return {
             "repository": self.plan.repository,
             "branch": self.plan.branch,
-            "dry_run": not self.applied and bool(self.plan.changes),
+            "dry_run": self.dry_run,
             "changes": [
                 {"subject": c.subject, "before": c.before, "after": c.after, "applied": self.applied}
                 for c in self.plan.changes
             ],
             "kept": self.plan.kept,
             "cannot": self.plan.cannot,
+            "notes": self.plan.notes,
             "doctor": self.report.to_json(),
             "status": "protected" if self.exit_code == 0 else "open",
         }
@@ -189,12 +196,15 @@ def protect(
     default = protection.default_branch(client, repository)
     plan = Plan(repository, branch or default)
     names = environments or _targeted(client, repository, default)
+    if not names:
+        plan.notes.append(
+            f"no workflow on {default} names an environment: no environment to gate (name one with --environment)"
+        )
     _plan_environments(client, repository, names, plan)
     _plan_ruleset(client, admin, repository, plan, branch is None or branch == default)
     if not dry_run:
         _apply(admin, repository, plan.changes)
-    applied = bool(plan.changes) and not dry_run
-    return Result(plan, applied, diagnose(client, repository, app_id=client.app_id))
+    return Result(plan, dry_run, diagnose(client, repository, app_id=client.app_id))
 
 
 def _apply(admin: AdminGitHub, repository: str, changes: list[Change]) -> None:

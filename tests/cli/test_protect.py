@@ -413,3 +413,11 @@ def test_a_gh_that_fails_gives_no_token(monkeypatch, tmp_path):
     with pytest.raises(AdminTokenError):
         find_admin_token(host="ghe.example.com", environ={"PATH": str(tmp_path)}, run=run)
     assert calls == [[str(gh), "auth", "token", "--hostname", "ghe.example.com"]]
+
+
+def test_without_a_targeted_environment_only_the_ruleset_is_written_and_it_says_so(gate, capsys):
+    scenario = unprotected(files={".github/workflows/ci.yml": protected().files[".github/workflows/ci.yml"]})
+    code, out, _ = gate(scenario, "protect", REPO, capsys=capsys)
+    assert code == 0
+    assert writes(scenario) == [f"POST /repos/{REPO}/rulesets"]
+    assert "note  no workflow on main names an environment: no environment to gate" in out
