@@ -288,6 +288,12 @@ def _plan_ruleset(
 
     app_id = client.app_id
     sources = protection.required_check_sources(client, repository, plan.branch, MERGE_CHECK)
+    if protection.uses_merge_queue(client, repository, plan.branch):
+        plan.notes.append(
+            f"{plan.branch} merges through a merge queue: GitHub requires {MERGE_CHECK} on each merge group's "
+            "commit too, so the App must receive and answer merge_group events or the queue waits "
+            "(docs/github-app.md)"
+        )
     path = f"/repos/{repo_path(repository)}/rulesets"
     # One page: GitHub allows at most 75 rulesets per repository.
     listed = admin.get(

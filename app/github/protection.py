@@ -226,3 +226,13 @@ def _repositories(client: GitHubClient, credential: Credential, org: str) -> lis
         if not items or len(names) >= int(data.get("total_count", 0)):
             break
     return sorted(names, key=str.lower)
+
+
+def uses_merge_queue(github: GitHubAPI, repository: str, branch: str) -> bool:
+    """Whether a rule on ``branch`` makes merges go through a merge queue (``merge_queue``)."""
+    rules = github.get_all(
+        repository,
+        f"/repos/{repo_path(repository)}/rules/branches/{quote(branch, safe='')}",
+        what=f"reading the rules of {repository}@{branch}",
+    )
+    return any(isinstance(rule, dict) and rule.get("type") == "merge_queue" for rule in rules)

@@ -421,3 +421,26 @@ def test_without_a_targeted_environment_only_the_ruleset_is_written_and_it_says_
     assert code == 0
     assert writes(scenario) == [f"POST /repos/{REPO}/rulesets"]
     assert "note  no workflow on main names an environment: no environment to gate" in out
+
+
+def test_a_merge_queue_on_the_branch_is_noted_the_check_is_required_there_too(gate, capsys):
+    queue = {
+        "type": "merge_queue",
+        "parameters": {
+            "check_response_timeout_minutes": 60,
+            "grouping_strategy": "ALLGREEN",
+            "max_entries_to_build": 5,
+            "max_entries_to_merge": 5,
+            "merge_method": "SQUASH",
+            "min_entries_to_merge": 1,
+            "min_entries_to_merge_wait_minutes": 5,
+        },
+        "ruleset_id": 9,
+        "ruleset_source_type": "Repository",
+        "ruleset_source": REPO,
+    }
+    code, out, _ = gate(unprotected(branch_rules={"main": [queue]}), "protect", REPO, capsys=capsys)
+    assert code == 0
+    assert (
+        f"note  main merges through a merge queue: GitHub requires {MERGE_CHECK} on each merge group's" in out
+    )
