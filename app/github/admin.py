@@ -139,7 +139,8 @@ class AdminGitHub:
         admin = isinstance(permissions, dict) and permissions.get("admin") is True
         if not admin:
             raise AdminTokenError(
-                f"{where} belongs to someone who is not an admin of {repository}; enabling a deployment "
+                f"{where} belongs to someone who is not an admin of {repository} (or is no person's token, "
+                "like a workflow's GITHUB_TOKEN); enabling a deployment "
                 f"protection rule and writing a ruleset need the admin role: use {NEEDS}"
             )
         return TokenCheck(scopes, admin)

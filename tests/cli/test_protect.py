@@ -444,3 +444,11 @@ def test_a_merge_queue_on_the_branch_is_noted_the_check_is_required_there_too(ga
     assert (
         f"note  main merges through a merge queue: GitHub requires {MERGE_CHECK} on each merge group's" in out
     )
+
+
+def test_a_repository_the_app_is_not_installed_on_could_not_be_checked(gate, capsys):
+    scenario = unprotected(installed=False)
+    code, _, err = gate(scenario, "protect", REPO, capsys=capsys)
+    assert code == 2
+    assert "is not installed on octo-org/octo-repo" in err
+    assert writes(scenario) == []
