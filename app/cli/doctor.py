@@ -34,6 +34,7 @@ import app.cli.options as options
 from app.errors import ConfigError, GateError, GitHubError, GitHubNotFound
 
 if TYPE_CHECKING:
+    from app.github.client import GitHubClient
     from app.github.protection import Environments, WorkflowFile
     from app.github.protocol import GitHubAPI
     from app.github.workflows import Job
@@ -87,11 +88,9 @@ def cmd_doctor(args: argparse.Namespace) -> int:
         if settings.github is None:
             raise could_not_check("doctor")
         client = GitHubClient(settings.github)
-        try:
-            events: tuple[str, ...] | None = client.app_events()
-        except GitHubError:
-            events = None  # said in the merge queue's finding, when there is a queue
-        report = diagnose(client, args.repository, app_id=settings.github.app_id, app_events=events)
+        report = diagnose(
+            client, args.repository, app_id=settings.github.app_id, app_events=subscribed_events(client)
+        )
     except GateError as exc:
         if args.format == "json":
             error = {"code": exc.code, "message": exc.message}
@@ -146,6 +145,15 @@ class Report:
                 {"status": f.status, "subject": f.subject, "message": f.message} for f in self.findings
             ],
         }
+
+
+def subscribed_events(client: GitHubClient) -> tuple[str, ...] | None:
+    """The webhook events the App receives (``GET /app``); None when GitHub would not say, which the
+    merge queue's finding then reports."""
+    try:
+        return client.app_events()
+    except GitHubError:
+        return None
 
 
 def diagnose(

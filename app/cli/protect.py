@@ -27,7 +27,15 @@ from typing import TYPE_CHECKING, Any
 from urllib.parse import quote, urlsplit
 
 import app.cli.options as options
-from app.cli.doctor import MERGE_CHECK, WORKFLOWS_DIR, Report, could_not_check, diagnose, valid_repository
+from app.cli.doctor import (
+    MERGE_CHECK,
+    WORKFLOWS_DIR,
+    Report,
+    could_not_check,
+    diagnose,
+    subscribed_events,
+    valid_repository,
+)
 from app.errors import GateError, GitHubError
 
 if TYPE_CHECKING:
@@ -204,7 +212,8 @@ def protect(
     _plan_ruleset(client, admin, repository, plan, branch is None or branch == default)
     if not dry_run:
         _apply(admin, repository, plan.changes)
-    return Result(plan, dry_run, diagnose(client, repository, app_id=client.app_id))
+    verdict = diagnose(client, repository, app_id=client.app_id, app_events=subscribed_events(client))
+    return Result(plan, dry_run, verdict)
 
 
 def _apply(admin: AdminGitHub, repository: str, changes: list[Change]) -> None:
