@@ -429,6 +429,16 @@ class BreakGlass(_Strict):
     )
 
 
+class Freeze(_Strict):
+    """Who may freeze agents, and lift a freeze (docs/governance.md#freeze)."""
+
+    freezers: list[OwnerRef] = Field(
+        min_length=1,
+        description="GitHub users or teams who may freeze agents (the organisation, a repository or an "
+        "agent kind) and lift a freeze; an agent or bot account never may, whatever this says.",
+    )
+
+
 class Rule(_Strict):
     """Allows the listed actions when every condition holds. An omitted condition matches anything."""
 
@@ -520,6 +530,9 @@ class Policy(_Strict):
     )
     break_glass: BreakGlass | None = Field(
         None, description="Who may invoke an emergency override. Omitted: nobody may."
+    )
+    freeze: Freeze | None = Field(
+        None, description="Who may freeze every agent in a scope (a kill-switch). Omitted: nobody may."
     )
     actions: dict[Annotated[str, Field(pattern=ACTION_NAME)], ActionSpec] = Field(
         default_factory=dict,

@@ -116,4 +116,18 @@ STEPS: tuple[Migration, ...] = (
             "CREATE INDEX break_glass_scope ON break_glass(repository_id, action, state)",
         ),
     ),
+    Migration(
+        4,
+        "agent freezes",
+        (
+            """CREATE TABLE freezes (
+                id TEXT PRIMARY KEY,
+                owner_id BIGINT NOT NULL,
+                state TEXT NOT NULL,
+                created_at BIGINT NOT NULL,
+                record TEXT NOT NULL
+            )""",
+            "CREATE INDEX freezes_owner ON freezes(owner_id, state)",
+        ),
+    ),
 )
