@@ -34,6 +34,7 @@ OPERATIONS = (
     "pulls/get",
     "pulls/list-commits",
     "pulls/list-reviews",
+    "pulls/list-files",
     "repos/list-pull-requests-associated-with-commit",
     "actions/get-workflow-run",
     "actions/get-reviews-for-run",

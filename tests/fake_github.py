@@ -162,6 +162,8 @@ class PR:
     commits: list[Commit] = field(default_factory=list)
     # ReviewSpec, or {"user": Person, "state": ..., "commit_id": ..., "id"?: ...}
     reviews: list[Any] = field(default_factory=list)
+    # The changed files (GET /pulls/{n}/files): a path, or {"filename", "status", "previous_filename"?}.
+    files: list[Any] = field(default_factory=list)
 
 
 @dataclass
@@ -335,6 +337,7 @@ def _pr_json(s: Scenario, pr: PR) -> dict[str, Any]:
             "user": pr.author.json(),
             "draft": pr.draft,
             "commits": len(pr.commits),
+            "changed_files": len(pr.files),
             # GitHub's example lists a team lacking `type`, which its schema requires.
             "requested_teams": [],
             "requested_reviewers": [],
@@ -886,7 +889,38 @@ def create_fake_github(s: Scenario) -> Flask:
         return answer("repos/get-content", listing)
 
     _add_user_login(app, s, answer)
+    _add_pull_files(app, s, page, installation_auth)
     return app
+
+
+PR_FILES_CAP = 3000  # GitHub's REST reference: "Responses include a maximum of 3000 files."
+
+
+def _add_pull_files(app: Flask, s: Scenario, page: Any, installation_auth: Any) -> None:
+    """``GET /repos/{o}/{r}/pulls/{n}/files``: a PR's changed files, paginated (30 a page unless
+    ``per_page``), at most 3,000 of them however many the PR changes (GitHub's documented cap)."""
+    template = example("pulls/list-files")[0]
+
+    def entry(spec: Any) -> dict[str, Any]:
+        fields = {"filename": spec, "status": "modified"} if isinstance(spec, str) else dict(spec)
+        name = fields["filename"]
+        return {
+            **template,
+            **fields,
+            "blob_url": f"https://github.com/{s.owner}/{s.repo}/blob/{template['sha']}/{name}",
+            "raw_url": f"https://github.com/{s.owner}/{s.repo}/raw/{template['sha']}/{name}",
+            "contents_url": f"https://api.github.com/repos/{s.owner}/{s.repo}/contents/{name}",
+        }
+
+    @app.get(f"/repos/{s.owner}/{s.repo}/pulls/<int:number>/files")
+    def pull_files(number: int) -> Response:
+        if (denied := installation_auth()) is not None:
+            denied_response: Response = denied
+            return denied_response
+        if number not in s.prs:
+            return _error(404, "Not Found")
+        listed: Response = page("pulls/list-files", [entry(f) for f in s.prs[number].files], cap=PR_FILES_CAP)
+        return listed
 
 
 def _add_user_login(app: Flask, s: Scenario, answer: Any) -> None:
