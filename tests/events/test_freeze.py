@@ -94,3 +94,28 @@ def test_an_agents_merge_check_fails_while_frozen(hub: Hub) -> None:
     check = hub.merge_check()
     assert check["conclusion"] != "success"
     assert record["id"] in check["output"]["summary"]
+
+
+def test_a_team_of_freezers_is_checked_through_the_app(tmp_path: Path) -> None:
+    scenario = base_scenario()
+    h = Hub(tmp_path, scenario, policy=POLICY + "freeze: {freezers: ['@octo-org/security']}\n")
+    try:
+        g = h.app.extensions["agent_gate"]
+        issuer = DevIssuer(g.settings.data_dir)
+        issuer.ensure_key()
+
+        def ask(**claims: Any) -> Any:
+            token = issuer.mint(audience=g.settings.audience, **claims)
+            body = {"scope": "organisation", "justification": WHY}
+            return h.web.post("/v1/freeze", json=body, headers={"Authorization": f"Bearer {token}"})
+
+        scenario.teams["security"] = {"octocat"}
+        refused = ask(actor="dave", actor_id="1004")
+        assert refused.status_code == 403
+        assert (
+            "@dave may not start a freeze: expected one of @octo-org/security"
+            in refused.get_json()["message"]
+        )
+        assert ask().status_code == 201, "octocat is an active member of @octo-org/security"
+    finally:
+        h.close()

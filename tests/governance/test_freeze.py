@@ -236,3 +236,30 @@ def test_an_active_freeze_is_in_the_inventory(
     assert [(r["key"], r["repository"], r["flags"], r["requesters"]) for r in rows] == [
         (record["id"], "octo-org", ["frozen"], ["octocat"])
     ]
+
+
+def test_a_grant_whose_decision_record_is_gone_is_revoked_too(
+    app: Flask, freeze: Callable[..., Any], ask: Callable[..., Any]
+) -> None:
+    # It cannot be told apart from an agent's: fail closed, and say how many in the audit event.
+    persons_grant = _grant(ask)
+    store = app.extensions["agent_gate"].store
+    store.purge_retained(2**40)
+    assert freeze().get_json()["grants_revoked"] == 1
+    assert not _active(app, persons_grant)
+    [swept] = [r.payload for r in store.iter_audit() if r.kind == "freeze-swept"]
+    assert swept["grants_unattributed"] == 1
+
+
+def test_a_queued_held_deployment_already_answered_is_left_alone(app: Flask) -> None:
+    from app.errors import InvalidRequest
+    from app.events.freeze import decide_held_again
+
+    g = app.extensions["agent_gate"]
+    key = json.dumps({"repository_id": 2000, "run_id": 9, "environment": "production"}).encode()
+    assert decide_held_again(g, "freeze:fr_x:2000:9:production", "fr_x", key) == {
+        "handled": False,
+        "why": "the deployment was answered meanwhile",
+    }
+    with pytest.raises(InvalidRequest, match="the queued held deployment is not valid"):
+        decide_held_again(g, "freeze:fr_x", "fr_x", b"{}")

@@ -64,3 +64,19 @@ def test_matching_keeps_the_files_order_and_shown_counts_the_rest() -> None:
     files = ["b/AGENTS.md", "src/x.py", "AGENTS.md"]
     assert matching(["**/AGENTS.md"], files) == ["b/AGENTS.md", "AGENTS.md"]
     assert shown([f"f{i}" for i in range(7)]) == "f0, f1, f2, f3, f4 and 2 more"
+
+
+def test_policy_check_warns_about_paths_on_a_read_rule() -> None:
+    from app.policy.lint import lint
+
+    text = """
+version: 1
+owner: {login: acme, id: 1}
+rules:
+  - name: read-workflows
+    actions: [read]
+    repositories: "*"
+    paths: [".github/workflows/**"]
+"""
+    [warning] = lint(parse_policy_text(text, "p.yml"))
+    assert "names paths, but a read decision reads no files" in warning.message
