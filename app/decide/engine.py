@@ -23,7 +23,7 @@ from datetime import datetime
 from app.decide.approvals import ApprovalOutcome, assess_approvals
 from app.decide.commits import approved_commit, executed_commit
 from app.decide.decision import Decision, DecisionRequest, Reason, Subject
-from app.decide.paths import PathCheck, assess, check, needs_files, teams_of
+from app.decide.paths import FILES_REMEDY, PathCheck, assess, check, needs_files, teams_of
 from app.decide.provenance import Provenance, analyse
 from app.decide.rules import PATHS_UNKNOWN, REPOSITORY_WEIGHT, RuleCheck, check_rule
 from app.evidence.model import Evidence, EvidenceNeeds
@@ -324,9 +324,7 @@ def _matching_rule(d: _Deciding) -> Decision | None:
             break
         if all(r.ok or r.code == PATHS_UNKNOWN for r in check.reasons):  # fail closed: no later rule
             d.reasons.extend(check.reasons)
-            return d.finish(
-                rule=rule.name, remedy=f"rule {rule.name!r} names paths: make the change's files readable"
-            )
+            return d.finish(rule=rule.name, remedy=FILES_REMEDY)
         checks.append(check)
     if matched is None:
         every = d.loaded.rules_for(action)
@@ -368,7 +366,7 @@ def _path_requirements(d: _Deciding) -> Decision | None:
         return None  # without any evidence, the approvals step denies (it needs approvals anyway)
     d.reasons.extend(d.paths.reasons)
     if d.paths.unknown:
-        return d.finish(remedy="make the change's files readable: GitHub lists at most 3,000 files of a PR")
+        return d.finish(remedy=FILES_REMEDY)
     return None
 
 

@@ -20,6 +20,11 @@ from app.policy.paths import matching, shown
 from app.policy.schema import PathApprovals, Rule
 
 PATH_APPROVALS = "path-approvals"  # the reason code of a requirement, met or not (a person can fix it)
+# What makes a change's files known, for a decision denied without them.
+FILES_REMEDY = (
+    "a rule names paths, so the change's files are needed: act on a pull request (name it), with at most "
+    "3,000 changed files (GitHub lists no more: split a larger one)"
+)
 
 
 def needs_files(rules: Iterable[Rule]) -> bool:

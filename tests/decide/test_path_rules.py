@@ -118,7 +118,7 @@ def test_a_change_whose_files_are_not_known_is_denied_saying_why(
         reason.startswith("paths-unknown: paths: the files the change touches are not known")
         and why in reason
     )
-    assert "make the change's files readable" in (decision.remedy or "")
+    assert "the change's files are needed: act on a pull request" in (decision.remedy or "")
 
 
 REQUIREMENTS = [
