@@ -4,7 +4,9 @@ When a freeze starts, :func:`sweep` revokes every live grant of an agent-driven 
 scope, with its GitHub token and its delegated children (the revocation path of
 ``POST /v1/grants/revoke``), and queues each held agent deployment in scope to be decided again:
 the pipeline's ``frozen`` overlay denies it, and GitHub is told ``rejected`` with the freeze's
-reason (a queued job, so a GitHub failure is retried rather than lost).
+reason (a queued job, so a GitHub failure is retried rather than lost). It also queues one job that
+finds the agent pull requests in scope whose merge check last passed (from the audit chain, over
+the retention period) and evaluates each again, so their ``agent-gate / merge`` check fails.
 
 A grant whose decision record is gone (past retention) cannot be attributed to a workload: it is
 revoked too, and the audit event says how many were (fail closed).
@@ -14,17 +16,23 @@ from __future__ import annotations
 
 import json
 import logging
+from datetime import UTC, datetime
 from typing import Any
+
+from pydantic import ValidationError
 
 from app.decide.decision import Subject
 from app.errors import InvalidRequest
 from app.events.deployments import decide_held
+from app.events.merge_check import evaluate_again
 from app.gate.core import Gate
-from app.governance.freeze import covers
+from app.github.payloads import GhRepository, GhUser
+from app.governance.freeze import ACTIVE, covers
 
 log = logging.getLogger("agent_gate.freeze")
 
 FREEZE_HELD_JOB = "freeze-held"  # the job kind that decides a held deployment again under a freeze
+FREEZE_CHECKS_JOB = "freeze-merge-checks"  # the job kind that fails the passing agent merge checks
 
 
 def _subject(g: Gate, decision_id: str | None) -> Subject | None:
@@ -58,11 +66,17 @@ def sweep(g: Gate, freeze: dict[str, Any]) -> dict[str, Any]:
         subject = _subject(g, held.get("decision_id"))
         if subject is not None and not covers(freeze, subject):
             continue
-        key = {k: held[k] for k in ("repository_id", "run_id", "environment")}
+        # The freeze's id in the body too: the queue runs one body once, whatever its job id.
+        key = {"freeze": freeze["id"], **{k: held[k] for k in ("repository_id", "run_id", "environment")}}
         job_id = f"freeze:{freeze['id']}:{key['repository_id']}:{key['run_id']}:{key['environment']}"
         g.store.enqueue_job(job_id, FREEZE_HELD_JOB, freeze["id"], json.dumps(key).encode(), now=now)
         queued += 1
-    if queued:
+    if g.github is not None:
+        body = json.dumps({"freeze": freeze["id"]}).encode()
+        g.store.enqueue_job(
+            f"freeze:{freeze['id']}:merge-checks", FREEZE_CHECKS_JOB, freeze["id"], body, now=now
+        )
+    if queued or g.github is not None:
         g.jobs_waiting.set()
     done = {
         "id": freeze["id"],
@@ -96,3 +110,34 @@ def decide_held_again(g: Gate, job_id: str, freeze_id: str, body: bytes) -> dict
     if not held:
         return {"handled": False, "why": "the deployment was answered meanwhile"}
     return decide_held(g, held[0], delivery=job_id, why=f"freeze {freeze_id}")
+
+
+def fail_merge_checks(g: Gate, job_id: str, freeze_id: str) -> dict[str, Any]:
+    """The job queued by :func:`sweep`: evaluate again every agent pull request in the freeze's scope
+    whose merge check last passed (the overlay fails it now). Nothing once the freeze is lifted."""
+    found = g.store.find_freezes(id=freeze_id)
+    if not found or found[0]["state"] != ACTIVE or g.github is None:
+        return {"handled": False, "why": "the freeze is no longer active"}
+    freeze = found[0]
+    since = datetime.fromtimestamp(g.clock() - g.settings.retention_days * 86400, UTC)
+    latest: dict[tuple[int, int], tuple[bool, Subject]] = {}
+    for record in g.store.iter_audit(since=since):
+        if record.kind != "merge-check":
+            continue
+        try:
+            subject = Subject.model_validate(record.payload["subject"])
+        except (KeyError, ValidationError):
+            continue  # a record of another shape: not a check this sweep can redo
+        if subject.pull_request is not None:
+            latest[(subject.repository_id, subject.pull_request)] = (
+                record.payload.get("allowed") is True,
+                subject,
+            )
+    results = []
+    for passed, s in latest.values():
+        if passed and covers(freeze, s) and s.pull_request is not None:
+            repo = GhRepository(
+                id=s.repository_id, full_name=s.repository, owner=GhUser(login=s.owner, id=s.owner_id)
+            )
+            results.append(evaluate_again(g, repo, s.pull_request, job_id, f"freeze {freeze_id}"))
+    return {"handled": bool(results), "results": results}

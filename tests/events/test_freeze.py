@@ -79,7 +79,7 @@ def test_a_persons_held_deployment_is_left_waiting(tmp_path: Path) -> None:
         h.close()
 
 
-def test_an_agents_merge_check_fails_while_frozen(hub: Hub) -> None:
+def test_an_agents_green_merge_check_fails_at_once_when_agents_are_frozen(hub: Hub) -> None:
     pr = hub.scenario.prs[12]
     pr.reviews.append({"user": BOB, "state": "APPROVED", "commit_id": HEAD, "id": 2})
     hub.deliver("pull_request", hub.payload("opened"))
@@ -87,13 +87,25 @@ def test_an_agents_merge_check_fails_while_frozen(hub: Hub) -> None:
     record = start_freeze(
         hub, {"scope": "agent", "agent": "GitHub Copilot coding agent", "justification": WHY}
     )
+    check = hub.merge_check()  # no event needed: the freeze's sweep evaluated it again
+    assert check["conclusion"] == "failure"
+    assert f"by freeze {record['id']}" in check["output"]["summary"]
+    # While the freeze lasts, a new review does not let it through either.
     pr.reviews.append({"user": ALICE, "state": "COMMENTED", "commit_id": HEAD, "id": 3})
     hub.deliver(
         "pull_request_review", hub.payload("submitted", review={"user": {"login": "alice", "id": 1001}})
     )
-    check = hub.merge_check()
-    assert check["conclusion"] != "success"
-    assert record["id"] in check["output"]["summary"]
+    assert hub.merge_check()["conclusion"] == "failure"
+
+
+def test_a_merge_check_sweep_of_a_lifted_freeze_does_nothing(hub: Hub) -> None:
+    from app.events.freeze import fail_merge_checks
+
+    g = hub.app.extensions["agent_gate"]
+    assert fail_merge_checks(g, "job", "fr_gone") == {
+        "handled": False,
+        "why": "the freeze is no longer active",
+    }
 
 
 def test_a_team_of_freezers_is_checked_through_the_app(tmp_path: Path) -> None:
