@@ -11,7 +11,20 @@ import argparse
 import sys
 from collections.abc import Sequence
 
-from app.cli import audit, breakglass, db, dev, doctor, explain, inventory, keys, policy, protect, serve
+from app.cli import (
+    audit,
+    breakglass,
+    db,
+    dev,
+    doctor,
+    explain,
+    freeze,
+    inventory,
+    keys,
+    policy,
+    protect,
+    serve,
+)
 from app.errors import GateError
 
 EPILOG = "Documentation: README.md and docs/ (configuration, policy, API, GitHub App, governance, security)."
@@ -48,6 +61,19 @@ def build_parser() -> argparse.ArgumentParser:
     parser.add_argument("--version", action="version", version=f"agent-gate {gate_version()}")
     sub = parser.add_subparsers(title="commands", metavar="COMMAND")
     # In the order `agent-gate --help` lists them.
-    for group in (serve, policy, explain, audit, keys, doctor, protect, db, dev, inventory, breakglass):
+    for group in (
+        serve,
+        policy,
+        explain,
+        audit,
+        keys,
+        doctor,
+        protect,
+        db,
+        dev,
+        inventory,
+        breakglass,
+        freeze,
+    ):
         group.register(sub)
     return parser

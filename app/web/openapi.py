@@ -15,6 +15,7 @@ from pydantic.json_schema import models_json_schema
 
 from app.decide.decision import Decision, DecisionRequest
 from app.governance.breakglass import BreakGlassRequest
+from app.governance.freeze import FreezeRequest, LiftRequest
 from app.settings import gate_version
 from app.web.grants import (
     DelegateBody,
@@ -119,6 +120,8 @@ def openapi_document() -> dict[str, Any]:
             (DelegateBody, "validation"),
             (Readiness, "serialization"),
             (BreakGlassRequest, "validation"),
+            (FreezeRequest, "validation"),
+            (LiftRequest, "validation"),
             (WebhookAnswer, "serialization"),
         ],
         ref_template=_REF,
@@ -136,7 +139,7 @@ def openapi_document() -> dict[str, Any]:
             **_login_paths(),
             **_inventory_paths(),
             **_grant_paths(),
-            **_break_glass_paths(),
+            **_person_run_paths(),
             **_service_paths(),
         },
     }
@@ -437,39 +440,50 @@ def _grant_paths() -> dict[str, Any]:
     }
 
 
-def _break_glass_paths() -> dict[str, Any]:
-    answer = {"application/json": {"schema": {"type": "object"}}}
+def _person_run_post(
+    summary: str, op: str, body: str | None, ok: tuple[str, str], param: str | None
+) -> dict[str, Any]:
+    """An act of a person's workflow_dispatch run (break-glass, freeze): its OIDC token, a JSON body."""
     errors = {
         "400": _INVALID,
         "401": _UNAUTHORISED,
-        "403": _error("Not allowed to invoke or confirm it (docs/governance.md)."),
-        "404": _error("Break-glass is not enabled, or no such break-glass."),
+        "403": _error("Not allowed: an agent or bot, a person the policy does not name, another repository "
+                      "or organisation, or a widened scope (docs/governance.md)."),
+        "404": _error("No such break-glass or freeze."),
         "413": _TOO_LARGE,
         "415": _NOT_JSON,
         "503": _UNAVAILABLE,
-    }
+    }  # fmt: skip
+    post: dict[str, Any] = {"summary": summary, "operationId": op, "security": [{"githubOidc": []}]}
+    if param is not None:
+        post["parameters"] = [{"name": param, "in": "path", "required": True, "schema": {"type": "string"}}]
+    if body is not None:
+        post["requestBody"] = {"required": True, "content": _json(body)}
+    answer = {"application/json": {"schema": {"type": "object"}}}
+    post["responses"] = {ok[0]: {"description": ok[1], "content": answer}, **errors}
+    return {"post": post}
+
+
+def _person_run_paths() -> dict[str, Any]:
     return {
-        "/v1/break-glass": {
-            "post": {
-                "summary": "Invoke break-glass for one repository and action (a person's workflow_dispatch run)",
-                "operationId": "invokeBreakGlass",
-                "security": [{"githubOidc": []}],
-                "requestBody": {"required": True, "content": _json("BreakGlassRequest")},
-                "responses": {"201": {"description": "Requested.", "content": answer}, **errors},
-            }
-        },
-        "/v1/break-glass/{break_glass_id}/confirm": {
-            "post": {
-                "summary": "A second person confirms a break-glass",
-                "operationId": "confirmBreakGlass",
-                "security": [{"githubOidc": []}],
-                "parameters": [
-                    {"name": "break_glass_id", "in": "path", "required": True, "schema": {"type": "string"}}
-                ],
-                "responses": {"200": {"description": "Confirmed.", "content": answer}, **errors},
-            }
-        },
-    }
+        "/v1/break-glass": _person_run_post(
+            "Invoke break-glass for one repository and action (a person's workflow_dispatch run)",
+            "invokeBreakGlass", "BreakGlassRequest", ("201", "Requested."), None,
+        ),
+        "/v1/break-glass/{break_glass_id}/confirm": _person_run_post(
+            "A second person confirms a break-glass", "confirmBreakGlass", None, ("200", "Confirmed."),
+            "break_glass_id",
+        ),
+        "/v1/freeze": _person_run_post(
+            "Freeze every agent of the organisation, a repository or an agent kind: their grants revoked, "
+            "no grant or execute decision until lifted (a person's workflow_dispatch run)",
+            "startFreeze", "FreezeRequest", ("201", "Frozen; says how many grants were revoked."), None,
+        ),
+        "/v1/freeze/{freeze_id}/lift": _person_run_post(
+            "A person the policy names lifts a freeze", "liftFreeze", "LiftRequest", ("200", "Lifted."),
+            "freeze_id",
+        ),
+    }  # fmt: skip
 
 
 def _service_paths() -> dict[str, Any]:
