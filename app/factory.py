@@ -42,6 +42,7 @@ from app.store.refusals import RefusalAudit
 from app.tokens.devissuer import DevIssuer
 from app.tokens.verify import IssuerConfig, TokenVerifier
 from app.web import login
+from app.web.attestations import bp as attestations_bp
 from app.web.breakglass import bp as break_glass_bp
 from app.web.decisions import bp as api_bp
 from app.web.grants import bp as grants_bp
@@ -161,6 +162,7 @@ def create_app(
     app.register_blueprint(inventory_bp)
     app.register_blueprint(webhook_bp)
     app.register_blueprint(grants_bp)
+    app.register_blueprint(attestations_bp)
     app.register_blueprint(break_glass_bp)
     login.init_app(app, settings, github, session_key=grants.keys.sealing_key)
     app.register_blueprint(setup_bp)

@@ -119,6 +119,15 @@ STEPS: tuple[Migration, ...] = (
             "CREATE INDEX IF NOT EXISTS break_glass_scope ON break_glass(repository_id, action, state)",
         ),
     ),
+    Migration(
+        4,
+        "signing key purposes",
+        (
+            # What a key signs: "grant" (every key before this version) or "attestation"
+            # (app/credentials/attestation.py). Rotating keys of one purpose leaves the others alone.
+            "ALTER TABLE signing_keys ADD COLUMN purpose TEXT NOT NULL DEFAULT 'grant'",
+        ),
+    ),
 )
 
 

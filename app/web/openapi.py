@@ -16,6 +16,7 @@ from pydantic.json_schema import models_json_schema
 from app.decide.decision import Decision, DecisionRequest
 from app.governance.breakglass import BreakGlassRequest
 from app.settings import gate_version
+from app.web.attestations import openapi_paths as attestation_paths
 from app.web.grants import (
     DelegateBody,
     IntrospectBody,
@@ -131,6 +132,7 @@ def openapi_document() -> dict[str, Any]:
             **_login_paths(),
             **_inventory_paths(),
             **_grant_paths(),
+            **attestation_paths(),
             **_break_glass_paths(),
             **_service_paths(),
         },
