@@ -51,6 +51,7 @@ from app.web.openapi import bp as openapi_bp
 from app.web.pages import bp as pages_bp
 from app.web.requests import buffer_body
 from app.web.setup import bp as setup_bp
+from app.web.spiffe import bp as spiffe_bp
 from app.web.webhook import bp as webhook_bp
 
 log = logging.getLogger("agent_gate")
@@ -115,7 +116,13 @@ def create_app(
     refusals = RefusalAudit(store, clock=clock)
     # The counts of refusals not yet written out reach the audit log when the worker exits.
     atexit.register(_flush_refusals, refusals)
-    grants = GrantService(store, issuer=settings.public_url, github=github, clock=clock)
+    grants = GrantService(
+        store,
+        issuer=settings.public_url,
+        github=github,
+        clock=clock,
+        spiffe_trust_domain=settings.spiffe_trust_domain,
+    )
     break_glass = BreakGlass(store, policies.current, clock, github)
     recording = Recording(
         store=store,
@@ -163,6 +170,7 @@ def create_app(
     app.register_blueprint(webhook_bp)
     app.register_blueprint(grants_bp)
     app.register_blueprint(attestations_bp)
+    app.register_blueprint(spiffe_bp)
     app.register_blueprint(break_glass_bp)
     login.init_app(app, settings, github, session_key=grants.keys.sealing_key)
     app.register_blueprint(setup_bp)

@@ -105,6 +105,9 @@ class Settings(BaseModel):
     github_client_id: str | None = Field(None, pattern=r"^[A-Za-z0-9._-]{1,100}$")
     github_client_secret: SecretStr | None = None
     github_web_url: str = Field("https://github.com", pattern=r"^https?://[^\s/]+(/[^\s]*)?$")
+    # The SPIFFE profile of grants (docs/grants.md#spiffe): their sub becomes a SPIFFE ID in this
+    # trust domain, and /.well-known/spiffe-bundle.json serves the bundle. Unset: off.
+    spiffe_trust_domain: str | None = Field(None, pattern=r"^[a-z0-9._-]{1,255}$")
 
     @property
     def pages_public(self) -> bool:
@@ -144,6 +147,7 @@ class Settings(BaseModel):
             "GATE_DECISION_PAGES": "decision_pages",
             "GATE_GITHUB_CLIENT_ID": "github_client_id",
             "GATE_GITHUB_WEB_URL": "github_web_url",
+            "GATE_SPIFFE_TRUST_DOMAIN": "spiffe_trust_domain",
         }
         for var, key in simple.items():
             value = get(var)

@@ -80,6 +80,18 @@ class SigningKeys:
         now = int(self._clock())
         return [k for k in self._load() if k["retired_at"] is None or self._still_needed(k, now)]
 
+    def changed_at(self) -> int:
+        """When the published set last changed (unix seconds): a key added, or a retired one dropped
+        when it was no longer needed. It only grows, so it can number the set's revisions."""
+        now = int(self._clock())
+        latest = 0
+        for k in self._load():
+            latest = max(latest, int(k["created_at"]))
+            if k["retired_at"] is not None and not self._still_needed(k, now):
+                last = self._store.max_grant_expiry(k["kid"])
+                latest = max(latest, int(k["retired_at"]), last if last is not None else 0)
+        return latest
+
     def published(self) -> dict[str, ec.EllipticCurvePublicKey]:
         """Public keys still needed: the active one, and retired ones that still verify something."""
         out: dict[str, ec.EllipticCurvePublicKey] = {}

@@ -26,6 +26,7 @@ from app.web.grants import (
     RevokeForm,
 )
 from app.web.requests import GitHubTokenCredential, GrantCredential, IssuedCredentials
+from app.web.spiffe import openapi_paths as spiffe_paths
 
 bp = Blueprint("openapi", __name__)
 
@@ -133,6 +134,7 @@ def openapi_document() -> dict[str, Any]:
             **_inventory_paths(),
             **_grant_paths(),
             **attestation_paths(),
+            **spiffe_paths(),
             **_break_glass_paths(),
             **_service_paths(),
         },
