@@ -285,3 +285,60 @@ def test_the_attestation_key_is_published_beside_the_grant_keys_and_survives_the
     again = attestation_of(client, decision["decision_id"]).get_json(force=True)
     assert again["signatures"][0]["keyid"] == envelope["signatures"][0]["keyid"]
     Envelope.from_dict(copy.deepcopy(envelope)).verify(ssl_keys(client), 1)
+
+
+def test_a_live_grant_of_the_repository_fetches_it_and_a_revoked_one_does_not(client, ask):
+    decision = decided(ask, {"action": "deploy", "grant": True}, environment="staging")
+    grant = decision["grant"]["token"]
+    assert attestation_of(client, decision["decision_id"], Authorization=f"Bearer {grant}").status_code == 200
+    client.post("/v1/grants/revoke", json={}, headers={"Authorization": f"Bearer {grant}"})
+    refused = attestation_of(client, decision["decision_id"], Authorization=f"Bearer {grant}")
+    assert refused.status_code == 401 and error_code(refused) == "revoked"
+
+
+def test_a_decision_allowed_by_break_glass_says_so_and_the_verifier_wants_it_accepted(
+    client, ask, mint, policy_file
+):
+    from app.credentials.attestation_verify import AttestationRefused, Expected, verify
+    from tests.governance.policies import write_policy
+    from tests.governance.test_breakglass import ALICE, BODY, DENIED_DEPLOY
+    from tests.governance.test_breakglass import POLICY as BREAK_GLASS_POLICY
+
+    write_policy(policy_file, BREAK_GLASS_POLICY)
+
+    def invoke(path: str, body: dict[str, Any], **claims: Any) -> Any:
+        return client.post(path, json=body, headers={"Authorization": f"Bearer {mint(**claims)}"})
+
+    record = invoke("/v1/break-glass", BODY).get_json()
+    assert invoke(f"/v1/break-glass/{record['id']}/confirm", {}, **ALICE).status_code == 200
+    decision = decided(ask, DENIED_DEPLOY[0], **DENIED_DEPLOY[1])
+    assert decision["break_glass"] == record["id"]
+    raw = attestation_of(client, decision["decision_id"]).get_data()
+    predicate = statement_of(json.loads(raw))["predicate"]
+    jsonschema.Draft202012Validator(SCHEMA).validate(predicate)
+    assert predicate["verdict"] == "allowed-break-glass" and predicate["breakGlass"] == {"id": record["id"]}
+    jwks = client.get("/.well-known/jwks.json").get_json()
+    with pytest.raises(AttestationRefused, match=f"allowed only by break-glass {record['id']}"):
+        verify(raw, jwks, Expected(commit=SAMPLE_SHA, action="deploy"))
+    assert verify(raw, jwks, Expected(commit=SAMPLE_SHA, action="deploy", accept_break_glass=True))
+
+
+def test_a_merge_check_from_the_webhook_is_attested_as_one(tmp_path):
+    from tests.github.conftest import HEAD, base_scenario
+    from tests.web.test_webhook import Hub
+
+    hub = Hub(tmp_path, base_scenario())
+    try:
+        hub.deliver("pull_request", hub.payload("opened"))
+        store = hub.app.extensions["agent_gate"].store
+        [entry] = [r for r in store.iter_audit() if r.kind == "merge-check"]
+        response = attestation_of(hub.web, entry.payload["decision_id"])
+        assert response.status_code == 200, response.get_json()
+        statement = statement_of(response.get_json(force=True))
+        assert statement["subject"][0]["digest"] == {"gitCommit": HEAD}
+        predicate = statement["predicate"]
+        jsonschema.Draft202012Validator(SCHEMA).validate(predicate)
+        assert predicate["workload"]["origin"] == "pull-request-check" and predicate["action"] == "merge"
+        assert predicate["audit"] == {"seq": entry.seq, "hash": entry.hash, "kind": "merge-check"}
+    finally:
+        hub.close()
