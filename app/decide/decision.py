@@ -87,6 +87,12 @@ class ApprovalAssessment(BaseModel):
         None, description="Why it counted or not, as a code (null in records made before codes)."
     )
     why: str
+    submitted_at: datetime | None = Field(None, description="When the review was submitted (reviews only).")
+    after_commit_seconds: int | None = Field(
+        None,
+        description="Seconds from the approved commit's committer date to the review: how long the reviewer "
+        "had the change at most (a review-quality signal, OWASP AISVS C14.8.3).",
+    )
 
 
 class Subject(BaseModel):

@@ -27,6 +27,21 @@ class ApprovalRow:
     commit: str
     counted: bool
     why: str
+    after_commit: str = "-"  # how long after the approved commit was made it was reviewed
+
+
+def duration(seconds: int | None) -> str:
+    """``seconds`` for a reader: "40 s", "12 min", "3 h 5 min", "2 d 4 h"; "-" for unknown."""
+    if seconds is None:
+        return "-"
+    if seconds < 60:
+        return f"{seconds} s"
+    minutes, hours, days = seconds // 60, seconds // 3600, seconds // 86400
+    if hours < 1:
+        return f"{minutes} min"
+    if days < 1:
+        return f"{hours} h {minutes % 60} min" if minutes % 60 else f"{hours} h"
+    return f"{days} d {hours % 24} h" if hours % 24 else f"{days} d"
 
 
 @dataclass(frozen=True)
@@ -101,6 +116,7 @@ def explanation(decision: Decision) -> Explanation:
             commit=(a.commit or "")[:7] or "-",
             counted=a.counted,
             why=a.why,
+            after_commit=duration(a.after_commit_seconds),
         )
         for a in decision.approvals
     ]
@@ -151,10 +167,14 @@ def to_markdown(e: Explanation) -> str:
         lines.append("No agent signal fired.")
     lines += ["", "### Approvals considered", ""]
     if e.approvals:
-        lines += ["| Approver | Source | State | Commit | Counted | Why |", "|---|---|---|---|---|---|"]
+        lines += [
+            "| Approver | Source | State | Commit | After commit | Counted | Why |",
+            "|---|---|---|---|---|---|---|",
+        ]
         for a in e.approvals:
             lines.append(
-                f"| {a.who} | {a.source} | {a.state} | `{a.commit}` | {'yes' if a.counted else 'no'} | {_md_escape(a.why)} |"
+                f"| {a.who} | {a.source} | {a.state} | `{a.commit}` | {a.after_commit} | "
+                f"{'yes' if a.counted else 'no'} | {_md_escape(a.why)} |"
             )
     else:
         lines.append("None.")
@@ -178,7 +198,8 @@ def to_text(e: Explanation) -> str:
     if e.approvals:
         lines += ["", "Approvals considered:"]
         lines += [
-            f"  {'+' if a.counted else '-'} {a.who} ({a.source}, {a.state}, {a.commit}): {a.why}"
+            f"  {'+' if a.counted else '-'} {a.who} ({a.source}, {a.state}, {a.commit}"
+            f"{', ' + a.after_commit + ' after the commit' if a.after_commit != '-' else ''}): {a.why}"
             for a in e.approvals
         ]
     lines += ["", "Checks:"] + [f"  [{'ok' if ok else 'FAIL'}] {code}: {msg}" for ok, code, msg in e.reasons]

@@ -37,7 +37,7 @@ def test_denied_agent_merge_explains_itself_to_a_reviewer():
         "### Workload",
         "### Agent involvement",
         "actor @Copilot is GitHub Copilot coding agent",
-        "| @alice | review | APPROVED | `aaaaaaa` | no |",
+        "| @alice | review | APPROVED | `aaaaaaa` | - | no |",
         "self-approval never counts",
         "### What would make it pass",
         "needs 1 approval of commit aaaaaaa",
