@@ -114,6 +114,9 @@ def predicate(decision: Decision, audit: dict[str, Any], *, gate_url: str) -> di
                 "counted": a.counted,
                 "code": a.code,
                 "why": a.why,
+                # Review-quality signals (OWASP AISVS C14.8.3): when, and how soon after the commit.
+                "submittedAt": a.submitted_at.isoformat() if a.submitted_at else None,
+                "afterCommitSeconds": a.after_commit_seconds,
             }
             for a in decision.approvals
         ],

@@ -240,8 +240,10 @@ def test_an_agents_denied_decision_carries_its_signals_and_its_approvals_codes(c
     jsonschema.Draft202012Validator(SCHEMA).validate(predicate)
     assert predicate["verdict"] == "denied"
     assert predicate["agent"]["involved"] is True and predicate["agent"]["signals"]
-    codes = {(a["login"], a["code"], a["counted"]) for a in predicate["approvals"]}
-    assert codes == {(a["login"], a["code"], a["counted"]) for a in decision["approvals"]}
+    codes = {(a["login"], a["code"], a["counted"], a["afterCommitSeconds"]) for a in predicate["approvals"]}
+    assert codes == {
+        (a["login"], a["code"], a["counted"], a["after_commit_seconds"]) for a in decision["approvals"]
+    }
     assert all(a["why"] for a in predicate["approvals"])
 
 
