@@ -75,7 +75,7 @@ def ssl_keys(client: Any) -> list[SSlibKey]:
     out = []
     for jwk in client.get("/.well-known/jwks.json").get_json()["keys"]:
         public = jwt.algorithms.ECAlgorithm.from_jwk(json.dumps(jwk))
-        out.append(SSlibKey.from_crypto(public, keyid=jwk["kid"], scheme=SCHEME))  # type: ignore[arg-type]
+        out.append(SSlibKey.from_crypto(public, keyid=jwk["kid"], scheme=SCHEME))
     return out
 
 
