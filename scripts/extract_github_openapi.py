@@ -54,6 +54,9 @@ OPERATIONS = (
     "repos/get-content",
     "users/get-authenticated",
     "apps/create-from-manifest",
+    "repos/compare-commits",
+    "pulls/list-files",
+    "apps/get-authenticated",
 )
 WEBHOOKS = (
     "pull-request-opened",
@@ -73,6 +76,8 @@ WEBHOOKS = (
     "pull-request-reopened",
     "pull-request-ready-for-review",
     "pull-request-review-edited",
+    "merge-group-checks-requested",
+    "merge-group-destroyed",
 )
 SOURCE_FILE = "generated/api.github.com.json"
 _SCHEMA_REF = "#/components/schemas/"
