@@ -45,6 +45,7 @@ _ORIGIN = {
     "decision": "oidc-token",
     "merge-check": "pull-request-check",
     "deployment-protection": "held-deployment",
+    "merge-group": "merge-group",
 }
 
 
@@ -79,7 +80,9 @@ def predicate(decision: Decision, audit: dict[str, Any], *, gate_url: str) -> di
         "breakGlass": {"id": decision.break_glass} if decision.break_glass else None,
         "rule": decision.rule,
         "policyDigest": decision.policy_digest,
-        "reasons": [{"code": r.code, "ok": r.ok, "message": r.message} for r in decision.reasons],
+        "reasons": [
+            {"code": r.code, "ok": r.ok, "checked": r.checked, "message": r.message} for r in decision.reasons
+        ],
         "remedy": decision.remedy,
         "workload": {
             "origin": _ORIGIN.get(str(audit["audit_kind"]), str(audit["audit_kind"])),

@@ -222,6 +222,10 @@ def test_an_allowed_decision_says_what_an_auditor_asks(client, ask, app):
         "deploy-staging",
     )
     assert predicate["policyDigest"] == decision["policy_digest"]
+    assert predicate["reasons"] == [
+        {"code": r["code"], "ok": r["ok"], "checked": r["checked"], "message": r["message"]}
+        for r in decision["reasons"]
+    ], "every reason, and whether it could be checked at all"
     assert predicate["workload"]["repositoryId"] == 2000 and predicate["workload"]["origin"] == "oidc-token"
     assert predicate["workload"]["environment"] == "staging"
     assert predicate["auditMode"] == {"wouldDeny": False} and predicate["breakGlass"] is None
