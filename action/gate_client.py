@@ -51,6 +51,8 @@ USER_AGENT = "agent-gate-action/1"
 # before a token is spent, with the input's name in the message.
 ACTION_NAME = re.compile(r"^[a-z][a-z0-9-]{0,63}$")
 GIT_SHA = re.compile(r"^([0-9a-f]{40}|[0-9a-f]{64})$")
+DECISION_ID = re.compile(r"^dec_[A-Za-z0-9_-]{16,64}$")
+DSSE_MEDIA_TYPE = "application/vnd.dsse.envelope.v1+json"
 
 # Non-secret claims shown, decoded without verification, when the gate refuses a token.
 DEBUG_CLAIMS = (
@@ -166,6 +168,7 @@ class Inputs:
     request_grant: bool
     fail_on_deny: bool
     timeout: float
+    attestation: bool = False  # also fetch the decision's signed attestation (output `attestation`)
 
 
 # -- I/O: the only functions that touch the outside world ---------------------------------------------
@@ -409,6 +412,7 @@ def read_inputs(env: Mapping[str, str], event: Mapping[str, Any]) -> Inputs:
         request_grant=parse_bool(env.get("AG_REQUEST_GRANT", ""), "request-grant", False),
         fail_on_deny=parse_bool(env.get("AG_FAIL_ON_DENY", ""), "fail-on-deny", True),
         timeout=timeout,
+        attestation=parse_bool(env.get("AG_ATTESTATION", ""), "attestation", False),
     )
 
 
@@ -924,10 +928,66 @@ def _denial_message(decision: Mapping[str, Any]) -> str:
 EMPTY_OUTPUTS = {"allowed": "false", "decision-id": "", "permission": "", "details-url": ""}
 
 
-def consult(env: Mapping[str, str], event: Mapping[str, Any], inputs: Inputs, io: Io) -> tuple[Reply, str]:
-    """Fetch tokens and ask the gate, all within the step's ``timeout``."""
-    deadline = io.monotonic() + inputs.timeout
+def consult(
+    env: Mapping[str, str], event: Mapping[str, Any], inputs: Inputs, io: Io, deadline: float | None = None
+) -> tuple[Reply, str]:
+    """Fetch tokens and ask the gate, all within the step's ``timeout`` (or ``deadline``)."""
+    deadline = io.monotonic() + inputs.timeout if deadline is None else deadline
     return ask_gate(inputs, lambda: fetch_token(env, event, inputs, io, deadline), io, deadline)
+
+
+def fetch_attestation(
+    env: Mapping[str, str],
+    event: Mapping[str, Any],
+    inputs: Inputs,
+    io: Io,
+    deadline: float,
+    decision: Mapping[str, Any],
+) -> str:
+    """The decision's signed attestation (``GET /v1/decisions/{id}/attestation``): a DSSE envelope
+    as one line of JSON, or "" with a warning when the gate has none for it or cannot be reached.
+
+    It is authenticated by the decision's grant when there is one, else by a fresh OIDC token of
+    this job (the gate spends every token it accepts). An empty output is what a later
+    ``agent-gate attest verify`` refuses: the deploy it guards does not run.
+    """
+    decision_id = str(decision.get("decision_id") or "")
+    if not DECISION_ID.match(decision_id):
+        return ""
+    grant = _dict(decision.get("grant")).get("token")
+
+    def send(timeout: float) -> Reply:
+        bearer = grant if isinstance(grant, str) and grant else fetch_token(env, event, inputs, io, deadline)
+        headers = {"Authorization": f"Bearer {bearer}", "Accept": DSSE_MEDIA_TYPE, "User-Agent": USER_AGENT}
+        url = f"{inputs.gate_url}/v1/decisions/{decision_id}/attestation"
+        return io.http(HttpRequest("GET", url, headers, None, timeout))
+
+    def no_attestation(why: str) -> str:
+        annotate(io, "warning", "agent-gate: no attestation", f"{why}; the `attestation` output is empty.")
+        return ""
+
+    try:
+        reply = send_with_retries(
+            io,
+            send,
+            deadline=deadline,
+            attempt_timeout=max(MIN_ATTEMPT_TIMEOUT, inputs.timeout / 2),
+            what="agent-gate attestation",
+        )
+    except RetriesExhausted as exc:
+        return no_attestation(f"the gate did not answer ({_describe(exc.last)})")
+    except ActionFailure as failure:  # no OIDC token for the request
+        return no_attestation(failure.message)
+    if reply.status != 200:
+        message, _ = gate_error(reply)
+        return no_attestation(f"the gate answered HTTP {reply.status}: {message or 'no message'}")
+    try:
+        envelope = json.loads(reply.body)
+    except ValueError:
+        envelope = None
+    if not isinstance(envelope, dict) or not {"payload", "payloadType", "signatures"} <= set(envelope):
+        return no_attestation("the gate's answer is not a DSSE envelope")
+    return json.dumps(envelope, separators=(",", ":"))
 
 
 def decide(env: Mapping[str, str], io: Io) -> int:
@@ -938,7 +998,8 @@ def decide(env: Mapping[str, str], io: Io) -> int:
         fail_on_deny = parse_bool(env.get("AG_FAIL_ON_DENY", ""), "fail-on-deny", True)
         event = load_event(env, io)
         inputs = read_inputs(env, event)
-        reply, token = consult(env, event, inputs, io)
+        deadline = io.monotonic() + inputs.timeout
+        reply, token = consult(env, event, inputs, io, deadline)
         decision = read_decision(reply, inputs, token)
     except ActionFailure as failure:
         set_outputs(env, io, EMPTY_OUTPUTS)
@@ -946,10 +1007,13 @@ def decide(env: Mapping[str, str], io: Io) -> int:
         fails = fail_on_deny or failure.always_fails
         annotate(io, "error" if fails else "warning", f"agent-gate: {failure.title}", failure.message)
         return 1 if fails else 0
-    return report_decision(env, io, inputs, decision)
+    envelope = fetch_attestation(env, event, inputs, io, deadline, decision) if inputs.attestation else ""
+    return report_decision(env, io, inputs, decision, attestation=envelope)
 
 
-def report_decision(env: Mapping[str, str], io: Io, inputs: Inputs, decision: Mapping[str, Any]) -> int:
+def report_decision(
+    env: Mapping[str, str], io: Io, inputs: Inputs, decision: Mapping[str, Any], *, attestation: str = ""
+) -> int:
     allowed = decision["allowed"] is True
     outputs = {
         "allowed": "true" if allowed else "false",
@@ -963,8 +1027,15 @@ def report_decision(env: Mapping[str, str], io: Io, inputs: Inputs, decision: Ma
         if isinstance(secret, str) and secret:
             mask(io, secret)
             outputs[output] = secret
+    if inputs.attestation:
+        outputs["attestation"] = attestation
     set_outputs(env, io, outputs)
-    write_summary(env, io, decision_summary(decision))
+    summary = decision_summary(decision)
+    if attestation:
+        summary += (
+            "Signed attestation of this decision: step output `attestation` (docs/attestations.md).\n\n"
+        )
+    write_summary(env, io, summary)
     if allowed and decision.get("would_deny") is True:
         annotate(
             io,

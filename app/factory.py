@@ -46,6 +46,7 @@ from app.store.refusals import RefusalAudit
 from app.tokens.devissuer import DevIssuer
 from app.tokens.verify import IssuerConfig, TokenVerifier
 from app.web import login
+from app.web.attestations import bp as attestations_bp
 from app.web.breakglass import bp as break_glass_bp
 from app.web.decisions import bp as api_bp
 from app.web.freeze import bp as freeze_bp
@@ -55,6 +56,7 @@ from app.web.openapi import bp as openapi_bp
 from app.web.pages import bp as pages_bp
 from app.web.requests import buffer_body
 from app.web.setup import bp as setup_bp
+from app.web.spiffe import bp as spiffe_bp
 from app.web.webhook import bp as webhook_bp
 
 log = logging.getLogger("agent_gate")
@@ -119,7 +121,13 @@ def create_app(
     refusals = RefusalAudit(store, clock=clock)
     # The counts of refusals not yet written out reach the audit log when the worker exits.
     atexit.register(_flush_refusals, refusals)
-    grants = GrantService(store, issuer=settings.public_url, github=github, clock=clock)
+    grants = GrantService(
+        store,
+        issuer=settings.public_url,
+        github=github,
+        clock=clock,
+        spiffe_trust_domain=settings.spiffe_trust_domain,
+    )
     break_glass = BreakGlass(store, policies.current, clock, github)
     clock_watch = ClockWatch(store, clock, settings.clock_skew_max)
     freezes = Freezes(store, policies.current, clock, github)
@@ -189,6 +197,8 @@ def create_app(
     app.register_blueprint(inventory_bp)
     app.register_blueprint(webhook_bp)
     app.register_blueprint(grants_bp)
+    app.register_blueprint(attestations_bp)
+    app.register_blueprint(spiffe_bp)
     app.register_blueprint(break_glass_bp)
     app.register_blueprint(freeze_bp)
     login.init_app(app, settings, github, session_key=grants.keys.sealing_key)

@@ -114,6 +114,9 @@ class Settings(BaseModel):
     redelivery_interval: int = Field(300, ge=0, le=86_400)
     redelivery_window: int = Field(86_400, ge=600, le=259_200)
     redelivery_max: int = Field(50, ge=1, le=1000)
+    # The SPIFFE profile of grants (docs/grants.md#spiffe): their sub becomes a SPIFFE ID in this
+    # trust domain, and /.well-known/spiffe-bundle.json serves the bundle. Unset: off.
+    spiffe_trust_domain: str | None = Field(None, pattern=r"^[a-z0-9._-]{1,255}$")
 
     @property
     def pages_public(self) -> bool:
@@ -158,6 +161,7 @@ class Settings(BaseModel):
             "GATE_REDELIVERY_INTERVAL": "redelivery_interval",
             "GATE_REDELIVERY_WINDOW": "redelivery_window",
             "GATE_REDELIVERY_MAX": "redelivery_max",
+            "GATE_SPIFFE_TRUST_DOMAIN": "spiffe_trust_domain",
         }
         for var, key in simple.items():
             value = get(var)

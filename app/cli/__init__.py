@@ -12,6 +12,7 @@ import sys
 from collections.abc import Sequence
 
 from app.cli import (
+    attest,
     audit,
     breakglass,
     db,
@@ -66,6 +67,7 @@ def build_parser() -> argparse.ArgumentParser:
         policy,
         explain,
         audit,
+        attest,
         keys,
         doctor,
         protect,

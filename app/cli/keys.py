@@ -15,13 +15,25 @@ def register(sub: options.Subparsers) -> None:
         description="Add a new ES256 grant-signing key. New grants are signed with it; the old public key stays "
         "published at /.well-known/jwks.json until the last grant it signed expires.",
     )
+    rotate.add_argument(
+        "--attestation",
+        action="store_true",
+        help="rotate the key that signs decision attestations instead; the old one stays published",
+    )
     options.add_database(rotate)
     rotate.set_defaults(func=cmd_keys_rotate)
 
 
 def cmd_keys_rotate(args: argparse.Namespace) -> int:
-    from app.credentials.keys import SigningKeys
+    from app.credentials.keys import AttestationKeys, SigningKeys
 
-    kid = SigningKeys(options.existing_store(args.database)).rotate()
+    store = options.existing_store(args.database)
+    if args.attestation:
+        kid = AttestationKeys(store).rotate()
+        print(
+            f"new attestation-signing key {kid}; the previous ones stay published (attestations outlive them)"
+        )
+        return 0
+    kid = SigningKeys(store).rotate()
     print(f"new grant-signing key {kid}; the previous key stays published until its grants expire")
     return 0

@@ -25,7 +25,10 @@ import jwt
 from cryptography.hazmat.primitives.ciphers.aead import AESGCM
 from pydantic import SecretStr
 
-from app.credentials.keys import ALGORITHM, GRANT_LEEWAY, SigningKeys
+from app.credentials.keys import ALGORITHM as ALGORITHM  # re-exported: the grant algorithm
+from app.credentials.keys import GRANT_LEEWAY
+from app.credentials.keys import SigningKeys as SigningKeys  # re-exported: where it lived before
+from app.credentials.spiffe import spiffe_id
 from app.decide.decision import Decision
 from app.errors import GateError, InvalidRequest, TokenError
 from app.evidence.model import EvidenceChange
@@ -116,9 +119,11 @@ class GrantService:
         issuer: str,
         github: GitHubClient | None = None,
         clock: Callable[[], float] = time.time,
+        spiffe_trust_domain: str | None = None,
     ) -> None:
         self.store = store
         self.issuer = issuer.rstrip("/")
+        self.spiffe_trust_domain = spiffe_trust_domain  # the SPIFFE profile (app/credentials/spiffe.py)
         self.keys = SigningKeys(store, clock)
         self._github = github
         self._clock = clock
@@ -152,7 +157,7 @@ class GrantService:
         jti = "gr_" + secrets.token_urlsafe(16)
         claims: dict[str, Any] = {
             "iss": self.issuer,
-            "sub": f"repo:{subject.repository_id}:run:{subject.run_id}:attempt:{subject.run_attempt}",
+            "sub": self._sub(subject),
             "aud": audience,
             "action": subject.action,
             "permission": subject.permission,
@@ -251,6 +256,18 @@ class GrantService:
             github_token=github_token.token if github_token else None,
             github_token_expires_at=github_token.expires_at.isoformat() if github_token else None,
             github_permissions=permissions,
+        )
+
+    def _sub(self, subject: GrantSubject) -> str:
+        """The grant's subject: the workload's run, or its SPIFFE ID under the SPIFFE profile."""
+        if self.spiffe_trust_domain is None:
+            return f"repo:{subject.repository_id}:run:{subject.run_id}:attempt:{subject.run_attempt}"
+        return spiffe_id(
+            self.spiffe_trust_domain,
+            repository_id=subject.repository_id,
+            run_id=subject.run_id,
+            run_attempt=subject.run_attempt,
+            action=subject.action,
         )
 
     # -- verifying ---------------------------------------------------------------------------------

@@ -7,10 +7,12 @@ tests pass fakes that record what they were asked. Every decision goes through :
 from __future__ import annotations
 
 import contextlib
+import functools
 import threading
 from collections.abc import Callable
 from dataclasses import dataclass, field
 
+from app.credentials.attestation import Attestations
 from app.credentials.grants import GrantService
 from app.errors import GateError
 from app.evidence.model import EvidenceChange
@@ -56,6 +58,11 @@ class Gate:
     def grants(self) -> GrantService:
         """Issues, verifies and revokes just-in-time grants."""
         return self.recording.grants
+
+    @functools.cached_property
+    def attestations(self) -> Attestations:
+        """Signs decision attestations with the gate's attestation key (app/credentials/attestation.py)."""
+        return Attestations(self.store, gate_url=self.settings.public_url, clock=self.clock)
 
     @property
     def checks(self) -> CheckRunPublisher | None:

@@ -351,25 +351,29 @@ class PostgresStore(AuditChain, PostgresQueue, PostgresRedelivery, PostgresBreak
     def signing_keys(self) -> list[dict[str, Any]]:
         rows = self._dicts(
             "the signing keys cannot be read",
-            "SELECT kid, private_pem, created_at, retired_at FROM signing_keys ORDER BY created_at, kid",
+            "SELECT kid, private_pem, created_at, retired_at, purpose FROM signing_keys "
+            "ORDER BY created_at, kid",
         )
         for row in rows:
             row["private_pem"] = bytes(row["private_pem"])
         return rows
 
-    def add_signing_key(self, kid: str, private_pem: bytes, created_at: int) -> None:
-        """Add the current signing key and retire the previous ones, in one transaction."""
+    def add_signing_key(
+        self, kid: str, private_pem: bytes, created_at: int, *, purpose: str = "grant"
+    ) -> None:
+        """Add the current signing key of ``purpose`` and retire the previous ones of it, in one transaction."""
         with (
             self._db.failing_as("store-unavailable", "the signing key cannot be stored"),
             self._db.transaction() as cur,
         ):
             cur.execute(
-                "UPDATE signing_keys SET retired_at = %s WHERE retired_at IS NULL AND kid != '__seal__'",
-                (created_at,),
+                "UPDATE signing_keys SET retired_at = %s "
+                "WHERE retired_at IS NULL AND kid != '__seal__' AND purpose = %s",
+                (created_at, purpose),
             )
             cur.execute(
-                "INSERT INTO signing_keys (kid, private_pem, created_at) VALUES (%s, %s, %s)",
-                (kid, private_pem, created_at),
+                "INSERT INTO signing_keys (kid, private_pem, created_at, purpose) VALUES (%s, %s, %s, %s)",
+                (kid, private_pem, created_at, purpose),
             )
 
     def add_seal_key(self, kid: str, key: bytes, created_at: int) -> None:

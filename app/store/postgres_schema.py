@@ -149,4 +149,13 @@ STEPS: tuple[Migration, ...] = (
             "CREATE INDEX freezes_owner ON freezes(owner_id, state)",
         ),
     ),
+    Migration(
+        6,
+        "signing key purposes",
+        (
+            # What a key signs: "grant" (every key before this version) or "attestation"
+            # (app/credentials/attestation.py). Rotating keys of one purpose leaves the others alone.
+            "ALTER TABLE signing_keys ADD COLUMN purpose TEXT NOT NULL DEFAULT 'grant'",
+        ),
+    ),
 )

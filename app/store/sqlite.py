@@ -335,27 +335,32 @@ class SQLiteStore(AuditChain, SQLiteQueue, SQLiteRedelivery, SQLiteBreakGlass, S
             rows = (
                 self._db.get()
                 .execute(
-                    "SELECT kid, private_pem, created_at, retired_at FROM signing_keys ORDER BY created_at, kid"
+                    "SELECT kid, private_pem, created_at, retired_at, purpose FROM signing_keys "
+                    "ORDER BY created_at, kid"
                 )
                 .fetchall()
             )
         return [
-            {"kid": r[0], "private_pem": bytes(r[1]), "created_at": r[2], "retired_at": r[3]} for r in rows
+            {"kid": r[0], "private_pem": bytes(r[1]), "created_at": r[2], "retired_at": r[3], "purpose": r[4]}
+            for r in rows
         ]
 
-    def add_signing_key(self, kid: str, private_pem: bytes, created_at: int) -> None:
-        """Add the current signing key and retire the previous ones, in one durable transaction."""
+    def add_signing_key(
+        self, kid: str, private_pem: bytes, created_at: int, *, purpose: str = "grant"
+    ) -> None:
+        """Add the current signing key of ``purpose`` and retire the previous ones of it, in one durable transaction."""
         with (
             self._db.failing_as("store-unavailable", "the signing key cannot be stored"),
             self._db.transaction(durable=True) as conn,
         ):
             conn.execute(
-                "UPDATE signing_keys SET retired_at = ? WHERE retired_at IS NULL AND kid != '__seal__'",
-                (created_at,),
+                "UPDATE signing_keys SET retired_at = ? "
+                "WHERE retired_at IS NULL AND kid != '__seal__' AND purpose = ?",
+                (created_at, purpose),
             )
             conn.execute(
-                "INSERT INTO signing_keys (kid, private_pem, created_at) VALUES (?, ?, ?)",
-                (kid, private_pem, created_at),
+                "INSERT INTO signing_keys (kid, private_pem, created_at, purpose) VALUES (?, ?, ?, ?)",
+                (kid, private_pem, created_at, purpose),
             )
 
     def add_seal_key(self, kid: str, key: bytes, created_at: int) -> None:

@@ -178,7 +178,9 @@ def _authenticate_client(header: str) -> _Caller:
 
 @bp.get("/.well-known/jwks.json")
 def jwks() -> Response:
-    response = jsonify(_grants().keys.jwks())
+    # The grant keys, then the keys that sign decision attestations (app/credentials/keys.py).
+    keys = _grants().keys.jwks()["keys"] + gate().attestations.keys.jwks()["keys"]
+    response = jsonify({"keys": keys})
     response.headers["Cache-Control"] = "public, max-age=300"
     return response
 

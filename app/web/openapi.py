@@ -17,6 +17,7 @@ from app.decide.decision import Decision, DecisionRequest
 from app.governance.breakglass import BreakGlassRequest
 from app.governance.freeze import FreezeRequest, LiftRequest
 from app.settings import gate_version
+from app.web.attestations import openapi_paths as attestation_paths
 from app.web.grants import (
     DelegateBody,
     IntrospectBody,
@@ -26,6 +27,7 @@ from app.web.grants import (
     RevokeForm,
 )
 from app.web.requests import GitHubTokenCredential, GrantCredential, IssuedCredentials
+from app.web.spiffe import openapi_paths as spiffe_paths
 
 bp = Blueprint("openapi", __name__)
 
@@ -140,6 +142,8 @@ def openapi_document() -> dict[str, Any]:
             **_inventory_paths(),
             **_grant_paths(),
             **_person_run_paths(),
+            **attestation_paths(),
+            **spiffe_paths(),
             **_service_paths(),
         },
     }

@@ -127,6 +127,73 @@ def test_a_grant_is_masked_then_revoked_by_the_final_step(make_job: Callable[...
     assert again.exit_code == 0 and "revoked 0 grant(s)" in again.log
 
 
+# -- the decision's signed attestation ---------------------------------------------------------------------
+
+
+def _verify_attestation(gate: LiveGate, envelope: str, *, action: str = "deploy") -> dict[str, Any]:
+    """What ``agent-gate attest verify`` checks, against the live gate's published key set."""
+    import requests
+
+    from app.credentials.attestation_verify import Expected, verify
+    from app.tokens.devissuer import SAMPLE_SHA
+
+    jwks = requests.get(f"{gate.url}/.well-known/jwks.json", timeout=5).json()
+    return verify(envelope.encode(), jwks, Expected(commit=SAMPLE_SHA, action=action)).predicate
+
+
+def test_the_attestation_output_verifies_offline(make_job: Callable[..., Job], gate: LiveGate) -> None:
+    job = make_job(claims={"environment": "staging"})
+    run = job.run({"action": "deploy", "environment": "staging", "attestation": "true"})
+    assert run.exit_code == 0, run.stdout + run.stderr
+    predicate = _verify_attestation(gate, run.outputs["attestation"])
+    assert predicate["decisionId"] == run.outputs["decision-id"] and predicate["verdict"] == "allowed"
+    assert "step output `attestation`" in run.summary
+    assert job.tokens is not None and len(job.tokens.audiences) == 2, "a fresh token for the attestation"
+    assert_no_secret_leaks(run)
+
+
+def test_with_a_grant_the_attestation_is_fetched_with_it(
+    make_job: Callable[..., Job], gate: LiveGate
+) -> None:
+    job = make_job(claims={"environment": "staging"})
+    run = job.run(
+        {"action": "deploy", "environment": "staging", "attestation": "true", "request-grant": "true"}
+    )
+    assert run.exit_code == 0, run.stdout + run.stderr
+    assert _verify_attestation(gate, run.outputs["attestation"])["verdict"] == "allowed"
+    assert job.tokens is not None and len(job.tokens.audiences) == 1, "no second OIDC token"
+
+
+def test_a_denied_decisions_attestation_is_refused_by_the_verifier(
+    make_job: Callable[..., Job], gate: LiveGate
+) -> None:
+    from app.credentials.attestation_verify import AttestationRefused
+
+    job = make_job(claims={"environment": "production"})
+    run = job.run({"action": "deploy", "environment": "production", "attestation": "true"})
+    assert run.exit_code == 1 and run.outputs["attestation"], "a denial is attested too"
+    with pytest.raises(AttestationRefused, match="was denied"):
+        _verify_attestation(gate, run.outputs["attestation"])
+
+
+def test_no_attestation_for_a_decision_about_no_commit_is_a_warning_and_an_empty_output(
+    make_job: Callable[..., Job],
+) -> None:
+    run = make_job(claims={"sha": "not-a-commit"}).run({"action": "read", "attestation": "true"})
+    assert run.exit_code == 0, run.stdout + run.stderr
+    assert run.outputs["attestation"] == ""
+    (warning,) = run.annotations()
+    assert (warning.name, warning.title) == ("warning", "agent-gate: no attestation")
+    assert "HTTP 409" in warning.message and "is about no commit" in warning.message
+
+
+def test_without_the_input_no_attestation_is_fetched(make_job: Callable[..., Job]) -> None:
+    job = make_job(claims={"environment": "staging"})
+    run = job.run({"action": "deploy", "environment": "staging"})
+    assert run.exit_code == 0 and run.outputs["attestation"] == ""
+    assert job.tokens is not None and len(job.tokens.audiences) == 1
+
+
 # -- the gate refuses the token or the request ------------------------------------------------------------
 
 
@@ -203,6 +270,7 @@ def test_gate_unreachable(job: Job) -> None:
         "details-url": "",
         "grant": "",
         "github-token": "",
+        "attestation": "",
     }
 
 

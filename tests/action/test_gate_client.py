@@ -18,7 +18,15 @@ import pytest
 
 from action import gate_client as gc
 from action.gate_client import ActionFailure, HttpRequest, Reply, TransportError
-from tests.action.builders import DETAILS_URL, SHA, decision_body, encode, error_body, unsigned_token
+from tests.action.builders import (
+    DECISION_ID,
+    DETAILS_URL,
+    SHA,
+    decision_body,
+    encode,
+    error_body,
+    unsigned_token,
+)
 from tests.action.runner import (
     Command,
     Scripted,
@@ -1066,3 +1074,46 @@ def test_send_http_a_reply_that_is_not_http_is_a_protocol_error() -> None:
             gc.send_http(HttpRequest("GET", f"http://127.0.0.1:{listener.getsockname()[1]}/", {}, None, 5))
         thread.join(5)
     assert caught.value.kind == "protocol"
+
+
+# -- the attestation output ------------------------------------------------------------------------------
+
+ENVELOPE = {
+    "payload": "e30=",
+    "payloadType": "application/vnd.in-toto+json",
+    "signatures": [{"keyid": "ak_1", "sig": "AA=="}],
+}
+
+
+@pytest.mark.parametrize(
+    ("attestation", "warning"),
+    [
+        pytest.param(gate_reply(200, b"<html>"), "not a DSSE envelope", id="not-json"),
+        pytest.param(gate_reply(200, {"payload": "e30="}), "not a DSSE envelope", id="not-an-envelope"),
+        pytest.param(gate_reply(404, {"message": "no such decision", "errors": []}), "HTTP 404: no such decision", id="404"),
+        pytest.param(REFUSED, "did not answer", id="unreachable"),
+    ],
+)  # fmt: skip
+def test_no_attestation_is_a_warning_an_empty_output_and_the_verdict_stands(attestation, warning):
+    world = World(gate=[ALLOWED, attestation])
+    assert run_main(world, make_env(attestation="true", timeout="5")) == 0
+    assert world.outputs["allowed"] == "true" and world.outputs["attestation"] == ""
+    (note,) = world.annotations("warning")
+    assert note.title == "agent-gate: no attestation" and warning in note.message
+
+
+def test_the_attestation_is_asked_for_the_decision_with_a_fresh_token():
+    world = World(gate=[ALLOWED, gate_reply(200, ENVELOPE)])
+    assert run_main(world, make_env(attestation="true")) == 0
+    assert json.loads(world.outputs["attestation"]) == ENVELOPE
+    fetch = world.gate_requests[-1]
+    assert (fetch.method, fetch.url) == ("GET", f"{GATE}/v1/decisions/{DECISION_ID}/attestation")
+    assert fetch.headers["Accept"] == "application/vnd.dsse.envelope.v1+json"
+    assert fetch.headers["Authorization"] == f"Bearer {TOKEN}"
+    assert len([r for r in world.requests if "audience=" in r.url]) == 2, "one token per request to the gate"
+
+
+def test_a_decision_without_a_well_formed_id_is_not_fetched():
+    world = World(gate=[gate_reply(200, decision_body(decision_id="../../admin"))])
+    run_main(world, make_env(attestation="true"))
+    assert len(world.gate_requests) == 1 and world.outputs.get("attestation") == ""

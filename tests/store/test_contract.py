@@ -85,6 +85,7 @@ def test_an_older_schema_is_upgraded_step_by_step_on_open(store_url: str) -> Non
     raw_sql(store_url, "DROP TABLE leases")
     raw_sql(store_url, "DROP TABLE redeliveries")
     raw_sql(store_url, "DROP TABLE freezes")  # what version 5 added
+    raw_sql(store_url, "ALTER TABLE signing_keys DROP COLUMN purpose")  # what version 6 added
     raw_sql(store_url, "DELETE FROM schema_migrations WHERE version >= 2")
     store = open_any(store_url, migrate=False)
     try:
@@ -201,12 +202,31 @@ def test_signing_keys_rotate_and_the_seal_key_stays(any_store: Store) -> None:
     any_store.add_signing_key("k1", b"pem-1", 100)
     any_store.add_seal_key("__seal__", b"seal", 100)
     any_store.add_seal_key("__seal__", b"other", 150)  # a second worker racing: the first key stays
+    any_store.add_signing_key("a1", b"att-1", 150, purpose="attestation")
     any_store.add_signing_key("k2", b"pem-2", 200)
     assert any_store.signing_keys() == [
-        {"kid": "__seal__", "private_pem": b"seal", "created_at": 100, "retired_at": 100},
-        {"kid": "k1", "private_pem": b"pem-1", "created_at": 100, "retired_at": 200},
-        {"kid": "k2", "private_pem": b"pem-2", "created_at": 200, "retired_at": None},
-    ]
+        {"kid": "__seal__", "private_pem": b"seal", "created_at": 100, "retired_at": 100, "purpose": "grant"},
+        {"kid": "k1", "private_pem": b"pem-1", "created_at": 100, "retired_at": 200, "purpose": "grant"},
+        {
+            "kid": "a1",
+            "private_pem": b"att-1",
+            "created_at": 150,
+            "retired_at": None,
+            "purpose": "attestation",
+        },
+        {"kid": "k2", "private_pem": b"pem-2", "created_at": 200, "retired_at": None, "purpose": "grant"},
+    ], "a grant key's rotation leaves the attestation key active"
+
+
+def test_rotating_an_attestation_key_retires_only_attestation_keys(any_store: Store) -> None:
+    any_store.add_signing_key("k1", b"pem-1", 100)
+    any_store.add_signing_key("a1", b"att-1", 110, purpose="attestation")
+    any_store.add_signing_key("a2", b"att-2", 120, purpose="attestation")
+    assert {k["kid"]: k["retired_at"] for k in any_store.signing_keys()} == {
+        "k1": None,
+        "a1": 120,
+        "a2": None,
+    }
 
 
 BREAK_GLASS: dict[str, Any] = {
