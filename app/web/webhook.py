@@ -19,14 +19,11 @@ from flask import Blueprint, Response, jsonify, request
 from app.errors import InvalidRequest, PayloadTooLarge, TokenError, Unavailable
 from app.events.dispatch import EVENTS, WEBHOOK
 from app.store.base import QUEUED
-from app.web.requests import gate, load_json
+from app.web.requests import MAX_WEBHOOK_BYTES, gate, load_json
 
 log = logging.getLogger("agent_gate.webhook")
 
 bp = Blueprint("webhook", __name__)
-
-# GitHub caps webhook payloads at 25 MB; pull_request payloads are usually tens of KB.
-MAX_WEBHOOK_BYTES = 25 * 1024 * 1024
 
 
 class SignatureError(TokenError):
@@ -56,6 +53,7 @@ def github_webhook() -> tuple[Response, int]:
             "webhooks are not configured: set GATE_WEBHOOK_SECRET to the GitHub App's webhook secret",
             code="webhook-not-configured",
         )
+    # The body was read whole (at most MAX_WEBHOOK_BYTES, this route's limit) before the view ran.
     request.max_content_length = MAX_WEBHOOK_BYTES
     length = request.content_length
     if length is not None and length > MAX_WEBHOOK_BYTES:

@@ -17,7 +17,7 @@ from typing import Any
 import jsonschema
 import pytest
 
-from app.publish.deployments import MAX_COMMENT_CHARS, MAX_PROGRESS_COMMENTS, comment
+from app.publish.deployments import MAX_COMMENT_BYTES, MAX_PROGRESS_COMMENTS, comment
 from tests.builders import POLICY_TEXT, agent_identity, evidence, policy_set, run
 from tests.fake_github import Commit, Failure, extract
 from tests.github.conftest import ALICE, BOB, CAROL, HEAD, base_scenario
@@ -113,7 +113,7 @@ def answers(hub: Hub) -> list[dict[str, Any]]:
 def assert_githubs_shape(body: dict[str, Any]) -> None:
     schema = extract()["operations"]["actions/review-custom-gates-for-run"]["request_schema"]
     jsonschema.validate({k: v for k, v in body.items() if k != "run_id"}, schema)
-    assert len(body["comment"]) <= MAX_COMMENT_CHARS
+    assert len(body["comment"].encode()) <= MAX_COMMENT_BYTES
 
 
 def audit_kinds(hub: Hub) -> list[str]:
@@ -248,7 +248,7 @@ def test_progress_comments_stop_at_githubs_limit_of_ten(hub):
         hub.deliver("deployment_review", reviewed(n=n + 1))
     progress = [a for a in answers(hub) if "state" not in a]
     assert len(progress) == MAX_PROGRESS_COMMENTS
-    assert all(len(a["comment"]) <= MAX_COMMENT_CHARS for a in progress)
+    assert all(len(a["comment"].encode()) <= MAX_COMMENT_BYTES for a in progress)
     # Once allowed, it is approved even past the comment limit (a state is not a comment).
     hub.scenario.runs[RUN].approvals = [{"user": BOB, "state": "approved", "environments": ["production"]}]
     hub.deliver("deployment_review", reviewed(n=99))
@@ -269,7 +269,7 @@ def test_a_comment_fits_1024_characters_and_keeps_its_link():
         update={"remedy": "r" * 5000, "details_url": "http://gate.test/decisions/dec_x"}
     )
     text = comment(long, attempt=3)
-    assert len(text) <= MAX_COMMENT_CHARS
+    assert len(text.encode()) <= MAX_COMMENT_BYTES
     assert text.endswith("Decision: http://gate.test/decisions/dec_x")
 
 
