@@ -162,6 +162,10 @@ class PR:
     commits: list[Commit] = field(default_factory=list)
     # ReviewSpec, or {"user": Person, "state": ..., "commit_id": ..., "id"?: ...}
     reviews: list[Any] = field(default_factory=list)
+    # (id, owner/name) of the head's repository when it is a fork; None: the scenario's repository.
+    head_repo: tuple[int, str] | None = None
+    # (id, owner/name) of the base repository; None: the scenario's repository.
+    base_repo: tuple[int, str] | None = None
 
 
 @dataclass
@@ -341,8 +345,18 @@ def _pr_json(s: Scenario, pr: PR) -> dict[str, Any]:
             "labels": [{**label, "name": name} for name in pr.labels],
         }
     )
-    body["head"].update({"sha": pr.head_sha, "ref": pr.head_ref, "label": f"{s.owner}:{pr.head_ref}"})
+    head_repo = pr.head_repo or (s.repo_id, s.full_name)
+    base_repo = pr.base_repo or (s.repo_id, s.full_name)
+    body["head"].update(
+        {"sha": pr.head_sha, "ref": pr.head_ref, "label": f"{head_repo[1].split('/')[0]}:{pr.head_ref}"}
+    )
     body["base"].update({"ref": pr.base_ref, "label": f"{s.owner}:{pr.base_ref}"})
+    for side, (repo_id, full_name) in (("head", head_repo), ("base", base_repo)):
+        if body[side].get("repo"):
+            owner, name = full_name.split("/")
+            body[side]["repo"] = {**body[side]["repo"], "id": repo_id, "full_name": full_name, "name": name}
+            body[side]["repo"]["owner"] = {**body[side]["repo"]["owner"], "login": owner}
+            body[side]["repo"]["fork"] = side == "head" and pr.head_repo is not None
     return dict(body)
 
 

@@ -46,9 +46,17 @@ class GhRepository(_Payload):
     owner: GhUser
 
 
+class GhRepoRef(_Payload):
+    """The ``repo`` of a pull request's head or base: which repository the branch is in."""
+
+    id: int
+    full_name: str | None = None
+
+
 class GhRef(_Payload):
     ref: str
     sha: str
+    repo: GhRepoRef | None = None  # null when a fork was deleted
 
 
 class GhLabel(_Payload):
