@@ -54,6 +54,8 @@ OPERATIONS = (
     "repos/get-content",
     "users/get-authenticated",
     "apps/create-from-manifest",
+    "git/get-ref",
+    "git/get-tag",
 )
 WEBHOOKS = (
     "pull-request-opened",

@@ -113,6 +113,14 @@ class GhReview(_Payload):
     submitted_at: datetime | None = None
 
 
+class GhRunPull(_Payload):
+    """``pull-request-minimal``: a pull request a run is for (GitHub lists none for a fork's)."""
+
+    number: int
+    head: GhRef
+    base: GhRef
+
+
 class GhRun(_Payload):
     """``workflow-run``."""
 
@@ -124,6 +132,27 @@ class GhRun(_Payload):
     event: str
     path: str  # the workflow file, ``.github/workflows/deploy.yml``; GitHub may append ``@<ref>``
     run_attempt: int | None = None
+    head_repository: GhRepoRef | None = None  # where the run's commit is: a fork's for a fork's PR
+    pull_requests: list[GhRunPull] | None = None
+
+
+class GhGitObject(_Payload):
+    sha: str
+    type: str  # commit, or tag (an annotated tag's object)
+
+
+class GhGitRef(_Payload):
+    """``git-ref`` (``GET /git/ref/{ref}``)."""
+
+    ref: str
+    object: GhGitObject
+
+
+class GhGitTag(_Payload):
+    """``git-tag`` (``GET /git/tags/{sha}``): an annotated tag, and the object it tags."""
+
+    sha: str
+    object: GhGitObject
 
 
 class GhEnvironment(_Payload):

@@ -185,6 +185,8 @@ class CheckSuiteEvent(_Event):
 
 class DeploymentRef(_Webhook):
     id: int
+    ref: str | None = None  # "a branch, tag, or sha", by its short name
+    sha: str | None = None
 
 
 class DeploymentProtectionRuleEvent(_Event):
@@ -198,7 +200,11 @@ class DeploymentProtectionRuleEvent(_Event):
 
     environment: str = Field(min_length=1)
     deployment_callback_url: str
-    deployment: DeploymentRef | None = None
+    deployment: DeploymentRef | None = None  # null for an environment with ``deployment: false``
+    # "The ref (branch or tag) that triggered the workflow" (its short name) and its commit, from the
+    # run's check suite, sent whether or not a deployment is created.
+    ref: str | None = None
+    sha: str | None = None
 
 
 class WorkflowRunRef(_Webhook):

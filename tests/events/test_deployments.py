@@ -75,7 +75,7 @@ def requested(environment: str = "production", *, callback: str = CALLBACK, **ex
         "environment": environment,
         "event": "workflow_dispatch",
         "sha": HEAD,
-        "ref": "refs/heads/main",
+        "ref": "main",  # the short name, from the run's check suite
         "deployment_callback_url": callback,
         "deployment": {"id": 555, "environment": environment, "sha": HEAD, "ref": "main"},
         "pull_requests": [],
@@ -88,6 +88,11 @@ def requested(environment: str = "production", *, callback: str = CALLBACK, **ex
         "sender": {"login": "alice", "id": 1001},
         **extra,
     }
+
+
+def deployment(sha: str = HEAD, ref: str = "main", environment: str = "production") -> dict[str, Any]:
+    """The event's ``deployment`` (GitHub's schema: a branch, tag or sha as ``ref``)."""
+    return {"id": 555, "environment": environment, "sha": sha, "ref": ref}
 
 
 def reviewed(action: str = "approved", n: int = 0) -> dict[str, Any]:
@@ -173,16 +178,16 @@ def test_a_deployment_the_policy_forbids_is_rejected_with_the_reason(hub):
 def test_a_human_change_on_a_rule_without_approvals_is_approved_at_once(hub):
     human = "e" * 40
     hub.scenario.runs[RUN].head_sha = human  # no PR: a human's push to main
-    hub.deliver("deployment_protection_rule", requested("staging"))
+    hub.deliver("deployment_protection_rule", requested("staging", sha=human, deployment=deployment(human)))
     [approved] = answers(hub)
     assert approved["state"] == "approved"
 
 
 def test_the_workload_is_built_from_the_run_not_the_payload(hub):
-    # The payload claims a push by someone else at another commit; the gate reads the run.
+    # The payload claims a push by someone else; the gate reads the run.
     hub.deliver(
         "deployment_protection_rule",
-        requested(sha="f" * 40, event="push", sender={"login": "bob", "id": 1002}),
+        requested(event="push", sender={"login": "bob", "id": 1002}),
     )
     store = hub.app.extensions["agent_gate"].store
     [record] = [r for r in store.iter_audit() if r.kind == "deployment-protection"]
@@ -321,7 +326,7 @@ def test_a_live_break_glass_lets_a_persons_held_deployment_through(tmp_path):
     scenario.runs[RUN].head_sha = "e" * 40  # a person's change (no PR), production needs an approval
     h = Hub(tmp_path, scenario, policy=BREAK_GLASS_POLICY)
     try:
-        h.deliver("deployment_protection_rule", requested())
+        h.deliver("deployment_protection_rule", requested(sha="e" * 40, deployment=deployment("e" * 40)))
         assert [a.get("state") for a in answers(h)] == [None], "waits for an approval"
         live_break_glass(h)
         h.scenario.runs[RUN].approvals = [
