@@ -81,16 +81,18 @@ def held_ref(github: GitHubAPI, repo: Repo, run: GhRun, deployed: Deployed | Non
     _check_commit(repo, run, deployed)
     if from_a_pull_request(run, repo):
         return _pull_ref(run, repo)
-    said = deployed.ref if deployed is not None else None
-    if said and said.startswith(("refs/heads/", "refs/tags/")) and run.head_branch in (None, _short(said)):
-        return said  # a full ref names the kind itself
-    name = run.head_branch or said
-    if said and run.head_branch and said != run.head_branch:
-        raise InvalidRequest(
-            f"the deployment_protection_rule event names ref {said!r} but run {run.id} ran on "
-            f"{run.head_branch!r}; the held job is not decided",
-            code="deployment-mismatch",
-        )
+    said = _names(run, deployed)
+    for ref in said:
+        if _short(ref) != (run.head_branch or _short(ref)):
+            raise InvalidRequest(
+                f"the deployment_protection_rule event names ref {ref!r} but run {run.id} ran on "
+                f"{run.head_branch!r}; the held job is not decided",
+                code="deployment-mismatch",
+            )
+    full = next((r for r in said if r.startswith(("refs/heads/", "refs/tags/"))), None)
+    if full is not None:
+        return full  # a full ref names the kind itself
+    name = run.head_branch or next(iter(said), None)
     if not name:
         raise InvalidRequest(f"run {run.id} of {repo.full_name} names no ref", code="invalid-payload")
     if name.startswith("refs/"):
@@ -98,6 +100,15 @@ def held_ref(github: GitHubAPI, repo: Repo, run: GhRun, deployed: Deployed | Non
     if run.event == "release":
         return f"refs/tags/{name}"
     return _branch_or_tag(github, repo, name, run.head_sha)
+
+
+def _names(run: GhRun, deployed: Deployed | None) -> list[str]:
+    """The names the event gives the ref: its own ``ref``, and its deployment's unless that is the
+    commit itself (a deployment's ref may be a sha)."""
+    if deployed is None:
+        return []
+    names = [deployed.ref, deployed.deployment_ref if deployed.deployment_ref != run.head_sha else None]
+    return [n for n in names if n]
 
 
 def _short(ref: str) -> str:

@@ -162,6 +162,16 @@ def test_a_held_deployment_is_judged_on_the_ref_github_ran(hub, case):
             id="the-deployments-commit-differs",
         ),
         pytest.param({"ref": "release"}, "names ref 'release' but run 9000 ran on 'main'", id="another-ref"),
+        pytest.param(
+            {"deployment": {"id": 555, "environment": "staging", "sha": HUMAN, "ref": "release"}},
+            "names ref 'release' but run 9000 ran on 'main'",
+            id="the-deployments-ref-differs",
+        ),
+        pytest.param(
+            {"ref": "refs/pull/12/merge"},
+            "names ref 'refs/pull/12/merge' but run 9000 ran on 'main'",
+            id="a-pull-ref-for-a-push",
+        ),
     ],
 )
 def test_a_deployment_githubs_facts_disagree_on_is_never_decided(hub, payload, why, caplog):
@@ -176,6 +186,14 @@ def test_a_full_ref_in_the_event_names_its_kind(hub):
     hub.deliver("deployment_protection_rule", {**hold(hub, case), "ref": "refs/tags/v1.2.0"})
     assert judged(hub)["ref"] == "refs/tags/v1.2.0"
     assert hub.scenario.count(r"/git/ref/tags/") == 0
+
+
+def test_a_deployment_named_by_its_commit_is_judged_from_the_run(hub):
+    case = Case("staging", "push", "main", "refs/heads/main", "approved")
+    event = hold(hub, case)
+    event["deployment"]["ref"] = HUMAN  # "a branch, tag, or sha"
+    hub.deliver("deployment_protection_rule", event)
+    assert judged(hub)["ref"] == "refs/heads/main"
 
 
 def test_a_held_job_keeps_what_was_deployed_for_its_later_decisions(hub):
