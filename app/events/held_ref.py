@@ -19,7 +19,9 @@ and a fork's ``main`` as the repository's ``main``. The ref is resolved here ins
   the name: the gate does not choose).
 
 The commit is the run's ``head_sha``; the event's ``sha`` (from the same check suite) and, outside
-pull requests, the deployment's must agree with it, or the event is refused (never approved).
+pull requests, the deployment's must agree with it, and so must the names the event and its
+deployment give the ref (short or full) with the run's ``head_branch``, or the event is refused
+(never approved).
 """
 
 from __future__ import annotations
