@@ -43,6 +43,16 @@ from tests.issuer import rsa_key
 
 EXTRACT = Path(__file__).parent / "fixtures" / "github-openapi" / "extract.json"
 APP_ID = 42
+# The webhook events of the App's manifest (app/github/manifest.py), which GET /app answers by default.
+APP_EVENTS = (
+    "check_run",
+    "check_suite",
+    "deployment_protection_rule",
+    "deployment_review",
+    "merge_group",
+    "pull_request",
+    "pull_request_review",
+)
 WEB_FLOW = ("web-flow", 19864447)
 _BASE_PERMISSION = {"admin": "admin", "maintain": "write", "write": "write", "triage": "read", "read": "read"}
 
@@ -166,6 +176,27 @@ class PR:
     head_repo: tuple[int, str] | None = None
     # (id, owner/name) of the base repository; None: the scenario's repository.
     base_repo: tuple[int, str] | None = None
+    files: list[FileSpec] = field(default_factory=list)  # GET /pulls/{n}/files, at its head
+
+
+@dataclass
+class FileSpec:
+    """A changed file (``diff-entry``): ``sha`` is its blob at the compared head."""
+
+    filename: str
+    sha: str
+    status: str = "modified"
+    patch: str | None = None
+    previous_filename: str | None = None
+
+
+@dataclass
+class Comparison:
+    """``GET /compare/{base}...{head}``: the commits from base to head, and the files head changes."""
+
+    commits: list[Commit] = field(default_factory=list)
+    files: list[FileSpec] = field(default_factory=list)
+    status: str = "ahead"
 
 
 @dataclass
@@ -298,6 +329,10 @@ class Scenario:
     oauth_codes: dict[str, dict[str, Any]] = field(default_factory=dict)
     user_tokens: dict[str, Person] = field(default_factory=dict)
     manifests: dict[str, dict[str, Any]] = field(default_factory=dict)  # manifest-flow code -> manifest
+    # "base...head" (commit shas) -> what head changes against base (a merge group's commit, say)
+    comparisons: dict[str, Comparison] = field(default_factory=dict)
+    # The webhook events the App is subscribed to (GET /app): by default those of its manifest.
+    app_events: list[str] = field(default_factory=lambda: list(APP_EVENTS))
 
     @property
     def full_name(self) -> str:
@@ -932,6 +967,8 @@ def create_fake_github(s: Scenario) -> Flask:
 
     _add_user_login(app, s, answer)
     _add_git_refs(app, s, answer, installation_auth)
+    _add_changes(app, s, answer, page, installation_auth)
+    _add_app_settings(app, s, answer, app_auth)
     return app
 
 
@@ -970,6 +1007,77 @@ def _add_git_refs(app: Flask, s: Scenario, answer: Any, installation_auth: Any) 
         body.update({"sha": sha, "tag": found[0], "url": f"{api}/git/tags/{sha}"})
         body["object"] = {"sha": commit, "type": "commit", "url": f"{api}/git/commits/{commit}"}
         return answer("git/get-tag", body)
+
+
+def _add_app_settings(app: Flask, s: Scenario, answer: Any, app_auth: Any) -> None:
+    """``GET /app``: the App itself, as its JWT reads it (its events, for ``doctor``)."""
+
+    @app.get("/app")
+    def get_app() -> Response:
+        if (denied := app_auth()) is not None:
+            return denied
+        body = example("apps/get-authenticated")
+        body.update(
+            {"id": s.app_id, "slug": "agent-gate", "name": "agent-gate", "events": list(s.app_events)}
+        )
+        return answer("apps/get-authenticated", body)
+
+
+def _diff_entry_json(s: Scenario, f: FileSpec) -> dict[str, Any]:
+    body = example("pulls/list-files")[0]
+    web = f"https://github.com/{s.full_name}"
+    body.update(
+        {
+            "filename": f.filename,
+            "sha": f.sha,
+            "status": f.status,
+            "blob_url": f"{web}/blob/{f.sha}/{f.filename}",
+            "raw_url": f"{web}/raw/{f.sha}/{f.filename}",
+            "contents_url": f"https://api.github.com/repos/{s.full_name}/contents/{f.filename}?ref={f.sha}",
+        }
+    )
+    body.pop("patch", None)
+    if f.patch is not None:
+        body["patch"] = f.patch
+    if f.previous_filename is not None:
+        body["previous_filename"] = f.previous_filename
+    return dict(body)
+
+
+def _add_changes(app: Flask, s: Scenario, answer: Any, page: Any, installation_auth: Any) -> None:
+    """What a commit range and a pull request change: ``GET /compare/{base}...{head}`` (without
+    paging parameters: up to 250 commits and 300 files, as GitHub answers) and
+    ``GET /pulls/{n}/files`` (paginated, at most 3,000 files)."""
+    repo = f"/repos/{s.owner}/{s.repo}"
+
+    @app.get(f"{repo}/compare/<base>...<head>")
+    def compare(base: str, head: str) -> Response:
+        if (denied := installation_auth()) is not None:
+            return denied
+        found = s.comparisons.get(f"{base}...{head}")
+        if found is None:
+            return _error(404, "Not Found")
+        body = example("repos/compare-commits")
+        commits = [_commit_json(c) for c in found.commits]
+        body.update(
+            {
+                "status": found.status,
+                "ahead_by": len(commits),
+                "behind_by": 0,
+                "total_commits": len(commits),
+                "commits": commits[:250],
+                "files": [_diff_entry_json(s, f) for f in found.files[:300]],
+            }
+        )
+        return answer("repos/compare-commits", body)
+
+    @app.get(f"{repo}/pulls/<int:number>/files")
+    def pull_files(number: int) -> Response:
+        if (denied := installation_auth()) is not None:
+            return denied
+        if number not in s.prs:
+            return _error(404, "Not Found")
+        return page("pulls/list-files", [_diff_entry_json(s, f) for f in s.prs[number].files], cap=3000)
 
 
 def _add_user_login(app: Flask, s: Scenario, answer: Any) -> None:

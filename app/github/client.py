@@ -175,6 +175,17 @@ class GitHubClient:
     def revoke_installation_token(self, token: SecretStr) -> None:
         self.auth.revoke_installation_token(token)
 
+    def app_events(self) -> tuple[str, ...]:
+        """The webhook events the App is subscribed to (``GET /app``, as the App): what ``doctor``
+        checks against the events the gate answers. Raises ``GitHubError``."""
+        reply = self.http.request(
+            "GET", "/app", credential=self.auth.app.credential(), what="reading the App's settings"
+        )
+        events = reply.data.get("events") if isinstance(reply.data, dict) else None
+        if not isinstance(events, list):
+            raise GitHubError("GitHub's answer to GET /app has no list of events")
+        return tuple(str(e) for e in events)
+
     # -- check runs (app.publish.checks.ChecksAPI) ---------------------------------------------------------
     @property
     def app_id(self) -> int:
