@@ -68,6 +68,8 @@ OPERATIONS = (
     "repos/create-or-update-environment",
     "apps/get-org-installation",
     "apps/list-repos-accessible-to-installation",
+    "git/get-ref",
+    "git/get-tag",
 )
 WEBHOOKS = (
     "pull-request-opened",

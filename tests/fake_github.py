@@ -174,6 +174,10 @@ class PR:
     commits: list[Commit] = field(default_factory=list)
     # ReviewSpec, or {"user": Person, "state": ..., "commit_id": ..., "id"?: ...}
     reviews: list[Any] = field(default_factory=list)
+    # (id, owner/name) of the head's repository when it is a fork; None: the scenario's repository.
+    head_repo: tuple[int, str] | None = None
+    # (id, owner/name) of the base repository; None: the scenario's repository.
+    base_repo: tuple[int, str] | None = None
     # The changed files (GET /pulls/{n}/files, at its head): a FileSpec, or a path, or
     # {"filename", "status", "previous_filename"?}.
     files: list[Any] = field(default_factory=list)
@@ -219,6 +223,9 @@ class Run:
     run_attempt: int = 1
     # ApprovalSpec, or {"user": Person, "state": ..., "environments": [...], "comment"?: ...}
     approvals: list[Any] = field(default_factory=list)
+    # (id, owner/name) of the repository the run's commit is in when it is a fork; None: the scenario's.
+    head_repo: tuple[int, str] | None = None
+    pull_requests: list[int] = field(default_factory=list)  # the scenario's PRs GitHub lists on the run
 
 
 @dataclass
@@ -329,6 +336,8 @@ class Scenario:
     # branch -> the rules that apply to it, in GitHub's shape
     branch_rules: dict[str, list[dict[str, Any]]] = field(default_factory=dict)
     files: dict[str, str] = field(default_factory=dict)  # path -> text, on the default branch
+    tags: dict[str, str] = field(default_factory=dict)  # tag name -> the commit it tags
+    annotated_tags: set[str] = field(default_factory=set)  # of those, the annotated ones (a tag object)
     # The App's user authorisation: its client, who authorises in the browser, what was handed out.
     oauth_client_id: str = "Iv23li0fakeclient0001"
     oauth_client_secret: str = "fake-client-secret-0123456789abcdef"
@@ -402,9 +411,41 @@ def _pr_json(s: Scenario, pr: PR) -> dict[str, Any]:
             "labels": [{**label, "name": name} for name in pr.labels],
         }
     )
-    body["head"].update({"sha": pr.head_sha, "ref": pr.head_ref, "label": f"{s.owner}:{pr.head_ref}"})
+    head_repo = pr.head_repo or (s.repo_id, s.full_name)
+    base_repo = pr.base_repo or (s.repo_id, s.full_name)
+    body["head"].update(
+        {"sha": pr.head_sha, "ref": pr.head_ref, "label": f"{head_repo[1].split('/')[0]}:{pr.head_ref}"}
+    )
     body["base"].update({"ref": pr.base_ref, "label": f"{s.owner}:{pr.base_ref}"})
+    for side, (repo_id, full_name) in (("head", head_repo), ("base", base_repo)):
+        if body[side].get("repo"):
+            owner, name = full_name.split("/")
+            body[side]["repo"] = {**body[side]["repo"], "id": repo_id, "full_name": full_name, "name": name}
+            body[side]["repo"]["owner"] = {**body[side]["repo"]["owner"], "login": owner}
+            body[side]["repo"]["fork"] = side == "head" and pr.head_repo is not None
     return dict(body)
+
+
+def _pr_minimal_json(s: Scenario, pr: PR) -> dict[str, Any]:
+    """``pull-request-minimal``: a pull request as a workflow run lists it."""
+    api = "https://api.github.com/repos"
+    head_id, head_name = pr.head_repo or (s.repo_id, s.full_name)
+    base_id, base_name = pr.base_repo or (s.repo_id, s.full_name)
+    return {
+        "id": 10_000 + pr.number,
+        "number": pr.number,
+        "url": f"{api}/{base_name}/pulls/{pr.number}",
+        "head": {
+            "ref": pr.head_ref,
+            "sha": pr.head_sha,
+            "repo": {"id": head_id, "url": f"{api}/{head_name}", "name": head_name.split("/")[1]},
+        },
+        "base": {
+            "ref": pr.base_ref,
+            "sha": "e" * 40,
+            "repo": {"id": base_id, "url": f"{api}/{base_name}", "name": base_name.split("/")[1]},
+        },
+    }
 
 
 def _pr_simple_json(s: Scenario, pr: PR) -> dict[str, Any]:
@@ -672,6 +713,10 @@ def create_fake_github(s: Scenario) -> Flask:
                 "run_attempt": run.run_attempt,
             }
         )
+        head_id, head_name = run.head_repo or (s.repo_id, s.full_name)
+        body["head_repository"] = {**body["head_repository"], "id": head_id, "full_name": head_name}
+        body["repository"] = {**body["repository"], "id": s.repo_id, "full_name": s.full_name}
+        body["pull_requests"] = [_pr_minimal_json(s, s.prs[n]) for n in run.pull_requests]
         return answer("actions/get-workflow-run", body)
 
     def git_actor(email: str, name: str, account: Person | None) -> dict[str, Any]:
@@ -952,11 +997,49 @@ def create_fake_github(s: Scenario) -> Flask:
         return answer("repos/get-content", listing)
 
     _add_user_login(app, s, answer)
+    _add_git_refs(app, s, answer, installation_auth)
     _add_changes(app, s, answer, page, installation_auth)
     _add_app_settings(app, s, answer, app_auth)
     _add_hook_deliveries(app, s, answer, app_auth)
     _add_protection_writes(app, s, answer)
     return app
+
+
+def _tag_object_sha(name: str) -> str:
+    return hashlib.sha1(f"tag {name}".encode(), usedforsecurity=False).hexdigest()
+
+
+def _add_git_refs(app: Flask, s: Scenario, answer: Any, installation_auth: Any) -> None:
+    """``GET /git/ref/tags/{name}`` (404 for no such tag) and ``GET /git/tags/{sha}`` (annotated tags)."""
+    repo = f"/repos/{s.owner}/{s.repo}"
+    api = f"https://api.github.com{repo}"
+
+    @app.get(f"{repo}/git/ref/tags/<path:name>")
+    def get_tag_ref(name: str) -> Response:
+        if (denied := installation_auth()) is not None:
+            return denied
+        if name not in s.tags:
+            return _error(404, "Not Found")
+        body = example("git/get-ref")
+        annotated = name in s.annotated_tags
+        sha = _tag_object_sha(name) if annotated else s.tags[name]
+        kind = "tag" if annotated else "commit"
+        body.update({"ref": f"refs/tags/{name}", "url": f"{api}/git/refs/tags/{name}"})
+        body["object"] = {"sha": sha, "type": kind, "url": f"{api}/git/{kind}s/{sha}"}
+        return answer("git/get-ref", body)
+
+    @app.get(f"{repo}/git/tags/<sha>")
+    def get_tag(sha: str) -> Response:
+        if (denied := installation_auth()) is not None:
+            return denied
+        found = [n for n in s.annotated_tags if _tag_object_sha(n) == sha]
+        if not found:
+            return _error(404, "Not Found")
+        body = example("git/get-tag")
+        commit = s.tags[found[0]]
+        body.update({"sha": sha, "tag": found[0], "url": f"{api}/git/tags/{sha}"})
+        body["object"] = {"sha": commit, "type": "commit", "url": f"{api}/git/commits/{commit}"}
+        return answer("git/get-tag", body)
 
 
 def _add_app_settings(app: Flask, s: Scenario, answer: Any, app_auth: Any) -> None:

@@ -125,6 +125,9 @@ class Subject(BaseModel):
     event: str
     run_id: int
     run_attempt: int
+    check_run_id: int | None = Field(
+        None, description="The job's check run, from the token's check_run_id claim (GitHub.com, GHE.com)."
+    )
     environment: str | None = None
     runner_environment: str
     pull_request: int | None = None

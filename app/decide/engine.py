@@ -90,6 +90,7 @@ def _subject(
         event=identity.event_name,
         run_id=identity.run_id,
         run_attempt=identity.run_attempt,
+        check_run_id=identity.check_run_id,
         environment=environment,
         runner_environment=identity.runner_environment,
         pull_request=request.pull_request

@@ -156,6 +156,13 @@ def explanation(decision: Decision) -> Explanation:
             if s.run_id > 0
             else None,
         ),
+    ]
+    if s.check_run_id is not None:
+        # The job itself (the token's check_run_id): its check run on GitHub, under its run.
+        workload.append(
+            Row("Job", f"check run {s.check_run_id}", f"{server}/{s.repository}/runs/{s.check_run_id}")
+        )
+    workload += [
         Row("Actor", f"@{s.actor} (id {s.actor_id})"),
         Row("Event", s.event),
         Row("Ref", s.ref),
@@ -163,7 +170,8 @@ def explanation(decision: Decision) -> Explanation:
         Row("Runner", s.runner_environment),
     ]
     if s.triggering_actor and s.triggering_actor != s.actor:
-        workload.insert(3, Row("Triggered by", f"@{s.triggering_actor}"))
+        after_actor = next(i for i, r in enumerate(workload) if r.label == "Actor") + 1
+        workload.insert(after_actor, Row("Triggered by", f"@{s.triggering_actor}"))
     if s.environment:
         workload.append(Row("Environment", s.environment))
     if s.pull_request:

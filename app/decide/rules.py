@@ -12,8 +12,15 @@ from app.decide.decision import Reason
 from app.decide.provenance import Provenance
 from app.evidence.model import ChangedFiles
 from app.policy.paths import matching, shown
-from app.policy.schema import Repository, RepositoryPattern, Rule, describe_matchers, matcher_matches
-from app.tokens.identity import Origin, WorkloadIdentity
+from app.policy.schema import (
+    Pattern,
+    Repository,
+    RepositoryPattern,
+    Rule,
+    describe_matchers,
+    matcher_matches,
+)
+from app.tokens.identity import REPO_PROPERTY_PREFIX, Origin, WorkloadIdentity
 
 # What a failed condition adds to a rule's distance; a rule for another repository is at least
 # REPOSITORY_WEIGHT away (the engine relies on it to skip them when a closer candidate exists).
@@ -86,6 +93,30 @@ def check_paths(patterns: list[str], files: ChangedFiles | None) -> Reason:
     return Reason(code="paths", ok=False, message=f"paths: the change touches none of {', '.join(patterns)}")
 
 
+def _check_properties(wanted: dict[str, str | Pattern], identity: WorkloadIdentity) -> Reason:
+    """Every property the rule names, against the token's ``repo_property_<name>`` claims."""
+    if identity.repo_properties is None:
+        return Reason(
+            code="repo_properties",
+            ok=False,
+            message="repository properties are known only from a job's token (repo_property_* claims); "
+            f"this {identity.origin.value} has none, so a rule on them does not match it",
+        )
+    for name, matcher in wanted.items():
+        value = identity.repo_properties.get(name)
+        if not matcher_matches(matcher, value):
+            got = (
+                value if value is not None else f"none (the token has no claim {REPO_PROPERTY_PREFIX}{name})"
+            )
+            return Reason(
+                code="repo_properties",
+                ok=False,
+                message=f"repository property {name}: got {got}, expected {describe_matchers([matcher])}",
+            )
+    shown = ", ".join(f"{k}={identity.repo_properties[k]}" for k in wanted)
+    return Reason(code="repo_properties", ok=True, message=f"repository properties {shown}")
+
+
 def check_rule(
     rule: Rule,
     identity: WorkloadIdentity,
@@ -94,6 +125,8 @@ def check_rule(
     files: ChangedFiles | None = None,
 ) -> RuleCheck:
     reasons = [_check_repository(rule, identity)]
+    if rule.repo_properties is not None:
+        reasons.append(_check_properties(rule.repo_properties, identity))
 
     def cond(code: str, matchers: list[object] | None, value: str | None, label: str) -> None:
         if matchers is None:

@@ -2,8 +2,9 @@
 for the gate's answer, whether or not their workflow ever calls it.
 
 On ``deployment_protection_rule`` (signature checked by the webhook, then queued), the workload is
-rebuilt from GitHub's facts: the workflow run is re-fetched (actor, event, ref, head commit,
-workflow file), and the evidence (its pull requests, reviews, environment approvals, provenance) is
+rebuilt from GitHub's facts: the workflow run is re-fetched (actor, event, head commit, workflow
+file), its ref resolved from the run and what the event says is deployed (a tag is ``refs/tags/``,
+a fork's branch is never the repository's: app/events/held_ref.py), and the evidence (its pull requests, reviews, environment approvals, provenance) is
 gathered as for ``POST /v1/decisions``. The same pipeline decides the ``deploy`` action for that
 environment under the same policy, and records the decision, its page and the held deployment in
 one transaction (its page is linked).
@@ -27,6 +28,7 @@ from typing import Any
 
 from app.decide.decision import Decision, DecisionRequest
 from app.errors import InvalidRequest
+from app.events.held_ref import Deployed, held_ref
 from app.evidence.model import Evidence
 from app.gate.core import Gate
 from app.gate.question import Keeps, KeepsFor, Question
@@ -67,6 +69,12 @@ def on_protection_rule(g: Gate, event: DeploymentProtectionRuleEvent, delivery: 
     repo, environment = event.repository, event.environment
     run_id = run_id_of(event.deployment_callback_url, repo.full_name)
     deployment_id = event.deployment.id if event.deployment is not None else None
+    deployed = Deployed(
+        ref=event.ref,
+        sha=event.sha,
+        deployment_ref=event.deployment.ref if event.deployment is not None else None,
+        deployment_sha=event.deployment.sha if event.deployment is not None else None,
+    )
     held: dict[str, Any] = {
         "repository_id": repo.id,
         "repository": repo.full_name,
@@ -75,6 +83,7 @@ def on_protection_rule(g: Gate, event: DeploymentProtectionRuleEvent, delivery: 
         "run_id": run_id,
         "environment": environment,
         "deployment_id": deployment_id,
+        "deployed": deployed.record(),
         "state": "pending",
         "comments": 0,
         "last_comment": None,
@@ -110,9 +119,17 @@ def on_pull_request_review(g: Gate, event: PullRequestReviewEvent, delivery: str
 
 
 def read_held_job(
-    github: GitHubAPI, repo: Repo, *, environment: str, run_id: int, delivery: str, now: int
+    github: GitHubAPI,
+    repo: Repo,
+    *,
+    environment: str,
+    run_id: int,
+    delivery: str,
+    now: int,
+    deployed: Deployed | None = None,
 ) -> WorkloadIdentity:
-    """The held job's identity, from its workflow run as GitHub reports it now (re-fetched)."""
+    """The held job's identity, from its workflow run as GitHub reports it now (re-fetched) and what
+    the protection rule event said is deployed (``None`` for a simulation: the run alone)."""
     run = parse(
         GhRun,
         github.get_json(
@@ -122,7 +139,10 @@ def read_held_job(
         ),
         f"reading run {run_id} of {repo.full_name}",
     )
-    return held_job_identity(run, repo, environment=environment, run_id=run_id, delivery=delivery, now=now)
+    ref = held_ref(github, repo, run, deployed)
+    return held_job_identity(
+        run, repo, ref=ref, environment=environment, run_id=run_id, delivery=delivery, now=now
+    )
 
 
 def deploy_question(
@@ -159,6 +179,7 @@ def decide_held(g: Gate, held: dict[str, Any], *, delivery: str, why: str) -> di
         run_id=run_id,
         delivery=delivery,
         now=int(g.clock()),
+        deployed=Deployed.of_record(held.get("deployed")),
     )
 
     def keeps(decision: Decision, evidence: Evidence) -> Keeps:

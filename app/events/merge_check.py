@@ -22,6 +22,7 @@ from app.gate.question import Question
 from app.gate.workloads import Repo, pull_request_check_identity
 from app.github.auth import repo_path
 from app.github.payloads import GhPull, GhRepository, parse
+from app.github.protocol import GitHubAPI
 from app.github.webhooks import CheckRunEvent, CheckSuiteEvent, PullRequestEvent, PullRequestReviewEvent
 from app.publish.checks import CHECK_PREFIX
 from app.tokens.identity import WorkloadIdentity
@@ -59,7 +60,11 @@ def on_pull_request_review(g: Gate, event: PullRequestReviewEvent, delivery: str
 
 
 def on_rerequested(g: Gate, event: CheckRunEvent | CheckSuiteEvent, delivery: str) -> dict[str, Any]:
-    """The Re-run button on the gate's own check run (or its whole suite): evaluate each PR again."""
+    """The Re-run button on the gate's own check run (or its whole suite): evaluate each PR again.
+
+    GitHub lists only the repository's own pull requests in the event (none for a fork's): when it
+    lists none, the open pull requests of this repository whose head is the check's commit are
+    looked up from the commit (``GET /commits/{sha}/pulls``, every page)."""
     name = event.event_name
     if event.action != "rerequested":
         return {"handled": False, "why": f"{name} action {event.action!r} needs no check"}
@@ -67,24 +72,50 @@ def on_rerequested(g: Gate, event: CheckRunEvent | CheckSuiteEvent, delivery: st
         return {"handled": False, "why": "the check was not created by this App"}
     if isinstance(event, CheckRunEvent) and not event.check_run.name.startswith(CHECK_PREFIX):
         return {"handled": False, "why": "not one of the gate's checks"}
-    numbers = list(event.item.pull_request_numbers)
-    results = [evaluate_again(g, event.repository, n, delivery, "a re-run of its check") for n in numbers]
+    repo = event.repository
+    numbers = list(event.item.pull_request_numbers_in(repo.id))
+    if numbers:
+        pulls = [_read_pull(g.github, repo, number, "a re-run of its check") for number in numbers]
+    else:
+        pulls = open_pulls_at(g.github, repo, event.item.head_sha)
+        numbers = [p.number for p in pulls]
+    results = [_evaluate_open(g, repo, pr, delivery) for pr in pulls]
     return {"handled": bool(results), "pull_requests": numbers, "results": results}
 
 
 def evaluate_again(g: Gate, repo: GhRepository, number: int, delivery: str, why: str) -> dict[str, Any]:
     """Read pull request ``number`` as GitHub has it now and evaluate its merge check again."""
     assert g.github is not None
-    pr = parse(
+    return _evaluate_open(g, repo, _read_pull(g.github, repo, number, why), delivery)
+
+
+def _read_pull(github: GitHubAPI, repo: GhRepository, number: int, why: str) -> GhPull:
+    return parse(
         GhPull,
-        g.github.get_json(
+        github.get_json(
             repo.full_name,
             f"/repos/{repo_path(repo.full_name)}/pulls/{number}",
             what=f"reading PR #{number} of {repo.full_name} for {why}",
         ),
         f"reading PR #{number} of {repo.full_name}",
     )
-    return _evaluate_open(g, repo, pr, delivery)
+
+
+def open_pulls_at(github: GitHubAPI, repo: GhRepository, sha: str) -> list[GhPull]:
+    """The open pull requests into ``repo`` whose head is ``sha`` (a fork's included), from every
+    page of ``GET /commits/{sha}/pulls`` (fails closed past the client's page cap). A pull request
+    merely containing the commit, closed, or into another repository is not one of them."""
+    what = f"finding the pull requests of commit {sha[:7]} in {repo.full_name} for a re-run of its check"
+    found = parse(
+        list[GhPull],
+        github.get_all(repo.full_name, f"/repos/{repo_path(repo.full_name)}/commits/{sha}/pulls", what=what),
+        what,
+    )
+    return [
+        p
+        for p in found
+        if p.state == "open" and p.head.sha == sha and p.base.repo is not None and p.base.repo.id == repo.id
+    ]
 
 
 def _evaluate_open(g: Gate, repo: GhRepository, pr: GhPull, delivery: str) -> dict[str, Any]:

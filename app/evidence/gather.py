@@ -248,12 +248,9 @@ class GitHubEvidence:
         sha = request.sha or identity.sha
         what = f"finding the pull requests of commit {sha[:7]} in {repo}"
         try:
-            data = self._gh.get_json(
-                repo,
-                f"/repos/{repo_path(repo)}/commits/{sha}/pulls",
-                what=what,
-                params={"per_page": 100},
-            )
+            # Every page: a commit on a long-lived branch belongs to many pull requests, and the one
+            # that matters (the merged one, or the open one whose head it is) may be past the first 100.
+            data = self._gh.get_all(repo, f"/repos/{repo_path(repo)}/commits/{sha}/pulls", what=what)
         except GitHubNotFound as exc:
             raise _unknown_commit(repo, sha, 404) from exc
         except GitHubError as exc:

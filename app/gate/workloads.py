@@ -112,14 +112,17 @@ def held_job_identity(
     run: GhRun,
     repo: Repo,
     *,
+    ref: str,
     environment: str,
     run_id: int,
     delivery: str,
     now: int,
 ) -> WorkloadIdentity:
     """The identity of a job GitHub holds for the deployment protection rule, from its workflow run
-    (``GET .../actions/runs/{id}``): the run's actor, event, ref, head commit and top-level workflow
-    file. The one reading of a run, shared by the protection rule and ``agent-gate explain --run``.
+    (``GET .../actions/runs/{id}``): the run's actor, event, head commit and top-level workflow
+    file, at ``ref`` (resolved from GitHub's facts by app/events/held_ref.py: a run names its ref by
+    its short name only). The one reading of a run, shared by the protection rule and
+    ``agent-gate explain --run``.
 
     The runner is not known yet (the job has not started), so the engine treats runner conditions
     as applying when the job itself asks the gate. Raises :class:`InvalidRequest` when the run
@@ -129,8 +132,6 @@ def held_job_identity(
         raise InvalidRequest(
             f"GitHub's answer for run {run_id} lacks a field the gate needs (actor)", code="invalid-payload"
         )
-    branch = run.head_branch or ""
-    ref = branch if branch.startswith("refs/") else f"refs/heads/{branch}"
     return _built(
         repo,
         Origin.HELD_DEPLOYMENT,

@@ -46,9 +46,17 @@ class GhRepository(_Payload):
     owner: GhUser
 
 
+class GhRepoRef(_Payload):
+    """The ``repo`` of a pull request's head or base: which repository the branch is in."""
+
+    id: int
+    full_name: str | None = None
+
+
 class GhRef(_Payload):
     ref: str
     sha: str
+    repo: GhRepoRef | None = None  # null when a fork was deleted
 
 
 class GhLabel(_Payload):
@@ -115,6 +123,14 @@ class GhReview(_Payload):
     submitted_at: datetime | None = None
 
 
+class GhRunPull(_Payload):
+    """``pull-request-minimal``: a pull request a run is for (GitHub lists none for a fork's)."""
+
+    number: int
+    head: GhRef
+    base: GhRef
+
+
 class GhRun(_Payload):
     """``workflow-run``."""
 
@@ -126,6 +142,27 @@ class GhRun(_Payload):
     event: str
     path: str  # the workflow file, ``.github/workflows/deploy.yml``; GitHub may append ``@<ref>``
     run_attempt: int | None = None
+    head_repository: GhRepoRef | None = None  # where the run's commit is: a fork's for a fork's PR
+    pull_requests: list[GhRunPull] | None = None
+
+
+class GhGitObject(_Payload):
+    sha: str
+    type: str  # commit, or tag (an annotated tag's object)
+
+
+class GhGitRef(_Payload):
+    """``git-ref`` (``GET /git/ref/{ref}``)."""
+
+    ref: str
+    object: GhGitObject
+
+
+class GhGitTag(_Payload):
+    """``git-tag`` (``GET /git/tags/{sha}``): an annotated tag, and the object it tags."""
+
+    sha: str
+    object: GhGitObject
 
 
 class GhEnvironment(_Payload):

@@ -93,8 +93,22 @@ class PullRequestReviewEvent(_Event):
 # --- check_run, check_suite -------------------------------------------------------------------
 
 
+class CheckBaseRepo(_Webhook):
+    id: int
+
+
+class CheckPullRequestBase(_Webhook):
+    repo: CheckBaseRepo
+
+
 class CheckPullRequest(_Webhook):
     number: int
+    base: CheckPullRequestBase | None = None  # always sent; the pull request's repository
+
+
+def _numbers_in(pulls: list[CheckPullRequest], repository_id: int) -> tuple[int, ...]:
+    # A check's pull requests may include other repositories' with the same head (a fork's own).
+    return tuple(sorted({p.number for p in pulls if p.base is None or p.base.repo.id == repository_id}))
 
 
 class CheckRunApp(_Webhook):
@@ -120,6 +134,10 @@ class CheckRun(_Webhook):
     def pull_request_numbers(self) -> tuple[int, ...]:
         return tuple(sorted({p.number for p in self.pull_requests}))
 
+    def pull_request_numbers_in(self, repository_id: int) -> tuple[int, ...]:
+        """The numbers of the repository's own pull requests listed (none for a fork's)."""
+        return _numbers_in(self.pull_requests, repository_id)
+
 
 class CheckSuite(_Webhook):
     head_sha: str
@@ -133,6 +151,9 @@ class CheckSuite(_Webhook):
     @property
     def pull_request_numbers(self) -> tuple[int, ...]:
         return tuple(sorted({p.number for p in self.pull_requests}))
+
+    def pull_request_numbers_in(self, repository_id: int) -> tuple[int, ...]:
+        return _numbers_in(self.pull_requests, repository_id)
 
 
 class CheckRunEvent(_Event):
@@ -164,6 +185,8 @@ class CheckSuiteEvent(_Event):
 
 class DeploymentRef(_Webhook):
     id: int
+    ref: str | None = None  # "a branch, tag, or sha", by its short name
+    sha: str | None = None
 
 
 class DeploymentProtectionRuleEvent(_Event):
@@ -177,7 +200,11 @@ class DeploymentProtectionRuleEvent(_Event):
 
     environment: str = Field(min_length=1)
     deployment_callback_url: str
-    deployment: DeploymentRef | None = None
+    deployment: DeploymentRef | None = None  # null for an environment with ``deployment: false``
+    # "The ref (branch or tag) that triggered the workflow" (its short name) and its commit, from the
+    # run's check suite, sent whether or not a deployment is created.
+    ref: str | None = None
+    sha: str | None = None
 
 
 class WorkflowRunRef(_Webhook):

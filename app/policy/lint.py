@@ -303,6 +303,11 @@ def _covers(earlier: Rule, later: Rule) -> bool:
         wide, narrow = getattr(earlier, condition), getattr(later, condition)
         if wide is not None and (narrow is None or any(v not in wide for v in narrow)):
             return False
+    if earlier.repo_properties is not None and (
+        later.repo_properties is None
+        or any(later.repo_properties.get(k) != v for k, v in earlier.repo_properties.items())
+    ):
+        return False
     return (earlier.allow_agents or not later.allow_agents) and (earlier.allow_bots or not later.allow_bots)
 
 

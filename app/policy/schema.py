@@ -61,6 +61,8 @@ GITHUB_PERMISSION_NAME = r"^[a-z]+(_[a-z]+)*$"
 AUDIENCE = r"^[A-Za-z0-9._:/-]{1,200}$"
 # A person or a team who answers for a rule, repository or workflow, written as in CODEOWNERS.
 OWNER_REF = r"^@[A-Za-z0-9][A-Za-z0-9_-]{0,99}(/[a-z0-9][a-z0-9_-]{0,99})?$"
+# A repository custom property's name, as GitHub allows it (letters, digits, _ - $ #, up to 75).
+PROPERTY_NAME = r"^[A-Za-z0-9_$#-]{1,75}$"
 
 PATTERN_MEANINGS: dict[str, str] = {
     SLUG: "a slug: lower-case letters, digits, '.', '_' and '-', starting with a letter or digit, "
@@ -77,6 +79,7 @@ PATTERN_MEANINGS: dict[str, str] = {
     GITHUB_PERMISSION_NAME: "a GitHub App permission name such as contents or pull_requests",
     AUDIENCE: "letters, digits and . _ : / -, e.g. deploy:production",
     OWNER_REF: "a GitHub user (@octocat) or a team of the org (@octo-org/security), as in CODEOWNERS",
+    PROPERTY_NAME: "a custom property name: letters, digits, '_', '-', '$' and '#', at most 75 characters",
 }
 
 
@@ -509,6 +512,14 @@ class Rule(_Strict):
         None,
         min_length=1,
         description="The change (its pull request's files) touches one of these paths; unreadable files deny.",
+    )
+    repo_properties: dict[Annotated[str, Field(pattern=PROPERTY_NAME)], Matcher] | None = Field(
+        None,
+        min_length=1,
+        description="Repository custom properties, each an exact value or {pattern: REGEX}, matched "
+        "against the token's repo_property_<name> claims; every one must match. A property the token "
+        "does not carry matches nothing, and a workload without a token (a pull request's merge check, "
+        "a held deployment) never matches. Omitted: any repository.",
     )
     approvals: Approvals | None = Field(
         None,

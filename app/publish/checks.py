@@ -1,8 +1,8 @@
 """Check runs from decisions: every decision about a commit becomes ``agent-gate / <action>`` on it.
 
 The body comes from the same explanation model as the decision page and ``agent-gate explain``.
-GitHub's limits are respected: title, summary and text each at most 65,535 characters, truncated
-with a note. Writing a check run never changes a decision: a failure is logged and audited by the
+GitHub's limits are respected: summary and text each at most 65,535 UTF-8 **bytes** (GitHub counts
+bytes, not characters), cut on a character boundary with a note that keeps the decision page's link. Writing a check run never changes a decision: a failure is logged and audited by the
 gate's hook runner.
 """
 
@@ -16,13 +16,15 @@ from app.decide.agent_free import SIGNALS_LOOKED_FOR, is_agent_free_pass
 from app.decide.decision import Decision
 from app.decide.explain import explanation, to_markdown
 from app.publish.deployments import FIXABLE_CODES
+from app.publish.limits import fit
 
 log = logging.getLogger("agent_gate.checks")
 
-MAX_OUTPUT_CHARS = 65_535
+MAX_OUTPUT_BYTES = 65_535  # output.summary and output.text, each, in UTF-8 bytes (GitHub's limit)
+MAX_TITLE_BYTES = 1000
 CHECK_PREFIX = "agent-gate / "
 _TRUNCATED = (
-    "\n\n…(truncated to fit GitHub's 65,535-character limit; the full explanation is on the decision page)"
+    "\n\n…(truncated to fit GitHub's limit of 65,535 bytes; the full explanation is on the decision page"
 )
 
 
@@ -38,11 +40,11 @@ class ChecksAPI(Protocol):
     def update_check_run(self, repository: str, check_run_id: int, body: dict[str, Any]) -> None: ...
 
 
-def truncate(text: str, limit: int = MAX_OUTPUT_CHARS) -> str:
-    """Fit ``text`` into ``limit`` characters, ending with a note when it was cut."""
-    if len(text) <= limit:
-        return text
-    return text[: limit - len(_TRUNCATED)] + _TRUNCATED
+def truncate(text: str, limit: int = MAX_OUTPUT_BYTES, *, link: str | None = None) -> str:
+    """Fit ``text`` into ``limit`` UTF-8 bytes, cut on a character boundary and ending with a note
+    (which names the decision page ``link``) when it was cut."""
+    note = _TRUNCATED + (f": {link})" if link else ")")
+    return fit(text, limit, note=note)
 
 
 def check_name(action: str) -> str:
@@ -98,9 +100,9 @@ def check_run_body(decision: Decision) -> dict[str, Any]:
         "completed_at": decision.decided_at.strftime("%Y-%m-%dT%H:%M:%SZ"),
         "external_id": decision.decision_id,
         "output": {
-            "title": truncate(e.title, 1000),
-            "summary": truncate(summary),
-            "text": truncate(debug_text(decision)),
+            "title": fit(e.title, MAX_TITLE_BYTES, note="…"),
+            "summary": truncate(summary, link=decision.details_url),
+            "text": truncate(debug_text(decision), link=decision.details_url),
         },
     }
     if decision.details_url:

@@ -4,8 +4,10 @@ GitHub holds every job that targets an environment the App protects until the Ap
 ``POST /repos/{owner}/{repo}/actions/runs/{run_id}/deployment_protection_rule`` with
 ``{"environment_name", "state": "approved" | "rejected", "comment"}``; a body without ``state``
 posts a progress comment. A deployment gets at most 10 progress comments of at most 1,024
-characters each (GitHub's limits): the comments are rendered from the same explanation model as
-check runs and decision pages, cut to fit, and always keep the decision page's link.
+characters each (GitHub's limits; its documentation does not say how it counts them). Each comment is
+kept within 1,024 UTF-8 **bytes**, which fits however GitHub counts (characters, UTF-16 code units or
+bytes: none exceeds the byte count), cut on a character boundary. The comments are rendered from the
+same explanation model as check runs and decision pages and always keep the decision page's link.
 """
 
 from __future__ import annotations
@@ -16,8 +18,9 @@ from typing import Any, Protocol
 
 from app.decide.decision import Decision
 from app.decide.explain import explanation
+from app.publish.limits import cut_utf8, utf8_size
 
-MAX_COMMENT_CHARS = 1024
+MAX_COMMENT_BYTES = 1024  # GitHub's "1,024 characters", kept in bytes (fits any way of counting)
 MAX_PROGRESS_COMMENTS = 10
 # The failed checks a person can fix while the job waits: it lacks independent human approvals
 # (of the change, or those its paths call for).
@@ -47,21 +50,21 @@ def verdict(decision: Decision) -> Verdict:
 
 
 def _fit(parts: list[str], link: str | None) -> str:
-    """Join ``parts`` into at most MAX_COMMENT_CHARS characters, cutting the last part that does not
-    fit, and always ending with the link."""
+    """Join ``parts`` into at most MAX_COMMENT_BYTES UTF-8 bytes, cutting the last part that does not
+    fit (on a character boundary), and always ending with the link."""
     tail = f"\n\nDecision: {link}" if link else ""
-    room = MAX_COMMENT_CHARS - len(tail)
+    room = MAX_COMMENT_BYTES - utf8_size(tail)
     text = ""
     for part in parts:
         piece = part if not text else "\n" + part
-        if len(text) + len(piece) <= room:
+        if utf8_size(text) + utf8_size(piece) <= room:
             text += piece
             continue
-        cut = room - len(text) - 1
+        cut = room - utf8_size(text) - utf8_size("…")
         if cut > 20:
-            text += piece[:cut] + "…"
+            text += cut_utf8(piece, cut) + "…"
         break
-    return text + tail
+    return cut_utf8(text, room) + tail
 
 
 def comment(decision: Decision, *, attempt: int | None = None) -> str:

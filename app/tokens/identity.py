@@ -66,9 +66,14 @@ DISPLAY_CLAIMS: tuple[str, ...] = (
     "run_number",
     "run_attempt",
     "runner_environment",
+    "check_run_id",
     "iat",
     "exp",
 )
+
+# Repository custom properties an org chose to put in its tokens arrive as ``repo_property_<name>``
+# claims (GitHub: "prefixed with repo_property_").
+REPO_PROPERTY_PREFIX = "repo_property_"
 
 
 class Origin(StrEnum):
@@ -94,7 +99,18 @@ MERGE_GROUP_ISSUER = "agent-gate:merge-group"
 
 def display_claims(claims: dict[str, Any]) -> dict[str, Any]:
     """The non-secret subset of ``claims`` that may be shown to a person or written to a log."""
-    return {k: claims[k] for k in DISPLAY_CLAIMS if k in claims}
+    shown = {k: claims[k] for k in DISPLAY_CLAIMS if k in claims}
+    return shown | {k: v for k, v in sorted(claims.items()) if k.startswith(REPO_PROPERTY_PREFIX)}
+
+
+def repo_properties(claims: dict[str, Any]) -> dict[str, str]:
+    """The repository's custom properties the token carries (``repo_property_<name>`` claims), by name.
+    A value that is not text (GitHub documents none) is left out: it then matches no rule."""
+    return {
+        k.removeprefix(REPO_PROPERTY_PREFIX): v
+        for k, v in claims.items()
+        if k.startswith(REPO_PROPERTY_PREFIX) and len(k) > len(REPO_PROPERTY_PREFIX) and isinstance(v, str)
+    }
 
 
 class WorkloadIdentity(BaseModel):
@@ -129,6 +145,11 @@ class WorkloadIdentity(BaseModel):
     run_id: int
     run_attempt: int
     runner_environment: str
+    # The job's check run (GitHub.com and GHE.com tokens carry it): the job itself, for reviewers.
+    check_run_id: int | None = None
+    # The repository's custom properties from the token's repo_property_* claims; None for an
+    # identity the gate builds itself (no token), whose properties are not known.
+    repo_properties: dict[str, str] | None = None
 
     @field_validator("head_ref", "base_ref", "environment", "ref_type", "job_workflow_sha", mode="before")
     @classmethod
@@ -166,8 +187,20 @@ class WorkloadIdentity(BaseModel):
             # Whatever the claims say: a claim named "origin" must never pass a token off as a
             # pull request check or a held deployment (their run conditions are relaxed).
             "origin": Origin.OIDC_TOKEN,
+            "repo_properties": repo_properties(claims),
         }
-        for key in ("repository_id", "repository_owner_id", "actor_id", "run_id", "run_attempt"):
+        if data.get("check_run_id") in (None, ""):
+            data.pop("check_run_id", None)  # an optional claim: absent outside GitHub.com and GHE.com
+        for key in (
+            "repository_id",
+            "repository_owner_id",
+            "actor_id",
+            "run_id",
+            "run_attempt",
+            "check_run_id",
+        ):
+            if key not in data:
+                continue
             value = data[key]
             if isinstance(value, bool) or not (
                 isinstance(value, int) or (isinstance(value, str) and value.isascii() and value.isdigit())

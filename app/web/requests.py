@@ -1,7 +1,8 @@
 """The request as the endpoints read it: the running app's gate, bearer tokens, JSON bodies, issued grants.
 
-Limits are checked before anything is parsed: a body over :data:`MAX_BODY_BYTES` or an
-Authorization header over :data:`MAX_AUTHORIZATION_BYTES` is refused with the gate's own error.
+Limits are checked before anything is parsed: a body over its route's limit (:data:`MAX_BODY_BYTES`,
+or :data:`MAX_WEBHOOK_BYTES` on the webhook route) or an Authorization header over
+:data:`MAX_AUTHORIZATION_BYTES` is refused with the gate's own error.
 """
 
 from __future__ import annotations
@@ -29,6 +30,12 @@ from app.tokens.unverified import unverified_display_claims
 
 MAX_BODY_BYTES = 64 * 1024
 MAX_AUTHORIZATION_BYTES = 16 * 1024
+# GitHub delivers webhook payloads of up to 25 MB (it drops larger ones): a pull request whose
+# description an agent made long still has to reach the gate. Only the webhook route takes them; its
+# signature is checked over the raw body before anything is parsed.
+MAX_WEBHOOK_BYTES = 25 * 1024 * 1024
+WEBHOOK_ENDPOINT = "webhook.github_webhook"
+_BODY_LIMITS = {WEBHOOK_ENDPOINT: MAX_WEBHOOK_BYTES}
 
 M = TypeVar("M", bound=BaseModel)
 
@@ -39,8 +46,13 @@ def gate() -> Gate:
     return g
 
 
+def body_limit(endpoint: str | None) -> int:
+    """The largest body a route takes: :data:`MAX_WEBHOOK_BYTES` on the webhook, else :data:`MAX_BODY_BYTES`."""
+    return _BODY_LIMITS.get(endpoint or "", MAX_BODY_BYTES)
+
+
 def buffer_body() -> None:
-    """Before any view: read the whole body (at most :data:`MAX_BODY_BYTES`) off the socket, or refuse.
+    """Before any view: read the whole body (at most the route's :func:`body_limit`) off the socket, or refuse.
 
     A declared length over the limit is refused unread. A chunked body (no Content-Length) is read up
     to one byte past the limit and refused with 413 when longer, never silently cut. A client that
@@ -48,12 +60,13 @@ def buffer_body() -> None:
     """
     if request.method not in {"POST", "PUT", "PATCH", "DELETE"}:
         return
+    limit = body_limit(request.endpoint)
     length = request.content_length
-    if length is not None and length > MAX_BODY_BYTES:
-        raise PayloadTooLarge(f"the request body is {length} bytes; the limit is {MAX_BODY_BYTES} bytes")
+    if length is not None and length > limit:
+        raise PayloadTooLarge(f"the request body is {length} bytes; the limit is {limit} bytes{_why(limit)}")
     environ = request.environ
     source = environ["wsgi.input"]
-    want = MAX_BODY_BYTES + 1 if length is None else length
+    want = limit + 1 if length is None else length
     try:
         chunks: list[bytes] = []
         got = 0
@@ -66,13 +79,19 @@ def buffer_body() -> None:
     except OSError as exc:  # the server's read deadline, or the client went away
         raise RequestTimeout("the request body was not delivered in time; send it at once") from exc
     data = b"".join(chunks)
-    if len(data) > MAX_BODY_BYTES:
-        raise PayloadTooLarge(f"the request body is over the limit of {MAX_BODY_BYTES} bytes")
+    if len(data) > limit:
+        raise PayloadTooLarge(f"the request body is over the limit of {limit} bytes{_why(limit)}")
     environ["wsgi.input"] = io.BytesIO(data)
     environ["CONTENT_LENGTH"] = str(len(data))
     # From here on the body is an ordinary one of known length (werkzeug reads none of a "chunked" one).
     environ.pop("wsgi.input_terminated", None)
     environ.pop("HTTP_TRANSFER_ENCODING", None)
+
+
+def _why(limit: int) -> str:
+    if limit == MAX_WEBHOOK_BYTES:
+        return " (GitHub's own limit for a webhook payload, 25 MB)"
+    return ""
 
 
 FORM = "application/x-www-form-urlencoded"

@@ -24,14 +24,11 @@ from app.events.dispatch import EVENTS, WEBHOOK
 from app.observe.metrics import metrics
 from app.store.base import FULL, QUEUED
 from app.store.clock import shared_time
-from app.web.requests import gate, load_json
+from app.web.requests import MAX_WEBHOOK_BYTES, gate, load_json
 
 log = logging.getLogger("agent_gate.webhook")
 
 bp = Blueprint("webhook", __name__)
-
-# GitHub caps webhook payloads at 25 MB; pull_request payloads are usually tens of KB.
-MAX_WEBHOOK_BYTES = 25 * 1024 * 1024
 
 
 class SignatureError(TokenError):
@@ -61,6 +58,7 @@ def github_webhook() -> tuple[Response, int]:
             "webhooks are not configured: set GATE_WEBHOOK_SECRET to the GitHub App's webhook secret",
             code="webhook-not-configured",
         )
+    # The body was read whole (at most MAX_WEBHOOK_BYTES, this route's limit) before the view ran.
     request.max_content_length = MAX_WEBHOOK_BYTES
     length = request.content_length
     if length is not None and length > MAX_WEBHOOK_BYTES:

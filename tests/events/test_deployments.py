@@ -17,7 +17,7 @@ from typing import Any
 import jsonschema
 import pytest
 
-from app.publish.deployments import MAX_COMMENT_CHARS, MAX_PROGRESS_COMMENTS, comment
+from app.publish.deployments import MAX_COMMENT_BYTES, MAX_PROGRESS_COMMENTS, comment
 from tests.builders import POLICY_TEXT, agent_identity, evidence, policy_set, run
 from tests.fake_github import Commit, Failure, extract
 from tests.github.conftest import ALICE, BOB, CAROL, HEAD, base_scenario
@@ -75,7 +75,7 @@ def requested(environment: str = "production", *, callback: str = CALLBACK, **ex
         "environment": environment,
         "event": "workflow_dispatch",
         "sha": HEAD,
-        "ref": "refs/heads/main",
+        "ref": "main",  # the short name, from the run's check suite
         "deployment_callback_url": callback,
         "deployment": {"id": 555, "environment": environment, "sha": HEAD, "ref": "main"},
         "pull_requests": [],
@@ -88,6 +88,11 @@ def requested(environment: str = "production", *, callback: str = CALLBACK, **ex
         "sender": {"login": "alice", "id": 1001},
         **extra,
     }
+
+
+def deployment(sha: str = HEAD, ref: str = "main", environment: str = "production") -> dict[str, Any]:
+    """The event's ``deployment`` (GitHub's schema: a branch, tag or sha as ``ref``)."""
+    return {"id": 555, "environment": environment, "sha": sha, "ref": ref}
 
 
 def reviewed(action: str = "approved", n: int = 0) -> dict[str, Any]:
@@ -113,7 +118,7 @@ def answers(hub: Hub) -> list[dict[str, Any]]:
 def assert_githubs_shape(body: dict[str, Any]) -> None:
     schema = extract()["operations"]["actions/review-custom-gates-for-run"]["request_schema"]
     jsonschema.validate({k: v for k, v in body.items() if k != "run_id"}, schema)
-    assert len(body["comment"]) <= MAX_COMMENT_CHARS
+    assert len(body["comment"].encode()) <= MAX_COMMENT_BYTES
 
 
 def audit_kinds(hub: Hub) -> list[str]:
@@ -173,16 +178,16 @@ def test_a_deployment_the_policy_forbids_is_rejected_with_the_reason(hub):
 def test_a_human_change_on_a_rule_without_approvals_is_approved_at_once(hub):
     human = "e" * 40
     hub.scenario.runs[RUN].head_sha = human  # no PR: a human's push to main
-    hub.deliver("deployment_protection_rule", requested("staging"))
+    hub.deliver("deployment_protection_rule", requested("staging", sha=human, deployment=deployment(human)))
     [approved] = answers(hub)
     assert approved["state"] == "approved"
 
 
 def test_the_workload_is_built_from_the_run_not_the_payload(hub):
-    # The payload claims a push by someone else at another commit; the gate reads the run.
+    # The payload claims a push by someone else; the gate reads the run.
     hub.deliver(
         "deployment_protection_rule",
-        requested(sha="f" * 40, event="push", sender={"login": "bob", "id": 1002}),
+        requested(event="push", sender={"login": "bob", "id": 1002}),
     )
     store = hub.app.extensions["agent_gate"].store
     [record] = [r for r in store.iter_audit() if r.kind == "deployment-protection"]
@@ -248,7 +253,7 @@ def test_progress_comments_stop_at_githubs_limit_of_ten(hub):
         hub.deliver("deployment_review", reviewed(n=n + 1))
     progress = [a for a in answers(hub) if "state" not in a]
     assert len(progress) == MAX_PROGRESS_COMMENTS
-    assert all(len(a["comment"]) <= MAX_COMMENT_CHARS for a in progress)
+    assert all(len(a["comment"].encode()) <= MAX_COMMENT_BYTES for a in progress)
     # Once allowed, it is approved even past the comment limit (a state is not a comment).
     hub.scenario.runs[RUN].approvals = [{"user": BOB, "state": "approved", "environments": ["production"]}]
     hub.deliver("deployment_review", reviewed(n=99))
@@ -269,7 +274,7 @@ def test_a_comment_fits_1024_characters_and_keeps_its_link():
         update={"remedy": "r" * 5000, "details_url": "http://gate.test/decisions/dec_x"}
     )
     text = comment(long, attempt=3)
-    assert len(text) <= MAX_COMMENT_CHARS
+    assert len(text.encode()) <= MAX_COMMENT_BYTES
     assert text.endswith("Decision: http://gate.test/decisions/dec_x")
 
 
@@ -321,7 +326,7 @@ def test_a_live_break_glass_lets_a_persons_held_deployment_through(tmp_path):
     scenario.runs[RUN].head_sha = "e" * 40  # a person's change (no PR), production needs an approval
     h = Hub(tmp_path, scenario, policy=BREAK_GLASS_POLICY)
     try:
-        h.deliver("deployment_protection_rule", requested())
+        h.deliver("deployment_protection_rule", requested(sha="e" * 40, deployment=deployment("e" * 40)))
         assert [a.get("state") for a in answers(h)] == [None], "waits for an approval"
         live_break_glass(h)
         h.scenario.runs[RUN].approvals = [

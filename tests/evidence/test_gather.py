@@ -157,6 +157,20 @@ def test_the_change_is_the_pr_named_or_the_one_the_commit_belongs_to(gatherer, p
         assert evidence.pull_request.merged and evidence.pull_request.head_sha == OLD
 
 
+def test_the_change_of_a_commit_is_found_past_githubs_first_page(gatherer):
+    """A commit of a long-lived branch belongs to many pull requests: the merged one may be on page 2."""
+    s = base_scenario()
+    others = {
+        n: PR(number=n, author=ALICE, head_sha=f"{n:040x}", commits=[Commit(sha=MERGE, author=ALICE)])
+        for n in range(100, 250)
+    }
+    s.prs = {**others, 7: pr_at(7, OLD, state="closed", merged=True, merge_commit_sha=MERGE)}
+    g = gatherer(s)
+    evidence = g(DEPLOY, EvidenceNeeds(environment="production"), sha=MERGE)
+    assert evidence.pull_request is not None and evidence.pull_request.number == 7
+    assert g.scenario.count(rf"/commits/{MERGE}/pulls$") == 2, "both pages read, 100 a page"
+
+
 def test_an_empty_repository_has_no_change(gatherer):
     evidence = gatherer(Scenario(empty_repository=True, runs=base_scenario().runs))(DEPLOY, DEPLOY_NEEDS)
     assert evidence.pull_request is None and evidence.reviews == []

@@ -30,7 +30,13 @@ REPO = Repo("o/r", 1, "o", 2)
 
 def test_a_held_job_is_read_from_githubs_run_and_a_run_without_its_fields_is_refused():
     identity = held_job_identity(
-        GhRun.model_validate(RUN), REPO, environment="prod", run_id=9, delivery="d", now=0
+        GhRun.model_validate(RUN),
+        REPO,
+        ref="refs/heads/main",
+        environment="prod",
+        run_id=9,
+        delivery="d",
+        now=0,
     )
     assert (identity.origin, identity.issuer) == (Origin.HELD_DEPLOYMENT, DEPLOYMENT_ISSUER)
     assert (identity.ref, identity.job_workflow_ref, identity.run_attempt) == (
@@ -43,6 +49,7 @@ def test_a_held_job_is_read_from_githubs_run_and_a_run_without_its_fields_is_ref
         held_job_identity(
             GhRun.model_validate({**RUN, "actor": None}),
             REPO,
+            ref="refs/heads/main",
             environment="prod",
             run_id=9,
             delivery="d",

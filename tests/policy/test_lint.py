@@ -252,6 +252,36 @@ def test_shadowing_compares_repository_lists(earlier: str, later: str, shadowed:
     assert any("rule 'second' never decides read" in w for w in found) is shadowed, found
 
 
+@pytest.mark.parametrize(
+    ("earlier", "later", "shadowed"),
+    [
+        ("{tier: production}", None, False),
+        ("{tier: production}", "{tier: production, team: payments}", True),
+        ("{tier: production}", "{tier: staging}", False),
+        (None, "{tier: production}", True),
+    ],
+    ids=["narrower-earlier", "later-names-more", "another-value", "earlier-has-none"],
+)
+def test_shadowing_compares_repository_properties(
+    earlier: str | None, later: str | None, shadowed: bool
+) -> None:
+    def props(value: str | None) -> str:
+        return f"\n            repo_properties: {value}" if value else ""
+
+    found = warnings(
+        f"""
+        rules:
+          - name: first
+            actions: [read]
+            repositories: '*'{props(earlier)}
+          - name: second
+            actions: [read]
+            repositories: '*'{props(later)}
+        """
+    )
+    assert any("rule 'second' never decides read" in w for w in found) is shadowed, found
+
+
 def test_one_repository_id_with_two_names_is_warned_about() -> None:
     found = warnings(
         """

@@ -211,7 +211,7 @@ def test_every_name_pattern_has_its_own_words_for_errors() -> None:
     patterns = [
         schema.SLUG, schema.ACTION_NAME, schema.LOGIN, schema.ACCOUNT_LOGIN, schema.REPOSITORY_NAME,
         schema.TEAM_SLUG, schema.EVENT_NAME, schema.GIT_SHA, schema.EMAIL, schema.BRANCH_PREFIX,
-        schema.GITHUB_PERMISSION_NAME, schema.AUDIENCE, schema.OWNER_REF,
+        schema.GITHUB_PERMISSION_NAME, schema.AUDIENCE, schema.OWNER_REF, schema.PROPERTY_NAME,
     ]  # fmt: skip
     assert len(set(patterns)) == len(patterns), "two names share a regex: their errors would be worded alike"
     assert set(patterns) == set(schema.PATTERN_MEANINGS)

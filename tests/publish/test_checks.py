@@ -7,7 +7,7 @@ from typing import Any
 import pytest
 
 from app.decide.decision import ApprovalAssessment, Decision
-from app.publish.checks import MAX_OUTPUT_CHARS, CheckRunPublisher, check_run_body, truncate, update_body
+from app.publish.checks import MAX_OUTPUT_BYTES, CheckRunPublisher, check_run_body, truncate, update_body
 from tests.builders import ALICE, POLICY_TEXT, agent_identity, evidence, policy_set, pull_request, review, run
 
 POLICY = policy_set(POLICY_TEXT)
@@ -64,12 +64,30 @@ def test_update_never_changes_the_commit():
 
 
 @pytest.mark.parametrize(
-    "size", [MAX_OUTPUT_CHARS - 1, MAX_OUTPUT_CHARS, MAX_OUTPUT_CHARS + 1, 10 * MAX_OUTPUT_CHARS]
+    "size", [MAX_OUTPUT_BYTES - 1, MAX_OUTPUT_BYTES, MAX_OUTPUT_BYTES + 1, 10 * MAX_OUTPUT_BYTES]
 )
 def test_truncation_at_github_limits(size):
     text = truncate("x" * size)
-    assert len(text) <= MAX_OUTPUT_CHARS
-    assert text.endswith("decision page)") is (size > MAX_OUTPUT_CHARS)
+    assert len(text.encode()) <= MAX_OUTPUT_BYTES
+    assert text.endswith("decision page)") is (size > MAX_OUTPUT_BYTES)
+
+
+@pytest.mark.parametrize(
+    ("char", "count"),
+    [
+        pytest.param("✅", MAX_OUTPUT_BYTES // 3 + 1, id="three-byte-check-marks-just-over"),
+        pytest.param("✖", 30_000, id="characters-under-bytes-over"),
+        pytest.param("é", MAX_OUTPUT_BYTES // 2 + 1, id="two-byte-latin"),
+        pytest.param("🙂", MAX_OUTPUT_BYTES // 4 + 1, id="four-byte-emoji"),
+    ],
+)
+def test_truncation_counts_bytes_not_characters_and_keeps_the_link(char, count):
+    """Under 65,535 characters but over 65,535 bytes: GitHub answers 422, so the gate cuts."""
+    link = "http://gate.test/decisions/dec_x"
+    text = truncate(char * count, link=link)
+    assert len(text.encode()) <= MAX_OUTPUT_BYTES
+    assert text.endswith(f"decision page: {link})")
+    assert set(text.split("\n\n…(truncated")[0]) == {char}, "cut between characters, never inside one"
 
 
 def test_a_huge_explanation_is_cut_with_a_note():
@@ -88,8 +106,9 @@ def test_a_huge_explanation_is_cut_with_a_note():
     ]
     body = check_run_body(decision.model_copy(update={"approvals": many}))
     for field in ("title", "summary", "text"):
-        assert len(body["output"][field]) <= MAX_OUTPUT_CHARS
-    assert "truncated to fit GitHub's 65,535-character limit" in body["output"]["summary"]
+        assert len(body["output"][field].encode()) <= MAX_OUTPUT_BYTES
+    assert "truncated to fit GitHub's limit of 65,535 bytes" in body["output"]["summary"]
+    assert body["output"]["summary"].endswith("decision page: http://gate.test/decisions/dec_x)")
 
 
 class RecordingChecks:
