@@ -69,10 +69,12 @@ def test_a_held_agent_deployment_is_rejected_when_agents_are_frozen(hub: Hub) ->
 
 def test_a_persons_held_deployment_is_left_waiting(tmp_path: Path) -> None:
     scenario = base_scenario()
-    scenario.runs[RUN].head_sha = "e" * 40  # a person's change (no PR)
+    person = "e" * 40  # a person's change (no PR); the event and the deployment name the run's commit
+    scenario.runs[RUN].head_sha = person
     h = _hub(tmp_path, scenario)
     try:
-        h.deliver("deployment_protection_rule", requested())
+        deployment = {"id": 555, "environment": "production", "sha": person, "ref": "main"}
+        h.deliver("deployment_protection_rule", requested(sha=person, deployment=deployment))
         assert start_freeze(h)["held_deployments_queued"] == 0
         assert [a.get("state") for a in answers(h)] == [None], "still held for its approval, not rejected"
     finally:
