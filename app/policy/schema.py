@@ -22,6 +22,10 @@ Example::
         environments: [production]
         events: [push, workflow_dispatch]
         approvals: {count: 1, teams: [release-managers]}
+    ...
+
+The last line, YAML's end-of-document marker, is required (:mod:`app.policy.loader`): a file cut
+short lacks it and is refused.
 """
 
 from __future__ import annotations

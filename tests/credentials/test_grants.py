@@ -21,6 +21,7 @@ from app.evidence.gather import GitHubEvidence
 from app.github.client import GitHubClient
 from app.settings import Settings
 from app.tokens.devissuer import AGENT_PRESET, DevIssuer
+from tests.builders import whole
 from tests.fake_github import FakeGitHub, extract
 from tests.github.conftest import BOB, HEAD, base_scenario, github_settings
 
@@ -53,7 +54,7 @@ class Harness:
         scenario.runs[9000].approvals = [{"user": BOB, "state": "approved", "environments": ["staging"]}]
         self.fake = FakeGitHub(scenario).__enter__()
         (tmp_path / "policies").mkdir()
-        (tmp_path / "policies" / "octo.yml").write_text(POLICY)
+        (tmp_path / "policies" / "octo.yml").write_text(whole(POLICY))
         settings = Settings(
             dev_mode=True,
             issuers=(),
@@ -378,7 +379,7 @@ def test_policy_check_flags_forbidden_permissions():
     from app.policy.lint import lint
     from app.policy.loader import parse_policy_text
 
-    warnings = [p.render() for p in lint(parse_policy_text(POLICY, "p.yml"))]
+    warnings = [p.render() for p in lint(parse_policy_text(whole(POLICY), "p.yml"))]
     assert any("asks for administration; an agent-driven workload never gets them" in w for w in warnings)
 
 

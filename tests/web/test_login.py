@@ -20,6 +20,7 @@ from app import create_app
 from app.github.client import GitHubClient
 from app.settings import Settings
 from app.tokens.devissuer import DevIssuer
+from tests.builders import whole
 from tests.conftest import TEST_POLICY, close_gate
 from tests.fake_github import FakeGitHub, Person, Scenario
 from tests.github.conftest import base_scenario, github_settings
@@ -37,7 +38,7 @@ class Site:
         self.fake = FakeGitHub(scenario).__enter__()
         self.scenario = scenario
         (tmp_path / "policies").mkdir(exist_ok=True)
-        (tmp_path / "policies" / "octo.yml").write_text(TEST_POLICY)
+        (tmp_path / "policies" / "octo.yml").write_text(whole(TEST_POLICY))
         self.settings = Settings(
             dev_mode=True,
             issuers=(),
