@@ -33,6 +33,7 @@ from app.store.postgres_breakglass import PostgresBreakGlass
 from app.store.postgres_pool import Pool
 from app.store.postgres_queue import PostgresQueue
 from app.store.postgres_schema import STEPS
+from app.store.postgres_sessions import PostgresSessions
 
 log = logging.getLogger("agent_gate.store")
 
@@ -47,7 +48,7 @@ MIGRATION_LOCK = int.from_bytes(b"ag-migr8", "big") & (2**63 - 1)
 _PAGE = 500
 
 
-class PostgresStore(AuditChain, PostgresQueue, PostgresBreakGlass):
+class PostgresStore(AuditChain, PostgresQueue, PostgresBreakGlass, PostgresSessions):
     """The :class:`app.store.base.Store` on one PostgreSQL database, shared by every replica."""
 
     def __init__(

@@ -116,4 +116,19 @@ STEPS: tuple[Migration, ...] = (
             "CREATE INDEX break_glass_scope ON break_glass(repository_id, action, state)",
         ),
     ),
+    # Version 5 (4 is another branch's): the page sessions the server can end (app.store.postgres_sessions).
+    Migration(
+        5,
+        "page sessions",
+        (
+            """CREATE TABLE page_sessions (
+                id TEXT PRIMARY KEY,            -- sha256 of the session's random id
+                user_id BIGINT NOT NULL,
+                started_at BIGINT NOT NULL,
+                expires_at BIGINT NOT NULL,
+                ended_at BIGINT
+            )""",
+            "CREATE INDEX page_sessions_expires ON page_sessions(expires_at)",
+        ),
+    ),
 )

@@ -31,6 +31,7 @@ from app.store.sqlite_breakglass import SQLiteBreakGlass
 from app.store.sqlite_connections import Connections
 from app.store.sqlite_queue import SQLiteQueue
 from app.store.sqlite_schema import has_migrations_table, migrate, version
+from app.store.sqlite_sessions import SQLiteSessions
 
 log = logging.getLogger("agent_gate.store")
 
@@ -42,7 +43,7 @@ REPLAY_MARGIN_SECONDS = 120
 _PAGE = 500  # audit rows read per query: bounded memory, and no read transaction held across pages
 
 
-class SQLiteStore(AuditChain, SQLiteQueue, SQLiteBreakGlass):
+class SQLiteStore(AuditChain, SQLiteQueue, SQLiteBreakGlass, SQLiteSessions):
     """The :class:`app.store.base.Store` on one SQLite file; one connection per thread and process."""
 
     def __init__(

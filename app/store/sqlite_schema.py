@@ -119,6 +119,21 @@ STEPS: tuple[Migration, ...] = (
             "CREATE INDEX IF NOT EXISTS break_glass_scope ON break_glass(repository_id, action, state)",
         ),
     ),
+    # Version 5 (4 is another branch's): the page sessions the server can end (app.store.sqlite_sessions).
+    Migration(
+        5,
+        "page sessions",
+        (
+            """CREATE TABLE IF NOT EXISTS page_sessions (
+                id TEXT PRIMARY KEY,            -- sha256 of the session's random id
+                user_id INTEGER NOT NULL,
+                started_at INTEGER NOT NULL,
+                expires_at INTEGER NOT NULL,
+                ended_at INTEGER
+            )""",
+            "CREATE INDEX IF NOT EXISTS page_sessions_expires ON page_sessions(expires_at)",
+        ),
+    ),
 )
 
 

@@ -443,7 +443,8 @@ def _break_glass_paths() -> dict[str, Any]:
     return {
         "/v1/break-glass": {
             "post": {
-                "summary": "Invoke break-glass for one repository and action (a person's workflow_dispatch run)",
+                "summary": "Invoke break-glass for one repository and action, optionally one environment "
+                "(a person's workflow_dispatch run)",
                 "operationId": "invokeBreakGlass",
                 "security": [{"githubOidc": []}],
                 "requestBody": {"required": True, "content": _json("BreakGlassRequest")},
