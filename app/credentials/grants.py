@@ -16,34 +16,29 @@ import hashlib
 import logging
 import os
 import secrets
-import threading
 import time
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from typing import Any
 
 import jwt
-from cryptography.hazmat.primitives import serialization
-from cryptography.hazmat.primitives.asymmetric import ec
 from cryptography.hazmat.primitives.ciphers.aead import AESGCM
 from pydantic import SecretStr
 
+from app.credentials.chain import delegation_depth, delegations_left, steps_of
+from app.credentials.keys import ALGORITHM, SigningKeys
 from app.decide.decision import Decision
 from app.errors import GateError, InvalidRequest, TokenError
 from app.evidence.model import EvidenceChange
 from app.github.client import GitHubClient
 from app.policy.lint import AGENT_FORBIDDEN_PERMISSIONS
-from app.policy.schema import PermissionClass
-from app.store.base import Store
+from app.policy.schema import DEFAULT_DELEGATION_DEPTH, PermissionClass
 from app.tokens.identity import WorkloadIdentity
 
 log = logging.getLogger("agent_gate.grants")
 
-ALGORITHM = "ES256"
 DEFAULT_TTL = 600
 MAX_TTL = 3600
-
-_SEAL_KID = "__seal__"
 
 
 @dataclass(frozen=True)
@@ -109,71 +104,6 @@ class IssuedGrant:
         return f"IssuedGrant(jti={self.jti!r}, audience={self.audience!r}, expires_at={self.expires_at})"
 
 
-class SigningKeys:
-    """ES256 keys kept in the store; the newest signs, older ones stay published while grants live."""
-
-    def __init__(self, store: Store, clock: Callable[[], float] = time.time) -> None:
-        self._store = store
-        self._clock = clock
-        self._lock = threading.Lock()
-
-    def _load(self) -> list[dict[str, Any]]:
-        return [k for k in self._store.signing_keys() if k["kid"] != _SEAL_KID]
-
-    def rotate(self) -> str:
-        """Add a new signing key; the previous one is retired but stays published until its grants expire."""
-        key = ec.generate_private_key(ec.SECP256R1())
-        pem = key.private_bytes(
-            serialization.Encoding.PEM, serialization.PrivateFormat.PKCS8, serialization.NoEncryption()
-        )
-        kid = "gk_" + secrets.token_hex(8)
-        self._store.add_signing_key(kid, pem, int(self._clock()))
-        return kid
-
-    def current(self) -> tuple[str, ec.EllipticCurvePrivateKey]:
-        with self._lock:
-            active = [k for k in self._load() if k["retired_at"] is None]
-            if not active:
-                self.rotate()
-                active = [k for k in self._load() if k["retired_at"] is None]
-            chosen = active[-1]
-        key = serialization.load_pem_private_key(chosen["private_pem"], password=None)
-        assert isinstance(key, ec.EllipticCurvePrivateKey)
-        return chosen["kid"], key
-
-    def published(self) -> dict[str, ec.EllipticCurvePublicKey]:
-        """Public keys still needed: the active one, and retired ones whose grants have not all expired."""
-        now = int(self._clock())
-        out: dict[str, ec.EllipticCurvePublicKey] = {}
-        for k in self._load():
-            if k["retired_at"] is not None:
-                last = self._store.max_grant_expiry(k["kid"])
-                if last is None or last < now:
-                    continue
-            key = serialization.load_pem_private_key(k["private_pem"], password=None)
-            assert isinstance(key, ec.EllipticCurvePrivateKey)
-            out[k["kid"]] = key.public_key()
-        return out
-
-    def jwks(self) -> dict[str, Any]:
-        keys = []
-        for kid, public in self.published().items():
-            jwk = jwt.algorithms.ECAlgorithm.to_jwk(public, as_dict=True)
-            jwk.update({"kid": kid, "use": "sig", "alg": ALGORITHM})
-            keys.append(jwk)
-        return {"keys": keys}
-
-    def sealing_key(self) -> bytes:
-        """An AES-256-GCM key that seals GitHub tokens at rest, so revocation can reach them later."""
-        with self._lock:
-            for k in self._store.signing_keys():
-                if k["kid"] == _SEAL_KID:
-                    return bytes(k["private_pem"])
-            # Another process may win the race: keep whichever key the store holds.
-            self._store.add_seal_key(_SEAL_KID, AESGCM.generate_key(bit_length=256), int(self._clock()))
-            return next(bytes(k["private_pem"]) for k in self._store.signing_keys() if k["kid"] == _SEAL_KID)
-
-
 def _permission_rank(permission: str) -> int:
     return PermissionClass(permission).rank
 
@@ -203,9 +133,14 @@ class GrantService:
         github_permissions: dict[str, str] | None,
         parent: dict[str, Any] | None = None,
         delegate_audiences: Sequence[str] = (),
+        delegations_left: int = DEFAULT_DELEGATION_DEPTH,
+        step: str | None = None,
     ) -> IssuedGrant:
         """Sign a grant for ``subject``. ``delegate_audiences`` (the rule's) are the audiences other
-        than its own that a grant delegated from this one may take; they travel in its signed claims."""
+        than its own that a grant delegated from this one may take, and ``delegations_left`` how
+        many delegations deep a chain from it may still go; both travel in its signed claims. A
+        delegated grant (``parent``) names its ``step``: its subject is the workload's with
+        ``:step:NAME``, and its ``act`` chain names the parent's step."""
         now = int(self._clock())
         ttl = max(30, min(ttl, MAX_TTL))
         expires = now + ttl
@@ -213,9 +148,10 @@ class GrantService:
             expires = min(expires, int(parent["exp"]))
         kid, key = self.keys.current()
         jti = "gr_" + secrets.token_urlsafe(16)
+        workload = f"repo:{subject.repository_id}:run:{subject.run_id}:attempt:{subject.run_attempt}"
         claims: dict[str, Any] = {
             "iss": self.issuer,
-            "sub": f"repo:{subject.repository_id}:run:{subject.run_id}:attempt:{subject.run_attempt}",
+            "sub": f"{workload}:step:{step}" if step else workload,
             "aud": audience,
             "action": subject.action,
             "permission": subject.permission,
@@ -232,7 +168,10 @@ class GrantService:
             "iat": now,
             "nbf": now,
             "exp": expires,
+            "delegations_left": max(0, delegations_left),
         }
+        if step:
+            claims["step"] = step
         if delegate_audiences:
             claims["delegate_aud"] = sorted(set(delegate_audiences))
         if parent is not None:
@@ -240,6 +179,7 @@ class GrantService:
             claims["act"] = {
                 "sub": parent["sub"],
                 "jti": parent["jti"],
+                **({"step": parent["step"]} if "step" in parent else {}),
                 **({"act": parent["act"]} if "act" in parent else {}),
             }
         github_token = None
@@ -294,6 +234,8 @@ class GrantService:
                 "jti": jti,
                 "parent_jti": parent["jti"] if parent else None,
                 "decision_id": subject.decision_id,
+                "step": step,
+                "sub": claims["sub"],
                 "audience": audience,
                 "permission": subject.permission,
                 "expires_at": expires,
@@ -378,6 +320,7 @@ class GrantService:
             "repository_id": claims["repository_id"],
             "run_id": claims["run_id"],
             "sha": claims["sha"],
+            **({"step": claims["step"]} if "step" in claims else {}),
             **({"act": claims["act"]} if "act" in claims else {}),
         }
 
@@ -429,11 +372,28 @@ class GrantService:
         return int(self.store.purge_grants(int(self._clock()) - 60))
 
     def delegate(
-        self, parent_token: str, *, permission: str | None, audience: str | None, ttl: int | None
+        self, parent_token: str, *, step: str, permission: str | None, audience: str | None, ttl: int | None
     ) -> IssuedGrant:
-        """A narrower grant for the next agent of a chain: same workload, equal or lower permission,
-        an expiry no later than its parent's. The chain is recorded in ``act`` and in the audit trail."""
+        """A grant for the next step of a chain, never wider than its parent: same workload, an equal
+        or lower permission, its parent's audience or a narrower one its rule declared, an expiry no
+        later than its parent's, and one delegation fewer left (an equal child is allowed: it is a
+        new holder, named by ``step``, and it counts against the depth). The chain is recorded in
+        ``act`` and in the audit trail."""
         parent = self.verify(parent_token)
+        left = delegations_left(parent)
+        if left <= 0:
+            raise InvalidRequest(
+                f"this grant may not be delegated further: its chain is {delegation_depth(parent)} delegation(s) deep, "
+                "the most its rule allows (grant.max_delegation_depth)",
+                code="delegation-too-deep",
+            )
+        chain_steps = steps_of(parent)
+        if step in chain_steps:
+            raise InvalidRequest(
+                f"step: got {step!r}, expected a step that holds no grant of this chain yet "
+                f"({', '.join(chain_steps)}); each step of a chain has its own name",
+                code="step-already-in-chain",
+            )
         wanted = permission or parent["permission"]
         if wanted not in {"read", "propose", "execute"}:
             raise InvalidRequest(f"permission: got {wanted!r}, expected read, propose or execute")
@@ -464,4 +424,6 @@ class GrantService:
             parent=parent,
             # A child at its parent's audience may delegate as its parent could; a narrower one may not widen.
             delegate_audiences=narrower if wanted_audience == parent["aud"] else (),
+            delegations_left=left - 1,
+            step=step,
         )

@@ -34,6 +34,7 @@ from app.gate.question import Draft, Keeps, Outcome, Question
 from app.gate.side_effects import SideEffects
 from app.governance.breakglass import BreakGlass
 from app.policy.loader import PolicySet
+from app.policy.schema import DEFAULT_DELEGATION_DEPTH
 from app.publish.checks import CheckRunPublisher
 from app.store.base import Kept, QueuedJob, Store
 
@@ -161,6 +162,7 @@ class Pipeline:
                 ttl=spec.ttl if spec else DEFAULT_GRANT_TTL,
                 github_permissions=dict(rule.github_permissions) if rule.github_permissions else None,
                 delegate_audiences=spec.delegate_audiences if spec else (),
+                delegations_left=spec.max_delegation_depth if spec else DEFAULT_DELEGATION_DEPTH,
             )
         except GateError as exc:
             # The decision stands in the audit log; the credentials were not issued, and the caller is

@@ -399,6 +399,12 @@ class Approvals(_Strict):
     )
 
 
+# Delegation depth (docs/grants.md#chains-of-agents): a grant of a rule may be delegated this many
+# times in a row by default, and never more than MAX_DELEGATION_DEPTH whatever the rule says.
+DEFAULT_DELEGATION_DEPTH = 2
+MAX_DELEGATION_DEPTH = 5
+
+
 class Grant(_Strict):
     """A just-in-time credential issued with an allowed decision (docs/grants.md)."""
 
@@ -411,6 +417,13 @@ class Grant(_Strict):
         default_factory=list,
         description="Narrower audiences a grant of this rule may be delegated to "
         "(POST /v1/grants/delegate); otherwise a delegated grant keeps its parent's audience.",
+    )
+    max_delegation_depth: int = Field(
+        DEFAULT_DELEGATION_DEPTH,
+        ge=0,
+        le=MAX_DELEGATION_DEPTH,
+        description="How many delegations deep a chain from a grant of this rule may go "
+        "(0: none; default 2: planner -> tester -> deployer; at most 5).",
     )
 
 
