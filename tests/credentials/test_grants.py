@@ -487,4 +487,4 @@ def test_a_failed_github_token_is_audited_and_no_credential_is_handed_out(h):
     assert response.status_code == 503
     assert "grant" not in response.get_json()
     kinds = [r.kind for r in h.app.extensions["agent_gate"].store.iter_audit()]
-    assert kinds[-2:] == ["decision", "grant-failed"]
+    assert kinds[-3:] == ["decision", "grant-failed", "decision-not-delivered"]
