@@ -52,7 +52,7 @@ def policy_with_rules(n: int) -> str:
         f"environments: [env{i}], approvals: {{count: 1}}}}"
         for i in range(n)
     )
-    return f"version: 1\nowner: {{login: o, id: 1}}\nrules:\n{rules}\n"
+    return f"version: 1\nowner: {{login: o, id: 1}}\nrules:\n{rules}\n...\n"
 
 
 def main() -> int:

@@ -55,6 +55,7 @@ rules:
     actions: [merge]
     repositories: "*"
     approvals: {count: 1}
+...
 """
 MERGE = {"action": "merge", "pull_request": 12}
 

@@ -50,7 +50,7 @@ def generated_policy(n: int) -> str:
             "    runner_environments: [github-hosted]",
             "    approvals: {count: 1}",
         ]
-    return "\n".join(lines) + "\n"
+    return "\n".join([*lines, "..."]) + "\n"  # every policy ends with its end line
 
 
 def per_call(fn: Callable[[], object], number: int, repeat: int = 5) -> float:

@@ -13,7 +13,7 @@ from app.decide.audit_mode import audit_mode
 from app.decide.decision import Decision, DecisionRequest
 from app.decide.engine import decide
 from app.evidence.model import Account, CommitFacts, Evidence, PullRequestFacts, Review, RunFacts, Standing
-from app.policy.loader import PolicySet, parse_policy_text
+from app.policy.loader import END_LINE, PolicySet, parse_policy_text
 from app.tokens.devissuer import HUMAN_PRESET
 from app.tokens.identity import WorkloadIdentity
 
@@ -113,8 +113,13 @@ def agent_identity(**overrides: Any) -> WorkloadIdentity:
     return identity(actor="Copilot", actor_id="198982749", **overrides)
 
 
+def whole(text: str) -> str:
+    """``text`` as a whole policy file: with its end line (``...``) when it has none."""
+    return text if text.rstrip().endswith(END_LINE) else text.rstrip("\n") + f"\n{END_LINE}\n"
+
+
 def policy_set(text: str) -> PolicySet:
-    loaded = parse_policy_text(text, "policy.yml")
+    loaded = parse_policy_text(whole(text), "policy.yml")
     return PolicySet(digest="sha256:test", by_owner={loaded.policy.owner.id: loaded})
 
 

@@ -17,6 +17,7 @@ from app.evidence.model import Evidence, EvidenceNeeds
 from app.settings import Settings
 from app.tokens.devissuer import AGENT_PRESET, DevIssuer
 from app.tokens.identity import WorkloadIdentity
+from tests.builders import whole
 
 TEST_POLICY = """
 version: 1
@@ -65,7 +66,7 @@ class RecordingEvidence:
 def policy_file(tmp_path: Path) -> Path:
     path = tmp_path / "policies" / "octo-org.yml"
     path.parent.mkdir()
-    path.write_text(TEST_POLICY)
+    path.write_text(whole(TEST_POLICY))
     return path
 
 

@@ -25,6 +25,7 @@ from app.cli import (
     policy,
     protect,
     serve,
+    sessions,
 )
 from app.errors import GateError
 
@@ -76,6 +77,7 @@ def build_parser() -> argparse.ArgumentParser:
         inventory,
         breakglass,
         freeze,
+        sessions,
     ):
         group.register(sub)
     return parser

@@ -35,7 +35,8 @@ def cmd_break_glass_list(args: argparse.Namespace) -> int:
         start = datetime.fromtimestamp(r["created_at"], UTC).isoformat(timespec="minutes")
         end = datetime.fromtimestamp(r["expires_at"], UTC).isoformat(timespec="minutes")
         confirmer = f", confirmed by @{r['confirmer']}" if r.get("confirmer") else ""
-        print(f"{r['id']} {r['state']} {r['action']} on {r['repository']} {start}..{end}")
+        where = f" ({r['environment']})" if r.get("environment") else ""
+        print(f"{r['id']} {r['state']} {r['action']} on {r['repository']}{where} {start}..{end}")
         print(f"  invoked by @{r['invoker']}{confirmer}: {r['justification']}")
         print(f"  allowed {len(r.get('uses') or [])} decision(s): {' '.join(r.get('uses') or []) or '-'}")
     print(f"{len(records)} break-glass record(s)")

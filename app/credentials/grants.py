@@ -25,6 +25,7 @@ import jwt
 from cryptography.hazmat.primitives.ciphers.aead import AESGCM
 from pydantic import SecretStr
 
+from app.credentials.chain import delegation_depth, delegations_left, steps_of
 from app.credentials.keys import ALGORITHM as ALGORITHM  # re-exported: the grant algorithm
 from app.credentials.keys import GRANT_LEEWAY
 from app.credentials.keys import SigningKeys as SigningKeys  # re-exported: where it lived before
@@ -34,7 +35,7 @@ from app.errors import GateError, InvalidRequest, TokenError
 from app.evidence.model import EvidenceChange
 from app.github.client import GitHubClient
 from app.policy.lint import AGENT_FORBIDDEN_PERMISSIONS
-from app.policy.schema import PermissionClass
+from app.policy.schema import DEFAULT_DELEGATION_DEPTH, PermissionClass
 from app.store.clock import shared_time
 from app.tokens.identity import WorkloadIdentity
 
@@ -145,9 +146,14 @@ class GrantService:
         github_permissions: dict[str, str] | None,
         parent: dict[str, Any] | None = None,
         delegate_audiences: Sequence[str] = (),
+        delegations_left: int = DEFAULT_DELEGATION_DEPTH,
+        step: str | None = None,
     ) -> IssuedGrant:
         """Sign a grant for ``subject``. ``delegate_audiences`` (the rule's) are the audiences other
-        than its own that a grant delegated from this one may take; they travel in its signed claims."""
+        than its own that a grant delegated from this one may take, and ``delegations_left`` how
+        many delegations deep a chain from it may still go; both travel in its signed claims. A
+        delegated grant (``parent``) names its ``step``: its subject is the workload's with
+        ``:step:NAME`` (``/step/NAME`` under the SPIFFE profile), and its ``act`` chain names the parent's step."""
         now = self._issue_time()
         ttl = max(30, min(ttl, MAX_TTL))
         expires = now + ttl
@@ -157,7 +163,7 @@ class GrantService:
         jti = "gr_" + secrets.token_urlsafe(16)
         claims: dict[str, Any] = {
             "iss": self.issuer,
-            "sub": self._sub(subject),
+            "sub": self._sub(subject, step),
             "aud": audience,
             "action": subject.action,
             "permission": subject.permission,
@@ -174,7 +180,10 @@ class GrantService:
             "iat": now,
             "nbf": now,
             "exp": expires,
+            "delegations_left": max(0, delegations_left),
         }
+        if step:
+            claims["step"] = step
         if delegate_audiences:
             claims["delegate_aud"] = sorted(set(delegate_audiences))
         if parent is not None:
@@ -182,6 +191,7 @@ class GrantService:
             claims["act"] = {
                 "sub": parent["sub"],
                 "jti": parent["jti"],
+                **({"step": parent["step"]} if "step" in parent else {}),
                 **({"act": parent["act"]} if "act" in parent else {}),
             }
         github_token = None
@@ -236,6 +246,8 @@ class GrantService:
                 "jti": jti,
                 "parent_jti": parent["jti"] if parent else None,
                 "decision_id": subject.decision_id,
+                "step": step,
+                "sub": claims["sub"],
                 "audience": audience,
                 "permission": subject.permission,
                 "expires_at": expires,
@@ -258,17 +270,20 @@ class GrantService:
             github_permissions=permissions,
         )
 
-    def _sub(self, subject: GrantSubject) -> str:
-        """The grant's subject: the workload's run, or its SPIFFE ID under the SPIFFE profile."""
+    def _sub(self, subject: GrantSubject, step: str | None) -> str:
+        """The grant's subject: the workload's run, or its SPIFFE ID under the SPIFFE profile; a
+        delegated grant's names its step too (``:step:NAME``, or the SPIFFE path's ``/step/NAME``)."""
         if self.spiffe_trust_domain is None:
-            return f"repo:{subject.repository_id}:run:{subject.run_id}:attempt:{subject.run_attempt}"
-        return spiffe_id(
+            workload = f"repo:{subject.repository_id}:run:{subject.run_id}:attempt:{subject.run_attempt}"
+            return f"{workload}:step:{step}" if step else workload
+        spiffe = spiffe_id(
             self.spiffe_trust_domain,
             repository_id=subject.repository_id,
             run_id=subject.run_id,
             run_attempt=subject.run_attempt,
             action=subject.action,
         )
+        return f"{spiffe}/step/{step}" if step else spiffe
 
     # -- verifying ---------------------------------------------------------------------------------
     def verify(
@@ -334,6 +349,7 @@ class GrantService:
             "repository_id": claims["repository_id"],
             "run_id": claims["run_id"],
             "sha": claims["sha"],
+            **({"step": claims["step"]} if "step" in claims else {}),
             **({"act": claims["act"]} if "act" in claims else {}),
         }
 
@@ -386,11 +402,28 @@ class GrantService:
         return int(self.store.purge_grants(int(shared_time(self.store, self._clock)) - 60))
 
     def delegate(
-        self, parent_token: str, *, permission: str | None, audience: str | None, ttl: int | None
+        self, parent_token: str, *, step: str, permission: str | None, audience: str | None, ttl: int | None
     ) -> IssuedGrant:
-        """A narrower grant for the next agent of a chain: same workload, equal or lower permission,
-        an expiry no later than its parent's. The chain is recorded in ``act`` and in the audit trail."""
+        """A grant for the next step of a chain, never wider than its parent: same workload, an equal
+        or lower permission, its parent's audience or a narrower one its rule declared, an expiry no
+        later than its parent's, and one delegation fewer left (an equal child is allowed: it is a
+        new holder, named by ``step``, and it counts against the depth). The chain is recorded in
+        ``act`` and in the audit trail."""
         parent = self.verify(parent_token)
+        left = delegations_left(parent)
+        if left <= 0:
+            raise InvalidRequest(
+                f"this grant may not be delegated further: its chain is {delegation_depth(parent)} delegation(s) deep, "
+                "the most its rule allows (grant.max_delegation_depth)",
+                code="delegation-too-deep",
+            )
+        chain_steps = steps_of(parent)
+        if step in chain_steps:
+            raise InvalidRequest(
+                f"step: got {step!r}, expected a step that holds no grant of this chain yet "
+                f"({', '.join(chain_steps)}); each step of a chain has its own name",
+                code="step-already-in-chain",
+            )
         wanted = permission or parent["permission"]
         if wanted not in {"read", "propose", "execute"}:
             raise InvalidRequest(f"permission: got {wanted!r}, expected read, propose or execute")
@@ -421,4 +454,6 @@ class GrantService:
             parent=parent,
             # A child at its parent's audience may delegate as its parent could; a narrower one may not widen.
             delegate_audiences=narrower if wanted_audience == parent["aud"] else (),
+            delegations_left=left - 1,
+            step=step,
         )

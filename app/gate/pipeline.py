@@ -36,6 +36,7 @@ from app.gate.side_effects import SideEffects
 from app.governance.breakglass import BreakGlass
 from app.governance.freeze import Freezes, Frozen
 from app.policy.loader import PolicySet
+from app.policy.schema import DEFAULT_DELEGATION_DEPTH
 from app.publish.checks import CheckRunPublisher
 from app.store.base import Kept, QueuedJob, Store
 
@@ -167,6 +168,7 @@ class Pipeline:
                 ttl=spec.ttl if spec else DEFAULT_GRANT_TTL,
                 github_permissions=dict(rule.github_permissions) if rule.github_permissions else None,
                 delegate_audiences=spec.delegate_audiences if spec else (),
+                delegations_left=spec.max_delegation_depth if spec else DEFAULT_DELEGATION_DEPTH,
             )
             # A freeze started after this decision was deliberated, and whose sweep ran before the grant
             # was saved, would miss it: looked for once more, after the grant is saved, it cannot.

@@ -203,7 +203,7 @@ class GitHubHTTP:
         except requests.RequestException as exc:
             self._count(1)
             metrics().github_calls.labels(credential.scope.removeprefix("installation:"), "error").inc()
-            raise self._unreachable(exc, what) from exc
+            raise self._unreachable(exc, what, left) from exc
         self._count(_attempts(response))
         _observe(credential.scope, response)
         log.debug(
@@ -376,7 +376,18 @@ class GitHubHTTP:
             http_status=status,
         )
 
-    def _unreachable(self, exc: requests.RequestException, what: str) -> GitHubError:
+    def _unreachable(self, exc: requests.RequestException, what: str, left: float | None) -> GitHubError:
+        # A timeout the decision deadline imposed (the time left was shorter than the call's own
+        # timeout) is the deadline's, not GitHub being down: say so with its code.
+        if left is not None and isinstance(exc, requests.Timeout):
+            own = self._connect_timeout if isinstance(exc, requests.ConnectTimeout) else self._read_timeout
+            if left < own:
+                return GitHubError(
+                    f"the decision ran out of time while {what} (GATE_DECISION_DEADLINE): GitHub did not answer "
+                    f"in the {max(left, 0):.1f} s left, so the decision was not made; retry later",
+                    code="decision-deadline",
+                    retry_after=5,
+                )
         if isinstance(exc, requests.ConnectTimeout):  # after the connect retries
             return GitHubError(
                 f"GitHub could not be reached within {self._connect_timeout:g} s while {what}; the decision was "

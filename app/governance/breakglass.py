@@ -1,6 +1,8 @@
 """Break-glass: an emergency override that is loud, narrow and reviewed.
 
-Asked for by a named human with a justification, for one repository and one action, for minutes
+Asked for by a named human with a justification, for one repository and one action (and one
+environment of it when the request names one: an override for production never covers staging or
+the reverse; without one it covers every environment of the action), for minutes
 (at most the policy's ``break_glass.max_minutes``); when the policy says ``confirm: true`` a second
 person among the invokers confirms it before it counts. While live, a denied decision for that
 repository and action is allowed, marked with the override's id and a ``break-glass`` reason that
@@ -53,6 +55,13 @@ class BreakGlassRequest(BaseModel):
     model_config = ConfigDict(extra="forbid", frozen=True)
 
     action: str = Field(pattern=r"^[a-z][a-z0-9-]{0,63}$", description="The one action it overrides.")
+    environment: str | None = Field(
+        None,
+        min_length=1,
+        max_length=255,
+        description="The one environment it overrides (the decision's environment must be this one); "
+        "omitted: every environment of the action.",
+    )
     minutes: int = Field(ge=1, le=240, description="How long it lasts (at most the policy's max_minutes).")
     justification: str = Field(
         min_length=20, max_length=2000, description="Why, for the people who review it afterwards."
@@ -89,6 +98,7 @@ class BreakGlass:
             "repository_id": who.repository_id,
             "owner_id": who.repository_owner_id,
             "action": body.action,
+            "environment": body.environment,
             "justification": body.justification,
             "invoker": who.actor,
             "invoker_id": who.actor_id,
@@ -175,18 +185,24 @@ class BreakGlass:
         if is_invariant_denial(decision, loaded.catalog.get(decision.action), agent=False):
             return decision
         now = int(shared_time(self.store, self.clock))
-        live = self.store.find_break_glass(
-            repository_id=decision.subject.repository_id, action=decision.action, state="active", live_at=now
-        )
+        live = [
+            record
+            for record in self.store.find_break_glass(
+                repository_id=subject.repository_id, action=decision.action, state="active", live_at=now
+            )
+            # Scoped to an environment, it covers that one only (a decision without one is not covered).
+            if record.get("environment") is None or record["environment"] == subject.environment
+        ]
         if not live:
             return decision
         record = live[-1]
         confirmed = f", confirmed by @{record['confirmer']}" if record.get("confirmer") else ""
+        scope = f" for environment {record['environment']}" if record.get("environment") else ""
         until = datetime.fromtimestamp(record["expires_at"], UTC).isoformat(timespec="minutes")
         note = Reason(
             code=BREAK_GLASS_REASON,
             ok=True,
-            message=f"allowed by break-glass {record['id']} of @{record['invoker']}{confirmed}, until {until}: "
+            message=f"allowed by break-glass {record['id']}{scope} of @{record['invoker']}{confirmed}, until {until}: "
             f"{record['justification']} (no grant or GitHub token is issued with it)",
         )
         return decision.model_copy(

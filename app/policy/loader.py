@@ -3,7 +3,8 @@
 :func:`parse_policy_text` reads the YAML with the line of every key and value
 (:mod:`app.policy.source`), validates it with the models of :mod:`app.policy.schema`, and tells
 every problem as ``file:line: field: got X, expected Y`` (:mod:`app.policy.diagnostics`). All the
-problems of a file are reported together. A valid policy is indexed by action, and by action and
+problems of a file are reported together. A policy must end with YAML's end-of-document line
+``...``: a file cut short that still parses is refused, never adopted (:func:`_torn`). A valid policy is indexed by action, and by action and
 pinned repository id, once: the engine finds a decision's candidate rules with dict lookups, not a
 scan of the file.
 
@@ -26,9 +27,11 @@ from app.errors import PolicyError, PolicyProblem
 from app.policy.agents import AgentCatalog, builtin_catalog
 from app.policy.diagnostics import cross_field_problems, locate, validation_problems
 from app.policy.schema import COLLECT_PROBLEMS, ActionSpec, CrossProblem, Loc, Policy, Repository, Rule
-from app.policy.source import Position, read_document
+from app.policy.source import Document, Position, read_document
 
 POLICY_SUFFIXES = (".yml", ".yaml")
+# The line every policy file ends with (YAML's end-of-document marker), so that a torn file is refused.
+END_LINE = "..."
 
 
 @dataclass(frozen=True)
@@ -92,16 +95,41 @@ def parse_policy_text(text: str, path: str = "<string>") -> LoadedPolicy:
             path, document.root.line, "", f"got a {found}, expected a mapping with version, owner, rules"
         )
         raise PolicyError(f"{path}: not a policy", [problem])
+    reading = [*document.problems, *_torn(document, path)]
     collected: list[CrossProblem] = []
     try:
         policy = Policy.model_validate(document.data, context={COLLECT_PROBLEMS: collected})
     except ValidationError as exc:
-        problems = _together(document.problems, validation_problems(exc, document, path))
+        problems = _together(reading, validation_problems(exc, document, path))
         raise PolicyError(_summary(path, problems), problems) from exc
-    if collected or document.problems:
-        problems = _together(document.problems, cross_field_problems(collected, document, path))
+    if collected or reading:
+        problems = _together(reading, cross_field_problems(collected, document, path))
         raise PolicyError(_summary(path, problems), problems)
     return _index(policy, path, document.root)
+
+
+def _torn(document: Document, path: str) -> list[PolicyProblem]:
+    """A policy must end with YAML's end-of-document line ``...``, or it may be torn.
+
+    A file cut short still parses more often than not, and what it lost can widen it: the end of a
+    rule (its ``approvals``, ``teams``, ``allow_agents: false``, its last conditions), a digit of
+    a number. Rules only allow, but their conditions narrow, so no reading of a prefix is safe.
+    The end line is the last thing written: a one-document file that has it is whole, and every
+    strict prefix of such a file (one that loses anything but comments and blank lines after it)
+    lacks it and is refused (docs/policy.md, "A torn policy never allows more").
+    """
+    if document.explicit_end:
+        return []
+    return [
+        PolicyProblem(
+            path,
+            document.last_line,
+            "",
+            f"expected the last line to be {END_LINE!r} (YAML's end-of-document line): without it the "
+            "file may have been cut short (a crash mid-write, a truncated copy), and a torn policy can "
+            f"allow what the whole one denies; if the file is complete, add a last line {END_LINE}",
+        )
+    ]
 
 
 def _together(reading: list[PolicyProblem], validating: list[PolicyProblem]) -> list[PolicyProblem]:

@@ -22,6 +22,10 @@ Example::
         environments: [production]
         events: [push, workflow_dispatch]
         approvals: {count: 1, teams: [release-managers]}
+    ...
+
+The last line, YAML's end-of-document marker, is required (:mod:`app.policy.loader`): a file cut
+short lacks it and is refused.
 """
 
 from __future__ import annotations
@@ -416,6 +420,12 @@ class Approvals(_Strict):
     )
 
 
+# Delegation depth (docs/grants.md#chains-of-agents): a grant of a rule may be delegated this many
+# times in a row by default, and never more than MAX_DELEGATION_DEPTH whatever the rule says.
+DEFAULT_DELEGATION_DEPTH = 2
+MAX_DELEGATION_DEPTH = 5
+
+
 class Grant(_Strict):
     """A just-in-time credential issued with an allowed decision (docs/grants.md)."""
 
@@ -428,6 +438,13 @@ class Grant(_Strict):
         default_factory=list,
         description="Narrower audiences a grant of this rule may be delegated to "
         "(POST /v1/grants/delegate); otherwise a delegated grant keeps its parent's audience.",
+    )
+    max_delegation_depth: int = Field(
+        DEFAULT_DELEGATION_DEPTH,
+        ge=0,
+        le=MAX_DELEGATION_DEPTH,
+        description="How many delegations deep a chain from a grant of this rule may go "
+        "(0: none; default 2: planner -> tester -> deployer; at most 5).",
     )
 
 

@@ -6,7 +6,8 @@ times faster than the pure-Python one) in one pass that also enforces what a pol
 - a duplicate key in a mapping is an error (PyYAML silently keeps the last one);
 - keys are text: ``on:`` or ``yes:`` (booleans in YAML 1.1) are refused, with the fix;
 - an empty value (``refs:`` with nothing after it) is refused: it would silently mean "anything";
-- one document; only the plain YAML types (no ``!!python/...`` or custom tags);
+- one document, and whether it ends with ``...`` (the loader requires it: a torn file lacks it);
+- only the plain YAML types (no ``!!python/...`` or custom tags);
 - bounded: at most :data:`MAX_BYTES`, :data:`MAX_DEPTH` levels of nesting and :data:`MAX_VALUES`
   values once aliases are expanded (an "alias bomb" is refused, not expanded).
 
@@ -94,6 +95,10 @@ class Document:
     data: Any
     root: Position
     problems: list[PolicyProblem] = field(default_factory=list)
+    # True when the document ends with YAML's end-of-document line ``...``: the loader refuses a
+    # policy without it, since a file cut short (a crash mid-write, a truncated copy) may still parse.
+    explicit_end: bool = False
+    last_line: int = 1
 
 
 @dataclass
@@ -137,6 +142,8 @@ class _Reader:
         self.values = 0
         self.root: tuple[Any, Position] | None = None
         self.documents = 0
+        # Whether the document was closed by YAML's end-of-document line ``...`` (a torn file is not).
+        self.explicit_end = False
         self.problems: list[tuple[int, str, str]] = []
         self.tags: dict[str, str] = {}
 
@@ -158,6 +165,8 @@ class _Reader:
                     self._end()
                 elif kind is yaml.AliasEvent:
                     self._alias(event, line)
+                elif kind is yaml.DocumentEndEvent:
+                    self.explicit_end = bool(event.explicit)
                 elif kind is yaml.DocumentStartEvent:
                     self.documents += 1
                     if self.documents > 1:
@@ -414,4 +423,5 @@ def read_document(text: str, path: str) -> Document:
     if root is None or root[0] is None:
         raise refuse(1, "the file is empty; expected a mapping with version, owner and rules")
     problems = [PolicyProblem(path, line, where, message) for line, where, message in reader.problems]
-    return Document(root[0], root[1], problems)
+    last_line = text.rstrip().count("\n") + 1
+    return Document(root[0], root[1], problems, explicit_end=reader.explicit_end, last_line=last_line)

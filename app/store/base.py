@@ -298,12 +298,30 @@ class Store(Protocol):
         state: str | None = None, live_at: int | None = None, since: int | None = None,
     ) -> list[dict[str, Any]]: ...  # fmt: skip
 
-    # Agent freezes (app/governance/freeze.py); migration 4 of both schemas.
+    # Agent freezes (app/governance/freeze.py); migration 5 of both schemas.
     def save_freeze(self, record: dict[str, Any]) -> None: ...
 
     def find_freezes(
         self, *, id: str | None = None, owner_id: int | None = None, state: str | None = None,
         since: int | None = None,
     ) -> list[dict[str, Any]]: ...  # fmt: skip
+
+    # Page sessions (logins to the decision pages), keyed by the sha256 of the session's random id:
+    # a session is valid only while its row is live, so the server can end it (docs/security-model.md).
+    def start_session(self, session_hash: str, user_id: int, *, now: int, expires_at: int) -> None:
+        """Record a new login; rows expired at ``now`` are deleted."""
+        ...
+
+    def session_live(self, session_hash: str, *, now: int) -> bool:
+        """Whether the session was started here, is not ended and has not expired."""
+        ...
+
+    def end_session(self, session_hash: str, *, now: int) -> bool:
+        """End one session (logout); False when it was not live."""
+        ...
+
+    def end_all_sessions(self, *, now: int) -> int:
+        """End every live session (an operator's "end all sessions"); how many were live."""
+        ...
 
     def close(self) -> None: ...

@@ -22,7 +22,9 @@ from __future__ import annotations
 import logging
 import os
 import threading
+import time
 from collections.abc import Callable, Sequence
+from contextvars import ContextVar
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from typing import Any
@@ -36,6 +38,15 @@ from app.store.rows import DeploymentRow, JobRow, KeptRows
 log = logging.getLogger("agent_gate.store")
 
 MAX_BATCH = 64  # appends per commit: bounds the time one transaction holds the write lock
+
+# The seconds the batch being written may still take, when its GroupCommit has a budget: read by the
+# writer (PostgreSQL sets its lock and statement timeouts to it), set by the leader around write().
+_time_left: ContextVar[float | None] = ContextVar("agent_gate_batch_time_left", default=None)
+
+
+def batch_time_left() -> float | None:
+    """Seconds the batch being written may still take (None: no budget)."""
+    return _time_left.get()
 
 
 @dataclass(frozen=True)
@@ -120,6 +131,7 @@ os.register_at_fork(after_in_child=_reset_fork_lock)
 @dataclass
 class _Slot:
     item: PendingAppend
+    queued_at: float = field(default_factory=time.monotonic)
     outcome: Outcome | None = None
     failure: BaseException | None = None
     done: bool = False
@@ -131,10 +143,16 @@ class GroupCommit:
 
     ``write(batch)`` writes a batch in one transaction and returns one outcome per item; it raises
     (a :class:`GateError`, normally ``Unavailable``) when the transaction did not commit.
+
+    With a ``budget`` (seconds), an append's whole wait is bounded: queued behind a batch that waits
+    on a lock, then written in its own, it fails once ``budget`` has passed since it was queued. A
+    batch is not started once its oldest append is out of time, and the writer is told the time left
+    (:func:`batch_time_left`) to bound its own waits.
     """
 
     write: Callable[[list[PendingAppend]], list[Outcome]]
     max_batch: int = MAX_BATCH
+    budget: float | None = None
     _cond: threading.Condition = field(default_factory=threading.Condition, repr=False)
     _queue: list[_Slot] = field(default_factory=list, repr=False)
     _writing: bool = field(default=False, repr=False)
@@ -184,7 +202,16 @@ class GroupCommit:
     def _lead(self, batch: list[_Slot]) -> None:
         failure: BaseException | None = None
         outcomes: list[Outcome] = []
+        left = None if self.budget is None else self.budget - (time.monotonic() - batch[0].queued_at)
+        bound = _time_left.set(left)
         try:
+            if left is not None and left <= 0:
+                raise Unavailable(
+                    f"the audit log cannot be written, so nothing was allowed: it was not free within "
+                    f"{self.budget:g} s (another writer holds it); retry, and tell the gate's operators if it "
+                    "persists",
+                    code="audit-unavailable",
+                )
             outcomes = self.write([s.item for s in batch])
             if len(outcomes) != len(batch):  # a writer's bug: never leave a waiter without an answer
                 raise Unavailable(
@@ -194,6 +221,8 @@ class GroupCommit:
                 )
         except BaseException as exc:  # noqa: BLE001  # handed to every append of the batch
             failure = exc
+        finally:
+            _time_left.reset(bound)
         counters = metrics()
         counters.audit_commits.inc()
         counters.audit_appends.inc(len(batch))

@@ -27,14 +27,25 @@ from app.errors import GateError, Unavailable
 from app.store.base import Replay
 from app.store.canonical import encode_decision, utc_iso
 from app.store.chain import AuditChain
-from app.store.group import GroupCommit, Linked, Outcome, PendingAppend, admit, chain, kept_of, settle
+from app.store.group import (
+    GroupCommit,
+    Linked,
+    Outcome,
+    PendingAppend,
+    admit,
+    batch_time_left,
+    chain,
+    kept_of,
+    settle,
+)
 from app.store.migrations import MIGRATIONS_TABLE, pending
 from app.store.postgres_breakglass import PostgresBreakGlass
 from app.store.postgres_freeze import PostgresFreeze
-from app.store.postgres_pool import Pool
+from app.store.postgres_pool import STATEMENT_TIMEOUT_MS, Pool
 from app.store.postgres_queue import PostgresQueue
 from app.store.postgres_redelivery import PostgresRedelivery
 from app.store.postgres_schema import STEPS
+from app.store.postgres_sessions import PostgresSessions
 
 log = logging.getLogger("agent_gate.store")
 
@@ -44,12 +55,15 @@ REPLAY_MARGIN_SECONDS = 120
 # Advisory lock keys (one 64-bit space per database, shared with any other application in it):
 # "agent-gate audit" and "agent-gate migrations" as big-endian integers, truncated to 63 bits.
 AUDIT_LOCK = int.from_bytes(b"ag-audit", "big") & (2**63 - 1)
+AUDIT_WAIT_SECONDS = STATEMENT_TIMEOUT_MS / 1000  # the longest an audit append waits, queue included
 MIGRATION_LOCK = int.from_bytes(b"ag-migr8", "big") & (2**63 - 1)
 
 _PAGE = 500
 
 
-class PostgresStore(AuditChain, PostgresQueue, PostgresRedelivery, PostgresBreakGlass, PostgresFreeze):
+class PostgresStore(
+    AuditChain, PostgresQueue, PostgresRedelivery, PostgresBreakGlass, PostgresFreeze, PostgresSessions
+):
     """The :class:`app.store.base.Store` on one PostgreSQL database, shared by every replica."""
 
     def __init__(
@@ -64,7 +78,9 @@ class PostgresStore(AuditChain, PostgresQueue, PostgresRedelivery, PostgresBreak
         """Open the pool; with ``migrate``, bring the schema to the newest version."""
         self._clock = clock
         self._db = Pool(url, size=pool_size, timeout=pool_timeout)
-        self._group = GroupCommit(self._write_batch)
+        # A decision's whole wait for its audit record is bounded by one statement timeout, however
+        # long another connection holds the audit lock and however many batches queue behind it.
+        self._group = GroupCommit(self._write_batch, budget=AUDIT_WAIT_SECONDS)
         self.where = self._db.where
         try:
             with self._db.failing_as(
@@ -134,6 +150,13 @@ class PostgresStore(AuditChain, PostgresQueue, PostgresRedelivery, PostgresBreak
             ),
             self._db.transaction() as cur,
         ):
+            left = batch_time_left()
+            if left is not None:  # this batch's share of the append's budget, for every wait below
+                ms = str(max(1, int(left * 1000)))
+                cur.execute(
+                    "SELECT set_config('lock_timeout', %s, true), set_config('statement_timeout', %s, true)",
+                    (ms, ms),
+                )
             # Before the lock, which is held for as little as possible: the replay records (a
             # conflict with another replica's uncommitted record waits for its commit, then skips)...
             fresh = self._claim_replays(cur, [item.replay for item in batch if item.replay is not None])

@@ -158,4 +158,18 @@ STEPS: tuple[Migration, ...] = (
             "ALTER TABLE signing_keys ADD COLUMN purpose TEXT NOT NULL DEFAULT 'grant'",
         ),
     ),
+    Migration(
+        7,
+        "page sessions",
+        (
+            """CREATE TABLE page_sessions (
+                id TEXT PRIMARY KEY,            -- sha256 of the session's random id
+                user_id BIGINT NOT NULL,
+                started_at BIGINT NOT NULL,
+                expires_at BIGINT NOT NULL,
+                ended_at BIGINT
+            )""",
+            "CREATE INDEX page_sessions_expires ON page_sessions(expires_at)",
+        ),
+    ),
 )

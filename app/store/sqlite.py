@@ -33,6 +33,7 @@ from app.store.sqlite_freeze import SQLiteFreeze
 from app.store.sqlite_queue import SQLiteQueue
 from app.store.sqlite_redelivery import SQLiteRedelivery
 from app.store.sqlite_schema import has_migrations_table, migrate, version
+from app.store.sqlite_sessions import SQLiteSessions
 
 log = logging.getLogger("agent_gate.store")
 
@@ -44,7 +45,7 @@ REPLAY_MARGIN_SECONDS = 120
 _PAGE = 500  # audit rows read per query: bounded memory, and no read transaction held across pages
 
 
-class SQLiteStore(AuditChain, SQLiteQueue, SQLiteRedelivery, SQLiteBreakGlass, SQLiteFreeze):
+class SQLiteStore(AuditChain, SQLiteQueue, SQLiteRedelivery, SQLiteBreakGlass, SQLiteFreeze, SQLiteSessions):
     """The :class:`app.store.base.Store` on one SQLite file; one connection per thread and process."""
 
     def __init__(

@@ -161,6 +161,20 @@ STEPS: tuple[Migration, ...] = (
             "ALTER TABLE signing_keys ADD COLUMN purpose TEXT NOT NULL DEFAULT 'grant'",
         ),
     ),
+    Migration(
+        7,
+        "page sessions",
+        (
+            """CREATE TABLE IF NOT EXISTS page_sessions (
+                id TEXT PRIMARY KEY,            -- sha256 of the session's random id
+                user_id INTEGER NOT NULL,
+                started_at INTEGER NOT NULL,
+                expires_at INTEGER NOT NULL,
+                ended_at INTEGER
+            )""",
+            "CREATE INDEX IF NOT EXISTS page_sessions_expires ON page_sessions(expires_at)",
+        ),
+    ),
 )
 
 

@@ -37,7 +37,7 @@ def _who() -> WorkloadIdentity:
 def _answer(record: dict[str, Any]) -> dict[str, Any]:
     return {
         k: record.get(k)
-        for k in ("id", "repository", "action", "state", "invoker", "confirmer", "expires_at")
+        for k in ("id", "repository", "action", "environment", "state", "invoker", "confirmer", "expires_at")
     }
 
 

@@ -3,21 +3,28 @@
 ``POST /v1/decisions`` verifies the bearer token and asks the pipeline (app/gate/pipeline.py), which
 gathers what the decision needs, decides, records it in one transaction with the token's replay
 record, and mints the credentials; the answer is 200 (allowed) or 403 (denied) with the same body.
+
+An allowed decision is recorded before its answer is sent, so an answer can fail after its record:
+the credentials could not be issued, or the client was gone when the server wrote the answer. The
+audit log then says so with a ``decision-not-delivered`` record naming the decision and why
+(:class:`_Answer` notices an answer the server could not hand to the connection).
 """
 
 from __future__ import annotations
 
 import logging
+from collections.abc import Callable, Iterator
 from typing import Any, NoReturn
 
 from flask import Blueprint, Response, jsonify
+from flask import g as request_globals
 
 from app.decide.decision import DecisionRequest
 from app.errors import AlreadyUsed, GateError, InvalidRequest, TokenError, Unavailable
 from app.gate.pipeline import Pipeline
 from app.gate.question import Draft, Question
 from app.settings import gate_version
-from app.store.base import Replay
+from app.store.base import Replay, Store
 from app.tokens.verify import VerifiedToken
 from app.web.requests import audit_refusal, bearer_token, gate, issued_body, parse_json_body
 
@@ -45,6 +52,54 @@ def _audit_undecided(exc: GateError, verified: VerifiedToken, body: DecisionRequ
         )
     except GateError:  # the store is down (logged there), or the token was spent by another request
         log.error("could not audit the decision not made for run %s", identity.run_id)
+
+
+def _audit_not_delivered(store: Store, decision_id: str, reason: str, request_id: str | None) -> None:
+    """Record that an allowed, recorded decision's answer did not reach its client."""
+    try:
+        store.append_audit(
+            "decision-not-delivered",
+            {"decision_id": decision_id, "reason": reason, "request_id": request_id},
+        )
+    except GateError:  # the store is down (logged there)
+        log.error("could not audit that decision %s was not delivered (%s)", decision_id, reason)
+
+
+class _Answer:
+    """An answer's body that knows whether the server handed it to the connection.
+
+    The server iterates the body and writes each chunk; only when the write of the one chunk
+    returned does it ask for the next, which marks the body delivered. A server that closes the
+    body before that (the write failed: the client was gone) makes :meth:`close` record it.
+    "Delivered" means handed to the connection, not read by the client.
+    """
+
+    def __init__(self, body: bytes, on_lost: Callable[[], None]) -> None:
+        self._body = body
+        self._on_lost = on_lost
+        self.delivered = False
+
+    def __iter__(self) -> Iterator[bytes]:
+        yield self._body
+        self.delivered = True
+
+    def close(self) -> None:
+        if not self.delivered:
+            self.delivered = True  # once
+            self._on_lost()
+
+
+def _answer(
+    answer: dict[str, Any], status: int, *, store: Store, decision_id: str, allowed: bool
+) -> Response:
+    body = jsonify(answer).get_data()  # the app's JSON, as every other answer
+    if not allowed:
+        return Response(body, status=status, mimetype="application/json")
+    request_id = _request_id()  # read now: the body is closed after the request's context is gone
+    lost = _Answer(body, lambda: _audit_not_delivered(store, decision_id, "client-gone", request_id))
+    response = Response(lost, status=status, mimetype="application/json")
+    response.headers["Content-Length"] = str(len(body))
+    return response
 
 
 def replay_of(verified: VerifiedToken) -> Replay:
@@ -117,11 +172,34 @@ def create_decision() -> tuple[Response, int]:
         outcome = g.pipeline.record(draft)
     except AlreadyUsed:
         _refuse_replay(verified, token)
+    except GateError as exc:
+        # Recorded as allowed, then the credentials it needs could not be issued: not delivered.
+        if draft.decision.allowed and _recorded(draft.decision.decision_id):
+            _audit_not_delivered(g.store, draft.decision.decision_id, exc.code, _request_id())
+        raise
     decision = outcome.decision
     answer: dict[str, Any] = dict(outcome.record)  # the grant's fields are added at the top level only
     if outcome.grant is not None:
         answer.update(issued_body(outcome.grant))
-    return jsonify(answer), 200 if decision.allowed else 403
+    return _answer(
+        answer,
+        200 if decision.allowed else 403,
+        store=g.store,
+        decision_id=decision.decision_id,
+        allowed=decision.allowed,
+    ), 200 if decision.allowed else 403
+
+
+def _recorded(decision_id: str) -> bool:
+    try:
+        return gate().store.get_decision(decision_id) is not None
+    except GateError:
+        return False
+
+
+def _request_id() -> str | None:
+    found = request_globals.get("request_id")
+    return found if isinstance(found, str) else None
 
 
 @bp.get("/healthz")

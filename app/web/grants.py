@@ -72,6 +72,11 @@ class RevokeForm(BaseModel):
 
 class DelegateBody(BaseModel):
     model_config = ConfigDict(extra="forbid")
+    step: str = Field(
+        pattern=r"^[a-z0-9][a-z0-9._-]{0,63}$",
+        description="The step of the chain that will hold the grant (e.g. tester): its sub ends "
+        "':step:NAME', and its act chain and the audit name it.",
+    )
     permission: str | None = Field(None, pattern=r"^(read|propose|execute)$")
     audience: str | None = Field(None, pattern=r"^[A-Za-z0-9._:/-]{1,200}$")
     ttl: int | None = Field(None, ge=30, le=3600)
@@ -96,6 +101,7 @@ class IntrospectionAnswer(BaseModel):
     repository_id: int | None = None
     run_id: int | None = None
     sha: str | None = None
+    step: str | None = Field(None, description="The step of a chain that holds a delegated grant.")
     act: dict[str, Any] | None = Field(None, description="RFC 8693: the grant this one was delegated from.")
 
 
@@ -283,7 +289,9 @@ def delegate() -> tuple[Response, int]:
         if not _is_grant(token):
             raise TokenError("present the parent grant as the bearer credential", code="not-a-grant")
         # The parent is verified (live, not revoked) inside: a refusal is the parent's.
-        issued = _grants().delegate(token, permission=body.permission, audience=body.audience, ttl=body.ttl)
+        issued = _grants().delegate(
+            token, step=body.step, permission=body.permission, audience=body.audience, ttl=body.ttl
+        )
     except TokenError as exc:
         audit_refusal(exc, token)
         raise

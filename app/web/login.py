@@ -2,7 +2,9 @@
 
 ``GET /login`` starts the GitHub App's user authorisation (state and PKCE kept in the signed
 session cookie), ``GET /login/callback`` finishes it and keeps only the user's id and login in the
-session, ``POST /logout`` ends it. :class:`PageReaders` answers "may this user read this
+session, with a random session id whose sha256 the store records; ``POST /logout`` ends that record,
+and ``agent-gate sessions end-all`` ends every one: a session is valid only while the server says so,
+so a cookie copied before a logout stops working with it. :class:`PageReaders` answers "may this user read this
 repository?" through GitHub (the collaborator permission, with the App's token), cached briefly in
 a bounded, locked cache: expiry only ever causes a re-check.
 
@@ -43,6 +45,7 @@ EXTENSION = "agent_gate_readers"
 SESSION_LIFETIME = timedelta(hours=8)
 FLOW_SECONDS = 600  # a login started more than 10 minutes ago is not finished
 READ_ROLES = frozenset({"admin", "maintain", "write", "triage", "read"})
+NOT_INSTALLED = "github-app-not-installed"  # app.github.auth's code: nobody may read such a repository here
 _NEXT = re.compile(r"^/(?:decisions/dec_[A-Za-z0-9_-]{16,64}|inventory)$")  # where a login may return to
 
 
@@ -77,7 +80,12 @@ class PageReaders:
         return self.login
 
     def may_read(self, user: GitHubUser, repository: str) -> bool:
-        """Whether GitHub gives ``user`` at least read on ``repository``. Fails closed (503) when GitHub fails."""
+        """Whether GitHub gives ``user`` at least read on ``repository``.
+
+        A repository where the App is not installed is one nobody may read here: its pages answer
+        like missing ones. Fails closed (503) when GitHub fails, without naming the repository (the
+        reader may not be one who may know it exists).
+        """
         self.require_configured()
         assert self.github is not None
         key = (user.id, repository.lower())
@@ -87,10 +95,12 @@ class PageReaders:
         try:
             role = self.github.collaborator_permission(repository, user.login)
         except GitHubError as exc:
-            raise Unavailable(
-                f"GitHub could not confirm that @{user.login} may read {repository}; try again",
-                code="github-unavailable",
-            ) from exc
+            if exc.code != NOT_INSTALLED:
+                raise Unavailable(
+                    f"GitHub could not confirm that @{user.login} may read this repository; try again",
+                    code="github-unavailable",
+                ) from exc
+            role = None
         allowed = role in READ_ROLES
         with self._lock:
             self._cache[key] = allowed
@@ -145,16 +155,25 @@ def readers() -> PageReaders:
     return found
 
 
+def _session_hash(session_id: str) -> str:
+    return hashlib.sha256(session_id.encode()).hexdigest()
+
+
 def current_user() -> GitHubUser | None:
-    """The signed-in reader, from the signed session cookie, or None."""
+    """The signed-in reader, from the signed session cookie, while the store has the session live; or None.
+
+    Raises ``Unavailable`` (503) when the store cannot say: a session is never trusted unchecked.
+    """
     user = session.get("user")
     if not isinstance(user, dict):
         return None
-    user_id, login, at = user.get("id"), user.get("login"), user.get("at")
+    user_id, login, at, sid = user.get("id"), user.get("login"), user.get("at"), user.get("sid")
     if not isinstance(user_id, int) or not isinstance(login, str) or not isinstance(at, int | float):
         return None
-    if time.time() - at > SESSION_LIFETIME.total_seconds():
+    if not isinstance(sid, str) or time.time() - at > SESSION_LIFETIME.total_seconds():
         return None
+    if not gate().store.session_live(_session_hash(sid), now=int(time.time())):
+        return None  # ended by a logout or an operator, or never started here
     return GitHubUser(id=user_id, login=login)
 
 
@@ -206,7 +225,11 @@ def callback() -> BaseResponse:
     user = flow.identify(code=code, redirect_uri=_callback_url(), code_verifier=str(started["verifier"]))
     session.clear()
     session.permanent = True
-    session["user"] = {"id": user.id, "login": user.login, "at": int(time.time())}
+    sid, now = secrets.token_urlsafe(32), int(time.time())
+    gate().store.start_session(
+        _session_hash(sid), user.id, now=now, expires_at=now + int(SESSION_LIFETIME.total_seconds())
+    )
+    session["user"] = {"id": user.id, "login": user.login, "at": now, "sid": sid}
     target = started.get("next")
     if isinstance(target, str) and _NEXT.fullmatch(target):
         response = redirect(target, code=302)
@@ -218,6 +241,11 @@ def callback() -> BaseResponse:
 
 @bp.post("/logout")
 def logout() -> tuple[dict[str, Any], int]:
+    """End the session on the server too: the cookie, or any copy of it, no longer logs anyone in."""
     readers().require_configured()
+    user = session.get("user")
+    sid = user.get("sid") if isinstance(user, dict) else None
+    if isinstance(sid, str):
+        gate().store.end_session(_session_hash(sid), now=int(time.time()))
     session.clear()
     return {"status": "logged-out"}, 200

@@ -471,7 +471,8 @@ def _person_run_post(
 def _person_run_paths() -> dict[str, Any]:
     return {
         "/v1/break-glass": _person_run_post(
-            "Invoke break-glass for one repository and action (a person's workflow_dispatch run)",
+            "Invoke break-glass for one repository and action, optionally one environment (a person's "
+            "workflow_dispatch run)",
             "invokeBreakGlass", "BreakGlassRequest", ("201", "Requested."), None,
         ),
         "/v1/break-glass/{break_glass_id}/confirm": _person_run_post(

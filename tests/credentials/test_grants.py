@@ -17,10 +17,13 @@ from flask.testing import FlaskClient
 from pydantic import SecretStr
 
 from app import create_app
+from app.errors import PolicyError
 from app.evidence.gather import GitHubEvidence
 from app.github.client import GitHubClient
+from app.policy.loader import parse_policy_text
 from app.settings import Settings
 from app.tokens.devissuer import AGENT_PRESET, DevIssuer
+from tests.builders import whole
 from tests.fake_github import FakeGitHub, extract
 from tests.github.conftest import BOB, HEAD, base_scenario, github_settings
 
@@ -47,13 +50,13 @@ HUMAN_SHA = "e" * 40
 
 
 class Harness:
-    def __init__(self, tmp_path: Path) -> None:
+    def __init__(self, tmp_path: Path, *, policy: str = POLICY) -> None:
         self.clock = [time.time()]
         scenario = base_scenario()
         scenario.runs[9000].approvals = [{"user": BOB, "state": "approved", "environments": ["staging"]}]
         self.fake = FakeGitHub(scenario).__enter__()
         (tmp_path / "policies").mkdir()
-        (tmp_path / "policies" / "octo.yml").write_text(POLICY)
+        (tmp_path / "policies" / "octo.yml").write_text(whole(policy))
         settings = Settings(
             dev_mode=True,
             issuers=(),
@@ -264,14 +267,18 @@ def test_an_oidc_token_of_the_same_run_may_revoke_but_not_another_runs(h):
 def test_chains_only_narrow_and_revoking_a_parent_revokes_its_children(h):
     parent = h.deploy()["grant"]
     child = h.post(
-        "/v1/grants/delegate", {"permission": "propose", "audience": "test:staging"}, parent["token"]
+        "/v1/grants/delegate",
+        {"step": "tester", "permission": "propose", "audience": "test:staging"},
+        parent["token"],
     )
     assert child.status_code == 201
     child_grant = child.get_json()["grant"]
     claims = verify_offline(child_grant["token"], h.jwks(), audience="test:staging")
     assert claims["act"]["jti"] == parent["jti"] and claims["permission"] == "propose"
-    assert claims["exp"] <= parent["expires_at"] and claims["sub"] == "repo:2000:run:9000:attempt:1"
-    wider = h.post("/v1/grants/delegate", {"permission": "execute"}, child_grant["token"])
+    assert (
+        claims["exp"] <= parent["expires_at"] and claims["sub"] == "repo:2000:run:9000:attempt:1:step:tester"
+    )
+    wider = h.post("/v1/grants/delegate", {"step": "deployer", "permission": "execute"}, child_grant["token"])
     assert wider.status_code == 400 and wider.get_json()["errors"][0]["code"] == "grant-not-narrower"
     revoked = h.post("/v1/grants/revoke", {}, parent["token"]).get_json()["revoked"]
     assert set(revoked) == {parent["jti"], child_grant["jti"]}
@@ -290,7 +297,7 @@ def test_chains_only_narrow_and_revoking_a_parent_revokes_its_children(h):
 )
 def test_a_delegated_grant_may_not_widen_its_audience(h, audience):
     parent = h.deploy()["grant"]
-    child = h.post("/v1/grants/delegate", {"audience": audience}, parent["token"])
+    child = h.post("/v1/grants/delegate", {"step": "tester", "audience": audience}, parent["token"])
     assert child.status_code == 400, child.get_json()
     assert child.get_json()["errors"][0]["code"] == "grant-not-narrower"
     assert "expected one of deploy:staging, test:staging" in child.get_json()["message"]
@@ -300,17 +307,104 @@ def test_a_read_grant_cannot_be_delegated_into_a_deploy_audience(h):
     read = h.ask({"action": "read", "grant": True})
     assert read.status_code == 200, read.get_json()
     token = read.get_json()["grant"]["token"]
-    child = h.post("/v1/grants/delegate", {"audience": "deploy:production"}, token)
+    child = h.post("/v1/grants/delegate", {"step": "deployer", "audience": "deploy:production"}, token)
     assert child.status_code == 400 and child.get_json()["errors"][0]["code"] == "grant-not-narrower"
 
 
 def test_a_child_at_a_narrower_audience_cannot_widen_back(h):
     parent = h.deploy()["grant"]
-    child = h.post("/v1/grants/delegate", {"audience": "test:staging"}, parent["token"]).get_json()["grant"]
-    back = h.post("/v1/grants/delegate", {"audience": "deploy:staging"}, child["token"])
+    child = h.post("/v1/grants/delegate", {"step": "tester", "audience": "test:staging"}, parent["token"])
+    child = child.get_json()["grant"]
+    back = h.post("/v1/grants/delegate", {"step": "deployer", "audience": "deploy:staging"}, child["token"])
     assert back.status_code == 400 and back.get_json()["errors"][0]["code"] == "grant-not-narrower"
-    same = h.post("/v1/grants/delegate", {}, child["token"])
+    same = h.post("/v1/grants/delegate", {"step": "reporter"}, child["token"])
     assert same.status_code == 201 and same.get_json()["grant"]["audience"] == "test:staging"
+
+
+def delegate(h: Harness, parent: str, step: str, **body: Any) -> Any:
+    return h.post("/v1/grants/delegate", {"step": step, **body}, parent)
+
+
+def test_delegation_depth_is_bounded_by_default_and_an_equal_child_counts(h):
+    """Twelve equal re-delegations in a row were accepted; the default depth is 2."""
+    token = h.deploy()["grant"]["token"]
+    for step in ("tester", "deployer"):  # equal children: same permission and audience, new holders
+        child = delegate(h, token, step)
+        assert child.status_code == 201, child.get_json()
+        token = child.get_json()["grant"]["token"]
+    third = delegate(h, token, "reporter")
+    assert third.status_code == 400 and third.get_json()["errors"][0]["code"] == "delegation-too-deep"
+    assert "2 delegation(s) deep, the most its rule allows" in third.get_json()["message"]
+
+
+@pytest.mark.parametrize(
+    ("depth", "accepted"),
+    [pytest.param(0, 0, id="none"), pytest.param(1, 1, id="one"), pytest.param(4, 4, id="four")],
+)
+def test_the_rule_sets_the_delegation_depth(tmp_path, depth, accepted):
+    policy = POLICY.replace('delegate_audiences: ["test:staging"]}', f"max_delegation_depth: {depth}}}")
+    h = Harness(tmp_path, policy=policy)
+    try:
+        token = h.deploy()["grant"]["token"]
+        taken = 0
+        for n in range(6):
+            child = delegate(h, token, f"step-{n}")
+            if child.status_code != 201:
+                assert child.get_json()["errors"][0]["code"] == "delegation-too-deep"
+                break
+            taken, token = taken + 1, child.get_json()["grant"]["token"]
+        assert taken == accepted
+    finally:
+        h.fake.__exit__()
+
+
+def test_the_depth_is_at_most_five_whatever_the_rule_says():
+    with pytest.raises(PolicyError) as caught:
+        parse_policy_text(whole(POLICY.replace("ttl: 300,", "ttl: 300, max_delegation_depth: 6,")), "p.yml")
+    assert [p.field for p in caught.value.problems] == ["rules[1].grant.max_delegation_depth"]
+
+
+def test_a_sub_grant_names_its_step_in_sub_act_audit_and_introspection(h):
+    parent = h.deploy()["grant"]
+    tester = delegate(h, parent["token"], "tester").get_json()["grant"]
+    deployer = delegate(h, tester["token"], "deployer").get_json()["grant"]
+    claims = verify_offline(deployer["token"], h.jwks())
+    assert claims["step"] == "deployer" and claims["sub"].endswith(":step:deployer")
+    assert claims["act"]["step"] == "tester" and claims["act"]["sub"].endswith(":step:tester")
+    assert claims["act"]["act"] == {"sub": "repo:2000:run:9000:attempt:1", "jti": parent["jti"]}
+    seen = h.post("/v1/grants/introspect", {"token": deployer["token"]}, h.token()).get_json()
+    assert (seen["active"], seen["step"], seen["sub"]) == (True, "deployer", claims["sub"])
+    assert seen["act"]["step"] == "tester"
+    issued = [
+        r.payload for r in h.app.extensions["agent_gate"].store.iter_audit() if r.kind == "grant-issued"
+    ]
+    assert [(p["step"], (p["act"] or {}).get("step")) for p in issued] == [
+        (None, None),
+        ("tester", None),
+        ("deployer", "tester"),
+    ]
+
+
+@pytest.mark.parametrize(
+    ("body", "code"),
+    [
+        pytest.param({}, "invalid-field", id="no-step"),
+        pytest.param({"step": "Tester!"}, "invalid-field", id="not-a-slug"),
+        pytest.param({"step": "x" * 65}, "invalid-field", id="too-long"),
+    ],
+)
+def test_a_delegation_must_name_its_step(h, body, code):
+    parent = h.deploy()["grant"]["token"]
+    response = h.post("/v1/grants/delegate", body, parent)
+    assert response.status_code == 400 and response.get_json()["errors"][0]["code"] == code
+    assert "step" in response.get_json()["message"]
+
+
+def test_a_step_already_in_the_chain_is_refused(h):
+    parent = h.deploy()["grant"]["token"]
+    tester = delegate(h, parent, "tester").get_json()["grant"]["token"]
+    again = delegate(h, tester, "tester")
+    assert again.status_code == 400 and again.get_json()["errors"][0]["code"] == "step-already-in-chain"
 
 
 def test_a_dismissed_approval_revokes_the_grants_tied_to_the_pr(h):
@@ -378,7 +472,7 @@ def test_policy_check_flags_forbidden_permissions():
     from app.policy.lint import lint
     from app.policy.loader import parse_policy_text
 
-    warnings = [p.render() for p in lint(parse_policy_text(POLICY, "p.yml"))]
+    warnings = [p.render() for p in lint(parse_policy_text(whole(POLICY), "p.yml"))]
     assert any("asks for administration; an agent-driven workload never gets them" in w for w in warnings)
 
 
@@ -393,4 +487,4 @@ def test_a_failed_github_token_is_audited_and_no_credential_is_handed_out(h):
     assert response.status_code == 503
     assert "grant" not in response.get_json()
     kinds = [r.kind for r in h.app.extensions["agent_gate"].store.iter_audit()]
-    assert kinds[-2:] == ["decision", "grant-failed"]
+    assert kinds[-3:] == ["decision", "grant-failed", "decision-not-delivered"]

@@ -13,6 +13,7 @@ from pydantic import SecretStr
 
 from app.cli import main, options
 from app.settings import GitHubSettings, Settings
+from tests.builders import whole
 from tests.fake_github import APP_ID, FakeGitHub, ReviewSpec, Scenario
 from tests.github.conftest import BOB, HEAD, app_key_pem, base_scenario
 
@@ -37,7 +38,7 @@ rules:
 @pytest.fixture
 def live(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> Iterator[Any]:
     (tmp_path / "policies").mkdir()
-    (tmp_path / "policies" / "octo-org.yml").write_text(POLICY)
+    (tmp_path / "policies" / "octo-org.yml").write_text(whole(POLICY))
     servers: list[FakeGitHub] = []
 
     def explain(scenario: Scenario, *args: str) -> tuple[int, dict[str, Any]]:
@@ -125,10 +126,10 @@ def test_malformed_questions(
 def test_offline_the_remedy_names_evidence_not_the_app(
     tmp_path: Path, capsys: pytest.CaptureFixture[str]
 ) -> None:
-    from tests.builders import claims
+    from tests.builders import claims, whole
 
     (tmp_path / "claims.json").write_text(json.dumps(claims(environment="production")))
-    (tmp_path / "p.yml").write_text(POLICY)
+    (tmp_path / "p.yml").write_text(whole(POLICY))
     args = [
         "explain",
         "--claims",

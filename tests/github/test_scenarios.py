@@ -14,6 +14,7 @@ from app.evidence.gather import GitHubEvidence
 from app.github.client import GitHubClient
 from app.settings import Settings
 from app.tokens.devissuer import DevIssuer
+from tests.builders import whole
 from tests.fake_github import PR, Commit, FakeGitHub, Person, Scenario
 from tests.github.conftest import (
     ALICE,
@@ -55,7 +56,7 @@ def gate(tmp_path: Path) -> Iterator[Callable[..., tuple[Any, FakeGitHub]]]:
     """gate(scenario) -> (ask, fake): a gate whose GitHub App talks to a fake GitHub with that scenario."""
     started: list[FakeGitHub] = []
     (tmp_path / "policies").mkdir()
-    (tmp_path / "policies" / "octo.yml").write_text(POLICY)
+    (tmp_path / "policies" / "octo.yml").write_text(whole(POLICY))
 
     def build(scenario: Scenario, **client_kw: Any) -> tuple[Callable[..., Any], FakeGitHub]:
         fake = FakeGitHub(scenario).__enter__()
@@ -388,7 +389,7 @@ def test_a_policy_may_allow_unresolved_co_authors(gate, tmp_path):
             "    approvals: {count: 1}\n", "    approvals: {count: 1, unresolved_co_authors: allow}\n", 1
         )
     )
-    (tmp_path / "policies" / "octo.yml").write_text(policy)
+    (tmp_path / "policies" / "octo.yml").write_text(whole(policy))
     scenario = copilot_pr_co_authored_by("someone@elsewhere.example", name="Someone")
     scenario.prs[12].reviews = reviews((BOB, "APPROVED", HEAD))
     ask, _ = gate(scenario)

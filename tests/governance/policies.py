@@ -7,8 +7,10 @@ import os
 import time
 from pathlib import Path
 
+from tests.builders import whole
+
 
 def write_policy(path: Path, text: str) -> None:
-    path.write_text(text)
+    path.write_text(whole(text))
     past = time.time() - 60
     os.utime(path, (past, past))

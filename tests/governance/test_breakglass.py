@@ -147,6 +147,37 @@ def test_another_action_or_repository_is_not_covered(
     assert merge.status_code == 403 and merge.get_json()["break_glass"] is None
 
 
+def test_a_break_glass_naming_an_environment_covers_that_environment_only(
+    invoke: Callable[..., Any], ask: Callable[..., Any]
+) -> None:
+    created = invoke({**BODY, "environment": "production"})
+    assert created.status_code == 201 and created.get_json()["environment"] == "production"
+    invoke({}, path=f"/v1/break-glass/{created.get_json()['id']}/confirm", **ALICE)
+    staging = ask(DENIED_DEPLOY[0], **DENIED_DEPLOY[1])
+    assert staging.status_code == 403 and staging.get_json()["break_glass"] is None
+    production = ask(
+        {"action": "deploy", "environment": "production"}, ref="refs/heads/dev", environment="production"
+    )
+    body = production.get_json()
+    assert production.status_code == 200 and body["break_glass"] == created.get_json()["id"]
+    assert "for environment production" in body["reasons"][-1]["message"]
+    no_environment = ask({"action": "deploy"}, ref="refs/heads/dev")
+    assert no_environment.status_code == 403 and no_environment.get_json()["break_glass"] is None
+
+
+def test_a_break_glass_naming_no_environment_covers_every_environment_of_its_action(
+    invoke: Callable[..., Any], ask: Callable[..., Any]
+) -> None:
+    created = invoke().get_json()
+    assert created["environment"] is None
+    invoke({}, path=f"/v1/break-glass/{created['id']}/confirm", **ALICE)
+    for environment in ("staging", "production"):
+        response = ask(
+            {"action": "deploy", "environment": environment}, ref="refs/heads/dev", environment=environment
+        )
+        assert response.status_code == 200 and response.get_json()["break_glass"] == created["id"]
+
+
 def test_a_refused_token_at_the_break_glass_endpoint_is_audited(
     app: Any, client: FlaskClient, policy_file: Path
 ) -> None:

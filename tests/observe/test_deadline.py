@@ -9,7 +9,8 @@ import responses
 from app.errors import GitHubError
 from app.github.client import GitHubClient
 from app.observe import deadline
-from tests.github.conftest import github_settings
+from tests.fake_github import Failure, FakeGitHub
+from tests.github.conftest import base_scenario, github_settings
 
 API = "https://api.github.test"
 REPO = "octo-org/octo-repo"
@@ -90,3 +91,32 @@ def test_a_decision_not_made_is_a_503_and_an_audit_record(app, client, mint, evi
     assert record.kind == "decision-not-made"
     assert record.payload["code"] == "decision-deadline" and record.payload["delivered"] is False
     assert record.payload["request_id"] == "slow-github-1" and record.payload["token_sha256"]
+
+
+@pytest.mark.parametrize(
+    ("deadline_seconds", "code", "message"),
+    [
+        pytest.param(
+            0.5, "decision-deadline", "ran out of time while reading PR #12", id="cut-by-the-deadline"
+        ),
+        pytest.param(None, "github-unavailable", "did not answer in time (0.8 s)", id="github-s-own-timeout"),
+    ],
+)
+def test_a_github_call_the_deadline_cuts_short_is_a_decision_deadline(deadline_seconds, code, message):
+    """Over real HTTP: the fake GitHub answers the pull request after 3 s."""
+    scenario = base_scenario()
+    scenario.failures.append(Failure.slow(r"/pulls/12$", 3.0))
+    with FakeGitHub(scenario) as fake:
+        settings = github_settings(fake.url).model_copy(update={"timeout": 0.8})
+        client = GitHubClient(settings, backoff=0)
+        bound = deadline.bind(deadline_seconds) if deadline_seconds is not None else None
+        try:
+            with pytest.raises(GitHubError) as info:
+                client.get_json(
+                    "octo-org/octo-repo", "/repos/octo-org/octo-repo/pulls/12", what="reading PR #12"
+                )
+        finally:
+            if bound is not None:
+                deadline.reset(bound)
+    assert (info.value.code, info.value.status) == (code, 503)
+    assert message in info.value.message

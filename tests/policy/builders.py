@@ -10,14 +10,15 @@ import textwrap
 import pytest
 
 from app.errors import PolicyError
-from app.policy.loader import LoadedPolicy, parse_policy_text
+from app.policy.loader import END_LINE, LoadedPolicy, parse_policy_text
 
 HEADER = "version: 1\nowner: {login: acme, id: 1}\n"
 PATH = "p.yml"
 
 
 def policy_text(body: str = "", *, header: str = HEADER) -> str:
-    return header + textwrap.dedent(body).lstrip("\n")
+    """A whole policy: the header, ``body``, and the end line (``...``) every policy ends with."""
+    return (header + textwrap.dedent(body).lstrip("\n")).rstrip("\n") + f"\n{END_LINE}\n"
 
 
 def load(body: str = "", *, header: str = HEADER) -> LoadedPolicy:

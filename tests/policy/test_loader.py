@@ -12,6 +12,7 @@ from app.errors import PolicyError
 from app.policy import source
 from app.policy.agents import Kind
 from app.policy.loader import load_policies, load_policy_file, parse_policy_text, survey_policies
+from tests.builders import whole
 from tests.policy.builders import HEADER, load, policy_text, problems, rule
 
 # Each case: a policy body (after the two-line header, so its first line is line 3) and the exact
@@ -434,7 +435,7 @@ def test_a_tag_can_make_a_boolean_looking_value_text() -> None:
 
 
 def test_a_boolean_version_is_not_version_1() -> None:
-    assert problems("version: true\nowner: {login: acme, id: 1}\n") == [
+    assert problems("version: true\nowner: {login: acme, id: 1}\n...\n") == [
         "p.yml:1: version: got True, expected 1"
     ]
 
@@ -456,7 +457,7 @@ def test_a_boolean_version_is_not_version_1() -> None:
             id="a-list",
         ),
         pytest.param(
-            "rules: []\n",
+            "rules: []\n...\n",
             [
                 "p.yml:1: owner: required field is missing (The owner this policy governs, pinned by repository_owner_id)",
                 "p.yml:1: version: required field is missing (Policy language version: 1)",
@@ -464,7 +465,7 @@ def test_a_boolean_version_is_not_version_1() -> None:
             id="no-version-no-owner",
         ),
         pytest.param(
-            "version: 1\nowner: {login: acme}\n",
+            "version: 1\nowner: {login: acme}\n...\n",
             [
                 "p.yml:2: owner.id: required field is missing (repository_owner_id: the owner's numeric id "
                 "(names can be re-registered, ids cannot))"
@@ -472,7 +473,7 @@ def test_a_boolean_version_is_not_version_1() -> None:
             id="owner-must-be-pinned-by-id",
         ),
         pytest.param(
-            "version: 2\nowner: {login: acme, id: 1}\n",
+            "version: 2\nowner: {login: acme, id: 1}\n...\n",
             ["p.yml:1: version: got 2, expected 1"],
             id="unknown-version",
         ),
@@ -640,8 +641,8 @@ def test_the_pure_python_parser_gives_the_same_answers(monkeypatch: pytest.Monke
 
 
 def test_a_directory_is_every_yml_and_yaml_file_but_schema_json_and_hidden_files(tmp_path: Path) -> None:
-    (tmp_path / "acme.yml").write_text(HEADER)
-    (tmp_path / "other.yaml").write_text("version: 1\nowner: {login: other, id: 2}\n")
+    (tmp_path / "acme.yml").write_text(whole(HEADER))
+    (tmp_path / "other.yaml").write_text(whole("version: 1\nowner: {login: other, id: 2}\n"))
     (tmp_path / "schema.json").write_text("{}")
     (tmp_path / ".acme.yml.swp").write_text("garbage: [")
     (tmp_path / "README.md").write_text("# policies")
@@ -653,14 +654,14 @@ def test_a_directory_is_every_yml_and_yaml_file_but_schema_json_and_hidden_files
 
 
 def test_a_single_file_is_a_policy_set_too(tmp_path: Path) -> None:
-    (tmp_path / "acme.yml").write_text(HEADER)
+    (tmp_path / "acme.yml").write_text(whole(HEADER))
     assert list(load_policies(tmp_path / "acme.yml").by_owner) == [1]
     assert load_policy_file(tmp_path / "acme.yml").policy.owner.login == "acme"
 
 
 def test_two_files_for_one_owner_are_refused(tmp_path: Path) -> None:
     for name in ("a.yml", "b.yml"):
-        (tmp_path / name).write_text(HEADER)
+        (tmp_path / name).write_text(whole(HEADER))
     with pytest.raises(PolicyError) as info:
         load_policies(tmp_path)
     assert [p.render() for p in info.value.problems] == [
@@ -670,9 +671,9 @@ def test_two_files_for_one_owner_are_refused(tmp_path: Path) -> None:
 
 
 def test_every_file_s_problems_are_reported_together(tmp_path: Path) -> None:
-    (tmp_path / "a.yml").write_text("version: 2\nowner: {login: a, id: 1}\n")
-    (tmp_path / "b.yml").write_text("version: 1\nowner: {login: b, id: 2}\nrules: [\n")
-    (tmp_path / "c.yml").write_text("version: 1\nowner: {login: c, id: 3}\n")
+    (tmp_path / "a.yml").write_text(whole("version: 2\nowner: {login: a, id: 1}\n"))
+    (tmp_path / "b.yml").write_text(whole("version: 1\nowner: {login: b, id: 2}\nrules: [\n"))
+    (tmp_path / "c.yml").write_text(whole("version: 1\nowner: {login: c, id: 3}\n"))
     with pytest.raises(PolicyError) as info:
         load_policies(tmp_path)
     assert info.value.message == "2 policy problems in 2 files"
@@ -712,14 +713,14 @@ def test_the_digest_covers_names_and_contents_and_nothing_else(tmp_path: Path) -
     one, two = tmp_path / "one", tmp_path / "two"
     for directory in (one, two):
         directory.mkdir()
-        (directory / "acme.yml").write_text(HEADER)
+        (directory / "acme.yml").write_text(whole(HEADER))
     first = load_policies(one).digest
     assert first.startswith("sha256:") and len(first) == len("sha256:") + 64
     assert load_policies(two).digest == first, "the same files elsewhere: the same digest"
-    (two / "acme.yml").write_text(HEADER + "description: changed\n")
+    (two / "acme.yml").write_text(whole(HEADER + "description: changed\n"))
     assert load_policies(two).digest != first
     (two / "acme.yml").rename(two / "renamed.yml")
-    (two / "renamed.yml").write_text(HEADER)
+    (two / "renamed.yml").write_text(whole(HEADER))
     assert load_policies(two).digest != first, "the file name is part of the digest"
 
 

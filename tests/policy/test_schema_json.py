@@ -15,6 +15,7 @@ import yaml
 from app.errors import PolicyError
 from app.policy.loader import parse_policy_text
 from app.policy.validate import REGENERATE, policy_json_schema
+from tests.builders import whole
 
 REPO = Path(__file__).resolve().parents[2]
 SCHEMA_FILE = REPO / "policies" / "schema.json"
@@ -144,7 +145,7 @@ def test_the_schema_and_the_loader_accept_the_same_shapes(
     validator: jsonschema.Draft202012Validator, document: dict[str, Any]
 ) -> None:
     assert list(validator.iter_errors(document)) == []
-    parse_policy_text(json.dumps(document), "p.json")
+    parse_policy_text(whole(json.dumps(document)), "p.json")
 
 
 def _doc_examples() -> list[Any]:
@@ -161,7 +162,7 @@ def test_every_yaml_example_in_the_docs_is_valid(
     """Whole policies load as they are; rule fragments (``- name: ...``) load under a header."""
     if not block.lstrip().startswith("version:"):
         block = "version: 1\nowner: {login: acme, id: 1}\nrules:\n" + textwrap.indent(block, "  ")
-    loaded = parse_policy_text(block, "docs/policy.md")
+    loaded = parse_policy_text(whole(block), "docs/policy.md")
     assert list(validator.iter_errors(yaml.safe_load(block))) == []
     assert loaded.policy.owner.id > 0
 

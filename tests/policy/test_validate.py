@@ -9,6 +9,7 @@ from pathlib import Path
 import pytest
 
 from app.policy.validate import check_paths
+from tests.builders import whole
 from tests.policy.builders import HEADER
 
 REPO = Path(__file__).resolve().parents[2]
@@ -42,7 +43,7 @@ def test_the_shipped_policies_pass_with_their_one_instructive_warning() -> None:
 
 
 def test_a_valid_policy_without_warnings(tmp_path: Path) -> None:
-    (tmp_path / "acme.yml").write_text(HEADER + CAREFUL_RULE)
+    (tmp_path / "acme.yml").write_text(whole(HEADER + CAREFUL_RULE))
     assert run(tmp_path / "acme.yml") == (0, ["ok: 0 error(s), 0 warning(s); 1 of 1 policy file(s) valid"])
 
 
@@ -51,7 +52,7 @@ def test_a_broken_copy_of_the_example_fails_with_its_line_number(tmp_path: Path)
     shutil.copy(REPO / "policies" / "example.yml", broken)
     text = broken.read_text()
     assert "      count: 1\n" in text
-    broken.write_text(text.replace("      count: 1\n", "      count: lots\n"))
+    broken.write_text(whole(text.replace("      count: 1\n", "      count: lots\n")))
     line = broken.read_text().splitlines().index("      count: lots") + 1
     code, lines = run(broken)
     assert code == 1
@@ -63,9 +64,11 @@ def test_a_broken_copy_of_the_example_fails_with_its_line_number(tmp_path: Path)
 
 def test_errors_and_warnings_of_a_directory_are_all_printed(tmp_path: Path) -> None:
     (tmp_path / "a.yml").write_text(
-        "version: 1\nowner: {login: a, id: 1}\nrules:\n  - {name: r, actions: [nope], repositories: '*'}\n"
+        whole(
+            "version: 1\nowner: {login: a, id: 1}\nrules:\n  - {name: r, actions: [nope], repositories: '*'}\n"
+        )
     )
-    (tmp_path / "b.yml").write_text("version: 1\nowner: {login: b, id: 2}\n")
+    (tmp_path / "b.yml").write_text(whole("version: 1\nowner: {login: b, id: 2}\n"))
     code, lines = run(tmp_path)
     assert code == 1
     assert lines == [
@@ -79,7 +82,7 @@ def test_errors_and_warnings_of_a_directory_are_all_printed(tmp_path: Path) -> N
 
 def test_warnings_never_fail_the_check(tmp_path: Path) -> None:
     (tmp_path / "acme.yml").write_text(
-        HEADER + "rules:\n  - {name: yolo, actions: [deploy], repositories: '*'}\n"
+        whole(HEADER + "rules:\n  - {name: yolo, actions: [deploy], repositories: '*'}\n")
     )
     code, lines = run(tmp_path)
     assert code == 0
@@ -90,14 +93,14 @@ def test_warnings_never_fail_the_check(tmp_path: Path) -> None:
 def test_several_paths_are_each_checked_as_the_gate_would_load_them(tmp_path: Path) -> None:
     for name in ("one", "two"):
         (tmp_path / name).mkdir()
-        (tmp_path / name / "acme.yml").write_text(HEADER + CAREFUL_RULE)
+        (tmp_path / name / "acme.yml").write_text(whole(HEADER + CAREFUL_RULE))
     code, lines = run(tmp_path / "one", tmp_path / "two")
     assert (code, lines) == (0, ["ok: 0 error(s), 0 warning(s); 2 of 2 policy file(s) valid"])
 
 
 def test_two_files_for_one_owner_fail(tmp_path: Path) -> None:
     for name in ("a.yml", "b.yml"):
-        (tmp_path / name).write_text(HEADER + CAREFUL_RULE)
+        (tmp_path / name).write_text(whole(HEADER + CAREFUL_RULE))
     code, lines = run(tmp_path)
     assert code == 1
     assert lines[0].startswith(
@@ -122,7 +125,7 @@ def test_a_directory_without_policies_fails(tmp_path: Path) -> None:
 )
 def test_a_missing_path_is_a_usage_error(tmp_path: Path, paths: list[str]) -> None:
     (tmp_path / "ok").mkdir()
-    (tmp_path / "ok" / "acme.yml").write_text(HEADER + CAREFUL_RULE)
+    (tmp_path / "ok" / "acme.yml").write_text(whole(HEADER + CAREFUL_RULE))
     code, lines = run(*(tmp_path / p for p in paths))
     assert (code, lines) == (2, [f"error: {tmp_path / 'nope.yml'}: no such file or directory"])
 
@@ -133,7 +136,7 @@ def test_no_path_at_all_is_a_usage_error() -> None:
 
 
 def test_rules_in_audit_mode_are_listed_after_the_warnings(tmp_path: Path) -> None:
-    (tmp_path / "acme.yml").write_text(HEADER + "mode: audit\n" + CAREFUL_RULE)
+    (tmp_path / "acme.yml").write_text(whole(HEADER + "mode: audit\n" + CAREFUL_RULE))
     code, lines = run(tmp_path / "acme.yml")
     assert code == 0
     assert lines == [

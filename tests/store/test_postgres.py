@@ -6,6 +6,7 @@ from __future__ import annotations
 import logging
 import multiprocessing
 import os
+import threading
 import time
 from collections.abc import Callable
 from multiprocessing.synchronize import Barrier
@@ -17,8 +18,9 @@ import psycopg
 import pytest
 
 from app.errors import ConfigError, Unavailable
+from app.store.base import Replay
 from app.store.opener import open_store
-from app.store.postgres import PostgresStore
+from app.store.postgres import AUDIT_LOCK, AUDIT_WAIT_SECONDS, PostgresStore
 from app.store.postgres_pool import describe, redact_url
 from tests.tcp_proxy import TcpProxy
 
@@ -246,3 +248,40 @@ def test_replicas_batching_the_same_tokens_in_opposite_orders_never_deadlock(pg_
     finally:
         for r in replicas:
             r.close()
+
+
+def test_a_held_audit_lock_bounds_an_append_s_whole_wait_queue_included(pg_url: str) -> None:
+    """Another connection holds the audit lock: the append waiting on it and those queued behind it
+    (a second batch) all fail within one budget of when they were queued, not one budget each
+    (before, the second batch waited a budget of its own: 9.5 s)."""
+    store = PostgresStore(pg_url)
+    holder = psycopg.connect(pg_url)
+    try:
+        holder.execute("SELECT pg_advisory_xact_lock(%s)", (AUDIT_LOCK,))
+        waited: dict[int, float] = {}
+        failed: dict[int, str] = {}
+
+        def append(n: int) -> None:
+            started = time.monotonic()
+            try:
+                store.append_audit(
+                    "decision", {"n": n}, replay=Replay("iss", f"jti-{n}", int(time.time()) + 300)
+                )
+            except Unavailable as exc:
+                failed[n] = exc.code
+            waited[n] = time.monotonic() - started
+
+        first = threading.Thread(target=append, args=(0,))
+        first.start()
+        time.sleep(0.5)  # the first batch waits on the lock; these queue behind it
+        queued = [threading.Thread(target=append, args=(n,)) for n in range(1, 4)]
+        for thread in queued:
+            thread.start()
+        for thread in [first, *queued]:
+            thread.join(30)
+    finally:
+        holder.rollback()
+        holder.close()
+        store.close()
+    assert failed == {n: "audit-unavailable" for n in range(4)}
+    assert max(waited.values()) < AUDIT_WAIT_SECONDS + 1.0, waited

@@ -77,7 +77,7 @@ def test_a_revoked_grant_authenticates_nothing(h):
     for path, body in [
         ("/v1/grants/introspect", {"token": other}),
         ("/v1/grants/revoke", {"grant": other}),
-        ("/v1/grants/delegate", {"permission": "read"}),
+        ("/v1/grants/delegate", {"step": "tester", "permission": "read"}),
     ]:
         response = h.post(path, body, parent)
         assert response.status_code == 401 and code(response) == "revoked", path
@@ -199,8 +199,8 @@ def test_another_runs_grant_cannot_be_revoked_by_its_token(h):
 
 
 def test_refused_tokens_at_revocation_and_delegation_are_audited(h):
-    for path in ("/v1/grants/revoke", "/v1/grants/delegate"):
-        response = h.web.post(path, json={}, headers={"Authorization": "Bearer x.y.z"})
+    for path, body in (("/v1/grants/revoke", {}), ("/v1/grants/delegate", {"step": "tester"})):
+        response = h.web.post(path, json=body, headers={"Authorization": "Bearer x.y.z"})
         assert response.status_code == 401
     assert [(r["endpoint"], r["code"]) for r in refusals(h)] == [
         ("/v1/grants/revoke", "malformed"),

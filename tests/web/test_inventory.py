@@ -11,7 +11,7 @@ from pathlib import Path
 import pytest
 
 from tests.github.conftest import base_scenario
-from tests.web.test_login import CAROL, MALLORY, Site, error_code
+from tests.web.test_login import CAROL, MALLORY, SECRET, Site, error_code
 
 
 @pytest.fixture
@@ -64,3 +64,24 @@ def test_a_reader_with_access_sees_the_workloads_of_their_repositories(site):
     assert "default-src 'none'" in page.headers["Content-Security-Policy"]
     filtered = site.web.get("/inventory?repository=octo-org/other", headers={"Accept": "application/json"})
     assert filtered.get_json() == []
+
+
+def test_a_repository_without_the_app_is_left_out_of_the_inventory_and_named_nowhere(site):
+    site.decision()
+    site.decision(**SECRET)
+    assert site.log_in("/inventory", as_user=CAROL).status_code == 302
+    answer = site.web.get("/inventory", headers={"Accept": "application/json"})
+    assert answer.status_code == 200
+    assert {r["repository"] for r in answer.get_json() if r["kind"] == "workload"} == {"octo-org/octo-repo"}
+    page = site.web.get("/inventory")
+    assert page.status_code == 200 and "secret-plans" not in page.get_data(as_text=True)
+    assert "secret-plans" not in answer.get_data(as_text=True)
+
+
+def test_github_failing_for_the_inventory_is_a_503_naming_no_repository(site):
+    site.decision()
+    assert site.log_in("/inventory", as_user=CAROL).status_code == 302
+    site.scenario.failures.append({"method": "GET", "path": r"/permission$", "status": 502})
+    answer = site.web.get("/inventory", headers={"Accept": "application/json"})
+    assert answer.status_code == 503 and error_code(answer) == "github-unavailable"
+    assert "octo-repo" not in answer.get_data(as_text=True)

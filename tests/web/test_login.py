@@ -7,6 +7,7 @@ The whole OAuth web flow runs against the fake GitHub over real HTTP: the gate's
 
 from __future__ import annotations
 
+import time
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
@@ -17,9 +18,11 @@ import requests
 from flask.testing import FlaskClient
 
 from app import create_app
+from app.cli import main
 from app.github.client import GitHubClient
 from app.settings import Settings
 from app.tokens.devissuer import DevIssuer
+from tests.builders import whole
 from tests.conftest import TEST_POLICY, close_gate
 from tests.fake_github import FakeGitHub, Person, Scenario
 from tests.github.conftest import base_scenario, github_settings
@@ -37,7 +40,7 @@ class Site:
         self.fake = FakeGitHub(scenario).__enter__()
         self.scenario = scenario
         (tmp_path / "policies").mkdir(exist_ok=True)
-        (tmp_path / "policies" / "octo.yml").write_text(TEST_POLICY)
+        (tmp_path / "policies" / "octo.yml").write_text(whole(TEST_POLICY))
         self.settings = Settings(
             dev_mode=True,
             issuers=(),
@@ -56,8 +59,8 @@ class Site:
         self.web: FlaskClient = self.app.test_client()
         self.issuer = DevIssuer(self.settings.data_dir)
 
-    def decision(self) -> str:
-        token = self.issuer.mint(audience="agent-gate")
+    def decision(self, **claims: Any) -> str:
+        token = self.issuer.mint(audience="agent-gate", **claims)
         response = self.app.test_client().post(
             "/v1/decisions", json={"action": "read"}, headers={"Authorization": f"Bearer {token}"}
         )
@@ -170,9 +173,8 @@ def test_github_failing_to_confirm_access_is_503_not_a_page(site):
     site.log_in(page, as_user=CAROL)
     site.scenario.failures.append({"method": "GET", "path": r"/permission$", "status": 502})
     response = site.web.get(page)
-    assert (
-        response.status_code == 503 and "octo-org" not in response.get_json()["message"].split("may read")[0]
-    )
+    assert response.status_code == 503 and error_code(response) == "github-unavailable"
+    assert "octo-repo" not in response.get_data(as_text=True), "no repository name in an error"
 
 
 def test_without_a_configured_login_pages_are_503_not_public(tmp_path):
@@ -206,7 +208,7 @@ def test_the_session_keeps_only_who_logged_in(site):
     assert cookie is not None and cookie.http_only and cookie.same_site == "Lax"
     assert not any(t in cookie.value for t in site.scenario.user_tokens), "the user token is never kept"
     with site.web.session_transaction() as session:
-        assert set(session) == {"user", "_permanent"} and set(session["user"]) == {"id", "login", "at"}
+        assert set(session) == {"user", "_permanent"} and set(session["user"]) == {"id", "login", "at", "sid"}
 
 
 def test_access_is_checked_through_github_and_cached_briefly(site):
@@ -224,6 +226,68 @@ def test_logging_out_ends_the_session(site):
     site.log_in(page, as_user=CAROL)
     assert site.web.post("/logout").status_code == 200
     assert site.web.get(page).status_code == 302
+
+
+def browser_with(site: Site, cookie: str) -> FlaskClient:
+    """Another browser holding a copy of a session cookie."""
+    other = site.app.test_client()
+    other.set_cookie("agent_gate_session", cookie, domain="localhost")
+    return other
+
+
+def test_a_cookie_copied_before_logging_out_stops_working_with_the_logout(site):
+    page = f"/decisions/{site.decision()}"
+    site.log_in(page, as_user=CAROL)
+    cookie = site.web.get_cookie("agent_gate_session")
+    assert cookie is not None
+    copy = browser_with(site, cookie.value)
+    assert copy.get(page).status_code == 200, "the copy works while the session is live"
+    assert site.web.post("/logout").status_code == 200
+    assert copy.get(page).status_code == 302, "the server ended the session, not only the cookie"
+    as_json = copy.get(page, headers={"Accept": "application/json"})
+    assert as_json.status_code == 401 and error_code(as_json) == "login-required"
+
+
+def test_an_operator_ends_every_session_at_once(site, capsys):
+    page = f"/decisions/{site.decision()}"
+    site.log_in(page, as_user=CAROL)
+    carol = site.web
+    site.web = site.app.test_client()
+    site.log_in(page, as_user=Person("dave", 1004))
+    assert carol.get(page).status_code == 200
+    database = str(site.settings.data_dir / "agent-gate.db")
+    assert main(["sessions", "end-all", "--database", database]) == 0
+    assert "ended 2 session(s)" in capsys.readouterr().out
+    assert carol.get(page).status_code == 302 and site.web.get(page).status_code == 302
+    site.log_in(page, as_user=CAROL)
+    assert site.web.get(page).status_code == 200, "a new login works"
+
+
+def test_a_session_cookie_without_a_server_side_session_logs_nobody_in(site):
+    """A cookie signed with the right key but never started here (an older gate's, or forged)."""
+    page = f"/decisions/{site.decision()}"
+    with site.web.session_transaction() as session:
+        session["user"] = {"id": 1003, "login": "carol", "at": int(time.time())}
+    assert site.web.get(page).status_code == 302
+    with site.web.session_transaction() as session:
+        session["user"] = {"id": 1003, "login": "carol", "at": int(time.time()), "sid": "made-up"}
+    assert site.web.get(page).status_code == 302
+
+
+# --- repositories where the App is not installed: nobody may read them here ---------------------------
+
+SECRET = {"repository": "octo-org/secret-plans", "repository_id": "2999"}
+
+
+def test_a_decision_of_a_repository_without_the_app_is_a_404_like_a_missing_page(site):
+    secret = site.decision(**SECRET)
+    site.log_in(f"/decisions/{site.decision()}", as_user=CAROL)
+    for accept in ("text/html", "application/json"):
+        denied = site.web.get(f"/decisions/{secret}", headers={"Accept": accept})
+        missing = site.web.get("/decisions/dec_" + "x" * 22, headers={"Accept": accept})
+        assert denied.status_code == missing.status_code == 404
+        assert denied.get_data() == missing.get_data()
+        assert "secret-plans" not in denied.get_data(as_text=True)
 
 
 def test_public_pages_are_an_explicit_setting(tmp_path):

@@ -89,7 +89,9 @@ def test_the_grant_answers_match_the_document(client, mint):
     _validator("IntrospectionAnswer").validate(
         client.post("/v1/grants/introspect", data={"token": grant}, headers=auth).get_json()
     )
-    delegated = client.post("/v1/grants/delegate", json={"permission": "read"}, headers=auth)
+    delegated = client.post(
+        "/v1/grants/delegate", json={"step": "tester", "permission": "read"}, headers=auth
+    )
     assert delegated.status_code == 201
     _validator("IssuedCredentials").validate(delegated.get_json())
     _validator("RevocationAnswer").validate(

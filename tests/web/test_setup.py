@@ -18,6 +18,7 @@ from pydantic import SecretStr
 from app import create_app
 from app.github.manifest import app_manifest
 from app.settings import GitHubSettings, Settings
+from tests.builders import whole
 from tests.conftest import TEST_POLICY, close_gate
 from tests.fake_github import FakeGitHub
 from tests.github.conftest import base_scenario
@@ -27,7 +28,7 @@ class Setup:
     def __init__(self, tmp_path: Path) -> None:
         self.fake = FakeGitHub(base_scenario()).__enter__()
         (tmp_path / "policies").mkdir()
-        (tmp_path / "policies" / "octo.yml").write_text(TEST_POLICY)
+        (tmp_path / "policies" / "octo.yml").write_text(whole(TEST_POLICY))
         self.settings = Settings(
             dev_mode=True,
             issuers=(),

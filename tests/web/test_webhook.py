@@ -20,6 +20,7 @@ from app.events.worker import QueueWorker
 from app.evidence.gather import GitHubEvidence
 from app.github.client import GitHubClient
 from app.settings import Settings
+from tests.builders import whole
 from tests.fake_github import Commit, FakeGitHub, Scenario, extract
 from tests.github.conftest import ALICE, BOB, COPILOT, HEAD, base_scenario, github_settings
 
@@ -46,7 +47,7 @@ class Hub:
         self.scenario = scenario
         self.fake = FakeGitHub(scenario).__enter__()
         (tmp_path / "policies").mkdir(exist_ok=True)
-        (tmp_path / "policies" / "octo.yml").write_text(policy)
+        (tmp_path / "policies" / "octo.yml").write_text(whole(policy))
         settings = Settings(
             dev_mode=True,
             issuers=(),
@@ -177,7 +178,7 @@ def test_a_redelivery_is_acknowledged_and_ignored(hub):
 
 def test_webhooks_without_a_configured_secret_are_refused(tmp_path):
     (tmp_path / "p").mkdir()
-    (tmp_path / "p" / "o.yml").write_text(POLICY)
+    (tmp_path / "p" / "o.yml").write_text(whole(POLICY))
     app = create_app(Settings(dev_mode=True, issuers=(), data_dir=tmp_path / "d", policy_path=tmp_path / "p"))
     response = app.test_client().post(
         "/v1/github/webhook", data=b"{}", headers={"X-Hub-Signature-256": sign(b"{}")}
