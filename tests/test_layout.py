@@ -38,7 +38,7 @@ PURE_CORE_NEVER_IMPORTS = ("app.web", "app.store", "app.github")
 LONG_MODULES = {
     # Declarative pydantic models whose fields carry the descriptions docs/policy.md and
     # policies/schema.json are generated from; splitting would scatter one language over files.
-    "app.policy.schema": 700,
+    "app.policy.schema": 720,
     # One document: the OpenAPI description of every route, declarative path tables beside the
     # models they name; a second file split by size only scattered one document over two.
     "app.web.openapi": 560,

@@ -25,6 +25,7 @@ from app.credentials.attestation import sign
 from app.credentials.keys import AttestationKeys
 from app.settings import Settings
 from app.tokens.devissuer import SAMPLE_SHA
+from tests.builders import whole
 from tests.conftest import close_gate
 from tests.credentials.test_attestation import POLICY
 
@@ -35,7 +36,7 @@ OTHER_SHA = "0" * 40
 def settings(tmp_path: Path, data_dir: Path) -> Settings:
     """The test gate, keeping its store where the CLI looks by default (GATE_DATA_DIR)."""
     (tmp_path / "policies").mkdir()
-    (tmp_path / "policies" / "octo-org.yml").write_text(POLICY)
+    (tmp_path / "policies" / "octo-org.yml").write_text(whole(POLICY))
     return Settings(
         dev_mode=True,
         issuers=(),

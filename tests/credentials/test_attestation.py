@@ -25,6 +25,7 @@ from securesystemslib.signer import SSlibKey
 
 from app.credentials.attestation import MEDIA_TYPE, PAYLOAD_TYPE, PREDICATE_TYPE, SCHEME, STATEMENT_TYPE
 from app.tokens.devissuer import SAMPLE_SHA
+from tests.builders import whole
 from tests.conftest import TEST_POLICY
 from tests.web.test_login import MALLORY, Site, error_code
 
@@ -50,7 +51,7 @@ POLICY = (
 def policy_file(tmp_path: Path) -> Path:
     path = tmp_path / "policies" / "octo-org.yml"
     path.parent.mkdir()
-    path.write_text(POLICY)
+    path.write_text(whole(POLICY))
     return path
 
 

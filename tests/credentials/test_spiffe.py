@@ -298,9 +298,11 @@ def test_the_sequence_grows_when_the_keys_change(app, client, ask):
     assert len(second["keys"]) == 2, "the old key stays while its grant lives"
 
 
-def test_a_delegated_grant_keeps_the_workloads_spiffe_id(client, ask):
+def test_a_delegated_grant_keeps_the_workloads_spiffe_id_and_names_its_step(client, ask):
     parent = grant_of(ask)
-    response = client.post("/v1/grants/delegate", json={}, headers={"Authorization": f"Bearer {parent}"})
+    response = client.post(
+        "/v1/grants/delegate", json={"step": "tester"}, headers={"Authorization": f"Bearer {parent}"}
+    )
     assert response.status_code == 201, response.get_json()
     child = verify_jwt_svid(
         response.get_json()["grant"]["token"],
@@ -309,11 +311,8 @@ def test_a_delegated_grant_keeps_the_workloads_spiffe_id(client, ask):
         audience=AUDIENCE,
         now=time.time(),
     )
-    assert (
-        child["sub"]
-        == child["act"]["sub"]
-        == f"spiffe://{TRUST_DOMAIN}/repo/2000/run/9000/attempt/1/action/deploy"
-    )
+    workload = f"spiffe://{TRUST_DOMAIN}/repo/2000/run/9000/attempt/1/action/deploy"
+    assert (child["sub"], child["act"]["sub"]) == (f"{workload}/step/tester", workload)
 
 
 def test_the_gate_itself_still_verifies_and_introspects_its_svids(client, ask):

@@ -11,7 +11,7 @@ from app.decide.rules import check_rule
 from app.errors import TokenError
 from app.gate.workloads import Repo, pull_request_check_identity
 from app.policy.schema import Rule
-from tests.builders import failed, identity, policy_set, run
+from tests.builders import failed, identity, policy_set, run, whole
 from tests.policy.builders import problems
 
 POLICY = """
@@ -121,7 +121,7 @@ def test_a_rule_on_properties_is_validated(properties, message):
         'repo_properties: {tier: production, team: {pattern: "payments|ledger"}}',
         f"repo_properties: {properties}",
     )
-    [problem] = problems(text)
+    [problem] = problems(whole(text))
     assert problem.startswith("p.yml:8: rules[0].repo_properties"), problem
     assert message in problem, problem
 

@@ -8,6 +8,7 @@ import pytest
 from app.errors import PolicyError
 from app.policy.loader import parse_policy_text
 from app.policy.paths import compile_glob, matching, shown
+from tests.builders import whole
 
 CASES = [
     pytest.param(".github/workflows/**", ".github/workflows/ci.yml", True, id="everything-under-a-folder"),
@@ -56,7 +57,7 @@ rules:
     paths: [{pattern!r}]
 """
     with pytest.raises(PolicyError) as info:
-        parse_policy_text(text, "p.yml")
+        parse_policy_text(whole(text), "p.yml")
     assert message in str(info.value.details[0].description) or message in info.value.message
 
 
@@ -78,5 +79,5 @@ rules:
     repositories: "*"
     paths: [".github/workflows/**"]
 """
-    [warning] = lint(parse_policy_text(text, "p.yml"))
+    [warning] = lint(parse_policy_text(whole(text), "p.yml"))
     assert "names paths, but a read decision reads no files" in warning.message
