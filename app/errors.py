@@ -170,9 +170,12 @@ class PolicyProblem:
     field: str
     message: str
     severity: str = "error"  # "error" or "warning"
+    column: int | None = None  # 1-based, where known (YAML syntax errors)
 
     def render(self) -> str:
         where = f"{self.path}:{self.line}" if self.line is not None else self.path
+        if self.line is not None and self.column is not None:
+            where += f":{self.column}"
         field = f" {self.field}:" if self.field else ""
         return f"{where}:{field} {self.message}"
 
