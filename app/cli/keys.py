@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import argparse
+import json
 
 import app.cli.options as options
 
@@ -16,6 +17,7 @@ def register(sub: options.Subparsers) -> None:
         "published at /.well-known/jwks.json until the last grant it signed expires.",
     )
     options.add_database(rotate)
+    options.add_format(rotate, "text", "json")
     rotate.set_defaults(func=cmd_keys_rotate)
 
 
@@ -23,5 +25,8 @@ def cmd_keys_rotate(args: argparse.Namespace) -> int:
     from app.credentials.grants import SigningKeys
 
     kid = SigningKeys(options.existing_store(args.database)).rotate()
-    print(f"new grant-signing key {kid}; the previous key stays published until its grants expire")
+    if args.format == "json":
+        print(json.dumps({"kid": kid}))
+    else:
+        print(f"new grant-signing key {kid}; the previous key stays published until its grants expire")
     return 0

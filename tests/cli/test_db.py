@@ -24,3 +24,12 @@ def test_db_upgrade_refuses_a_schema_from_a_newer_gate(
     raw_sql(store_url, "INSERT INTO schema_migrations (version, name, applied_at) VALUES (4, 'future', 0)")
     assert main(["db", "upgrade", "--database", store_url]) == 1
     assert "has schema version 4, newer than this gate knows (3)" in capsys.readouterr().err
+
+
+def test_db_upgrade_as_json(store_url: str, capsys: pytest.CaptureFixture[str]) -> None:
+    import json
+
+    assert main(["db", "upgrade", "--database", store_url, "--format", "json"]) == 0
+    assert json.loads(capsys.readouterr().out) == {"before": 0, "after": 3}
+    assert main(["db", "upgrade", "--database", store_url, "--format", "json"]) == 0
+    assert json.loads(capsys.readouterr().out) == {"before": 3, "after": 3}
