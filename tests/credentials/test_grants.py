@@ -313,6 +313,18 @@ def test_a_child_at_a_narrower_audience_cannot_widen_back(h):
     assert same.status_code == 201 and same.get_json()["grant"]["audience"] == "test:staging"
 
 
+def test_a_sub_grant_asking_to_outlive_its_parent_is_capped_to_the_parents_expiry(h):
+    # docs/grants.md: not refused, capped; the answer is the grant alone (no GitHub token).
+    parent = h.deploy()["grant"]  # the rule's ttl: 300 s
+    child = h.post("/v1/grants/delegate", {"ttl": 3600}, parent["token"])
+    assert child.status_code == 201, child.get_json()
+    body = child.get_json()
+    assert sorted(body) == ["grant"] and sorted(body["grant"]) == ["audience", "expires_at", "jti", "token"]
+    assert body["grant"]["expires_at"] == parent["expires_at"]
+    assert verify_offline(body["grant"]["token"], h.jwks())["exp"] == parent["expires_at"]
+    assert child.headers["Cache-Control"] == "no-store"
+
+
 def test_a_dismissed_approval_revokes_the_grants_tied_to_the_pr(h):
     body = h.deploy()
     payload = {
