@@ -69,6 +69,13 @@ class InvalidRequest(GateError):
     default_code = "invalid-request"
 
 
+class NotNarrower(GateError):
+    """A delegated grant asked for more than its parent holds (403: understood, and refused)."""
+
+    status = 403
+    default_code = "grant-not-narrower"
+
+
 class NotFound(GateError):
     status = 404
     default_code = "not-found"

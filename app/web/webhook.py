@@ -15,11 +15,13 @@ import hmac
 import logging
 
 from flask import Blueprint, Response, jsonify, request
+from pydantic import BaseModel, Field
 
 from app.errors import InvalidRequest, PayloadTooLarge, TokenError, Unavailable
 from app.events.dispatch import EVENTS, WEBHOOK
 from app.store.base import QUEUED
 from app.web.requests import gate, load_json
+from app.web.spec import OBJECT, TOO_LARGE, Operation, Param, documented, error, json_answer
 
 log = logging.getLogger("agent_gate.webhook")
 
@@ -27,6 +29,14 @@ bp = Blueprint("webhook", __name__)
 
 # GitHub caps webhook payloads at 25 MB; pull_request payloads are usually tens of KB.
 MAX_WEBHOOK_BYTES = 25 * 1024 * 1024
+
+
+class WebhookAnswer(BaseModel):
+    status: str = Field(
+        description="queued (202); duplicate or same-body (a delivery already kept), pong, ignored (200)."
+    )
+    delivery: str
+    why: str | None = Field(None, description="Why an event was ignored.")
 
 
 class SignatureError(TokenError):
@@ -49,6 +59,33 @@ def verify_signature(secret: bytes, body: bytes, header: str | None) -> None:
 
 
 @bp.post("/v1/github/webhook")
+@documented(
+    Operation(
+        "githubWebhook",
+        "The GitHub App's webhook deliveries",
+        {
+            200: json_answer(
+                "A duplicate delivery, a ping, or an event the gate does not handle.", WebhookAnswer
+            ),
+            202: json_answer("Kept in the durable queue; it will be processed, with retries.", WebhookAnswer),
+            400: error("Not JSON, or no valid X-GitHub-Delivery header."),
+            401: error("The signature is missing or wrong."),
+            413: TOO_LARGE,
+            503: error("Webhooks are not configured, or the store is unavailable."),
+        },
+        body=OBJECT,
+        params=(
+            Param("X-GitHub-Event", "header", required=True),
+            Param(
+                "X-GitHub-Delivery",
+                "header",
+                {"type": "string", "minLength": 1, "maxLength": 100},
+                required=True,
+            ),
+        ),
+        security=("githubSignature",),
+    )
+)
 def github_webhook() -> tuple[Response, int]:
     g = gate()
     if g.settings.webhook_secret is None:
