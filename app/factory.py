@@ -14,9 +14,10 @@ import time
 from collections.abc import Callable
 from typing import Any
 
-from flask import Flask, Response, jsonify
+from flask import Flask, Response, jsonify, render_template, request
 from prometheus_client.core import GaugeMetricFamily
 from werkzeug.exceptions import HTTPException
+from werkzeug.http import HTTP_STATUS_CODES
 
 from app.credentials.grants import GrantService
 from app.decide.decision import Decision
@@ -232,9 +233,37 @@ def _queue_probe(store: Store, clock: Callable[[], float]) -> request_hooks.Prob
     return probe
 
 
+# Paths a program calls: they answer JSON whatever the Accept header says.
+_MACHINE_PATHS = ("/v1/", "/.well-known/", "/metrics", "/healthz", "/readyz", "/openapi")
+
+
+def _wants_html() -> bool:
+    """A browser on a page path: its Accept header prefers HTML to JSON (a script's does not)."""
+    if request.path.startswith(_MACHINE_PATHS):
+        return False
+    best = request.accept_mimetypes.best_match(["application/json", "text/html"])
+    return (
+        best == "text/html"
+        and request.accept_mimetypes["text/html"] > request.accept_mimetypes["application/json"]
+    )
+
+
 def _error_response(body: dict[str, Any], status: int, headers: dict[str, str] | None = None) -> Response:
-    response = jsonify(body)
-    response.status_code = status
+    if _wants_html():
+        # The same error for a person in a browser: the message and code, no script, nothing loaded.
+        error = body["errors"][0] if body.get("errors") else {"code": "error"}
+        page = render_template(
+            "error.html", status=status, title=HTTP_STATUS_CODES.get(status, "Error"),
+            message=body.get("message", ""), code=error.get("code", "error"),
+        )  # fmt: skip
+        response = Response(page, status=status, mimetype="text/html")
+        response.headers["Content-Security-Policy"] = (
+            "default-src 'none'; style-src 'unsafe-inline'; base-uri 'none'"
+        )
+        response.headers["X-Content-Type-Options"] = "nosniff"
+    else:
+        response = jsonify(body)
+        response.status_code = status
     for key, value in (headers or {}).items():
         response.headers[key] = value
     return response

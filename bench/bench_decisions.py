@@ -75,6 +75,20 @@ def main() -> int:
     verifier = TokenVerifier([issuer.issuer_config()], "agent-gate", replay=NoReplay())
     results.append(("TokenVerifier.verify (all checks)", per_call(lambda: verifier.verify(token), n)))
     results.append(("reading kid/iss ourselves (3 segments)", per_call(lambda: b64json(head), n)))
+    # What the verifier did before it checked the claims on the payload it had already decoded:
+    # PyJWT re-splitting, re-decoding and re-validating the whole token.
+    key = __import__("jwt").PyJWK(issuer.public_jwk(), algorithm="RS256")
+    results.append(
+        (
+            "jwt.decode of the same token (the earlier path)",
+            per_call(
+                lambda: __import__("jwt").decode(
+                    token, key=key, algorithms=["RS256"], audience="agent-gate", options={"strict_aud": True}
+                ),
+                n,
+            ),
+        )
+    )
 
     policies = policy_set(POLICY_TEXT)
     read = DecisionRequest(action="read")

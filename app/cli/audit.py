@@ -29,10 +29,17 @@ def register(sub: options.Subparsers) -> None:
     options.add_format(verify, "text", "json")
     verify.set_defaults(func=cmd_audit_verify)
 
-    export = asub.add_parser("export", help="write the audit log as JSON lines")
+    export = asub.add_parser(
+        "export",
+        help="write the audit log as JSON lines (the chain, or OCSF events for a SIEM)",
+        description="Write the audit records as JSON lines: --format jsonl (default) the chain itself, which "
+        "'audit verify --file' re-verifies; --format ocsf one OCSF 1.8.0 event per record (API Activity, "
+        "Authorize Session, Entity Management; docs/audit.md), each naming its record's sequence and hash.",
+    )
     options.add_database(export)
     options.add_since(export, "records")
     options.add_output(export)
+    options.add_format(export, "jsonl", "ocsf")
     export.set_defaults(func=cmd_audit_export)
 
     show = asub.add_parser(
@@ -49,14 +56,44 @@ def register(sub: options.Subparsers) -> None:
 
     report = asub.add_parser(
         "report",
-        help="what rules in audit mode would have denied, by rule and repository",
+        help="what rules in audit mode would have denied, and how each reviewer reviews",
         description="Summarise the decisions answered as allows marked would_deny (mode: audit), by rule and "
-        "repository, with their most common reasons: the evidence for switching a rule to mode: enforce.",
+        "repository, with their most common reasons: the evidence for switching a rule to mode: enforce. Then "
+        "each reviewer's reviews and approvals, approval rate, and median and fastest time from the approved "
+        "commit to the approval (review-quality signals: a rubber-stamping reviewer shows).",
     )
     options.add_database(report)
     options.add_since(report, "decisions")
     options.add_format(report, "text", "json")
+    report.add_argument(
+        "--flag-rate", type=_fraction, default=0.9, metavar="FRACTION",
+        help="flag a reviewer who approved at least this share of their reviews (default 0.9) ...",
+    )  # fmt: skip
+    report.add_argument(
+        "--flag-seconds", type=_positive, default=300, metavar="SECONDS",
+        help="... with a median time from the commit to the approval under this (default 300) ...",
+    )  # fmt: skip
+    report.add_argument(
+        "--flag-min-reviews", type=_positive, default=5, metavar="N",
+        help="... over at least this many reviews (default 5)",
+    )  # fmt: skip
     report.set_defaults(func=cmd_audit_report)
+
+
+def _fraction(value: str) -> float:
+    try:
+        parsed = float(value)
+    except ValueError:
+        parsed = -1.0
+    if not 0.0 <= parsed <= 1.0:
+        raise argparse.ArgumentTypeError(f"expected a fraction between 0 and 1 (e.g. 0.9), got {value!r}")
+    return parsed
+
+
+def _positive(value: str) -> int:
+    if not value.isdigit() or int(value) < 1:
+        raise argparse.ArgumentTypeError(f"expected a whole number of at least 1, got {value!r}")
+    return int(value)
 
 
 def cmd_audit_verify(args: argparse.Namespace) -> int:
@@ -93,15 +130,23 @@ def cmd_audit_verify(args: argparse.Namespace) -> int:
 
 
 def cmd_audit_export(args: argparse.Namespace) -> int:
+    from app.governance.ocsf import export_ocsf
+    from app.settings import gate_version
     from app.store.audit import export_jsonl
 
     store = options.existing_store(args.database)
+
+    def write(out: TextIO) -> int:
+        if args.format == "ocsf":
+            return export_ocsf(store.iter_audit(args.since), out, product_version=gate_version())
+        return export_jsonl(store, out, args.since)
+
     out: TextIO
     if args.output:
         with args.output.open("w", encoding="utf-8") as out:
-            count = export_jsonl(store, out, args.since)
+            count = write(out)
     else:
-        count = export_jsonl(store, sys.stdout, args.since)
+        count = write(sys.stdout)
     print(f"exported {count} records", file=sys.stderr)
     return 0
 
@@ -146,11 +191,14 @@ def cmd_audit_show(args: argparse.Namespace) -> int:
 def cmd_audit_report(args: argparse.Namespace) -> int:
     from app.governance.history import decisions_only
     from app.governance.report import audit_mode_report
+    from app.governance.review_quality import ReviewQuality, Thresholds
 
     store = options.existing_store(args.database)
-    report = audit_mode_report(decisions_only(store.iter_audit(args.since)), args.since)
+    limits = Thresholds(rate=args.flag_rate, seconds=args.flag_seconds, min_reviews=args.flag_min_reviews)
+    quality = ReviewQuality(limits)  # fed by the same pass over the chain as the audit-mode report
+    report = audit_mode_report(quality.watch(decisions_only(store.iter_audit(args.since))), args.since)
     if args.format == "json":
-        sys.stdout.write(json.dumps(report.as_json(), indent=2) + "\n")
+        sys.stdout.write(json.dumps({**report.as_json(), "reviewers": quality.as_json()}, indent=2) + "\n")
     else:
-        sys.stdout.write(report.text())
+        sys.stdout.write(report.text() + quality.text())
     return 0

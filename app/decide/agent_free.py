@@ -25,7 +25,9 @@ def pass_agent_free(decision: Decision) -> Decision:
     looked = Reason(
         code=AGENT_FREE_REASON, ok=True, message=f"no agent signal fired; looked for: {SIGNALS_LOOKED_FOR}"
     )
-    return decision.model_copy(update={"allowed": True, "remedy": None, "reasons": [looked]})
+    return decision.model_copy(
+        update={"allowed": True, "remedy": None, "remedy_for": None, "reasons": [looked]}
+    )
 
 
 def is_agent_free_pass(decision: Decision) -> bool:

@@ -11,6 +11,7 @@ counted or not.
 from __future__ import annotations
 
 from dataclasses import dataclass, field
+from datetime import UTC, datetime
 from typing import Literal
 
 from app.decide.decision import ApprovalAssessment, ApprovalCode, Reason
@@ -141,6 +142,7 @@ def assess_approvals(
         approved: str | None,
         refused: tuple[ApprovalCode, str] | None,
         counted_because: str,
+        submitted_at: datetime | None = None,
     ) -> None:
         if refused is None:
             counted.add(_key(who))
@@ -155,6 +157,8 @@ def assess_approvals(
                 counted=refused is None,
                 code=code,
                 why=why,
+                submitted_at=submitted_at,
+                after_commit_seconds=_after_commit(evidence, approved, submitted_at),
             )
         )
 
@@ -170,6 +174,8 @@ def assess_approvals(
                 counted=False,
                 code="superseded",
                 why="superseded by a later review from the same reviewer",
+                submitted_at=review.submitted_at,
+                after_commit_seconds=_after_commit(evidence, review.commit_id, review.submitted_at),
             )
         )
     for review in latest.values():
@@ -190,6 +196,7 @@ def assess_approvals(
             review.commit_id,
             refused,
             "independent human with write permission approved this exact commit",
+            review.submitted_at,
         )
 
     run_sha = evidence.run.head_sha if evidence.run else None
@@ -241,6 +248,26 @@ def assess_approvals(
         assessments,
         _remedy(required - have, short, rule, prov, org, catalog),
     )
+
+
+def _after_commit(evidence: Evidence, sha: str | None, submitted_at: datetime | None) -> int | None:
+    """Seconds from commit ``sha``'s committer date to a review submitted at ``submitted_at``.
+
+    A review-quality signal, never a control: the committer date is set by whoever made the commit,
+    so a forged date in the future reads as 0 (reviewed at once), never as a long review.
+    """
+    if sha is None or submitted_at is None or evidence.pull_request is None:
+        return None
+    made = next((c.committed_at for c in evidence.pull_request.commits if c.sha == sha), None)
+    if made is None:
+        return None
+    made, submitted_at = _aware(made), _aware(submitted_at)
+    return max(0, int((submitted_at - made).total_seconds()))
+
+
+def _aware(moment: datetime) -> datetime:
+    """A time without a zone (an evidence file may write one) is UTC, as GitHub's are."""
+    return moment if moment.tzinfo is not None else moment.replace(tzinfo=UTC)
 
 
 def _remedy(missing: int, short: str, rule: Rule, prov: Provenance, org: str, catalog: AgentCatalog) -> str:

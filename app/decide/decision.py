@@ -38,11 +38,20 @@ class DecisionRequest(BaseModel):
 
 
 class Reason(BaseModel):
-    """One condition the decision checked: ``ok`` says whether it held."""
+    """One condition the decision checked: ``ok`` says whether it held.
+
+    ``checked`` False: the condition could not be checked or is checked elsewhere (change provenance
+    without the GitHub App; a held job's runner, known only once it runs). It does not block (``ok``)
+    and is never shown as a pass.
+    """
 
     code: str
     ok: bool
     message: str
+    checked: bool = True
+
+
+RemedyFor = Literal["reviewer", "workflow", "operator"]
 
 
 class Signal(BaseModel):
@@ -87,6 +96,12 @@ class ApprovalAssessment(BaseModel):
         None, description="Why it counted or not, as a code (null in records made before codes)."
     )
     why: str
+    submitted_at: datetime | None = Field(None, description="When the review was submitted (reviews only).")
+    after_commit_seconds: int | None = Field(
+        None,
+        description="Seconds from the approved commit's committer date to the review: how long the reviewer "
+        "had the change at most (a review-quality signal, OWASP AISVS C14.8.3).",
+    )
 
 
 class Subject(BaseModel):
@@ -129,6 +144,11 @@ class Decision(BaseModel):
     reasons: list[Reason]
     remedy: str | None = Field(
         description="What would make it pass; null when allowed (kept when allowed with would_deny)."
+    )
+    remedy_for: RemedyFor | None = Field(
+        None,
+        description="Who can act on the remedy: a reviewer (an approval is missing), the workflow's author "
+        "(the job asks wrongly), or the gate's operator (policy or App configuration).",
     )
     would_deny: bool = Field(
         False,

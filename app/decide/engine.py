@@ -21,7 +21,7 @@ from dataclasses import dataclass, field
 from datetime import datetime
 
 from app.decide.approvals import ApprovalOutcome, assess_approvals
-from app.decide.decision import Decision, DecisionRequest, Reason, Subject
+from app.decide.decision import Decision, DecisionRequest, Reason, RemedyFor, Subject
 from app.decide.provenance import Provenance, analyse
 from app.decide.rules import REPOSITORY_WEIGHT, RuleCheck, check_rule
 from app.evidence.model import Evidence, EvidenceNeeds, PullRequestFacts
@@ -160,7 +160,12 @@ class _Deciding:
     executed_commit: str | None = None
 
     def finish(
-        self, *, remedy: str | None = None, rule: str | None = None, outcome: ApprovalOutcome | None = None
+        self,
+        *,
+        remedy: str | None = None,
+        remedy_for: RemedyFor = "workflow",
+        rule: str | None = None,
+        outcome: ApprovalOutcome | None = None,
     ) -> Decision:
         """The Decision: allowed only when there are reasons and every one of them held. What may
         change it afterwards (audit mode, break-glass...) is the pipeline's list of overlays
@@ -177,6 +182,7 @@ class _Deciding:
             subject=self.subject,
             reasons=self.reasons,
             remedy=None if allowed else remedy,
+            remedy_for=None if allowed or remedy is None else remedy_for,
             policy_digest=self.policies.digest,
             approvals=outcome.assessments if outcome else [],
             evidence_source=self.evidence.source,
@@ -252,7 +258,8 @@ def _governing_policy(d: _Deciding) -> Decision | None:
         )
     )
     return d.finish(
-        remedy=f"add a policy file with owner: {{login: {owner}, id: {owner_id}}} to the gate's policy directory"
+        remedy=f"add a policy file with owner: {{login: {owner}, id: {owner_id}}} to the gate's policy directory",
+        remedy_for="operator",
     )
 
 
@@ -284,6 +291,7 @@ def _known_action(d: _Deciding) -> Decision | None:
                 code="provenance",
                 ok=True,
                 message="only the actor was classified; change provenance not checked: " + unavailable,
+                checked=False,
             )
         )
     return None
@@ -363,7 +371,10 @@ def _matching_rule(d: _Deciding) -> Decision | None:
         every = d.loaded.rules_for(action)
         if not every:
             d.reasons.append(Reason(code="rule", ok=False, message=f"no rule of the policy allows {action}"))
-            return d.finish(remedy=f"add a rule allowing {action} to the policy for this repository")
+            return d.finish(
+                remedy=f"add a rule allowing {action} to the policy for this repository",
+                remedy_for="operator",
+            )
         if not checks or min(c.distance for c in checks) > REPOSITORY_WEIGHT:
             seen = {id(c.rule) for c in checks}
             checks += [
@@ -414,7 +425,7 @@ def _approval_evidence(d: _Deciding) -> Decision | None:
         remedy = (
             d.evidence.unavailable_remedy or f"configure the GitHub App so approvals can be checked ({why})"
         )
-        return d.finish(remedy=remedy)
+        return d.finish(remedy=remedy, remedy_for="operator")
     commit, problem = approved_commit(d.request, d.identity, d.evidence.pull_request)
     if problem is not None or commit is None:
         d.reasons.append(
@@ -459,4 +470,5 @@ def _independent_approvals(d: _Deciding) -> Decision:
             ((remedy + "; and ") if remedy else "")
             + "link the co-author's address to their GitHub account (or set approvals.unresolved_co_authors: allow)"
         )
-    return d.finish(remedy=remedy, outcome=outcome)
+    # A missing approval is the reviewers' to give; a co-author without an account is the author's to link.
+    return d.finish(remedy=remedy, remedy_for="reviewer" if outcome.remedy else "workflow", outcome=outcome)

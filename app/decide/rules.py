@@ -138,7 +138,12 @@ def _check_run_conditions(
         # A job held by the protection rule has not started: its runner is unknown until it runs,
         # and the condition is checked when the job itself asks the gate.
         reasons.append(
-            Reason(code="runner", ok=True, message="the runner condition applies when the job asks the gate")
+            Reason(
+                code="runner",
+                ok=True,
+                message="the runner condition applies when the job asks the gate",
+                checked=False,
+            )
         )
     elif rule.runner_environments is not None:
         ok = identity.runner_environment in rule.runner_environments

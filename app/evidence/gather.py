@@ -380,6 +380,7 @@ def _pull_request_facts(pull: GhPull, commits: list[GhCommit]) -> PullRequestFac
             committer=_account(c.committer),
             committer_email=c.commit.committer.email if c.commit.committer else None,
             committer_name=c.commit.committer.name if c.commit.committer else None,
+            committed_at=c.commit.committer.date if c.commit.committer else None,
         )
         for c in commits
     ]

@@ -72,6 +72,9 @@ class CommitFacts(_Model):
     committer_email: str | None = None
     committer_name: str | None = None
     authors: list[GitActor] | None = None
+    # git's committer date: when the commit was made (GitHub publishes no push time in the REST API;
+    # GraphQL's pushedDate is deprecated). A lower bound of when a reviewer could first see it.
+    committed_at: datetime | None = None
 
 
 class PullRequestFacts(_Model):

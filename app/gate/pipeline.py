@@ -17,6 +17,7 @@ for the API, a retried job for events); a decision that could not be recorded wa
 from __future__ import annotations
 
 import json
+import logging
 import threading
 from collections.abc import Callable
 from dataclasses import dataclass
@@ -40,6 +41,8 @@ from app.store.base import Kept, QueuedJob, Store
 DecisionHook = Callable[[Decision], None]
 CHECK_RUN_JOB = "check-run"  # the job kind that posts a decision's check run
 DEFAULT_GRANT_TTL = 600
+
+log = logging.getLogger("agent_gate.decisions")
 
 
 @dataclass(frozen=True)
@@ -127,6 +130,7 @@ class Pipeline:
         )
         if jobs:
             r.jobs_waiting.set()
+        _log_decision(decision, question)
         what = f"decision {decision.decision_id}"
         if decision.break_glass is not None and self.break_glass is not None:
             r.side_effects.run(self.break_glass.record_use, decision, what)
@@ -170,3 +174,27 @@ class Pipeline:
                 "grant-failed", {"decision_id": decision.decision_id, "error": exc.code}
             )
             raise
+
+
+def _log_decision(decision: Decision, question: Question) -> None:
+    """One log line per recorded decision, whatever asked, its facts as JSON keys (app/observe/logs.py)
+    for a log pipeline to filter on: never a token, only ids."""
+    verdict = ("would-deny" if decision.would_deny else "allowed") if decision.allowed else "denied"
+    log.info(
+        "decision %s %s: %s",
+        decision.decision_id,
+        verdict,
+        decision.action,
+        extra={
+            "decision_id": decision.decision_id,
+            "verdict": verdict,
+            "action": decision.action,
+            "origin": question.identity.origin.value,
+            "audit_kind": question.audit_kind,
+            "repository_id": decision.subject.repository_id,
+            "actor_id": decision.subject.actor_id,
+            "rule": decision.rule,
+            "github_api_calls": decision.github_api_calls,
+            "break_glass": decision.break_glass,
+        },
+    )

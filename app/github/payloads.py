@@ -78,6 +78,7 @@ class GhPull(_Payload):
 class GhGitActor(_Payload):
     name: str | None = None
     email: str | None = None
+    date: datetime | None = None  # git's own time of the authoring or committing (``git-user``)
 
 
 class GhGitCommit(_Payload):

@@ -58,6 +58,30 @@ class Identity:
     grants_held: list[str] = field(default_factory=list)
     flags: set[str] = field(default_factory=set)
 
+    @property
+    def label(self) -> str:
+        """Who this row is, for a reader: an account, a repository, or a workflow; never empty."""
+        if self.login:
+            return f"@{self.login}" + (f" ({self.agent_name})" if self.agent_name else "")
+        if self.repository:
+            return self.repository
+        if self.workflow:
+            return self.workflow
+        if self.account_id is not None:
+            return f"account id {self.account_id}" + (f" ({self.agent_name})" if self.agent_name else "")
+        if self.repository_id is not None:
+            return f"repository id {self.repository_id}"
+        return self.key
+
+    @property
+    def detail(self) -> str:
+        """The second line under the label: where a workload runs, where an agent was seen."""
+        if self.login or (self.account_id is not None and not self.repository):
+            return ", ".join(sorted(self.repositories))
+        if self.repository and self.workflow:
+            return self.workflow + (f" · {self.environment}" if self.environment else "")
+        return ""
+
     def see(self, record: DecisionRecord) -> None:
         body = record.body
         self.first_seen = self.first_seen or record.time

@@ -69,7 +69,7 @@ def comment(decision: Decision, *, attempt: int | None = None) -> str:
     parts = [f"agent-gate: {e.title}"]
     if e.agent and e.agent_signals:
         parts.append("Agent involvement: " + "; ".join(s.split(": ", 1)[-1] for s in e.agent_signals[:3]))
-    parts += [f"✖ {code}: {message}" for ok, code, message in e.reasons if not ok]
+    parts += [f"✖ {c.code}: {c.message}" for c in e.reasons if not c.ok]
     if e.remedy:
         parts.append(f"To pass: {e.remedy}")
     parts += [

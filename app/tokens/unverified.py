@@ -11,6 +11,7 @@ import base64
 import binascii
 import json
 import math
+import re
 from collections.abc import Mapping
 from typing import Any
 
@@ -34,11 +35,33 @@ def unverified_display_claims(token: str) -> dict[str, Any]:
         return {}
 
 
+# base64url's alphabet, with at most two '=' of padding (some issuers pad; RFC 7515 does not).
+_BASE64URL = re.compile(r"[A-Za-z0-9_-]*={0,2}")
+
+
+def b64url(segment: str) -> bytes:
+    """A segment's bytes, strictly: base64url's alphabet only, padding only where it belongs, and
+    canonical (the one encoding of its bytes). Python's decoder silently drops other characters, so
+    ``signature!!!!`` would decode like ``signature`` (PyJWT's GHSA-hxm8-2xgr-2p9m); this refuses it.
+    A regular expression and one re-encoding: C speed, where a character loop costs ~100 µs a token.
+
+    Raises ValueError.
+    """
+    if not _BASE64URL.fullmatch(segment):
+        raise ValueError("not base64url: a character outside A-Z a-z 0-9 - _")
+    stripped = segment.rstrip("=")
+    if len(stripped) % 4 == 1 or (stripped != segment and len(segment) % 4):
+        raise ValueError("not base64url: wrong length or padding")
+    decoded = base64.urlsafe_b64decode(stripped + "=" * (-len(stripped) % 4))
+    if base64.urlsafe_b64encode(decoded).rstrip(b"=").decode("ascii") != stripped:
+        raise ValueError("not base64url: not the canonical encoding of its bytes")
+    return decoded
+
+
 def b64json(segment: str) -> dict[str, Any]:
-    """One base64url JSON object segment, decoded without any check (a few µs; PyJWT's parse is ~100)."""
+    """One base64url JSON object segment, decoded strictly (:func:`b64url`) but not verified."""
     try:
-        raw = base64.urlsafe_b64decode(segment.encode("ascii") + b"=" * (-len(segment) % 4))
-        value = json.loads(raw)
+        value = json.loads(b64url(segment))
     except (ValueError, binascii.Error, UnicodeError, RecursionError) as exc:
         raise TokenError(
             "the token is not a JWT: a segment is not base64url-encoded JSON; send the job's OIDC token unchanged",

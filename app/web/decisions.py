@@ -177,16 +177,6 @@ def create_decision() -> tuple[Response, int]:
     answer: dict[str, Any] = dict(outcome.record)  # the grant's fields are added at the top level only
     if outcome.grant is not None:
         answer.update(issued_body(outcome.grant))
-    log.info(
-        "decision %s %s action=%s repo_id=%s actor_id=%s rule=%s calls=%s",
-        decision.decision_id,
-        ("would-deny" if decision.would_deny else "allowed") if decision.allowed else "denied",
-        decision.action,
-        identity.repository_id,
-        identity.actor_id,
-        decision.rule,
-        decision.github_api_calls,
-    )
     return jsonify(answer), 200 if decision.allowed else 403
 
 

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import re
+from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
@@ -108,6 +109,7 @@ def test_a_copilot_pr_is_read_with_its_requester_as_co_author(gatherer):
         "the full message: the engine reads the trailers"
     )
     assert pr.last_pusher == account(COPILOT)
+    assert commit.committed_at == datetime(2011, 4, 14, 16, 0, 49, tzinfo=UTC), "GitHub's committer date"
     assert evidence.run is not None
     assert (evidence.run.triggering_actor, evidence.run.actor) == (account(ALICE), account(ALICE))
     assert (evidence.run.head_sha, evidence.run.event) == (HEAD, "workflow_dispatch")

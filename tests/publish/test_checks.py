@@ -37,9 +37,9 @@ def test_denied_agent_merge_explains_itself_to_a_reviewer():
         "### Workload",
         "### Agent involvement",
         "actor @Copilot is GitHub Copilot coding agent",
-        "| @alice | review | APPROVED | `aaaaaaa` | no |",
+        "| @alice | review | APPROVED | `aaaaaaa` | - | no |",
         "self-approval never counts",
-        "### What would make it pass",
+        "### For reviewers",
         "needs 1 approval of commit aaaaaaa",
         "sha256:test",
     ):

@@ -41,7 +41,7 @@ def test_the_page_shows_what_the_check_run_shows(client, decision):
     assert "Blocked: agent change needs an independent human approval" in html
     assert "@alice" in html and "self-approval never counts" in html
     assert "stale: approved commit bbbbbbb" in html
-    assert "What would make it pass" in html and "needs 1 approval of commit aaaaaaa" in html
+    assert "For reviewers:" in html and "needs 1 approval of commit aaaaaaa" in html
     assert "<script" not in html and "http://" not in html.split("<body>")[0], "no external assets"
 
 
