@@ -105,8 +105,6 @@ class JobSummary:
     last_error: str | None
 
 
-JOB_STATES = ("queued", "running", "done", "dead")
-
 # What enqueue_job answers.
 QUEUED, DUPLICATE, SAME_BODY = "queued", "duplicate", "same-body"
 
