@@ -22,10 +22,12 @@ from werkzeug.http import HTTP_STATUS_CODES
 from app.credentials.grants import GrantService
 from app.decide.decision import Decision
 from app.errors import GateError
-from app.events.dispatch import run_job
+from app.events.dispatch import EVENTS, run_job
+from app.events.redelivery import RedeliverySweep
 from app.events.worker import QueueWorker
 from app.evidence.gather import EvidenceSource, GitHubEvidence
 from app.evidence.offline import NoEvidence
+from app.gate.clock_watch import ClockWatch
 from app.gate.core import Gate
 from app.gate.housekeeping import Housekeeping
 from app.gate.pipeline import DecisionHook, Pipeline, Recording
@@ -117,11 +119,14 @@ def create_app(
     atexit.register(_flush_refusals, refusals)
     grants = GrantService(store, issuer=settings.public_url, github=github, clock=clock)
     break_glass = BreakGlass(store, policies.current, clock, github)
+    clock_watch = ClockWatch(store, clock, settings.clock_skew_max)
     recording = Recording(
         store=store,
         side_effects=SideEffects(store),
         grants=grants,
-        housekeeping=Housekeeping(store, refusals, grants, clock, settings.retention_days),
+        housekeeping=Housekeeping(
+            store, refusals, grants, clock, settings.retention_days, clock_watch=clock_watch
+        ),
         hooks=[_count_decision, *(hooks or [])],
         checks=checks,  # check runs leave the request path: queued with the decision
         jobs_waiting=threading.Event(),
@@ -145,6 +150,7 @@ def create_app(
         break_glass=break_glass,
         github=github,
         evidence_listeners=[grants.on_evidence_change],
+        clock_watch=clock_watch,
     )
 
     app = Flask(__name__, static_folder=None)  # no static files: every route is documented
@@ -154,6 +160,22 @@ def create_app(
     # The webhook queue's worker; `agent-gate serve` starts its threads in each gunicorn worker.
     app.extensions["agent_gate_queue"] = QueueWorker(
         store=store, handler=run_job(gate), clock=clock, wakeup=gate.jobs_waiting
+    )
+
+    # The deliveries GitHub never resends, asked for again; started with the queue's threads.
+    app.extensions["agent_gate_redelivery"] = (
+        RedeliverySweep(
+            store=store,
+            github=github,
+            clock=clock,
+            events=EVENTS,
+            interval=settings.redelivery_interval,
+            window=settings.redelivery_window,
+            per_sweep=settings.redelivery_max,
+            queue_limit=settings.queue_max_pending,
+        )
+        if github is not None and settings.webhook_secret is not None
+        else None
     )
 
     app.register_blueprint(api_bp)
@@ -167,7 +189,9 @@ def create_app(
     app.register_blueprint(setup_bp)
     _register_error_handlers(app)
     request_hooks.init_app(
-        app, probes=[_queue_probe(store, clock)], decision_deadline=settings.decision_deadline
+        app,
+        probes=[_queue_probe(store, clock, settings.queue_max_pending)],
+        decision_deadline=settings.decision_deadline,
     )
     app.before_request(buffer_body)  # after the request id is bound, so a refusal carries it
     for warning in settings.startup_warnings():
@@ -209,7 +233,7 @@ def _count_decision(decision: Decision) -> None:
     metrics().decision(decision.action, decision.permission, decision.allowed)
 
 
-def _queue_probe(store: Store, clock: Callable[[], float]) -> request_hooks.Probe:
+def _queue_probe(store: Store, clock: Callable[[], float], limit: int) -> request_hooks.Probe:
     """The webhook queue's depth and age, read from the store at each scrape."""
 
     def probe() -> list[GaugeMetricFamily]:
@@ -227,6 +251,11 @@ def _queue_probe(store: Store, clock: Callable[[], float]) -> request_hooks.Prob
                 stats.oldest_age or 0,
             ),
             GaugeMetricFamily("agent_gate_webhook_queue_dead", "Webhook jobs given up on.", stats.dead),
+            GaugeMetricFamily(
+                "agent_gate_webhook_queue_limit",
+                "The bound of pending webhook jobs (GATE_QUEUE_MAX_PENDING); past it the webhook answers 503.",
+                limit,
+            ),
         ]
         return families
 

@@ -126,11 +126,15 @@ class Recovering:
 
 
 def start_queue(app: Any) -> None:
-    """Run the webhook queue's threads in this worker process (``GATE_QUEUE_THREADS``, 0 for none)."""
+    """Run the webhook queue's threads in this worker process (``GATE_QUEUE_THREADS``, 0 for none),
+    and the redelivery sweep's (one sweep at a time across workers and replicas: a store lease)."""
     queue = app.extensions.get("agent_gate_queue")
     threads = app.extensions["agent_gate"].settings.queue_threads
     if queue is not None and threads > 0:
         queue.start(threads)
+    sweep = app.extensions.get("agent_gate_redelivery")
+    if sweep is not None:
+        sweep.start()
 
 
 def _json(

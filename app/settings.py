@@ -105,6 +105,15 @@ class Settings(BaseModel):
     github_client_id: str | None = Field(None, pattern=r"^[A-Za-z0-9._-]{1,100}$")
     github_client_secret: SecretStr | None = None
     github_web_url: str = Field("https://github.com", pattern=r"^https?://[^\s/]+(/[^\s]*)?$")
+    # Seconds this replica's clock may differ from the database's before /readyz says degraded.
+    clock_skew_max: float = Field(5.0, ge=0.5, le=60.0)
+    # Webhook jobs waiting or running, at most; past it the webhook answers 503 (docs/configuration.md).
+    queue_max_pending: int = Field(1000, ge=10, le=1_000_000)
+    # The redelivery sweep (docs/github-app.md): how often (seconds; 0: never), how far back (GitHub
+    # keeps deliveries 3 days) and how many redeliveries it asks for per sweep.
+    redelivery_interval: int = Field(300, ge=0, le=86_400)
+    redelivery_window: int = Field(86_400, ge=600, le=259_200)
+    redelivery_max: int = Field(50, ge=1, le=1000)
 
     @property
     def pages_public(self) -> bool:
@@ -144,6 +153,11 @@ class Settings(BaseModel):
             "GATE_DECISION_PAGES": "decision_pages",
             "GATE_GITHUB_CLIENT_ID": "github_client_id",
             "GATE_GITHUB_WEB_URL": "github_web_url",
+            "GATE_CLOCK_SKEW_MAX": "clock_skew_max",
+            "GATE_QUEUE_MAX_PENDING": "queue_max_pending",
+            "GATE_REDELIVERY_INTERVAL": "redelivery_interval",
+            "GATE_REDELIVERY_WINDOW": "redelivery_window",
+            "GATE_REDELIVERY_MAX": "redelivery_max",
         }
         for var, key in simple.items():
             value = get(var)

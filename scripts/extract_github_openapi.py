@@ -54,6 +54,11 @@ OPERATIONS = (
     "repos/get-content",
     "users/get-authenticated",
     "apps/create-from-manifest",
+    "repos/compare-commits",
+    "pulls/list-files",
+    "apps/get-authenticated",
+    "apps/list-webhook-deliveries",
+    "apps/redeliver-webhook-delivery",
 )
 WEBHOOKS = (
     "pull-request-opened",
@@ -73,6 +78,8 @@ WEBHOOKS = (
     "pull-request-reopened",
     "pull-request-ready-for-review",
     "pull-request-review-edited",
+    "merge-group-checks-requested",
+    "merge-group-destroyed",
 )
 SOURCE_FILE = "generated/api.github.com.json"
 _SCHEMA_REF = "#/components/schemas/"

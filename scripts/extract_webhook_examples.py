@@ -38,6 +38,7 @@ KEPT = {
     "check_suite": ("rerequested",),
     "deployment_protection_rule": ("requested",),
     "deployment_review": ("approved", "rejected", "requested"),
+    "merge_group": ("checks_requested", "destroyed"),
 }
 SOURCE_FILE = "api.github.com/index.json"
 

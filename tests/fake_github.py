@@ -28,6 +28,7 @@ import threading
 import time
 import uuid
 from dataclasses import dataclass, field
+from datetime import UTC, datetime
 from functools import cache
 from pathlib import Path
 from typing import Any
@@ -43,6 +44,16 @@ from tests.issuer import rsa_key
 
 EXTRACT = Path(__file__).parent / "fixtures" / "github-openapi" / "extract.json"
 APP_ID = 42
+# The webhook events of the App's manifest (app/github/manifest.py), which GET /app answers by default.
+APP_EVENTS = (
+    "check_run",
+    "check_suite",
+    "deployment_protection_rule",
+    "deployment_review",
+    "merge_group",
+    "pull_request",
+    "pull_request_review",
+)
 WEB_FLOW = ("web-flow", 19864447)
 _BASE_PERMISSION = {"admin": "admin", "maintain": "write", "write": "write", "triage": "read", "read": "read"}
 
@@ -162,6 +173,27 @@ class PR:
     commits: list[Commit] = field(default_factory=list)
     # ReviewSpec, or {"user": Person, "state": ..., "commit_id": ..., "id"?: ...}
     reviews: list[Any] = field(default_factory=list)
+    files: list[FileSpec] = field(default_factory=list)  # GET /pulls/{n}/files, at its head
+
+
+@dataclass
+class FileSpec:
+    """A changed file (``diff-entry``): ``sha`` is its blob at the compared head."""
+
+    filename: str
+    sha: str
+    status: str = "modified"
+    patch: str | None = None
+    previous_filename: str | None = None
+
+
+@dataclass
+class Comparison:
+    """``GET /compare/{base}...{head}``: the commits from base to head, and the files head changes."""
+
+    commits: list[Commit] = field(default_factory=list)
+    files: list[FileSpec] = field(default_factory=list)
+    status: str = "ahead"
 
 
 @dataclass
@@ -289,6 +321,16 @@ class Scenario:
     oauth_codes: dict[str, dict[str, Any]] = field(default_factory=dict)
     user_tokens: dict[str, Person] = field(default_factory=dict)
     manifests: dict[str, dict[str, Any]] = field(default_factory=dict)  # manifest-flow code -> manifest
+    # "base...head" (commit shas) -> what head changes against base (a merge group's commit, say)
+    comparisons: dict[str, Comparison] = field(default_factory=dict)
+    # The webhook events the App is subscribed to (GET /app): by default those of its manifest.
+    app_events: list[str] = field(default_factory=lambda: list(APP_EVENTS))
+    # The App's webhook: every delivery GitHub attempted (newest last; see send_webhook), where it
+    # delivers (event, X-GitHub-Delivery, body) -> the status code the receiver answered (None: the
+    # receiver is down), and the delivery ids POSTed to .../deliveries/{id}/attempts.
+    hook_deliveries: list[dict[str, Any]] = field(default_factory=list)
+    hook_target: Any = None
+    redelivery_requests: list[int] = field(default_factory=list)
 
     @property
     def full_name(self) -> str:
@@ -886,7 +928,81 @@ def create_fake_github(s: Scenario) -> Flask:
         return answer("repos/get-content", listing)
 
     _add_user_login(app, s, answer)
+    _add_changes(app, s, answer, page, installation_auth)
+    _add_app_settings(app, s, answer, app_auth)
+    _add_hook_deliveries(app, s, answer, app_auth)
     return app
+
+
+def _add_app_settings(app: Flask, s: Scenario, answer: Any, app_auth: Any) -> None:
+    """``GET /app``: the App itself, as its JWT reads it (its events, for ``doctor``)."""
+
+    @app.get("/app")
+    def get_app() -> Response:
+        if (denied := app_auth()) is not None:
+            return denied
+        body = example("apps/get-authenticated")
+        body.update(
+            {"id": s.app_id, "slug": "agent-gate", "name": "agent-gate", "events": list(s.app_events)}
+        )
+        return answer("apps/get-authenticated", body)
+
+
+def _diff_entry_json(s: Scenario, f: FileSpec) -> dict[str, Any]:
+    body = example("pulls/list-files")[0]
+    web = f"https://github.com/{s.full_name}"
+    body.update(
+        {
+            "filename": f.filename,
+            "sha": f.sha,
+            "status": f.status,
+            "blob_url": f"{web}/blob/{f.sha}/{f.filename}",
+            "raw_url": f"{web}/raw/{f.sha}/{f.filename}",
+            "contents_url": f"https://api.github.com/repos/{s.full_name}/contents/{f.filename}?ref={f.sha}",
+        }
+    )
+    body.pop("patch", None)
+    if f.patch is not None:
+        body["patch"] = f.patch
+    if f.previous_filename is not None:
+        body["previous_filename"] = f.previous_filename
+    return dict(body)
+
+
+def _add_changes(app: Flask, s: Scenario, answer: Any, page: Any, installation_auth: Any) -> None:
+    """What a commit range and a pull request change: ``GET /compare/{base}...{head}`` (without
+    paging parameters: up to 250 commits and 300 files, as GitHub answers) and
+    ``GET /pulls/{n}/files`` (paginated, at most 3,000 files)."""
+    repo = f"/repos/{s.owner}/{s.repo}"
+
+    @app.get(f"{repo}/compare/<base>...<head>")
+    def compare(base: str, head: str) -> Response:
+        if (denied := installation_auth()) is not None:
+            return denied
+        found = s.comparisons.get(f"{base}...{head}")
+        if found is None:
+            return _error(404, "Not Found")
+        body = example("repos/compare-commits")
+        commits = [_commit_json(c) for c in found.commits]
+        body.update(
+            {
+                "status": found.status,
+                "ahead_by": len(commits),
+                "behind_by": 0,
+                "total_commits": len(commits),
+                "commits": commits[:250],
+                "files": [_diff_entry_json(s, f) for f in found.files[:300]],
+            }
+        )
+        return answer("repos/compare-commits", body)
+
+    @app.get(f"{repo}/pulls/<int:number>/files")
+    def pull_files(number: int) -> Response:
+        if (denied := installation_auth()) is not None:
+            return denied
+        if number not in s.prs:
+            return _error(404, "Not Found")
+        return page("pulls/list-files", [_diff_entry_json(s, f) for f in s.prs[number].files], cap=3000)
 
 
 def _add_user_login(app: Flask, s: Scenario, answer: Any) -> None:
@@ -987,6 +1103,70 @@ def _add_user_login(app: Flask, s: Scenario, answer: Any) -> None:
         body = example("users/get-authenticated")
         body.update({k: v for k, v in person.json().items() if k in body})
         return answer("users/get-authenticated", body)
+
+
+def send_webhook(
+    s: Scenario, event: str, payload: dict[str, Any], *, guid: str | None = None
+) -> dict[str, Any]:
+    """GitHub delivers ``event`` to the App's webhook (``s.hook_target``) once, and records the attempt
+    as ``GET /app/hook/deliveries`` lists it: ``guid`` is the event's X-GitHub-Delivery, shared by its
+    redeliveries; ``id`` is the attempt's own. GitHub never retries by itself."""
+    body = json.dumps(payload).encode()
+    guid = guid or str(uuid.uuid4())
+    redelivery = any(d["guid"] == guid for d in s.hook_deliveries)
+    status = s.hook_target(event, guid, body) if s.hook_target is not None else None
+    record = {
+        "id": 10_000_000 + len(s.hook_deliveries) + 1,
+        "guid": guid,
+        "delivered_at": datetime.now(UTC).strftime("%Y-%m-%dT%H:%M:%SZ"),
+        "redelivery": redelivery,
+        "duration": 0.05,
+        "status": "failed to connect"
+        if status is None
+        else ("OK" if 200 <= status < 300 else f"Invalid HTTP Response: {status}"),
+        "status_code": 502 if status is None else status,
+        "event": event,
+        "action": payload.get("action"),
+        "installation_id": s.installation_id,
+        "repository_id": s.repo_id,
+        "throttled_at": None,
+        "_body": payload,  # kept to deliver again; not part of GitHub's answer
+    }
+    s.hook_deliveries.append(record)
+    return record
+
+
+def _add_hook_deliveries(app: Flask, s: Scenario, answer: Any, app_auth: Any) -> None:
+    """The App's webhook deliveries: listed newest first with a cursor, and redelivered on request."""
+
+    @app.get("/app/hook/deliveries")
+    def list_deliveries() -> Response:
+        if (denied := app_auth()) is not None:
+            return denied
+        per_page = min(int(request.args.get("per_page", 30)), 100)
+        newest_first = sorted(s.hook_deliveries, key=lambda d: d["id"], reverse=True)
+        cursor = request.args.get("cursor")
+        if cursor is not None:
+            newest_first = [d for d in newest_first if d["id"] < int(cursor.removeprefix("v1_"))]
+        chunk = newest_first[:per_page]
+        items = [{k: v for k, v in d.items() if not k.startswith("_")} for d in chunk]
+        headers = None
+        if len(newest_first) > per_page:
+            headers = {
+                "Link": f'<{request.base_url}?per_page={per_page}&cursor=v1_{chunk[-1]["id"]}>; rel="next"'
+            }
+        return answer("apps/list-webhook-deliveries", items, headers=headers)
+
+    @app.post("/app/hook/deliveries/<int:delivery_id>/attempts")
+    def redeliver(delivery_id: int) -> Response:
+        if (denied := app_auth()) is not None:
+            return denied
+        original = next((d for d in s.hook_deliveries if d["id"] == delivery_id), None)
+        if original is None:
+            return _error(404, "Not Found")
+        s.redelivery_requests.append(delivery_id)
+        send_webhook(s, original["event"], original["_body"], guid=original["guid"])
+        return answer("apps/redeliver-webhook-delivery", {}, 202)
 
 
 # The fields GitHub's manifest flow accepts ("Registering a GitHub App from a manifest").

@@ -205,3 +205,40 @@ def test_decision_page_login_settings(tmp_path):
 def test_invalid_decision_page_settings_stop_the_start(env, match):
     with pytest.raises(ConfigError, match=match):
         Settings.from_env(env)
+
+
+def test_queue_redelivery_and_clock_settings_are_read_from_the_environment():
+    settings = Settings.from_env(
+        {
+            "GATE_QUEUE_MAX_PENDING": "250",
+            "GATE_REDELIVERY_INTERVAL": "0",
+            "GATE_REDELIVERY_WINDOW": "3600",
+            "GATE_REDELIVERY_MAX": "5",
+            "GATE_CLOCK_SKEW_MAX": "2.5",
+        }
+    )
+    assert (
+        settings.queue_max_pending,
+        settings.redelivery_interval,
+        settings.redelivery_window,
+        settings.redelivery_max,
+        settings.clock_skew_max,
+    ) == (250, 0, 3600, 5, 2.5)
+
+
+@pytest.mark.parametrize(
+    ("env", "message"),
+    [
+        (
+            {"GATE_QUEUE_MAX_PENDING": "0"},
+            "GATE_QUEUE_MAX_PENDING: Input should be greater than or equal to 10",
+        ),
+        ({"GATE_REDELIVERY_WINDOW": "604800"}, "GATE_REDELIVERY_WINDOW: Input should be less than or equal"),
+        ({"GATE_REDELIVERY_MAX": "lots"}, "GATE_REDELIVERY_MAX"),
+        ({"GATE_CLOCK_SKEW_MAX": "0"}, "GATE_CLOCK_SKEW_MAX"),
+    ],
+    ids=["unbounded-queue", "window-past-githubs-retention", "max-not-a-number", "no-skew-at-all"],
+)
+def test_invalid_queue_and_clock_settings_name_the_variable(env, message):
+    with pytest.raises(ConfigError, match=message):
+        Settings.from_env(env)

@@ -8,6 +8,8 @@ cooperates is GitHub's own enforcement, set up to defer to the gate:
 - the default branch has a **ruleset** requiring the ``agent-gate / merge`` check *from the
   agent-gate App* (``integration_id``), so another App or a workflow cannot post a passing check of
   that name;
+- a **merge queue** on that branch gets its groups answered: the App receives ``merge_group``
+  (else every queued pull request waits for the queue's timeout);
 - no job gets an **OIDC identity** (``id-token: write``), which clouds trust, outside such an
   environment, unless it only uses it to ask the gate.
 
@@ -22,7 +24,7 @@ from __future__ import annotations
 import argparse
 import re
 import sys
-from collections.abc import Iterator
+from collections.abc import Iterator, Sequence
 from dataclasses import dataclass, replace
 from typing import TYPE_CHECKING, Any, Literal
 from urllib.parse import quote
@@ -68,7 +70,12 @@ def cmd_doctor(args: argparse.Namespace) -> int:
         raise ConfigError(
             "doctor reads the repository through the GitHub App: set GATE_GITHUB_APP_ID and its key"
         )
-    report = diagnose(GitHubClient(settings.github), args.repository, app_id=settings.github.app_id)
+    client = GitHubClient(settings.github)
+    try:
+        events: tuple[str, ...] | None = client.app_events()
+    except GitHubError:
+        events = None  # said in the merge queue's finding, when there is a queue
+    report = diagnose(client, args.repository, app_id=settings.github.app_id, app_events=events)
     print("\n".join(report.lines()))
     return 1 if report.open else 0
 
@@ -105,8 +112,11 @@ class Report:
         return [f.line() for f in self.findings] + [summary]
 
 
-def diagnose(github: GitHubAPI, repository: str, *, app_id: int) -> Report:
-    """Every finding about ``repository`` (``owner/name``), in a stable order.
+def diagnose(
+    github: GitHubAPI, repository: str, *, app_id: int, app_events: Sequence[str] | None = None
+) -> Report:
+    """Every finding about ``repository`` (``owner/name``), in a stable order. ``app_events``: the
+    webhook events the App receives (``GET /app``), None when they could not be read.
 
     Raises ``GitHubError`` only when the repository itself cannot be read (not installed, no
     access); a part that cannot be read becomes an ``open`` finding that says why."""
@@ -135,6 +145,12 @@ def diagnose(github: GitHubAPI, repository: str, *, app_id: int) -> Report:
         findings.append(Finding("open", f"rulesets of {branch}", _could_not(exc, "Metadata: read")))
     else:
         findings.append(_ruleset_finding(sources, branch, app_id))
+        try:
+            queues = protection.merge_queue_rulesets(github, repository, branch)
+        except GitHubError as exc:
+            findings.append(Finding("open", f"merge queue of {branch}", _could_not(exc, "Metadata: read")))
+        else:
+            findings.extend(_merge_queue_findings(queues, bool(sources), branch, app_events))
     return Report(repository, app_id, tuple(findings))
 
 
@@ -327,6 +343,33 @@ def _ruleset_finding(sources: list[tuple[Any, Any]], branch: str, app_id: int) -
     return Finding(
         "open", subject, f"nothing requires {MERGE_CHECK}, so an agent's pull request can be merged: {fix}"
     )
+
+
+def _merge_queue_findings(
+    queues: list[Any], required: bool, branch: str, events: Sequence[str] | None
+) -> Iterator[Finding]:
+    """A merge queue on ``branch`` whose ruleset requires the check: is each group answered?"""
+    if not queues or not required:
+        return
+    subject = f"merge queue on {branch}"
+    said = f"ruleset {queues[0]} queues merges into {branch}, and GitHub requires {MERGE_CHECK} on each merge group"
+    if events is None:
+        yield Finding(
+            "open",
+            subject,
+            f"{said}; the App's events could not be read (GET /app): make sure it receives Merge group, or every "
+            "queued pull request waits for the queue's timeout",
+        )
+    elif "merge_group" in events:
+        yield Finding("ok", subject, f"{said}; the App receives merge_group and answers each group")
+    else:
+        yield Finding(
+            "open",
+            subject,
+            f"{said}, but the App does not receive merge_group, so every queued pull request waits for the queue's "
+            "timeout: subscribe it to Merge group (with Merge queues: read) in the App's settings "
+            "(docs/github-app.md#merge-queues)",
+        )
 
 
 def _could_not(exc: GitHubError, permission: str) -> str:

@@ -22,7 +22,7 @@ def register(sub: options.Subparsers) -> None:
 
 
 def cmd_keys_rotate(args: argparse.Namespace) -> int:
-    from app.credentials.grants import SigningKeys
+    from app.credentials.keys import SigningKeys
 
     kid = SigningKeys(options.existing_store(args.database)).rotate()
     if args.format == "json":

@@ -16,34 +16,29 @@ import hashlib
 import logging
 import os
 import secrets
-import threading
 import time
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from typing import Any
 
 import jwt
-from cryptography.hazmat.primitives import serialization
-from cryptography.hazmat.primitives.asymmetric import ec
 from cryptography.hazmat.primitives.ciphers.aead import AESGCM
 from pydantic import SecretStr
 
+from app.credentials.keys import ALGORITHM, GRANT_LEEWAY, SigningKeys
 from app.decide.decision import Decision
 from app.errors import GateError, InvalidRequest, NotNarrower, TokenError
 from app.evidence.model import EvidenceChange
 from app.github.client import GitHubClient
 from app.policy.lint import AGENT_FORBIDDEN_PERMISSIONS
 from app.policy.schema import PermissionClass
-from app.store.base import Store
+from app.store.clock import shared_time
 from app.tokens.identity import WorkloadIdentity
 
 log = logging.getLogger("agent_gate.grants")
 
-ALGORITHM = "ES256"
 DEFAULT_TTL = 600
 MAX_TTL = 3600
-
-_SEAL_KID = "__seal__"
 
 
 @dataclass(frozen=True)
@@ -109,71 +104,6 @@ class IssuedGrant:
         return f"IssuedGrant(jti={self.jti!r}, audience={self.audience!r}, expires_at={self.expires_at})"
 
 
-class SigningKeys:
-    """ES256 keys kept in the store; the newest signs, older ones stay published while grants live."""
-
-    def __init__(self, store: Store, clock: Callable[[], float] = time.time) -> None:
-        self._store = store
-        self._clock = clock
-        self._lock = threading.Lock()
-
-    def _load(self) -> list[dict[str, Any]]:
-        return [k for k in self._store.signing_keys() if k["kid"] != _SEAL_KID]
-
-    def rotate(self) -> str:
-        """Add a new signing key; the previous one is retired but stays published until its grants expire."""
-        key = ec.generate_private_key(ec.SECP256R1())
-        pem = key.private_bytes(
-            serialization.Encoding.PEM, serialization.PrivateFormat.PKCS8, serialization.NoEncryption()
-        )
-        kid = "gk_" + secrets.token_hex(8)
-        self._store.add_signing_key(kid, pem, int(self._clock()))
-        return kid
-
-    def current(self) -> tuple[str, ec.EllipticCurvePrivateKey]:
-        with self._lock:
-            active = [k for k in self._load() if k["retired_at"] is None]
-            if not active:
-                self.rotate()
-                active = [k for k in self._load() if k["retired_at"] is None]
-            chosen = active[-1]
-        key = serialization.load_pem_private_key(chosen["private_pem"], password=None)
-        assert isinstance(key, ec.EllipticCurvePrivateKey)
-        return chosen["kid"], key
-
-    def published(self) -> dict[str, ec.EllipticCurvePublicKey]:
-        """Public keys still needed: the active one, and retired ones whose grants have not all expired."""
-        now = int(self._clock())
-        out: dict[str, ec.EllipticCurvePublicKey] = {}
-        for k in self._load():
-            if k["retired_at"] is not None:
-                last = self._store.max_grant_expiry(k["kid"])
-                if last is None or last < now:
-                    continue
-            key = serialization.load_pem_private_key(k["private_pem"], password=None)
-            assert isinstance(key, ec.EllipticCurvePrivateKey)
-            out[k["kid"]] = key.public_key()
-        return out
-
-    def jwks(self) -> dict[str, Any]:
-        keys = []
-        for kid, public in self.published().items():
-            jwk = jwt.algorithms.ECAlgorithm.to_jwk(public, as_dict=True)
-            jwk.update({"kid": kid, "use": "sig", "alg": ALGORITHM})
-            keys.append(jwk)
-        return {"keys": keys}
-
-    def sealing_key(self) -> bytes:
-        """An AES-256-GCM key that seals GitHub tokens at rest, so revocation can reach them later."""
-        with self._lock:
-            for k in self._store.signing_keys():
-                if k["kid"] == _SEAL_KID:
-                    return bytes(k["private_pem"])
-            # Another process may win the race: keep whichever key the store holds.
-            self._store.add_seal_key(_SEAL_KID, AESGCM.generate_key(bit_length=256), int(self._clock()))
-            return next(bytes(k["private_pem"]) for k in self._store.signing_keys() if k["kid"] == _SEAL_KID)
-
-
 def _permission_rank(permission: str) -> int:
     return PermissionClass(permission).rank
 
@@ -194,6 +124,13 @@ class GrantService:
         self._clock = clock
 
     # -- issuing -----------------------------------------------------------------------------------
+    def _issue_time(self) -> int:
+        """A grant's iat and nbf: now, but never later than the database's clock, so a replica whose
+        clock runs ahead never mints a grant that is not yet valid everywhere else."""
+        now = int(self._clock())
+        database = self.store.database_time()
+        return now if database is None else min(now, int(database))
+
     def issue(
         self,
         subject: GrantSubject,
@@ -206,7 +143,7 @@ class GrantService:
     ) -> IssuedGrant:
         """Sign a grant for ``subject``. ``delegate_audiences`` (the rule's) are the audiences other
         than its own that a grant delegated from this one may take; they travel in its signed claims."""
-        now = int(self._clock())
+        now = self._issue_time()
         ttl = max(30, min(ttl, MAX_TTL))
         expires = now + ttl
         if parent is not None:
@@ -335,9 +272,11 @@ class GrantService:
                 algorithms=[ALGORITHM],
                 issuer=self.issuer,
                 audience=audience,
+                leeway=GRANT_LEEWAY,  # other replicas' clocks (docs/grants.md, "Clocks")
                 options={
                     "verify_signature": True,
                     "verify_exp": True,
+                    "verify_nbf": True,
                     "verify_iat": True,
                     "verify_iss": True,
                     "verify_aud": audience is not None,
@@ -426,7 +365,8 @@ class GrantService:
             self.revoke(grant["jti"], change.reason)
 
     def purge_expired(self) -> int:
-        return int(self.store.purge_grants(int(self._clock()) - 60))
+        """Drop grants expired for a minute by the database's clock (app.store.clock)."""
+        return int(self.store.purge_grants(int(shared_time(self.store, self._clock)) - 60))
 
     def delegate(
         self, parent_token: str, *, permission: str | None, audience: str | None, ttl: int | None
@@ -453,7 +393,7 @@ class GrantService:
                 f"expected one of {allowed} (a rule lists narrower ones in grant.delegate_audiences)"
             )
         subject = GrantSubject.from_claims(parent, permission=wanted)
-        remaining = int(parent["exp"]) - int(self._clock())
+        remaining = int(parent["exp"]) - self._issue_time()
         return self.issue(
             subject,
             audience=wanted_audience,

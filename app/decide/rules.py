@@ -83,8 +83,8 @@ def check_rule(
 
     cond("ref", rule.refs, identity.ref, "ref")  # type: ignore[arg-type]
     cond("environment", rule.environments, environment, "environment")  # type: ignore[arg-type]
-    if identity.origin is Origin.PULL_REQUEST_CHECK:
-        # A pull request's required check is evaluated without a run: the run's conditions are
+    if identity.origin in (Origin.PULL_REQUEST_CHECK, Origin.MERGE_GROUP):
+        # A pull request's required check (on its head or its merge group) is evaluated without a run: the run's conditions are
         # checked again, from its token, when the merge itself is asked for.
         if rule.events is not None or rule.workflows is not None or rule.runner_environments is not None:
             reasons.append(

@@ -15,7 +15,7 @@ from typing import Any
 
 from app.decide.decision import Decision
 from app.errors import InvalidRequest
-from app.events import deployments, merge_check
+from app.events import deployments, merge_check, merge_group
 from app.gate.core import Gate
 from app.gate.pipeline import CHECK_RUN_JOB
 from app.github.webhooks import parse_event
@@ -34,6 +34,7 @@ HANDLERS: dict[str, tuple[Handler, ...]] = {
     "check_suite": (merge_check.on_rerequested,),
     "deployment_protection_rule": (deployments.on_protection_rule,),
     "deployment_review": (deployments.on_deployment_review,),
+    "merge_group": (merge_group.on_merge_group,),
 }
 # The events the App subscribes to (docs/github-app.md); "ping" is GitHub's hello when a hook is set.
 EVENTS = frozenset(HANDLERS)

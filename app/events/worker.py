@@ -22,6 +22,7 @@ from dataclasses import dataclass, field
 
 from app.errors import GateError, InvalidRequest
 from app.store.base import Job, Store
+from app.store.clock import shared_time
 
 log = logging.getLogger("agent_gate.queue")
 
@@ -45,11 +46,19 @@ class QueueWorker:
     _stop: threading.Event = field(default_factory=threading.Event, repr=False)
     _threads: list[threading.Thread] = field(default_factory=list, repr=False)
 
+    def now(self) -> int:
+        """Now by the database's clock (app.store.clock): leases and due times are shared with every
+        replica, so a replica whose clock runs ahead never takes a lease another still holds. The
+        local clock when the store cannot be asked (the next store call fails and says so)."""
+        try:
+            return int(shared_time(self.store, self.clock))
+        except GateError:
+            return int(self.clock())
+
     def run_once(self) -> bool:
         """Claim one due job and run it; False when none was due (or the store is unavailable)."""
-        now = int(self.clock())
         try:
-            job = self.store.claim_job(self.name, now=now, lease=self.lease)
+            job = self.store.claim_job(self.name, now=self.now(), lease=self.lease)
         except GateError as exc:
             log.warning("queue: no job could be claimed: %s", exc.message)
             return False
@@ -70,13 +79,12 @@ class QueueWorker:
         return int(min(self.max_delay, self.base_delay * 2 ** max(0, attempts - 1)))
 
     def _run(self, job: Job) -> None:
-        now = int(self.clock())
         try:
             self.handler(job)
         except InvalidRequest as exc:
             # The payload lacks what the gate needs: retrying cannot help.
             log.warning("queue: %s %s given up (%s): %s", job.topic, job.id, exc.code, exc.message)
-            self._release(job, now, exc.code, retry_at=None)
+            self._release(job, self.now(), exc.code, retry_at=None)
             return
         except Exception as exc:  # every failure is retried; none may kill the worker
             code = exc.code if isinstance(exc, GateError) else exc.__class__.__name__
@@ -96,10 +104,11 @@ class QueueWorker:
                 # (never to GitHub or a client), and the job is retried like any other failure.
                 exc_info=None if isinstance(exc, GateError) else exc,
             )
+            now = self.now()
             self._release(job, now, code, retry_at=None if give_up else now + wait)
             return
         try:
-            if not self.store.complete_job(job.id, self.name, now=int(self.clock())):
+            if not self.store.complete_job(job.id, self.name, now=self.now()):
                 log.warning("queue: %s %s finished after its lease ended", job.topic, job.id)
         except GateError as exc:
             log.warning("queue: %s %s ran but could not be marked done: %s", job.topic, job.id, exc.message)

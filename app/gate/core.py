@@ -14,6 +14,7 @@ from dataclasses import dataclass, field
 from app.credentials.grants import GrantService
 from app.errors import GateError
 from app.evidence.model import EvidenceChange
+from app.gate.clock_watch import ClockWatch
 from app.gate.housekeeping import Housekeeping
 from app.gate.pipeline import DecisionHook, Pipeline, Recording
 from app.github.protocol import GitHubAPI
@@ -42,6 +43,8 @@ class Gate:
     github: GitHubAPI | None
     # Told when the webhook reports that evidence behind earlier decisions changed.
     evidence_listeners: list[EvidenceListener] = field(default_factory=list)
+    # How far this replica's clock is from the database's (/readyz, housekeeping).
+    clock_watch: ClockWatch | None = None
 
     @property
     def store(self) -> Store:

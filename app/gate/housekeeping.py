@@ -3,6 +3,9 @@
 Started after recorded decisions, at most every ``interval`` seconds per process, on a thread of its
 own (the answer never waits for it). Purging only drops rows that can no longer matter (tokens past
 exp plus leeway, grants past expiry, pages past retention), so it can never turn a deny into an allow.
+Every expiry is judged by the database's clock (app.store.clock), never this replica's: a replica
+whose clock runs ahead purges nothing the others still need. It also measures this replica's clock
+skew (app.gate.clock_watch), which warns when it is past the threshold.
 """
 
 from __future__ import annotations
@@ -13,7 +16,9 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 
 from app.credentials.grants import GrantService
+from app.gate.clock_watch import ClockWatch
 from app.store.base import Store
+from app.store.clock import shared_time
 from app.store.refusals import RefusalAudit
 
 log = logging.getLogger("agent_gate")
@@ -27,6 +32,7 @@ class Housekeeping:
     clock: Callable[[], float]
     retention_days: int
     interval: float = 300.0
+    clock_watch: ClockWatch | None = None
     thread: threading.Thread | None = field(default=None, repr=False)  # the last run, for tests
     _ran_at: float = field(default=float("-inf"), repr=False)
     _lock: threading.Lock = field(default_factory=threading.Lock, repr=False)
@@ -38,9 +44,7 @@ class Housekeeping:
             return
         self._ran_at = now
         try:
-            self.thread = threading.Thread(
-                target=self._purge, args=(now,), name="agent-gate-housekeeping", daemon=True
-            )
+            self.thread = threading.Thread(target=self._purge, name="agent-gate-housekeeping", daemon=True)
             self.thread.start()
         except RuntimeError:  # no thread can be started (interpreter shutting down): skip this round
             self._lock.release()
@@ -50,11 +54,14 @@ class Housekeeping:
         if self.thread is not None:
             self.thread.join(timeout)
 
-    def _purge(self, now: float) -> None:
+    def _purge(self) -> None:
         try:
             self.refusals.flush()
-            replays = self.store.purge_expired(int(now))
-            retained = self.store.purge_retained(int(now) - self.retention_days * 86_400)
+            if self.clock_watch is not None:
+                self.clock_watch.check_quietly()
+            replays = self.store.purge_expired()
+            shared_now = shared_time(self.store, self.clock)
+            retained = self.store.purge_retained(int(shared_now) - self.retention_days * 86_400)
             grants = self.grants.purge_expired()
             if grants:
                 self.store.append_audit("grants-expired", {"purged": grants, "reason": "expired"})

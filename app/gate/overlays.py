@@ -7,8 +7,14 @@ the pipeline (app/gate/pipeline.py) applies this list, and only it.
 1. **audit mode** (app/decide/audit_mode.py): a deny under a rule or policy in ``mode: audit`` is
    answered as an allow marked ``would_deny`` (reason ``audit-mode``). Never for the invariants.
 2. **agent-free pass** (app/decide/agent_free.py): a pull request's merge check passes when no agent
-   signal fired, saying what was looked for (reason ``no-agent``). Only for pull request checks.
-3. **break-glass** (app/governance/breakglass.py): a person's denied decision is allowed under a live
+   signal fired, saying what was looked for (reason ``no-agent``). Only for pull request checks and
+   the pull requests of a merge group (a group with no agent in it passes as its pull requests do).
+3. **merge group** (app/decide/merge_group.py): a pull request judged for its merge group is denied
+   when the group's commit is not exactly the approved changes, one reason per finding (reason
+   ``merge-group``). Only for merge groups; after the agent-free pass, which it never undoes except
+   for what is not the pull requests' own changes (a file or lines no pull request of the group
+   brings could be an agent's); audit mode does not soften it.
+4. **break-glass** (app/governance/breakglass.py): a person's denied decision is allowed under a live
    break-glass of its repository and action (reason ``break-glass``). Never for an agent, never past
    the invariants; not in a simulation (it reads the store).
 """
@@ -21,6 +27,7 @@ from dataclasses import dataclass
 from app.decide.agent_free import pass_agent_free
 from app.decide.audit_mode import audit_mode
 from app.decide.decision import Decision
+from app.decide.merge_group import apply_group
 from app.gate.question import Question
 from app.governance.breakglass import BreakGlass
 from app.policy.loader import PolicySet
@@ -47,8 +54,15 @@ def _audit_mode(decision: Decision, ctx: Context) -> Decision:
     return audit_mode(decision, ctx.policies)
 
 
+def _merge_group(decision: Decision, ctx: Context) -> Decision:
+    group = ctx.question.merge_group
+    if group is None or ctx.question.identity.origin is not Origin.MERGE_GROUP:
+        return decision
+    return apply_group(decision, group.findings, group.group_sha)
+
+
 def _agent_free_pass(decision: Decision, ctx: Context) -> Decision:
-    if ctx.question.identity.origin is not Origin.PULL_REQUEST_CHECK:
+    if ctx.question.identity.origin not in (Origin.PULL_REQUEST_CHECK, Origin.MERGE_GROUP):
         return decision
     return pass_agent_free(decision)
 
@@ -60,6 +74,7 @@ def _break_glass(decision: Decision, ctx: Context) -> Decision:
 OVERLAYS: tuple[Overlay, ...] = (
     Overlay("audit-mode", _audit_mode),
     Overlay("agent-free-pass", _agent_free_pass),
+    Overlay("merge-group", _merge_group),
     Overlay("break-glass", _break_glass),
 )
 

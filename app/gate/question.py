@@ -15,6 +15,7 @@ from typing import Any
 
 from app.credentials.grants import IssuedGrant
 from app.decide.decision import Decision, DecisionRequest
+from app.decide.merge_group import Finding
 from app.evidence.model import Evidence
 from app.policy.loader import PolicySet
 from app.store.base import AuditRecord, Replay
@@ -48,6 +49,16 @@ class Question:
     queue_check_run: bool = False  # queue ``agent-gate / <action>`` on the commit, with the decision
     mint: bool = False  # the origin can hand credentials over (only the API can)
     grant: bool = False  # ... and the caller asked for a grant
+    merge_group: MergeGroupJudgment | None = None  # a pull request judged for its merge group's commit
+
+
+@dataclass(frozen=True)
+class MergeGroupJudgment:
+    """What a merge group adds to the judgment of one of its pull requests: the group's commit and
+    what in it is not exactly the approved changes (app/decide/merge_group.py; empty: nothing)."""
+
+    group_sha: str
+    findings: tuple[Finding, ...] = ()
 
 
 @dataclass(frozen=True)

@@ -1,8 +1,8 @@
 """The workloads the gate builds itself, for the questions no OIDC token asks.
 
-A pull request's required merge check and a job held by the deployment protection rule have no
-token: their identity is built from a verified webhook and GitHub's own answers (re-fetched, never
-taken from the webhook alone), marked with its :class:`~app.tokens.identity.Origin` so the engine
+A pull request's required merge check (on its head, or on its merge queue's group) and a job held
+by the deployment protection rule have no token: their identity is built from a verified webhook
+and GitHub's own answers (re-fetched, never taken from the webhook alone), marked with its :class:`~app.tokens.identity.Origin` so the engine
 knows which conditions apply when (a held job's runner is not known yet; a pull request check has
 no run at all).
 """
@@ -14,9 +14,16 @@ from typing import Any
 
 from app.errors import InvalidRequest
 from app.github.payloads import GhRepository, GhRun
-from app.tokens.identity import DEPLOYMENT_ISSUER, PR_CHECK_ISSUER, Origin, WorkloadIdentity
+from app.tokens.identity import (
+    DEPLOYMENT_ISSUER,
+    MERGE_GROUP_ISSUER,
+    PR_CHECK_ISSUER,
+    Origin,
+    WorkloadIdentity,
+)
 
 PR_CHECK_EVENT = "agent-gate-check"  # the event name of a pull request check (it has no run)
+MERGE_GROUP_EVENT = "merge_group"  # the event name of a merge group's judgment (it has no run)
 RUNNER_NOT_STARTED = "not-started"  # the runner of a held job: it has not started
 
 
@@ -83,6 +90,21 @@ def pull_request_check_identity(
         run_id=0,
         run_attempt=1,
         runner_environment="github-hosted",
+    )
+
+
+def merge_group_identity(pr_check: WorkloadIdentity, *, number: int, group_sha: str) -> WorkloadIdentity:
+    """The identity a pull request is judged as for its merge group's check: its own check's
+    (``pull_request_check_identity``: its author, at its current head, into its base) with its own
+    origin and the group's commit in its subject, so the record tells a group's judgment from the
+    pull request's check."""
+    return pr_check.model_copy(
+        update={
+            "origin": Origin.MERGE_GROUP,
+            "issuer": MERGE_GROUP_ISSUER,
+            "subject": f"merge-group:{pr_check.repository_id}:{group_sha}:{number}",
+            "event_name": MERGE_GROUP_EVENT,
+        }
     )
 
 

@@ -22,6 +22,7 @@ from app.errors import GitHubError, GitHubNotFound
 from app.github.auth import GitHubAppAuth, repo_path
 from app.github.config import AppCredentials, GitHubAppConfig
 from app.github.graphql import data_of
+from app.github.payloads import GhHookDelivery, parse
 from app.github.protocol import Credential, GitHubAPI, InstallationToken, Params
 from app.github.transport import GitHubHTTP
 
@@ -175,6 +176,17 @@ class GitHubClient:
     def revoke_installation_token(self, token: SecretStr) -> None:
         self.auth.revoke_installation_token(token)
 
+    def app_events(self) -> tuple[str, ...]:
+        """The webhook events the App is subscribed to (``GET /app``, as the App): what ``doctor``
+        checks against the events the gate answers. Raises ``GitHubError``."""
+        reply = self.http.request(
+            "GET", "/app", credential=self.auth.app.credential(), what="reading the App's settings"
+        )
+        events = reply.data.get("events") if isinstance(reply.data, dict) else None
+        if not isinstance(events, list):
+            raise GitHubError("GitHub's answer to GET /app has no list of events")
+        return tuple(str(e) for e in events)
+
     # -- check runs (app.publish.checks.ChecksAPI) ---------------------------------------------------------
     @property
     def app_id(self) -> int:
@@ -240,6 +252,29 @@ class GitHubClient:
                 what=f"updating check run {check_run_id}",
                 hint="the App needs Checks: read and write",
             ),
+        )
+
+    # -- the App's webhook deliveries (app.events.redelivery) ------------------------------------------
+    def webhook_deliveries(self, page: str | None = None) -> tuple[list[GhHookDelivery], str | None]:
+        """One page of the App's recent webhook deliveries, newest first, and the next page's URL (its
+        cursor) or None: ``GET /app/hook/deliveries``, as the App (JWT)."""
+        reply = self.http.request(
+            "GET",
+            page or "/app/hook/deliveries",
+            credential=self.auth.app.credential(),
+            params=None if page else {"per_page": 100},
+            what="listing the App's webhook deliveries",
+        )
+        return parse(list[GhHookDelivery], reply.data, "listing the App's webhook deliveries"), reply.next_url
+
+    def redeliver_webhook_delivery(self, delivery_id: int) -> None:
+        """Ask GitHub to send delivery ``delivery_id`` again (``POST .../attempts``, 202): a new
+        delivery of the same event, under the same X-GitHub-Delivery."""
+        self.http.request(
+            "POST",
+            f"/app/hook/deliveries/{int(delivery_id)}/attempts",
+            credential=self.auth.app.credential(),
+            what=f"asking GitHub to redeliver webhook delivery {int(delivery_id)}",
         )
 
     def _as_installation(self, repository: str, send: Callable[[Credential], T]) -> T:

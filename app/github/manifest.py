@@ -22,17 +22,20 @@ PERMISSIONS: dict[str, str] = {
     "checks": "write",  # the agent-gate / <action> check runs
     "contents": "read",  # the pull requests of a commit; grants that ask for contents
     "deployments": "write",  # deployment protection rules: read the deployment, answer the callback
-    "members": "read",  # organisation: team membership of approvers (rules that name teams)
+    "members": "read",
+    "merge_queues": "read",  # the merge_group event: the merge queue's groups, judged for their check  # organisation: team membership of approvers (rules that name teams)
     "metadata": "read",  # required by GitHub for every App
     "pull_requests": "read",  # the PR, its commits and its reviews
 }
 
-# Webhook events (``default_events``): the merge check, re-evaluation and deployment protection.
+# Webhook events (``default_events``): the merge check, re-evaluation, merge queues and deployment
+# protection.
 EVENTS: tuple[str, ...] = (
     "check_run",
     "check_suite",
     "deployment_protection_rule",
     "deployment_review",
+    "merge_group",
     "pull_request",
     "pull_request_review",
 )

@@ -2,7 +2,7 @@
 
 Field names and shapes follow GitHub's OpenAPI description (tests/fixtures/github-openapi): the
 schemas ``simple-user``, ``repository``, ``pull-request`` / ``pull-request-simple``, ``commit``,
-``pull-request-review``, ``workflow-run`` and ``environment-approvals``. Unknown fields are
+``pull-request-review``, ``workflow-run``, ``environment-approvals`` and ``hook-delivery-item``. Unknown fields are
 ignored; a missing required field is a ``GitHubError`` (the gate never decides on a payload it
 could not read).
 """
@@ -130,6 +130,25 @@ class GhEnvironmentApproval(_Payload):
     state: str
     environments: list[GhEnvironment] = Field(default_factory=list)
     comment: str | None = None
+
+
+class GhHookDelivery(_Payload):
+    """``hook-delivery-item``: one attempt to deliver an event to the App's webhook. ``guid`` is the
+    event's X-GitHub-Delivery, shared by every redelivery of it; ``id`` is this attempt's."""
+
+    id: int
+    guid: str
+    delivered_at: datetime
+    redelivery: bool
+    status: str
+    status_code: int
+    event: str
+    action: str | None = None
+
+    @property
+    def succeeded(self) -> bool:
+        """GitHub's "success": a status code from 200 to 399 (its ``status=success`` filter)."""
+        return 200 <= self.status_code <= 399
 
 
 M = TypeVar("M")

@@ -164,3 +164,13 @@ def required_check_sources(
             if isinstance(check, dict) and check.get("context") == context:
                 sources.append((rule.get("ruleset_id"), check.get("integration_id")))
     return sources
+
+
+def merge_queue_rulesets(github: GitHubAPI, repository: str, branch: str) -> list[Any]:
+    """The ids of the rulesets that put ``branch`` behind a merge queue (a ``merge_queue`` rule)."""
+    rules = github.get_all(
+        repository,
+        f"/repos/{repo_path(repository)}/rules/branches/{quote(branch, safe='')}",
+        what=f"reading the rules of {repository}@{branch}",
+    )
+    return [r.get("ruleset_id") for r in rules if isinstance(r, dict) and r.get("type") == "merge_queue"]

@@ -192,6 +192,29 @@ class DeploymentReviewEvent(_Event):
     workflow_run: WorkflowRunRef | None  # always sent, but GitHub's schema allows null
 
 
+# --- merge_group ---------------------------------------------------------------------------------
+
+
+class MergeGroup(_Webhook):
+    """``merge-group``: the commit GitHub's merge queue built (``head_sha``) on ``base_sha``, on the
+    branch ``head_ref`` (``gh-readonly-queue/<base>/pr-<N>-<sha>``, with or without ``refs/heads/``)."""
+
+    head_sha: str
+    head_ref: str
+    base_sha: str
+    base_ref: str
+
+
+class MergeGroupEvent(_Event):
+    """``merge_group`` (``checks_requested``, ``destroyed``). GitHub's schema does not require
+    ``repository``; the gate does, since it cannot tell whose group it is without it."""
+
+    event_name: ClassVar[str] = "merge_group"
+
+    merge_group: MergeGroup
+    reason: str | None = None  # ``destroyed`` only: merged, invalidated or dequeued
+
+
 WebhookEvent = (
     PullRequestEvent
     | PullRequestReviewEvent
@@ -199,6 +222,7 @@ WebhookEvent = (
     | CheckSuiteEvent
     | DeploymentProtectionRuleEvent
     | DeploymentReviewEvent
+    | MergeGroupEvent
 )
 
 MODELS: Mapping[str, type[WebhookEvent]] = {
@@ -210,6 +234,7 @@ MODELS: Mapping[str, type[WebhookEvent]] = {
         CheckSuiteEvent,
         DeploymentProtectionRuleEvent,
         DeploymentReviewEvent,
+        MergeGroupEvent,
     )
 }
 

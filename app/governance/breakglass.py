@@ -33,6 +33,7 @@ from app.policy.agents import Kind
 from app.policy.loader import LoadedPolicy, PolicySet
 from app.policy.schema import OwnerRef
 from app.store.base import Store
+from app.store.clock import shared_time
 from app.tokens.identity import WorkloadIdentity
 
 BREAK_GLASS_REASON = "break-glass"
@@ -81,7 +82,7 @@ class BreakGlass:
             raise BreakGlassRefused(
                 f"minutes: got {body.minutes}, expected at most {limit} (break_glass.max_minutes)"
             )
-        now = int(self.clock())
+        now = int(shared_time(self.store, self.clock))
         record: dict[str, Any] = {
             "id": "bg_" + secrets.token_urlsafe(16),
             "repository": who.repository,
@@ -115,7 +116,7 @@ class BreakGlass:
             raise BreakGlassRefused(
                 f"break-glass {break_glass_id} is {record['state']}, not awaiting confirmation"
             )
-        if record["expires_at"] <= self.clock():
+        if record["expires_at"] <= shared_time(self.store, self.clock):
             raise BreakGlassRefused(f"break-glass {break_glass_id} has expired")
         if who.actor_id == record["invoker_id"]:
             raise BreakGlassRefused(
@@ -173,7 +174,7 @@ class BreakGlass:
             return decision
         if is_invariant_denial(decision, loaded.catalog.get(decision.action), agent=False):
             return decision
-        now = int(self.clock())
+        now = int(shared_time(self.store, self.clock))
         live = self.store.find_break_glass(
             repository_id=decision.subject.repository_id, action=decision.action, state="active", live_at=now
         )

@@ -96,6 +96,34 @@ class Metrics:
             registry=registry,
         )
 
+        self.clock_skew_seconds = Gauge(
+            "agent_gate_clock_skew_seconds",
+            "How far this replica's clock runs ahead of the database's (negative: behind), at the last check.",
+            registry=registry,
+            multiprocess_mode="mostrecent",
+        )
+
+        self.webhook_deliveries = Counter(
+            "agent_gate_webhook_deliveries",
+            "Webhook deliveries kept or not, by what the queue answered (queued, duplicate, same-body, "
+            "coalesced, queue-full).",
+            ["status"],
+            registry=registry,
+        )
+        self.redeliveries = Counter(
+            "agent_gate_webhook_redeliveries",
+            "Redeliveries the sweep asked GitHub for, by outcome (asked, failed, gave-up).",
+            ["outcome"],
+            registry=registry,
+        )
+        self.redelivery_sweeps = Counter(
+            "agent_gate_webhook_redelivery_sweeps",
+            "Redelivery sweeps, by outcome (done, skipped: another replica holds the lease or the queue "
+            "is too full, failed).",
+            ["outcome"],
+            registry=registry,
+        )
+
     def decision(self, action: str, permission: str | None, allowed: bool) -> None:
         # An action the catalog does not know has no permission class: label it "unknown" so a
         # caller's made-up action names never become series.

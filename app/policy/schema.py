@@ -429,6 +429,16 @@ class BreakGlass(_Strict):
     )
 
 
+class MergeQueue(_Strict):
+    """How a merge queue's groups are judged (docs/github-app.md#merge-queues)."""
+
+    allow_overlapping_changes: bool = Field(
+        False,
+        description="True: a merge group whose pull requests change the same file may pass when the group's "
+        "lines are theirs together; default false: it fails, since the merged result was never reviewed.",
+    )
+
+
 class Rule(_Strict):
     """Allows the listed actions when every condition holds. An omitted condition matches anything."""
 
@@ -527,6 +537,9 @@ class Policy(_Strict):
     )
     agents: Agents = Field(
         default_factory=Agents, description="Identities added to the built-in agent and bot lists."
+    )
+    merge_queue: MergeQueue = Field(
+        default_factory=MergeQueue, description="How the groups of a merge queue are judged."
     )
     rules: list[Rule] = Field(
         default_factory=list, description="The rules, tried in file order. No matching rule: denied."

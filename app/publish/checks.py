@@ -123,11 +123,15 @@ class CheckRunPublisher:
         return decision.permission == "execute" or s.pull_request is not None or s.commit_named
 
     def publish(self, decision: Decision) -> int:
-        body = check_run_body(decision)
-        existing = self._api.find_check_run(decision.subject.repository, decision.subject.sha, body["name"])
+        return self.write(decision.subject.repository, check_run_body(decision))
+
+    def write(self, repository: str, body: dict[str, Any]) -> int:
+        """Create ``body`` (a create body, with ``head_sha``) on its commit, or update the gate's
+        check run of that name there."""
+        existing = self._api.find_check_run(repository, body["head_sha"], body["name"])
         if existing is None:
-            return self._api.create_check_run(decision.subject.repository, body)
-        self._api.update_check_run(decision.subject.repository, existing, update_body(body))
+            return self._api.create_check_run(repository, body)
+        self._api.update_check_run(repository, existing, update_body(body))
         return existing
 
     def __call__(self, decision: Decision) -> None:

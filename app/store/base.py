@@ -7,7 +7,7 @@ processes sharing the same database.
 
 from __future__ import annotations
 
-from collections.abc import Iterator
+from collections.abc import Iterator, Sequence
 from dataclasses import dataclass
 from datetime import datetime
 from typing import Any, Protocol
@@ -107,6 +107,8 @@ class JobSummary:
 
 # What enqueue_job answers.
 QUEUED, DUPLICATE, SAME_BODY = "queued", "duplicate", "same-body"
+COALESCED = "coalesced"  # a job about the same subject waits already: it covers this delivery too
+FULL = "queue-full"  # the queue holds its bound of pending jobs: nothing was kept
 
 
 class Store(Protocol):
@@ -154,8 +156,17 @@ class Store(Protocol):
         """
         ...
 
-    def purge_expired(self, now: int) -> int:
-        """Drop replay records (and other expiring rows) past their expiry; returns how many."""
+    def purge_expired(self) -> int:
+        """Drop replay records past their expiry plus the replay margin, by the database's clock
+        (:meth:`database_time`; SQLite: this machine's), never a replica's; returns how many."""
+        ...
+
+    def database_time(self) -> float | None:
+        """The clock every replica shares (unix seconds): PostgreSQL's ``clock_timestamp()``. None
+        for a store on this machine (SQLite), whose clock is then the database's (app.store.clock).
+
+        Raises ``Unavailable(code='store-unavailable')``.
+        """
         ...
 
     def check_writable(self) -> None:
@@ -195,11 +206,46 @@ class Store(Protocol):
 
     # The durable queue (webhook deliveries): claimed with a lease, so a worker that dies mid-job
     # releases it when the lease ends, and no two workers run one job at once.
-    def enqueue_job(self, job_id: str, kind: str, topic: str, body: bytes, *, now: int) -> str:
+    def enqueue_job(
+        self,
+        job_id: str,
+        kind: str,
+        topic: str,
+        body: bytes,
+        *,
+        now: int,
+        subject: str | None = None,
+        max_pending: int | None = None,
+    ) -> str:
         """Keep a job durably. Answers ``QUEUED``; ``DUPLICATE`` when a job with this id is queued,
-        running or done (a job given up on is queued again: GitHub redelivers failed deliveries
-        under the same id); ``SAME_BODY`` when another id carried the same body and was not given up
-        on (GitHub signs the body only, so a replayed body under a new id is not run twice)."""
+        running, done or coalesced (a job given up on is queued again: GitHub's redeliveries carry
+        the same X-GitHub-Delivery); ``SAME_BODY`` when another id carried the same body and was not
+        given up on (GitHub signs the body only, so a replayed body under a new id is not run twice);
+        ``COALESCED`` when a job with the same ``subject`` is still waiting (not yet running): this
+        id is recorded as covered by it, and nothing more is queued; ``FULL`` when ``max_pending``
+        jobs are waiting or running already (nothing is kept)."""
+        ...
+
+    def known_deliveries(self, ids: Sequence[str]) -> set[str]:
+        """Which of ``ids`` the queue holds, in any state (the redelivery sweep skips them)."""
+        ...
+
+    def redeliveries_asked(self, guids: Sequence[str]) -> dict[str, set[int]]:
+        """Per event (X-GitHub-Delivery), the ids of its failed deliveries the gate asked GitHub to
+        redeliver."""
+        ...
+
+    def record_redelivery(self, delivery_id: int, guid: str, *, now: int) -> bool:
+        """Remember that delivery ``delivery_id`` was asked again; False when it was already."""
+        ...
+
+    def forget_redeliveries(self, before: int) -> int:
+        """Drop the records of redeliveries asked before ``before`` (past GitHub's retention)."""
+        ...
+
+    def take_lease(self, name: str, owner: str, seconds: int) -> bool:
+        """Hold the lease ``name`` for ``seconds`` by the database's clock, unless another owner holds
+        it now (one sweeper among every replica). Renewing one's own lease succeeds."""
         ...
 
     def claim_job(self, worker: str, *, now: int, lease: int) -> Job | None:

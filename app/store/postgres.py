@@ -32,6 +32,7 @@ from app.store.migrations import MIGRATIONS_TABLE, pending
 from app.store.postgres_breakglass import PostgresBreakGlass
 from app.store.postgres_pool import Pool
 from app.store.postgres_queue import PostgresQueue
+from app.store.postgres_redelivery import PostgresRedelivery
 from app.store.postgres_schema import STEPS
 
 log = logging.getLogger("agent_gate.store")
@@ -47,7 +48,7 @@ MIGRATION_LOCK = int.from_bytes(b"ag-migr8", "big") & (2**63 - 1)
 _PAGE = 500
 
 
-class PostgresStore(AuditChain, PostgresQueue, PostgresBreakGlass):
+class PostgresStore(AuditChain, PostgresQueue, PostgresRedelivery, PostgresBreakGlass):
     """The :class:`app.store.base.Store` on one PostgreSQL database, shared by every replica."""
 
     def __init__(
@@ -246,13 +247,23 @@ class PostgresStore(AuditChain, PostgresQueue, PostgresBreakGlass):
             == 1
         )
 
-    def purge_expired(self, now: int) -> int:
-        """Drop replay records whose token expired more than ``REPLAY_MARGIN_SECONDS`` before ``now``."""
+    def purge_expired(self) -> int:
+        """Drop replay records whose token expired more than ``REPLAY_MARGIN_SECONDS`` ago by the
+        database's clock: a replica whose own clock runs ahead purges nothing the others still need."""
         return self._write(
             "expired replay records cannot be purged",
-            "DELETE FROM replay WHERE expires_at < %s",
-            (int(now) - REPLAY_MARGIN_SECONDS,),
+            "DELETE FROM replay WHERE expires_at < floor(extract(epoch FROM clock_timestamp()))::bigint - %s",
+            (REPLAY_MARGIN_SECONDS,),
         )
+
+    def database_time(self) -> float:
+        """PostgreSQL's ``clock_timestamp()`` in unix seconds: the one clock of every replica."""
+        row = self._one(
+            "the database's clock cannot be read", "SELECT extract(epoch FROM clock_timestamp())::float8"
+        )
+        if row is None:  # pragma: no cover - a SELECT without FROM always answers one row
+            raise Unavailable("the database's clock cannot be read", code="store-unavailable")
+        return float(row[0])
 
     # -- decisions -------------------------------------------------------------------------------
     def save_decision(self, decision_id: str, record: dict[str, Any]) -> None:
@@ -274,7 +285,9 @@ class PostgresStore(AuditChain, PostgresQueue, PostgresBreakGlass):
         ):
             cur.execute("DELETE FROM decisions WHERE created_at < %s", (before,))
             decisions = cur.rowcount
-            cur.execute("DELETE FROM jobs WHERE state IN ('done', 'dead') AND updated_at < %s", (before,))
+            cur.execute(
+                "DELETE FROM jobs WHERE state IN ('done', 'dead', 'coalesced') AND updated_at < %s", (before,)
+            )
             return int(decisions) + int(cur.rowcount)
 
     def get_decision(self, decision_id: str) -> dict[str, Any] | None:

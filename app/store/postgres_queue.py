@@ -20,9 +20,9 @@ import psycopg
 from psycopg.rows import tuple_row
 
 from app.errors import Unavailable
-from app.store.base import DUPLICATE, QUEUED, SAME_BODY, Job, JobSummary, QueueStats
+from app.store.base import COALESCED, DUPLICATE, FULL, QUEUED, SAME_BODY, Job, JobSummary, QueueStats
 from app.store.postgres_pool import Pool
-from app.store.rows import DeploymentRow, JobRow, deployment_row, job_summary
+from app.store.rows import DeploymentRow, JobRow, coalesced_row, deployment_row, job_summary
 
 QUEUE_LOCK = int.from_bytes(b"ag-queue", "big") & (2**63 - 1)
 _UPSERT_DEPLOYMENT = (
@@ -45,6 +45,11 @@ _RETRY = (
     "UPDATE jobs SET state = 'queued', attempts = 0, due_at = %s, lease_owner = NULL, lease_until = NULL, "
     "updated_at = %s WHERE id = %s AND state = 'dead'"
 )
+# A delivery covered by a waiting job about the same subject (see app.store.sqlite_queue).
+_INSERT_COALESCED = (
+    "INSERT INTO jobs (id, kind, topic, body, body_sha256, state, attempts, due_at, created_at, "
+    "updated_at, subject, last_error) VALUES (%s, %s, %s, %s, %s, 'coalesced', 0, %s, %s, %s, %s, %s)"
+)
 _ERROR_CHARS = 500  # the last error kept per job, for operators
 
 
@@ -55,7 +60,17 @@ class PostgresQueue:
     _clock: Callable[[], float]
 
     # -- jobs ----------------------------------------------------------------------------------------
-    def enqueue_job(self, job_id: str, kind: str, topic: str, body: bytes, *, now: int) -> str:
+    def enqueue_job(
+        self,
+        job_id: str,
+        kind: str,
+        topic: str,
+        body: bytes,
+        *,
+        now: int,
+        subject: str | None = None,
+        max_pending: int | None = None,
+    ) -> str:
         digest = hashlib.sha256(body).hexdigest()
         with (
             self._db.failing_as("store-unavailable", "the job cannot be queued"),
@@ -64,9 +79,32 @@ class PostgresQueue:
             cur.execute("SELECT pg_advisory_xact_lock(%s)", (QUEUE_LOCK,))
             cur.execute("SELECT state FROM jobs WHERE id = %s", (job_id,))
             row = cur.fetchone()
-            if row is not None:
-                if row[0] != "dead":
-                    return DUPLICATE
+            if row is not None and row[0] != "dead":
+                return DUPLICATE
+            if row is None:
+                cur.execute(
+                    "SELECT 1 FROM jobs WHERE body_sha256 = %s AND kind = %s AND state != 'dead' LIMIT 1",
+                    (digest, kind),
+                )
+                if cur.fetchone() is not None:
+                    return SAME_BODY
+                if subject is not None:
+                    cur.execute(
+                        "SELECT id FROM jobs WHERE subject = %s AND state = 'queued' LIMIT 1", (subject,)
+                    )
+                    waiting = cur.fetchone()
+                    if waiting is not None:
+                        cur.execute(
+                            _INSERT_COALESCED,
+                            coalesced_row(job_id, kind, topic, digest, subject, str(waiting[0]), now),
+                        )
+                        return COALESCED
+            if max_pending is not None:
+                cur.execute("SELECT COUNT(*) FROM jobs WHERE state IN ('queued', 'running')")
+                pending = cur.fetchone()
+                if pending is not None and int(pending[0]) >= max_pending:
+                    return FULL
+            if row is not None:  # given up on, and GitHub redelivered it: queued again
                 cur.execute(
                     "UPDATE jobs SET state = 'queued', attempts = 0, due_at = %s, lease_owner = NULL, "
                     "lease_until = NULL, updated_at = %s WHERE id = %s",
@@ -74,15 +112,9 @@ class PostgresQueue:
                 )
                 return QUEUED
             cur.execute(
-                "SELECT 1 FROM jobs WHERE body_sha256 = %s AND kind = %s AND state != 'dead' LIMIT 1",
-                (digest, kind),
-            )
-            if cur.fetchone() is not None:
-                return SAME_BODY
-            cur.execute(
                 "INSERT INTO jobs (id, kind, topic, body, body_sha256, state, attempts, due_at, "
-                "created_at, updated_at) VALUES (%s, %s, %s, %s, %s, 'queued', 0, %s, %s, %s)",
-                (job_id, kind, topic, body, digest, now, now, now),
+                "created_at, updated_at, subject) VALUES (%s, %s, %s, %s, %s, 'queued', 0, %s, %s, %s, %s)",
+                (job_id, kind, topic, body, digest, now, now, now, subject),
             )
         return QUEUED
 

@@ -116,4 +116,23 @@ STEPS: tuple[Migration, ...] = (
             "CREATE INDEX break_glass_scope ON break_glass(repository_id, action, state)",
         ),
     ),
+    Migration(
+        4,
+        "webhook coalescing, the redelivery sweep's lease and its requests",
+        (
+            "ALTER TABLE jobs ADD COLUMN subject TEXT",
+            "CREATE INDEX jobs_subject ON jobs(subject, state)",
+            """CREATE TABLE leases (
+                name TEXT PRIMARY KEY,
+                owner TEXT NOT NULL,
+                until BIGINT NOT NULL
+            )""",
+            """CREATE TABLE redeliveries (
+                delivery_id BIGINT PRIMARY KEY,
+                guid TEXT NOT NULL,
+                asked_at BIGINT NOT NULL
+            )""",
+            "CREATE INDEX redeliveries_guid ON redeliveries(guid)",
+        ),
+    ),
 )

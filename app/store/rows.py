@@ -59,6 +59,17 @@ def job_row(job: QueuedJob, now: int) -> JobRow:
     return (job.id, job.kind, job.topic, job.body, digest, now, now, now)
 
 
+# (id, kind, topic, body, body_sha256, due_at, created_at, updated_at, subject, last_error)
+CoalescedRow = tuple[str, str, str, bytes, str, int, int, int, str, str]
+
+
+def coalesced_row(
+    job_id: str, kind: str, topic: str, digest: str, subject: str, into: str, now: int
+) -> CoalescedRow:
+    """The ``jobs`` row of a delivery covered by the waiting job ``into`` (no body: it is never run)."""
+    return (job_id, kind, topic, b"", digest, now, now, now, subject, f"coalesced into {into}")
+
+
 @dataclass(frozen=True)
 class KeptRows:
     """A decision's :class:`~app.store.base.Kept`, encoded as the rows its transaction writes."""

@@ -30,6 +30,7 @@ from app.store.migrations import Migration
 from app.store.sqlite_breakglass import SQLiteBreakGlass
 from app.store.sqlite_connections import Connections
 from app.store.sqlite_queue import SQLiteQueue
+from app.store.sqlite_redelivery import SQLiteRedelivery
 from app.store.sqlite_schema import has_migrations_table, migrate, version
 
 log = logging.getLogger("agent_gate.store")
@@ -42,7 +43,7 @@ REPLAY_MARGIN_SECONDS = 120
 _PAGE = 500  # audit rows read per query: bounded memory, and no read transaction held across pages
 
 
-class SQLiteStore(AuditChain, SQLiteQueue, SQLiteBreakGlass):
+class SQLiteStore(AuditChain, SQLiteQueue, SQLiteRedelivery, SQLiteBreakGlass):
     """The :class:`app.store.base.Store` on one SQLite file; one connection per thread and process."""
 
     def __init__(
@@ -232,13 +233,18 @@ class SQLiteStore(AuditChain, SQLiteQueue, SQLiteBreakGlass):
             )
         return cur.rowcount == 1
 
-    def purge_expired(self, now: int) -> int:
-        """Drop replay records whose token expired more than ``REPLAY_MARGIN_SECONDS`` before ``now``."""
+    def purge_expired(self) -> int:
+        """Drop replay records whose token expired more than ``REPLAY_MARGIN_SECONDS`` ago by the
+        store's clock (every worker sharing the file runs on this machine, on this clock)."""
         with self._db.failing_as("store-unavailable", "expired replay records cannot be purged"):
             cur = self._db.get().execute(
-                "DELETE FROM replay WHERE expires_at < ?", (int(now) - REPLAY_MARGIN_SECONDS,)
+                "DELETE FROM replay WHERE expires_at < ?", (int(self._clock()) - REPLAY_MARGIN_SECONDS,)
             )
         return int(cur.rowcount)
+
+    def database_time(self) -> None:
+        """None: the file lives on this machine, so the local clock is the database's."""
+        return None
 
     # -- decisions --------------------------------------------------------------
     def save_decision(self, decision_id: str, record: dict[str, Any]) -> None:
@@ -261,7 +267,7 @@ class SQLiteStore(AuditChain, SQLiteQueue, SQLiteBreakGlass):
         ):
             decisions = conn.execute("DELETE FROM decisions WHERE created_at < ?", (before,)).rowcount
             jobs = conn.execute(
-                "DELETE FROM jobs WHERE state IN ('done', 'dead') AND updated_at < ?", (before,)
+                "DELETE FROM jobs WHERE state IN ('done', 'dead', 'coalesced') AND updated_at < ?", (before,)
             ).rowcount
         return int(decisions) + int(jobs)
 

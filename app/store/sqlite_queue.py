@@ -15,8 +15,8 @@ from collections.abc import Callable
 from typing import Any
 
 from app.errors import Unavailable
-from app.store.base import DUPLICATE, QUEUED, SAME_BODY, Job, JobSummary, QueueStats
-from app.store.rows import DeploymentRow, JobRow, deployment_row, job_summary
+from app.store.base import COALESCED, DUPLICATE, FULL, QUEUED, SAME_BODY, Job, JobSummary, QueueStats
+from app.store.rows import DeploymentRow, JobRow, coalesced_row, deployment_row, job_summary
 from app.store.sqlite_connections import Connections
 
 _UPSERT_DEPLOYMENT = (
@@ -38,6 +38,14 @@ _RETRY = (
     "UPDATE jobs SET state = 'queued', attempts = 0, due_at = ?, lease_owner = NULL, lease_until = NULL, "
     "updated_at = ? WHERE id = ? AND state = 'dead'"
 )
+
+# A delivery covered by a waiting job about the same subject: kept (without its body) so that a
+# redelivery of it is a duplicate and the redelivery sweep knows the gate has it.
+_INSERT_COALESCED = (
+    "INSERT INTO jobs (id, kind, topic, body, body_sha256, state, attempts, due_at, created_at, "
+    "updated_at, subject, last_error) VALUES (?, ?, ?, ?, ?, 'coalesced', 0, ?, ?, ?, ?, ?)"
+)
+
 _ERROR_CHARS = 500  # the last error kept per job, for operators
 
 
@@ -48,32 +56,59 @@ class SQLiteQueue:
     _clock: Callable[[], float]
 
     # -- jobs ----------------------------------------------------------------------------------------
-    def enqueue_job(self, job_id: str, kind: str, topic: str, body: bytes, *, now: int) -> str:
+    def enqueue_job(
+        self,
+        job_id: str,
+        kind: str,
+        topic: str,
+        body: bytes,
+        *,
+        now: int,
+        subject: str | None = None,
+        max_pending: int | None = None,
+    ) -> str:
         digest = hashlib.sha256(body).hexdigest()
         with (
             self._db.failing_as("store-unavailable", "the job cannot be queued"),
             self._db.transaction(durable=True) as conn,
         ):
             row = conn.execute("SELECT state FROM jobs WHERE id = ?", (job_id,)).fetchone()
-            if row is not None:
-                if row[0] != "dead":
-                    return DUPLICATE
+            if row is not None and row[0] != "dead":
+                return DUPLICATE
+            if row is None:
+                seen = conn.execute(
+                    "SELECT 1 FROM jobs WHERE body_sha256 = ? AND kind = ? AND state != 'dead' LIMIT 1",
+                    (digest, kind),
+                ).fetchone()
+                if seen is not None:
+                    return SAME_BODY
+                if subject is not None:
+                    waiting = conn.execute(
+                        "SELECT id FROM jobs WHERE subject = ? AND state = 'queued' LIMIT 1", (subject,)
+                    ).fetchone()
+                    if waiting is not None:
+                        conn.execute(
+                            _INSERT_COALESCED,
+                            coalesced_row(job_id, kind, topic, digest, subject, waiting[0], now),
+                        )
+                        return COALESCED
+            if max_pending is not None:
+                (pending,) = conn.execute(
+                    "SELECT COUNT(*) FROM jobs WHERE state IN ('queued', 'running')"
+                ).fetchone()
+                if int(pending) >= max_pending:
+                    return FULL
+            if row is not None:  # given up on, and GitHub redelivered it: queued again
                 conn.execute(
                     "UPDATE jobs SET state = 'queued', attempts = 0, due_at = ?, lease_owner = NULL, "
                     "lease_until = NULL, updated_at = ? WHERE id = ?",
                     (now, now, job_id),
                 )
                 return QUEUED
-            seen = conn.execute(
-                "SELECT 1 FROM jobs WHERE body_sha256 = ? AND kind = ? AND state != 'dead' LIMIT 1",
-                (digest, kind),
-            ).fetchone()
-            if seen is not None:
-                return SAME_BODY
             conn.execute(
                 "INSERT INTO jobs (id, kind, topic, body, body_sha256, state, attempts, due_at, "
-                "created_at, updated_at) VALUES (?, ?, ?, ?, ?, 'queued', 0, ?, ?, ?)",
-                (job_id, kind, topic, body, digest, now, now, now),
+                "created_at, updated_at, subject) VALUES (?, ?, ?, ?, ?, 'queued', 0, ?, ?, ?, ?)",
+                (job_id, kind, topic, body, digest, now, now, now, subject),
             )
         return QUEUED
 

@@ -119,6 +119,25 @@ STEPS: tuple[Migration, ...] = (
             "CREATE INDEX IF NOT EXISTS break_glass_scope ON break_glass(repository_id, action, state)",
         ),
     ),
+    Migration(
+        4,
+        "webhook coalescing, the redelivery sweep's lease and its requests",
+        (
+            "ALTER TABLE jobs ADD COLUMN subject TEXT",  # what a job is about (app.events.coalesce)
+            "CREATE INDEX IF NOT EXISTS jobs_subject ON jobs(subject, state)",
+            """CREATE TABLE IF NOT EXISTS leases (
+                name TEXT PRIMARY KEY,
+                owner TEXT NOT NULL,
+                until INTEGER NOT NULL
+            )""",
+            """CREATE TABLE IF NOT EXISTS redeliveries (
+                delivery_id INTEGER PRIMARY KEY,  -- GitHub's id of the failed delivery asked again
+                guid TEXT NOT NULL,               -- its event's X-GitHub-Delivery
+                asked_at INTEGER NOT NULL
+            )""",
+            "CREATE INDEX IF NOT EXISTS redeliveries_guid ON redeliveries(guid)",
+        ),
+    ),
 )
 
 

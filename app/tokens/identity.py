@@ -82,12 +82,14 @@ class Origin(StrEnum):
     OIDC_TOKEN = "oidc-token"  # noqa: S105  # a name, not a secret: a job's verified OIDC token
     PULL_REQUEST_CHECK = "pull-request-check"  # a pull request's required merge check (no run)
     HELD_DEPLOYMENT = "held-deployment"  # a job held by the deployment protection rule (not started)
+    MERGE_GROUP = "merge-group"  # a pull request of a merge queue's group, judged for the group's check
 
 
 # The issuers the gate names its own identities by (for display: they can never verify as a token,
 # they are no URL). Decisions branch on :class:`Origin`, never on these.
 PR_CHECK_ISSUER = "agent-gate:pull-request-check"
 DEPLOYMENT_ISSUER = "agent-gate:deployment-protection-rule"
+MERGE_GROUP_ISSUER = "agent-gate:merge-group"
 
 
 def display_claims(claims: dict[str, Any]) -> dict[str, Any]:

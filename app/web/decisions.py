@@ -58,9 +58,11 @@ class DecisionAnswer(Decision):
 
 
 class Readiness(BaseModel):
-    """``/readyz``: each check and whether it holds. Policy owners are not shown."""
+    """``/readyz``: each check and whether it holds. Policy owners are not shown. ``degraded``: the
+    gate answers, but this replica's clock is off the database's by more than GATE_CLOCK_SKEW_MAX
+    (``checks.clock.skew_seconds``)."""
 
-    status: str = Field(pattern="^(ready|not-ready)$")
+    status: str = Field(pattern="^(ready|degraded|not-ready)$")
     version: str | None = Field(None, description="The gate's version.")
     checks: dict[str, dict[str, Any]]
 
@@ -230,5 +232,13 @@ def readyz() -> tuple[Response, int]:
             ready = False
             checks[name] = {"ok": False, "message": exc.message}
     checks["github"] = {"ok": True, "configured": g.settings.github is not None}
-    body = {"status": "ready" if ready else "not-ready", "version": gate_version(), "checks": checks}
+    degraded = False
+    if g.clock_watch is not None:
+        try:
+            checks["clock"] = g.clock_watch.check()
+            degraded = not checks["clock"]["ok"]  # still answering: shared state uses the database's clock
+        except Unavailable as exc:
+            checks["clock"] = {"ok": False, "message": exc.message}  # the store check says not-ready
+    status = ("degraded" if degraded else "ready") if ready else "not-ready"
+    body = {"status": status, "version": gate_version(), "checks": checks}
     return jsonify(body), 200 if ready else 503

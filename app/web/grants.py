@@ -25,7 +25,8 @@ from typing import Any
 from flask import Blueprint, Response, jsonify, request
 from pydantic import BaseModel, ConfigDict, Field
 
-from app.credentials.grants import ALGORITHM, GrantService
+from app.credentials.grants import GrantService
+from app.credentials.keys import ALGORITHM
 from app.errors import InvalidRequest, NotFound, TokenError
 from app.web.requests import (
     IssuedCredentials,

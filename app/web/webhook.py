@@ -5,7 +5,9 @@ before anything is parsed. The delivery is then stored in the queue and answered
 (GitHub gives a webhook 10 seconds); the queue's workers process it with retries
 (``app.events``). A delivery already queued or done is answered ``200 duplicate``; one given up on
 is queued again when GitHub redelivers it; the same body under another delivery id is not run
-twice (GitHub signs the body only).
+twice (GitHub signs the body only); one about the subject of a job still waiting is covered by it
+(``200 coalesced``, app.events.coalesce). Past ``GATE_QUEUE_MAX_PENDING`` pending jobs the answer
+is 503 ``queue-full``: GitHub records a failed delivery, and the redelivery sweep asks for it again.
 """
 
 from __future__ import annotations
@@ -18,8 +20,11 @@ from flask import Blueprint, Response, jsonify, request
 from pydantic import BaseModel, Field
 
 from app.errors import InvalidRequest, PayloadTooLarge, TokenError, Unavailable
+from app.events.coalesce import subject_of
 from app.events.dispatch import EVENTS, WEBHOOK
-from app.store.base import QUEUED
+from app.observe.metrics import metrics
+from app.store.base import FULL, QUEUED
+from app.store.clock import shared_time
 from app.web.requests import gate, load_json
 from app.web.spec import OBJECT, TOO_LARGE, Operation, Param, documented, error, json_answer
 
@@ -33,7 +38,8 @@ MAX_WEBHOOK_BYTES = 25 * 1024 * 1024
 
 class WebhookAnswer(BaseModel):
     status: str = Field(
-        description="queued (202); duplicate or same-body (a delivery already kept), pong, ignored (200)."
+        description="queued (202); duplicate for a redelivery already kept, same-body, coalesced into a job "
+        "still waiting about the same subject, ignored or pong (200)."
     )
     delivery: str
     why: str | None = Field(None, description="Why an event was ignored.")
@@ -65,13 +71,17 @@ def verify_signature(secret: bytes, body: bytes, header: str | None) -> None:
         "The GitHub App's webhook deliveries",
         {
             200: json_answer(
-                "A duplicate delivery, a ping, or an event the gate does not handle.", WebhookAnswer
+                "A delivery already kept or coalesced, a ping, or an event the gate does not handle.",
+                WebhookAnswer,
             ),
             202: json_answer("Kept in the durable queue; it will be processed, with retries.", WebhookAnswer),
             400: error("Not JSON, or no valid X-GitHub-Delivery header."),
             401: error("The signature is missing or wrong."),
             413: TOO_LARGE,
-            503: error("Webhooks are not configured, or the store is unavailable."),
+            503: error(
+                "Webhooks are not configured, the store is unavailable, or the queue holds its bound of "
+                "pending jobs (queue-full; the redelivery sweep asks GitHub for it again)."
+            ),
         },
         body=OBJECT,
         params=(
@@ -115,8 +125,26 @@ def github_webhook() -> tuple[Response, int]:
     if not isinstance(payload, dict):
         raise InvalidRequest("the webhook body is not a JSON object", code="invalid-json")
     # Stored durably before the answer: a 202 means the delivery will be processed (with retries),
-    # and a failure to store it answers 503 so GitHub records a failed delivery to redeliver.
-    status = g.store.enqueue_job(delivery, WEBHOOK, event, raw, now=int(g.clock()))
+    # and a failure to store it answers 503 so GitHub records a failed delivery, which the
+    # redelivery sweep (app.events.redelivery) asks GitHub to send again.
+    status = g.store.enqueue_job(
+        delivery,
+        WEBHOOK,
+        event,
+        raw,
+        now=int(shared_time(g.store, g.clock)),
+        subject=subject_of(event, payload),
+        max_pending=g.settings.queue_max_pending,
+    )
+    metrics().webhook_deliveries.labels(status).inc()
+    if status == FULL:
+        raise Unavailable(
+            f"the gate's webhook queue holds its bound of {g.settings.queue_max_pending} pending jobs "
+            "(GATE_QUEUE_MAX_PENDING), so this delivery was not kept; the gate asks GitHub to redeliver it "
+            "once the queue has drained",
+            code="queue-full",
+            retry_after=60,
+        )
     if status == QUEUED:
         g.jobs_waiting.set()
     return jsonify({"status": status, "delivery": delivery}), 202 if status == QUEUED else 200

@@ -73,6 +73,25 @@ def required_check(context: str, integration_id: int | None, ruleset_id: int = 7
     }
 
 
+def merge_queue(ruleset_id: int = 9) -> dict[str, Any]:
+    """A ``merge_queue`` rule (``repository-rule-merge-queue``) as GitHub lists a branch's rules."""
+    return {
+        "type": "merge_queue",
+        "parameters": {
+            "check_response_timeout_minutes": 60,
+            "grouping_strategy": "ALLGREEN",
+            "max_entries_to_build": 5,
+            "max_entries_to_merge": 5,
+            "merge_method": "SQUASH",
+            "min_entries_to_merge": 1,
+            "min_entries_to_merge_wait_minutes": 5,
+        },
+        "ruleset_id": ruleset_id,
+        "ruleset_source": REPO,
+        "ruleset_source_type": "Repository",
+    }
+
+
 def protected(**changes: Any) -> Scenario:
     """A repository that defers to the gate everywhere; ``changes`` take one protection away."""
     fields: dict[str, Any] = {
@@ -95,11 +114,25 @@ def run() -> Iterator[Any]:
     def diagnose_on(scenario: Scenario) -> Report:
         server = FakeGitHub(scenario).start()
         servers.append(server)
-        return diagnose(GitHubClient(github_settings(server.url)), REPO, app_id=APP_ID)
+        client = GitHubClient(github_settings(server.url))
+        return diagnose(client, REPO, app_id=APP_ID, app_events=client.app_events())
 
     yield diagnose_on
     for server in servers:
         server.close()  # fails the test if the fake answered outside GitHub's schemas
+
+
+@pytest.fixture
+def fake_app() -> Iterator[Any]:
+    servers: list[FakeGitHub] = []
+
+    def start(scenario: Scenario) -> FakeGitHub:
+        servers.append(FakeGitHub(scenario).start())
+        return servers[-1]
+
+    yield start
+    for server in servers:
+        server.close()
 
 
 def opened(report: Report) -> list[str]:
@@ -272,6 +305,34 @@ def test_a_part_github_refuses_is_open_and_names_the_permission(run):
     assert "the App needs Actions: read" in finding
 
 
+QUEUED = [required_check(MERGE_CHECK, APP_ID), merge_queue()]
+
+
+def test_a_merge_queue_whose_groups_the_app_does_not_receive_is_open(run):
+    events = ["check_run", "check_suite", "pull_request", "pull_request_review"]
+    [finding] = opened(run(protected(branch_rules={"main": QUEUED}, app_events=events)))
+    assert finding.startswith(
+        f"merge queue on main: ruleset 9 queues merges into main, and GitHub requires {MERGE_CHECK} on each merge "
+        "group, but the App does not receive merge_group, so every queued pull request waits for the queue's timeout"
+    )
+
+
+def test_a_merge_queue_whose_groups_the_app_answers_holds(run):
+    report = run(protected(branch_rules={"main": QUEUED}))
+    assert report.open == []
+    assert report.findings[-1].line() == (
+        f"ok    merge queue on main: ruleset 9 queues merges into main, and GitHub requires {MERGE_CHECK} on each "
+        "merge group; the App receives merge_group and answers each group"
+    )
+
+
+def test_a_merge_queue_with_the_apps_events_unread_is_open(fake_app):
+    server = fake_app(protected(branch_rules={"main": QUEUED}))
+    report = diagnose(GitHubClient(github_settings(server.url)), REPO, app_id=APP_ID)
+    [finding] = opened(report)
+    assert "the App's events could not be read (GET /app)" in finding
+
+
 # --- what holds ------------------------------------------------------------------------------------------
 
 
@@ -353,7 +414,7 @@ def test_the_command_exits_1_and_prints_one_line_per_finding_when_something_is_o
 
 
 def test_the_command_exits_0_when_nothing_is_open(app_env, capsys):
-    with FakeGitHub(protected()) as server:
+    with FakeGitHub(protected(branch_rules={"main": QUEUED})) as server:
         app_env(server)
         assert main(["doctor", REPO]) == 0
     assert (
@@ -374,3 +435,14 @@ def test_the_command_needs_the_app_and_a_repository_name(monkeypatch, tmp_path, 
 
 def test_the_check_name_is_the_one_the_gate_posts():
     assert check_name("merge") == MERGE_CHECK
+
+
+def test_the_command_says_when_the_apps_events_cannot_be_read(app_env, capsys):
+    scenario = protected(
+        branch_rules={"main": QUEUED}, failures=[Failure(r"^/app$", 404, message="Not Found")]
+    )
+    with FakeGitHub(scenario) as server:
+        app_env(server)
+        assert main(["doctor", REPO]) == 1
+    out = capsys.readouterr().out.splitlines()
+    assert any(line.startswith("open  merge queue on main:") and "GET /app" in line for line in out)

@@ -7,7 +7,7 @@ from app.store.sqlite import SQLiteStore
 
 
 def test_keys_rotate_adds_a_key_and_keeps_the_old_one_published(data_dir, capsys):
-    from app.credentials.grants import SigningKeys
+    from app.credentials.keys import SigningKeys
 
     store = SQLiteStore(data_dir / "agent-gate.db")
     first, _ = SigningKeys(store).current()

@@ -13,13 +13,14 @@ import pytest
 from flask import Flask
 
 from app.decide.decision import DecisionRequest
+from app.decide.merge_group import Finding
 from app.errors import AlreadyUsed, Unavailable
 from app.events.simulate import simulation
 from app.evidence.offline import FixedEvidence
 from app.gate.core import Gate
 from app.gate.overlays import OVERLAYS
-from app.gate.question import Keeps, Question
-from app.gate.workloads import Repo, pull_request_check_identity
+from app.gate.question import Keeps, MergeGroupJudgment, Question
+from app.gate.workloads import Repo, merge_group_identity, pull_request_check_identity
 from app.store.base import Replay
 from tests.builders import HEAD, agent_identity, identity
 
@@ -44,7 +45,7 @@ HELD = {"repository_id": 2000, "run_id": 9, "environment": "production", "owner_
 
 
 def test_the_overlays_are_every_way_a_decision_changes_after_the_engine_in_order():
-    assert [o.name for o in OVERLAYS] == ["audit-mode", "agent-free-pass", "break-glass"]
+    assert [o.name for o in OVERLAYS] == ["audit-mode", "agent-free-pass", "merge-group", "break-glass"]
 
 
 @pytest.mark.parametrize(
@@ -61,6 +62,46 @@ def test_only_a_pull_request_check_gets_the_agent_free_pass(app, who, allowed, c
     assert outcome.decision.allowed is allowed
     if codes is not None:
         assert [r.code for r in outcome.decision.reasons] == codes
+
+
+GROUP = "2" * 40
+UNAPPROVED_FILE = Finding(
+    "unapproved-file", "ci.yml is modified in the group's commit, but no pull request changes it"
+)
+
+
+OVERLAP = Finding("overlap", "README.md is changed by #12 and #13: their merged result was never reviewed")
+
+
+@pytest.mark.parametrize(
+    ("who", "finding", "allowed", "group_reasons"),
+    [
+        pytest.param(
+            merge_group_identity(_pr_check(), number=12, group_sha=GROUP), OVERLAP, True,
+            [(True, "the merge group's commit 2222222 introduces exactly the approved changes")],
+            id="an-agent-free-pull-request-may-share-a-file-with-another",
+        ),
+        pytest.param(
+            merge_group_identity(_pr_check(), number=12, group_sha=GROUP), UNAPPROVED_FILE, False,
+            [(False, UNAPPROVED_FILE.message)], id="an-agent-free-pull-request-fails-a-change-nobody-brings",
+        ),
+        pytest.param(
+            merge_group_identity(_pr_check(198982749, "Copilot"), number=12, group_sha=GROUP), OVERLAP, False,
+            [(False, OVERLAP.message)], id="an-agents-pull-request-may-not-share-a-file",
+        ),
+        pytest.param(
+            _pr_check(198982749, "Copilot"), UNAPPROVED_FILE, False, [],
+            id="the-findings-apply-to-a-merge-group-origin-only",
+        ),
+    ],
+)  # fmt: skip
+def test_a_merge_groups_pull_request_carries_the_groups_comparison(app, who, finding, allowed, group_reasons):
+    question = Question(
+        who, MERGE, audit_kind="merge-group", merge_group=MergeGroupJudgment(GROUP, (finding,))
+    )
+    decision = _gate(app).pipeline.decide(question).decision
+    assert decision.allowed is allowed
+    assert [(r.ok, r.message) for r in decision.reasons if r.code == "merge-group"] == group_reasons
 
 
 def test_an_agents_pull_request_check_is_decided_by_the_policy(app):

@@ -6,9 +6,15 @@ from __future__ import annotations
 import pytest
 
 from app.errors import InvalidRequest
-from app.gate.workloads import RUNNER_NOT_STARTED, Repo, held_job_identity, pull_request_check_identity
+from app.gate.workloads import (
+    RUNNER_NOT_STARTED,
+    Repo,
+    held_job_identity,
+    merge_group_identity,
+    pull_request_check_identity,
+)
 from app.github.payloads import GhRun
-from app.tokens.identity import DEPLOYMENT_ISSUER, Origin
+from app.tokens.identity import DEPLOYMENT_ISSUER, MERGE_GROUP_ISSUER, Origin
 
 RUN = {
     "id": 9,
@@ -51,3 +57,18 @@ def test_a_pull_request_check_is_its_authors_at_its_head_into_its_base():
     )  # fmt: skip
     assert identity.origin is Origin.PULL_REQUEST_CHECK
     assert (identity.actor_id, identity.sha, identity.ref) == (1001, "b" * 40, "refs/heads/main")
+
+
+def test_a_merge_groups_pull_request_is_its_checks_identity_with_the_groups_origin():
+    check = pull_request_check_identity(
+        REPO, author="alice", author_id=1001,
+        number=7, head_sha="b" * 40, head_ref="copilot/x", base_ref="main", delivery="d", now=0,
+    )  # fmt: skip
+    identity = merge_group_identity(check, number=7, group_sha="2" * 40)
+    assert (identity.origin, identity.issuer, identity.event_name) == (
+        Origin.MERGE_GROUP, MERGE_GROUP_ISSUER, "merge_group",
+    )  # fmt: skip
+    assert identity.subject == f"merge-group:1:{'2' * 40}:7"
+    assert (identity.actor_id, identity.sha, identity.head_ref, identity.ref) == (
+        1001, "b" * 40, "copilot/x", "refs/heads/main",
+    ), "judged as its own check is: its author, at its current head, into its base"  # fmt: skip

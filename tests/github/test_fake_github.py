@@ -70,8 +70,9 @@ def test_the_extract_records_its_provenance_and_stays_small():
     source = extract()["source"]
     assert source["package"] == "@octokit/openapi" and source["version"] == "23.0.2"
     assert source["file"] == "generated/api.github.com.json" and len(source["file_sha256"]) == 64
-    # ~1.15 MB: the schemas of every webhook action the gate acts on carry whole repository objects.
-    assert EXTRACT.stat().st_size < 1_200_000
+    # ~1.22 MB: the schemas of every webhook action the gate acts on (the merge group's too) carry
+    # whole repository objects.
+    assert EXTRACT.stat().st_size < 1_300_000
     assert '"$ref"' not in EXTRACT.read_text(), "every schema is self-contained"
 
 

@@ -24,6 +24,7 @@ def test_the_permissions_are_exactly_what_the_gate_uses():
         "contents": "read",
         "deployments": "write",
         "members": "read",
+        "merge_queues": "read",
         "metadata": "read",
         "pull_requests": "read",
     }
@@ -48,6 +49,7 @@ def test_every_event_is_a_webhook_github_sends():
         "check_suite",
         "deployment_protection_rule",
         "deployment_review",
+        "merge_group",
     }
     for event in EVENTS:
         prefix = event.replace("_", "-") + "-"

@@ -32,6 +32,7 @@ from app.github.webhooks import (
     CheckSuiteEvent,
     DeploymentProtectionRuleEvent,
     DeploymentReviewEvent,
+    MergeGroupEvent,
     PullRequestEvent,
     PullRequestReviewEvent,
     parse_event,
@@ -65,6 +66,7 @@ SCHEMAS: dict[type[webhooks.WebhookEvent], tuple[str, ...]] = {
         "deployment-review-rejected",
         "deployment-review-requested",
     ),
+    MergeGroupEvent: ("merge-group-checks-requested", "merge-group-destroyed"),
 }
 HOOKS = [(model, hook) for model, hooks in SCHEMAS.items() for hook in hooks]
 
@@ -78,6 +80,9 @@ GATE_REQUIRES = {
     ("deployment-protection-rule-requested", "repository"): "the held job's repository: its policy",
     ("deployment-protection-rule-requested", "environment"): "the environment answered for (non-empty)",
     ("deployment-protection-rule-requested", "deployment_callback_url"): "it names the run to answer",
+    # Optional in GitHub's schema of both, always sent: whose group it is (its policy, its PRs).
+    ("merge-group-checks-requested", "repository"): "the group's repository: its policy and pull requests",
+    ("merge-group-destroyed", "repository"): "the group's repository: its policy and pull requests",
 }
 
 

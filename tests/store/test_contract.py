@@ -54,7 +54,7 @@ def test_a_store_newer_than_this_gate_is_refused(store_url: str) -> None:
     open_any(store_url).close()
     raw_sql(store_url, "INSERT INTO schema_migrations (version, name, applied_at) VALUES (99, 'future', 0)")
     with pytest.raises(
-        SchemaTooNew, match=r"has schema version 99, newer than this gate knows \(3\)"
+        SchemaTooNew, match=r"has schema version 99, newer than this gate knows \(4\)"
     ) as info:
         open_any(store_url)
     assert info.value.code == "schema-too-new"
@@ -80,6 +80,10 @@ def test_an_older_schema_is_upgraded_step_by_step_on_open(store_url: str) -> Non
     for index in ("replay_expires", "decisions_created", "jobs_finished"):  # what version 2 added
         raw_sql(store_url, f"DROP INDEX {index}")
     raw_sql(store_url, "DROP TABLE break_glass")  # what version 3 added
+    for statement in ("DROP INDEX jobs_subject", "ALTER TABLE jobs DROP COLUMN subject"):
+        raw_sql(store_url, statement)  # what version 4 added
+    raw_sql(store_url, "DROP TABLE leases")
+    raw_sql(store_url, "DROP TABLE redeliveries")
     raw_sql(store_url, "DELETE FROM schema_migrations WHERE version >= 2")
     store = open_any(store_url, migrate=False)
     try:
@@ -237,7 +241,7 @@ EVERY_METHOD: list[tuple[str, Callable[[Store], object]]] = [
     ("verify_audit", lambda s: s.verify_audit()),
     ("head", lambda s: s.head()),
     ("claim_jti", lambda s: s.claim_jti("i", "j", 1)),
-    ("purge_expired", lambda s: s.purge_expired(1)),
+    ("purge_expired", lambda s: s.purge_expired()),
     ("save_decision", lambda s: s.save_decision("d", {})),
     ("get_decision", lambda s: s.get_decision("d")),
     ("enqueue_job", lambda s: s.enqueue_job("d", "webhook", "push", b"{}", now=1)),
@@ -245,6 +249,11 @@ EVERY_METHOD: list[tuple[str, Callable[[Store], object]]] = [
     ("complete_job", lambda s: s.complete_job("d", "w", now=1)),
     ("fail_job", lambda s: s.fail_job("d", "w", now=1, error="e", retry_at=None)),
     ("queue_stats", lambda s: s.queue_stats(now=1)),
+    ("known_deliveries", lambda s: s.known_deliveries(["d"])),
+    ("redeliveries_asked", lambda s: s.redeliveries_asked(["g"])),
+    ("record_redelivery", lambda s: s.record_redelivery(1, "g", now=1)),
+    ("forget_redeliveries", lambda s: s.forget_redeliveries(1)),
+    ("take_lease", lambda s: s.take_lease("l", "o", 60)),
     (
         "save_deployment_gate",
         lambda s: s.save_deployment_gate(

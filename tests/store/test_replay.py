@@ -9,6 +9,7 @@ from app.errors import Unavailable
 from app.settings import Settings
 from app.store.base import Store
 from app.store.sqlite import REPLAY_MARGIN_SECONDS
+from tests.store.conftest import T0
 
 ISS = "https://token.actions.githubusercontent.com"
 
@@ -35,37 +36,42 @@ def test_the_margin_outlasts_the_largest_leeway_the_settings_allow() -> None:
     )
 
 
-NOW = 10_000
-
 PURGE = [
-    # (token exp relative to now, still refused as a replay after the purge?)
-    (-REPLAY_MARGIN_SECONDS - 1, False),  # past exp + margin: no verifier accepts the token anymore
-    (-REPLAY_MARGIN_SECONDS, True),  # exactly at the margin: kept
+    # (token exp relative to the store's clock, still refused as a replay after the purge?)
+    (-REPLAY_MARGIN_SECONDS - 2, False),  # past exp + margin: no verifier accepts the token anymore
+    (-REPLAY_MARGIN_SECONDS + 2, True),  # just inside the margin: kept
     (-61, True),  # expired, but within the leeway a verifier may still grant: must stay
     (0, True),
     (300, True),  # not yet expired
 ]
 
 
+def _store_now(store: Store) -> int:
+    """The clock the purge goes by: PostgreSQL's own, or the SQLite store's (at T0 here)."""
+    return int(store.database_time() or T0.timestamp())
+
+
 @pytest.mark.parametrize(
     ("exp_offset", "kept"),
     PURGE,
-    ids=["past-the-margin", "at-the-margin", "within-the-leeway", "expiring-now", "still-valid"],
+    ids=["past-the-margin", "inside-the-margin", "within-the-leeway", "expiring-now", "still-valid"],
 )
 def test_purge_drops_only_records_no_verifier_could_still_need(
     any_store: Store, exp_offset: int, kept: bool
 ) -> None:
-    any_store.claim_jti(ISS, "jti", NOW + exp_offset)
-    assert any_store.purge_expired(NOW) == (0 if kept else 1)
-    assert any_store.claim_jti(ISS, "jti", NOW + exp_offset) is (not kept)
+    now = _store_now(any_store)
+    any_store.claim_jti(ISS, "jti", now + exp_offset)
+    assert any_store.purge_expired() == (0 if kept else 1)
+    assert any_store.claim_jti(ISS, "jti", now + exp_offset) is (not kept)
 
 
 def test_purge_counts_what_it_dropped(any_store: Store) -> None:
+    now = _store_now(any_store)
     for i in range(5):
-        any_store.claim_jti(ISS, f"old-{i}", 1_000)
-    any_store.claim_jti(ISS, "fresh", NOW)
-    assert any_store.purge_expired(NOW) == 5
-    assert any_store.purge_expired(NOW) == 0
+        any_store.claim_jti(ISS, f"old-{i}", now - 9_000)
+    any_store.claim_jti(ISS, "fresh", now)
+    assert any_store.purge_expired() == 5
+    assert any_store.purge_expired() == 0
 
 
 def test_a_claim_that_cannot_be_recorded_refuses_the_token(any_store: Store) -> None:

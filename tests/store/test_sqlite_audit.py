@@ -475,7 +475,7 @@ EVERY_METHOD: list[tuple[str, Callable[[SQLiteStore], object]]] = [
     ("verify_audit", lambda s: s.verify_audit()),
     ("head", lambda s: s.head()),
     ("claim_jti", lambda s: s.claim_jti("i", "j", 1)),
-    ("purge_expired", lambda s: s.purge_expired(1)),
+    ("purge_expired", lambda s: s.purge_expired()),
     ("save_decision", lambda s: s.save_decision("d", {})),
     ("get_decision", lambda s: s.get_decision("d")),
     ("enqueue_job", lambda s: s.enqueue_job("d", "webhook", "push", b"{}", now=1)),

@@ -42,7 +42,7 @@ def sign(body: bytes, secret: str = SECRET) -> str:
 class Hub:
     """A gate with webhooks, a fake GitHub, and a way to deliver events the way GitHub does."""
 
-    def __init__(self, tmp_path: Path, scenario: Scenario, policy: str = POLICY) -> None:
+    def __init__(self, tmp_path: Path, scenario: Scenario, policy: str = POLICY, **settings: Any) -> None:
         self.scenario = scenario
         self.fake = FakeGitHub(scenario).__enter__()
         (tmp_path / "policies").mkdir(exist_ok=True)
@@ -55,6 +55,7 @@ class Hub:
             public_url="http://gate.test",
             webhook_secret=SecretStr(SECRET),
             policy_check_interval=0,
+            **settings,
         )
         client = GitHubClient(github_settings(self.fake.url), backoff=0)
         self.app = create_app(settings, github=client, evidence=GitHubEvidence(client))
@@ -116,6 +117,9 @@ class Hub:
     def queue(self) -> QueueWorker:
         worker: QueueWorker = self.app.extensions["agent_gate_queue"]
         return worker
+
+    def merge_check_runs(self) -> list[dict[str, Any]]:
+        return [c for c in self.scenario.check_runs.values() if c["name"] == "agent-gate / merge"]
 
     def merge_check(self) -> dict[str, Any]:
         runs = [
