@@ -59,6 +59,15 @@ OPERATIONS = (
     "apps/get-authenticated",
     "apps/list-webhook-deliveries",
     "apps/redeliver-webhook-delivery",
+    # agent-gate protect: the writes that make a repository defer to the gate, and --org's listing
+    "repos/get-repo-rulesets",
+    "repos/get-repo-ruleset",
+    "repos/create-repo-ruleset",
+    "repos/update-repo-ruleset",
+    "repos/create-deployment-protection-rule",
+    "repos/create-or-update-environment",
+    "apps/get-org-installation",
+    "apps/list-repos-accessible-to-installation",
 )
 WEBHOOKS = (
     "pull-request-opened",

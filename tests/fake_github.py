@@ -20,6 +20,7 @@ from __future__ import annotations
 
 import base64
 import copy
+import fnmatch
 import hashlib
 import json
 import re
@@ -228,6 +229,18 @@ class DeploymentRule:
     id: int | None = None
 
 
+@dataclass(frozen=True)
+class AdminToken:
+    """A person's token, as `agent-gate protect` uses one. ``scopes`` is a classic token's (GitHub
+    names them in ``X-OAuth-Scopes``); None is a fine-grained token, whose ``permissions`` GitHub
+    does not show but enforces. ``role`` is the person's on the repository."""
+
+    login: str = "octo-admin"
+    role: str = "admin"
+    scopes: tuple[str, ...] | None = ("repo",)
+    permissions: dict[str, str] = field(default_factory=lambda: {"administration": "write"})
+
+
 @dataclass
 class Failure:
     """Answer ``status`` (after ``delay`` seconds) instead of the real answer, ``times`` times
@@ -331,6 +344,9 @@ class Scenario:
     hook_deliveries: list[dict[str, Any]] = field(default_factory=list)
     hook_target: Any = None
     redelivery_requests: list[int] = field(default_factory=list)
+    # What `agent-gate protect` writes with an administrator's token (see _add_protection_writes).
+    admin_tokens: dict[str, AdminToken] = field(default_factory=dict)  # token -> who and what it may do
+    rulesets: dict[int, dict[str, Any]] = field(default_factory=dict)  # the repository's rulesets, full
 
     @property
     def full_name(self) -> str:
@@ -509,6 +525,8 @@ def create_fake_github(s: Scenario) -> Flask:
 
     def installation_auth(repo_scoped: bool = True) -> Response | None:
         token = request.headers.get("Authorization", "").removeprefix("Bearer ")
+        if token in s.admin_tokens and request.method == "GET":
+            return None  # a person's token reads the repository too
         if token not in s.tokens or token in s.revoked or s.token_expiry.get(token, 0) < time.time():
             return _error(401, "Bad credentials")
         scope = s.tokens[token].get("repository_ids")
@@ -828,6 +846,9 @@ def create_fake_github(s: Scenario) -> Flask:
                 "owner": {**body["owner"], "login": s.owner, "id": s.owner_id},
             }
         )
+        person = s.admin_tokens.get(request.headers.get("Authorization", "").removeprefix("Bearer "))
+        if person is not None:
+            body["permissions"] = _role_permissions(person.role)
         return answer("repos/get", body)
 
     @app.get(f"{repo}/environments")
@@ -894,7 +915,7 @@ def create_fake_github(s: Scenario) -> Flask:
     def branch_rules(branch: str) -> Response:
         if (denied := installation_auth()) is not None:
             return denied
-        return page("repos/get-branch-rules", s.branch_rules.get(branch, []))
+        return page("repos/get-branch-rules", s.branch_rules.get(branch, []) + _ruleset_rules(s, branch))
 
     @app.get(f"{repo}/contents/<path:path>")
     def contents(path: str) -> Response:
@@ -931,6 +952,7 @@ def create_fake_github(s: Scenario) -> Flask:
     _add_changes(app, s, answer, page, installation_auth)
     _add_app_settings(app, s, answer, app_auth)
     _add_hook_deliveries(app, s, answer, app_auth)
+    _add_protection_writes(app, s, answer)
     return app
 
 
@@ -1167,6 +1189,225 @@ def _add_hook_deliveries(app: Flask, s: Scenario, answer: Any, app_auth: Any) ->
         s.redelivery_requests.append(delivery_id)
         send_webhook(s, original["event"], original["_body"], guid=original["guid"])
         return answer("apps/redeliver-webhook-delivery", {}, 202)
+
+
+def _add_protection_writes(app: Flask, s: Scenario, answer: Any) -> None:
+    """What ``agent-gate protect`` reads and writes with an administrator's token (``s.admin_tokens``):
+    the repository's rulesets, environments and their deployment protection rules, and, for
+    ``--org``, the organisation's installation and its repositories.
+
+    Writes need the person to be an admin of the repository and the token to carry the right: a
+    classic token the ``repo`` scope (GitHub answers 404 without it, as for a private repository),
+    a fine-grained one Administration: write (403, naming it in ``X-Accepted-GitHub-Permissions``).
+    Classic tokens get their scopes back in ``X-OAuth-Scopes`` on every answer, as from GitHub.
+    """
+    repo = f"/repos/{s.owner}/{s.repo}"
+
+    def caller() -> AdminToken | None:
+        return s.admin_tokens.get(request.headers.get("Authorization", "").removeprefix("Bearer "))
+
+    @app.after_request
+    def _scopes(response: Response) -> Response:
+        person = caller()
+        if person is not None and person.scopes is not None:
+            response.headers["X-OAuth-Scopes"] = ", ".join(person.scopes)
+        return response
+
+    def admin_auth() -> Response | None:
+        person = caller()
+        if person is None:
+            return _error(401, "Bad credentials")
+        if person.scopes is not None and "repo" not in person.scopes:
+            return _error(404, "Not Found")
+        if person.scopes is None and person.permissions.get("administration") != "write":
+            return _error(
+                403,
+                "Resource not accessible by personal access token",
+                {"X-Accepted-GitHub-Permissions": "administration=write"},
+            )
+        if person.role != "admin":
+            return _error(403, "Must have admin rights to Repository.")
+        return None
+
+    def readable() -> Response | None:
+        token = request.headers.get("Authorization", "").removeprefix("Bearer ")
+        if caller() is not None or (token in s.tokens and token not in s.revoked):
+            return None
+        return _error(401, "Bad credentials")
+
+    def invalid(operation: str) -> tuple[Any, Response | None]:
+        body = request.get_json(silent=True)
+        errors = request_errors(operation, body if body is not None else {})
+        if errors:
+            s.schema_errors.extend(errors)
+            return body, _error(422, "Validation Failed")
+        return body, None
+
+    def ruleset_json(ruleset: dict[str, Any], *, summary: bool = False) -> dict[str, Any]:
+        body = example("repos/get-repo-ruleset")
+        body.update(ruleset)
+        body.update(
+            {
+                "source_type": "Repository",
+                "source": s.full_name,
+                "node_id": f"RRS_{ruleset['id']}",
+                "_links": {
+                    "self": {"href": f"https://api.github.com{repo}/rulesets/{ruleset['id']}"},
+                    "html": {"href": f"https://github.com/{s.full_name}/rules/{ruleset['id']}"},
+                },
+            }
+        )
+        if summary:  # GitHub's list leaves the rules, conditions and bypass actors out
+            for key in ("rules", "conditions", "bypass_actors", "current_user_can_bypass"):
+                body.pop(key, None)
+        return body
+
+    @app.get(f"{repo}/rulesets")
+    def list_rulesets() -> Response:
+        if (denied := readable()) is not None:
+            return denied
+        items = [ruleset_json(r, summary=True) for _, r in sorted(s.rulesets.items())]
+        return answer("repos/get-repo-rulesets", items)
+
+    @app.get(f"{repo}/rulesets/<int:ruleset_id>")
+    def get_ruleset(ruleset_id: int) -> Response:
+        if (denied := readable()) is not None:
+            return denied
+        if ruleset_id not in s.rulesets:
+            return _error(404, "Not Found")
+        return answer("repos/get-repo-ruleset", ruleset_json(s.rulesets[ruleset_id]))
+
+    @app.post(f"{repo}/rulesets")
+    def create_ruleset() -> Response:
+        if (denied := admin_auth()) is not None:
+            return denied
+        body, refused = invalid("repos/create-repo-ruleset")
+        if refused is not None:
+            return refused
+        ruleset_id = max([*s.rulesets, 100]) + 1
+        s.rulesets[ruleset_id] = {
+            "target": "branch",
+            "bypass_actors": [],
+            "rules": [],
+            **body,
+            "id": ruleset_id,
+        }
+        return answer("repos/create-repo-ruleset", ruleset_json(s.rulesets[ruleset_id]), 201)
+
+    @app.put(f"{repo}/rulesets/<int:ruleset_id>")
+    def update_ruleset(ruleset_id: int) -> Response:
+        if (denied := admin_auth()) is not None:
+            return denied
+        if ruleset_id not in s.rulesets:
+            return _error(404, "Not Found")
+        body, refused = invalid("repos/update-repo-ruleset")
+        if refused is not None:
+            return refused
+        s.rulesets[ruleset_id].update(body or {})
+        return answer("repos/update-repo-ruleset", ruleset_json(s.rulesets[ruleset_id]))
+
+    @app.put(f"{repo}/environments/<name>")
+    def put_environment(name: str) -> Response:
+        if (denied := admin_auth()) is not None:
+            return denied
+        _, refused = invalid("repos/create-or-update-environment")
+        if refused is not None:
+            return refused
+        s.environments.setdefault(name, [])
+        body = example("repos/create-or-update-environment")
+        body.update({"name": name, "protection_rules": []})
+        return answer("repos/create-or-update-environment", body)
+
+    @app.post(f"{repo}/environments/<name>/deployment_protection_rules")
+    def enable_rule(name: str) -> Response:
+        if (denied := admin_auth()) is not None:
+            return denied
+        if name not in s.environments:
+            return _error(404, "Not Found")
+        body, refused = invalid("repos/create-deployment-protection-rule")
+        if refused is not None:
+            return refused
+        app_id = body.get("integration_id")
+        if app_id not in s.rule_apps:
+            return _error(422, "The integration is not available as a deployment protection rule")
+        rules = [r for r in map(_deployment_rule, s.environments[name]) if r.app_id != app_id]
+        rule = DeploymentRule(app_id, slug=s.rule_apps[app_id], id=len(rules) + 1)
+        s.environments[name] = [*rules, rule]
+        created = example("repos/create-deployment-protection-rule", "201")
+        created.update({"id": rule.id, "enabled": True})
+        created["app"].update({"id": app_id, "slug": rule.slug})
+        return answer("repos/create-deployment-protection-rule", created, 201)
+
+    @app.get("/orgs/<org>/installation")
+    def org_installation(org: str) -> Response:
+        token = request.headers.get("Authorization", "").removeprefix("Bearer ")
+        try:
+            jwt.decode(token, s.app_public_key, algorithms=["RS256"], options={"require": ["iss"]})
+        except jwt.PyJWTError:
+            return _error(401, "A JSON web token could not be decoded")
+        if org.lower() != s.owner.lower() or not s.installed:
+            return _error(404, "Not Found")
+        body = example("apps/get-org-installation")
+        body["id"] = s.installation_id
+        return answer("apps/get-org-installation", body)
+
+    @app.get("/installation/repositories")
+    def installation_repositories() -> Response:
+        token = request.headers.get("Authorization", "").removeprefix("Bearer ")
+        if token not in s.tokens or token in s.revoked:
+            return _error(401, "Bad credentials")
+        body = example("apps/list-repos-accessible-to-installation")
+        template = body["repositories"][0]
+        template.update(
+            {
+                "id": s.repo_id,
+                "name": s.repo,
+                "full_name": s.full_name,
+                "owner": {**template["owner"], "login": s.owner, "id": s.owner_id},
+            }
+        )
+        body.update({"total_count": 1, "repositories": [template]})
+        return answer("apps/list-repos-accessible-to-installation", body)
+
+
+def _role_permissions(role: str) -> dict[str, bool]:
+    """``permissions`` of a repository as GitHub shows it to a person with ``role``."""
+    order = ["pull", "triage", "push", "maintain", "admin"]
+    rank = {"read": 0, "triage": 1, "write": 2, "maintain": 3, "admin": 4}.get(role, -1)
+    return {name: i <= rank for i, name in enumerate(order)}
+
+
+def _ruleset_rules(s: Scenario, branch: str) -> list[dict[str, Any]]:
+    """The rules of the repository's active branch rulesets that apply to ``branch``, as
+    ``GET .../rules/branches/{branch}`` lists them."""
+    ref = f"refs/heads/{branch}"
+
+    def matches(pattern: str) -> bool:
+        if pattern == "~ALL":
+            return True
+        if pattern == "~DEFAULT_BRANCH":
+            return branch == s.default_branch
+        return fnmatch.fnmatchcase(ref, pattern)
+
+    found: list[dict[str, Any]] = []
+    for ruleset_id, ruleset in sorted(s.rulesets.items()):
+        ref_name = (ruleset.get("conditions") or {}).get("ref_name") or {}
+        if ruleset.get("enforcement") != "active" or ruleset.get("target", "branch") != "branch":
+            continue
+        if not any(map(matches, ref_name.get("include", []))) or any(
+            map(matches, ref_name.get("exclude", []))
+        ):
+            continue
+        for rule in ruleset.get("rules", []):
+            found.append(
+                {
+                    **rule,
+                    "ruleset_id": ruleset_id,
+                    "ruleset_source_type": "Repository",
+                    "ruleset_source": s.full_name,
+                }
+            )
+    return found
 
 
 # The fields GitHub's manifest flow accepts ("Registering a GitHub App from a manifest").

@@ -13,7 +13,20 @@ import sys
 from collections.abc import Sequence
 
 import app.cli.options as options
-from app.cli import audit, breakglass, db, dev, doctor, explain, inventory, keys, policy, queue, serve
+from app.cli import (
+    audit,
+    breakglass,
+    db,
+    dev,
+    doctor,
+    explain,
+    inventory,
+    keys,
+    policy,
+    protect,
+    queue,
+    serve,
+)
 from app.errors import GateError
 
 EPILOG = "Documentation: README.md and docs/ (configuration, policy, API, GitHub App, governance, security)."
@@ -63,6 +76,19 @@ def build_parser() -> argparse.ArgumentParser:
     parser.add_argument("--version", action="version", version=f"agent-gate {gate_version()}")
     sub = parser.add_subparsers(title="commands", metavar="COMMAND")
     # In the order `agent-gate --help` lists them.
-    for group in (serve, policy, explain, audit, keys, doctor, db, dev, inventory, breakglass, queue):
+    for group in (
+        serve,
+        policy,
+        explain,
+        audit,
+        keys,
+        doctor,
+        protect,
+        db,
+        dev,
+        inventory,
+        breakglass,
+        queue,
+    ):
         group.register(sub)
     return parser

@@ -22,6 +22,7 @@ what hold. Nothing here writes to GitHub.
 from __future__ import annotations
 
 import argparse
+import json
 import re
 import sys
 from collections.abc import Iterator, Sequence
@@ -30,9 +31,10 @@ from typing import TYPE_CHECKING, Any, Literal
 from urllib.parse import quote
 
 import app.cli.options as options
-from app.errors import ConfigError, GitHubError
+from app.errors import ConfigError, GateError, GitHubError, GitHubNotFound
 
 if TYPE_CHECKING:
+    from app.github.client import GitHubClient
     from app.github.protection import Environments, WorkflowFile
     from app.github.protocol import GitHubAPI
     from app.github.workflows import Job
@@ -52,31 +54,53 @@ def register(sub: options.Subparsers) -> None:
             "Read a repository through the GitHub App (GATE_GITHUB_APP_ID and its key) and print one line per "
             "finding: environments targeted by workflows without the agent-gate deployment protection rule, a "
             "default branch whose rulesets don't require `agent-gate / merge` from the App, jobs with an OIDC "
-            "identity outside a gated environment. Exit 0 when nothing is open, 1 otherwise (docs/github-app.md)."
+            "identity outside a gated environment. Exit 0 protected, 1 findings open, 2 could not check (App "
+            "not configured or not installed, GitHub unreachable); `agent-gate protect` fixes the first two "
+            "kinds (docs/github-app.md)."
         ),
     )
     doctor.add_argument("repository", metavar="OWNER/REPO")
+    options.add_format(doctor, "text", "json")
     doctor.set_defaults(func=cmd_doctor)
 
 
+def valid_repository(name: str) -> bool:
+    return re.fullmatch(r"[A-Za-z0-9-]+/[A-Za-z0-9._-]+", name) is not None
+
+
+def could_not_check(command: str) -> ConfigError:
+    return ConfigError(
+        f"{command} reads the repository through the GitHub App: set GATE_GITHUB_APP_ID and its key "
+        "(docs/setup-guide.md)",
+        code="github-app-not-configured",
+    )
+
+
 def cmd_doctor(args: argparse.Namespace) -> int:
+    """Exit 0 protected, 1 findings open, 2 could not check."""
     from app.github.client import GitHubClient
 
-    if not re.fullmatch(r"[A-Za-z0-9-]+/[A-Za-z0-9._-]+", args.repository):
+    if not valid_repository(args.repository):
         print(f"agent-gate: expected OWNER/REPO, got {args.repository!r}", file=sys.stderr)
         return 2
-    settings = options.load_settings()
-    if settings.github is None:
-        raise ConfigError(
-            "doctor reads the repository through the GitHub App: set GATE_GITHUB_APP_ID and its key"
-        )
-    client = GitHubClient(settings.github)
     try:
-        events: tuple[str, ...] | None = client.app_events()
-    except GitHubError:
-        events = None  # said in the merge queue's finding, when there is a queue
-    report = diagnose(client, args.repository, app_id=settings.github.app_id, app_events=events)
-    print("\n".join(report.lines()))
+        settings = options.load_settings()
+        if settings.github is None:
+            raise could_not_check("doctor")
+        client = GitHubClient(settings.github)
+        report = diagnose(
+            client, args.repository, app_id=settings.github.app_id, app_events=subscribed_events(client)
+        )
+    except GateError as exc:
+        if args.format == "json":
+            error = {"code": exc.code, "message": exc.message}
+            print(json.dumps({"status": "could-not-check", "error": error}, indent=2))
+        print(f"agent-gate: {exc.message}", file=sys.stderr)
+        return 2
+    if args.format == "json":
+        print(json.dumps(report.to_json(), indent=2))
+    else:
+        print("\n".join(report.lines()))
     return 1 if report.open else 0
 
 
@@ -111,6 +135,26 @@ class Report:
         )
         return [f.line() for f in self.findings] + [summary]
 
+    def to_json(self) -> dict[str, Any]:
+        return {
+            "repository": self.repository,
+            "app_id": self.app_id,
+            "status": "open" if self.open else "protected",
+            "open": len(self.open),
+            "findings": [
+                {"status": f.status, "subject": f.subject, "message": f.message} for f in self.findings
+            ],
+        }
+
+
+def subscribed_events(client: GitHubClient) -> tuple[str, ...] | None:
+    """The webhook events the App receives (``GET /app``); None when GitHub would not say, which the
+    merge queue's finding then reports."""
+    try:
+        return client.app_events()
+    except GitHubError:
+        return None
+
 
 def diagnose(
     github: GitHubAPI, repository: str, *, app_id: int, app_events: Sequence[str] | None = None
@@ -118,8 +162,9 @@ def diagnose(
     """Every finding about ``repository`` (``owner/name``), in a stable order. ``app_events``: the
     webhook events the App receives (``GET /app``), None when they could not be read.
 
-    Raises ``GitHubError`` only when the repository itself cannot be read (not installed, no
-    access); a part that cannot be read becomes an ``open`` finding that says why."""
+    Raises ``GitHubError`` when the repository itself cannot be read (not installed, no access) or
+    GitHub fails or cannot be reached; a part the App may not read (403, 404) becomes an ``open``
+    finding that names the permission."""
     from app.github import protection  # imported here: the command stays light for the others
 
     branch = protection.default_branch(github, repository)
@@ -256,7 +301,7 @@ def _enable(repository: str, environment: str, app_id: int) -> str:
     return (
         f"enable the agent-gate rule under Settings > Environments > {environment} > Deployment protection "
         f"rules, or POST /repos/{repository}/environments/{quote(environment, safe='')}/"
-        f'deployment_protection_rules {{"integration_id": {app_id}}}'
+        f'deployment_protection_rules {{"integration_id": {app_id}}}; `agent-gate protect {repository}` does it'
     )
 
 
@@ -323,7 +368,7 @@ def _ruleset_finding(sources: list[tuple[Any, Any]], branch: str, app_id: int) -
         )
     fix = (
         f"require the status check {MERGE_CHECK} with its source set to the agent-gate App "
-        f"(integration_id {app_id}) in a branch ruleset targeting {branch}"
+        f"(integration_id {app_id}) in a branch ruleset targeting {branch}; `agent-gate protect` does it"
     )
     if any(integration is None for _, integration in sources):
         ruleset = next(r for r, i in sources if i is None)
@@ -373,5 +418,7 @@ def _merge_queue_findings(
 
 
 def _could_not(exc: GitHubError, permission: str) -> str:
+    if exc.code != "github-forbidden" and not isinstance(exc, GitHubNotFound):
+        raise exc  # GitHub failed, is unreachable or rate-limited: could not check (exit 2), not a finding
     said = exc.message.split("; the decision was not made")[0]
     return f"could not be read ({said}); the App needs {permission}"

@@ -1,4 +1,5 @@
-"""What a repository's protection is made of, read through the App for ``agent-gate doctor``: its
+"""What a repository's protection is made of, read through the App for ``agent-gate doctor`` (and
+``protect``, which also lists the repositories of an organisation's installation): its
 default branch, the workflow files on it, its environments with the App's deployment protection
 rule on each, and the sources the branch's rules require a status check from.
 
@@ -11,12 +12,17 @@ from __future__ import annotations
 import base64
 import binascii
 from dataclasses import dataclass, field
-from typing import Any
+from typing import TYPE_CHECKING, Any
 from urllib.parse import quote
+
+from pydantic import SecretStr
 
 from app.errors import GitHubError, GitHubNotFound
 from app.github.auth import repo_path
-from app.github.protocol import GitHubAPI
+from app.github.protocol import Credential, GitHubAPI
+
+if TYPE_CHECKING:
+    from app.github.client import GitHubClient
 
 _MAX_ENVIRONMENT_PAGES = 10  # 100 a page
 
@@ -164,6 +170,67 @@ def required_check_sources(
             if isinstance(check, dict) and check.get("context") == context:
                 sources.append((rule.get("ruleset_id"), check.get("integration_id")))
     return sources
+
+
+def installed_repositories(client: GitHubClient, org: str) -> list[str]:
+    """``owner/name`` of every repository the App's installation on ``org`` can reach, sorted.
+    Raises ``GitHubError`` (``github-app-not-installed``) when the App is not installed there."""
+    what = f"finding the App's installation on {org}"
+    try:
+        found = client.http.request(
+            "GET",
+            f"/orgs/{quote(org, safe='')}/installation",
+            credential=client.auth.app.credential(),
+            what=what,
+        )
+    except GitHubNotFound as exc:
+        raise GitHubError(
+            f"the GitHub App (id {client.app_id}) is not installed on {org}; install it (docs/setup-guide.md)",
+            code="github-app-not-installed",
+            http_status=404,
+        ) from exc
+    installation = found.data.get("id") if isinstance(found.data, dict) else None
+    if not isinstance(installation, int):
+        raise GitHubError(f"GitHub's answer lacked the installation id while {what}")
+    minted = client.http.request(
+        "POST",
+        f"/app/installations/{installation}/access_tokens",
+        credential=client.auth.app.credential(),
+        what=f"creating a token to list the repositories of {org}",
+        json_body={},
+    )
+    raw = minted.data.get("token") if isinstance(minted.data, dict) else None
+    if not isinstance(raw, str) or not raw:
+        raise GitHubError(
+            f"GitHub's answer lacked the token while creating a token to list the repositories of {org}"
+        )
+    token = SecretStr(raw)
+    try:
+        return _repositories(client, Credential(f"installation:{installation}", token), org)
+    finally:
+        client.revoke_installation_token(token)  # minted for this listing only
+
+
+def _repositories(client: GitHubClient, credential: Credential, org: str) -> list[str]:
+    names: list[str] = []
+    for page in range(1, _MAX_ENVIRONMENT_PAGES + 1):
+        data = client.http.request(
+            "GET",
+            "/installation/repositories",
+            credential=credential,
+            params={"per_page": 100, "page": page},
+            what=f"listing the repositories the App can reach in {org}",
+        ).data
+        items = (data.get("repositories") or []) if isinstance(data, dict) else []
+        names.extend(str(r["full_name"]) for r in items if isinstance(r, dict) and "full_name" in r)
+        if not items or len(names) >= int(data.get("total_count", 0)):
+            break
+    return sorted(names, key=str.lower)
+
+
+def uses_merge_queue(github: GitHubAPI, repository: str, branch: str) -> bool:
+    """Whether a rule on ``branch`` makes merges go through a merge queue (``merge_queue``)."""
+    return bool(merge_queue_rulesets(github, repository, branch))
 
 
 def merge_queue_rulesets(github: GitHubAPI, repository: str, branch: str) -> list[Any]:

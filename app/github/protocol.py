@@ -50,13 +50,14 @@ class InstallationToken:
 
 @dataclass(frozen=True)
 class Reply:
-    """One HTTP answer from GitHub: its JSON (``None`` for 204), the next page's URL, and whether it
-    was a 304 served from the ETag cache."""
+    """One HTTP answer from GitHub: its JSON (``None`` for 204), the next page's URL, whether it
+    was a 304 served from the ETag cache, and the few headers a caller reads (``X-OAuth-Scopes``)."""
 
     status: int
     data: Any
     next_url: str | None = None
     not_modified: bool = False
+    headers: Mapping[str, str] = field(default_factory=dict)
 
 
 class Transport(Protocol):

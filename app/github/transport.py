@@ -49,6 +49,8 @@ API_VERSION = "2022-11-28"
 PER_PAGE = 100
 SECONDARY_RATE_LIMIT_WAIT = 60  # GitHub: "otherwise, wait for at least one minute before retrying"
 MAX_RATE_LIMIT_WAIT = 3600
+# Headers a caller may read from a Reply: a classic token's scopes (``agent-gate protect``).
+_KEPT_HEADERS = ("X-OAuth-Scopes",)
 
 
 class _GitHubRetry(Retry):
@@ -224,7 +226,8 @@ class GitHubHTTP:
         etag = response.headers.get("ETag")
         if cache_key is not None and response.status_code == 200 and etag:
             self._remember(cache_key, _Cached(etag, response.content, next_url))
-        return Reply(response.status_code, data, next_url)
+        kept = {k: response.headers[k] for k in _KEPT_HEADERS if k in response.headers}
+        return Reply(response.status_code, data, next_url, headers=kept)
 
     def paginate(self, path: str, *, credential: Credential, what: str, hint: str | None = None) -> list[Any]:
         """Every item of a list endpoint, 100 a page; fails closed past the page cap."""
@@ -335,6 +338,9 @@ class GitHubHTTP:
                 http_status=401,
             )
         if status == 403:
+            accepted = response.headers.get("X-Accepted-GitHub-Permissions", "").strip()
+            if accepted:  # what GitHub says the endpoint takes, for a fine-grained token or an App
+                quoted += f"; it accepts {accepted[:120]}"
             raise GitHubError(
                 f"GitHub refused access (403{quoted}) while {what}; "
                 f"{hint or 'the App may lack a permission'}: see the permissions in docs/github-app.md; "

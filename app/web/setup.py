@@ -14,10 +14,11 @@ credentials are shown to that browser only, with ``no-store``; the gate neither 
 from __future__ import annotations
 
 import hmac
+import ipaddress
 import json
 import re
 import secrets
-from urllib.parse import quote
+from urllib.parse import quote, urlsplit
 
 from flask import Blueprint, Response, render_template, request
 
@@ -47,6 +48,34 @@ def _page(html: str, *, form_action: str = "'none'") -> Response:
     response.headers["Referrer-Policy"] = "no-referrer"
     response.headers["X-Content-Type-Options"] = "nosniff"
     return response
+
+
+def reachability_warnings(public_url: str) -> list[str]:
+    """Why GitHub could not use ``public_url`` (GATE_PUBLIC_URL) for the App it creates: shown on
+    ``/setup`` before the App is created, since the App's webhook and callback URLs are made from it."""
+    parts = urlsplit(public_url)
+    host = (parts.hostname or "").lower()
+    warnings: list[str] = []
+    try:
+        address: ipaddress.IPv4Address | ipaddress.IPv6Address | None = ipaddress.ip_address(host)
+    except ValueError:
+        address = None
+    if host == "localhost" or host.endswith(".localhost") or (address is not None and address.is_loopback):
+        warnings.append(
+            f"GATE_PUBLIC_URL is {public_url}, a loopback address: GitHub cannot deliver webhooks to it, so no "
+            "check would be posted and no held deployment answered"
+        )
+    elif address is not None and (address.is_private or address.is_link_local or address.is_unspecified):
+        warnings.append(
+            f"GATE_PUBLIC_URL is {public_url}, an address GitHub cannot reach from the internet: webhooks "
+            "would not arrive (fine for GitHub Enterprise Server on the same network)"
+        )
+    if parts.scheme != "https":
+        warnings.append(
+            f"GATE_PUBLIC_URL is {public_url}, plain http: GitHub would send webhooks and reviewers would sign "
+            "in without TLS; put the gate behind HTTPS (docs/setup-guide.md)"
+        )
+    return warnings
 
 
 @bp.get("/setup")
@@ -87,6 +116,7 @@ def setup() -> Response:
             manifest_json=json.dumps(manifest),
             action=f"{web}{where}?state={state}",
             org=org,
+            warnings=reachability_warnings(settings.public_url),
         ),
         form_action=web,
     )

@@ -8,6 +8,7 @@ the gate. Each test takes one of those away and expects exactly one open finding
 
 from __future__ import annotations
 
+import json
 from collections.abc import Iterator
 from typing import Any
 
@@ -429,8 +430,53 @@ def test_the_command_needs_the_app_and_a_repository_name(monkeypatch, tmp_path, 
         monkeypatch.delenv(name, raising=False)
     assert main(["doctor", "not a repo"]) == 2
     assert "expected OWNER/REPO" in capsys.readouterr().err
-    assert main(["doctor", REPO]) == 1
+    assert main(["doctor", REPO]) == 2, "could not check"
     assert "set GATE_GITHUB_APP_ID and its key" in capsys.readouterr().err
+
+
+@pytest.mark.parametrize(
+    ("scenario", "expected"),
+    [
+        (protected(installed=False), "is not installed on octo-org/octo-repo"),
+        (protected(failures=[Failure.server_error("/repos/octo-org/octo-repo$")]), "GitHub answered 500"),
+        (protected(failures=[Failure.server_error("/environments$", 503)]), "GitHub answered 503"),
+        (protected(failures=[Failure.secondary_rate_limit("/rules/branches/")]), "rate limit"),
+    ],
+    ids=["app-not-installed", "github-failing", "github-failing-midway", "rate-limited"],
+)
+def test_what_could_not_be_checked_exits_2_never_a_clean_bill_or_a_finding(
+    app_env, capsys, scenario, expected
+):
+    with FakeGitHub(scenario) as server:
+        app_env(server)
+        assert main(["doctor", REPO]) == 2
+        assert expected in capsys.readouterr().err
+        assert main(["doctor", REPO, "--format", "json"]) == 2
+    answer = json.loads(capsys.readouterr().out)
+    assert answer["status"] == "could-not-check" and expected in answer["error"]["message"]
+
+
+def test_unreachable_github_exits_2(app_env, capsys):
+    server = FakeGitHub(protected())
+    app_env(server)  # never started: nothing listens
+    server.close()
+    assert main(["doctor", REPO]) == 2
+    assert "could not be reached" in capsys.readouterr().err
+
+
+@pytest.mark.parametrize(
+    ("scenario", "code", "status"),
+    [(protected(), 0, "protected"), (protected(environments={"production": []}), 1, "open")],
+    ids=["protected", "findings-open"],
+)
+def test_json_for_scripts(app_env, capsys, scenario, code, status):
+    with FakeGitHub(scenario) as server:
+        app_env(server)
+        assert main(["doctor", REPO, "--format", "json"]) == code
+    answer = json.loads(capsys.readouterr().out)
+    assert answer["status"] == status and answer["repository"] == REPO and answer["app_id"] == APP_ID
+    assert answer["open"] == code
+    assert {f["status"] for f in answer["findings"]} <= {"ok", "open", "note"}
 
 
 def test_the_check_name_is_the_one_the_gate_posts():

@@ -126,3 +126,53 @@ def test_the_new_apps_credentials_are_shown_once_to_the_browser_that_started(set
     assert again.status_code == 401, "the state is spent with the cookie"
     [created] = [r for r in setup.fake.scenario.requests if r["path"].endswith("/conversions")]
     assert "Authorization" not in created["headers"], "the conversion needs no credential"
+
+
+# --- a GATE_PUBLIC_URL GitHub cannot use, said before the App is created ----------------------------------
+
+
+@pytest.mark.parametrize(
+    ("public_url", "expected"),
+    [
+        ("https://gate.example.org", []),
+        ("https://gate.example.org:8443/agent-gate", []),
+        ("http://127.0.0.1:8080", ["a loopback address", "plain http"]),
+        ("https://localhost", ["a loopback address"]),
+        ("https://[::1]:8443", ["a loopback address"]),
+        ("https://10.1.2.3", ["an address GitHub cannot reach from the internet"]),
+        ("http://gate.example.org", ["plain http"]),
+    ],
+    ids=[
+        "public-https",
+        "public-https-with-path",
+        "loopback-http",
+        "localhost",
+        "ipv6-loopback",
+        "private",
+        "http",
+    ],
+)
+def test_setup_says_when_github_could_not_use_the_public_url(public_url, expected):
+    from app.web.setup import reachability_warnings
+
+    warnings = reachability_warnings(public_url)
+    assert len(warnings) == len(expected)
+    for warning, phrase in zip(warnings, expected, strict=True):
+        assert warning.startswith(f"GATE_PUBLIC_URL is {public_url}, ") and phrase in warning
+
+
+def test_the_warning_is_on_the_page_before_the_app_is_created(tmp_path: Path, settings: Settings):
+    local = settings.model_copy(update={"public_url": "http://127.0.0.1:8080"})
+    app = create_app(local)
+    try:
+        text = app.test_client().get("/setup").get_data(as_text=True)
+    finally:
+        close_gate(app)
+    warning = text.index('id="warnings"')
+    assert warning < text.index("<form")
+    assert "a loopback address: GitHub cannot deliver webhooks to it" in text
+    assert "plain http" in text
+
+
+def test_a_public_https_url_gets_no_warning(setup):
+    assert 'id="warnings"' not in setup.web.get("/setup").get_data(as_text=True)
