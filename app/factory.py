@@ -34,6 +34,7 @@ from app.gate.pipeline import DecisionHook, Pipeline, Recording
 from app.gate.side_effects import SideEffects
 from app.github.client import GitHubClient
 from app.governance.breakglass import BreakGlass
+from app.governance.freeze import Freezes
 from app.observe import logs, request_hooks
 from app.observe.metrics import metrics
 from app.policy.registry import PolicyRegistry
@@ -47,6 +48,7 @@ from app.tokens.verify import IssuerConfig, TokenVerifier
 from app.web import login
 from app.web.breakglass import bp as break_glass_bp
 from app.web.decisions import bp as api_bp
+from app.web.freeze import bp as freeze_bp
 from app.web.grants import bp as grants_bp
 from app.web.inventory import bp as inventory_bp
 from app.web.openapi import bp as openapi_bp
@@ -120,6 +122,7 @@ def create_app(
     grants = GrantService(store, issuer=settings.public_url, github=github, clock=clock)
     break_glass = BreakGlass(store, policies.current, clock, github)
     clock_watch = ClockWatch(store, clock, settings.clock_skew_max)
+    freezes = Freezes(store, policies.current, clock, github)
     recording = Recording(
         store=store,
         side_effects=SideEffects(store),
@@ -137,6 +140,7 @@ def create_app(
         clock=clock,
         recording=recording,
         break_glass=break_glass,
+        freezes=freezes,
         public_url=settings.public_url,
     )
     gate = Gate(
@@ -148,6 +152,7 @@ def create_app(
         recording=recording,
         refusals=refusals,
         break_glass=break_glass,
+        freezes=freezes,
         github=github,
         evidence_listeners=[grants.on_evidence_change],
         clock_watch=clock_watch,
@@ -185,6 +190,7 @@ def create_app(
     app.register_blueprint(webhook_bp)
     app.register_blueprint(grants_bp)
     app.register_blueprint(break_glass_bp)
+    app.register_blueprint(freeze_bp)
     login.init_app(app, settings, github, session_key=grants.keys.sealing_key)
     app.register_blueprint(setup_bp)
     _register_error_handlers(app)

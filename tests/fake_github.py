@@ -174,7 +174,9 @@ class PR:
     commits: list[Commit] = field(default_factory=list)
     # ReviewSpec, or {"user": Person, "state": ..., "commit_id": ..., "id"?: ...}
     reviews: list[Any] = field(default_factory=list)
-    files: list[FileSpec] = field(default_factory=list)  # GET /pulls/{n}/files, at its head
+    # The changed files (GET /pulls/{n}/files, at its head): a FileSpec, or a path, or
+    # {"filename", "status", "previous_filename"?}.
+    files: list[Any] = field(default_factory=list)
 
 
 @dataclass
@@ -393,6 +395,7 @@ def _pr_json(s: Scenario, pr: PR) -> dict[str, Any]:
             "user": pr.author.json(),
             "draft": pr.draft,
             "commits": len(pr.commits),
+            "changed_files": len(pr.files),
             # GitHub's example lists a team lacking `type`, which its schema requires.
             "requested_teams": [],
             "requested_reviewers": [],
@@ -1024,7 +1027,27 @@ def _add_changes(app: Flask, s: Scenario, answer: Any, page: Any, installation_a
             return denied
         if number not in s.prs:
             return _error(404, "Not Found")
-        return page("pulls/list-files", [_diff_entry_json(s, f) for f in s.prs[number].files], cap=3000)
+        files = [_pull_file_json(s, f) for f in s.prs[number].files]
+        return page("pulls/list-files", files, cap=PR_FILES_CAP)
+
+
+PR_FILES_CAP = 3000  # GitHub's REST reference: "Responses include a maximum of 3000 files."
+
+
+def _pull_file_json(s: Scenario, spec: Any) -> dict[str, Any]:
+    """One ``diff-entry`` of a PR's files: from a FileSpec (blob and patch), a path, or a dict of fields."""
+    if isinstance(spec, FileSpec):
+        return _diff_entry_json(s, spec)
+    template = example("pulls/list-files")[0]
+    fields = {"filename": spec, "status": "modified"} if isinstance(spec, str) else dict(spec)
+    name = fields["filename"]
+    return {
+        **template,
+        **fields,
+        "blob_url": f"https://github.com/{s.owner}/{s.repo}/blob/{template['sha']}/{name}",
+        "raw_url": f"https://github.com/{s.owner}/{s.repo}/raw/{template['sha']}/{name}",
+        "contents_url": f"https://api.github.com/repos/{s.owner}/{s.repo}/contents/{name}",
+    }
 
 
 def _add_user_login(app: Flask, s: Scenario, answer: Any) -> None:

@@ -20,10 +20,13 @@ REPO = Path(__file__).resolve().parents[1]
 DOCS = sorted([REPO / "README.md", *REPO.glob("action/**/*.md"), *REPO.glob("docs/**/*.md")])
 # A line that looks like a table row: starts and ends with a pipe, with a cell between.
 ROW = re.compile(r"^\s*\|.*\|\s*$")
-# A file of this repository named in a sentence or a code span: a path under one of its top-level
-# folders, or a Markdown file (``PERFORMANCE.md``). Bare names (``action.yml``) are read in context.
-TOP = "|".join(sorted(p.name for p in REPO.iterdir() if p.is_dir() and not p.name.startswith(".")))
-NAMED = re.compile(rf"(?<![\w/.<-])((?:(?:{TOP})/[\w./-]*[\w/-])|(?:[\w./-]+\.md))(?![\w/-])")
+# A file of this repository named in a sentence (a path under one of its top-level folders, or a
+# Markdown file such as ``PERFORMANCE.md``), or in a code span (a path under one of its source folders:
+# a code span also names files of the repositories the gate governs, ``AGENTS.md``, ``docs/CODEOWNERS``).
+TOP = sorted(p.name for p in REPO.iterdir() if p.is_dir() and not p.name.startswith("."))
+SOURCES = [name for name in TOP if name != "docs"]
+NAMED = re.compile(rf"(?<![\w/.<-])((?:(?:{'|'.join(TOP)})/[\w./-]*[\w/-])|(?:[\w./-]+\.md))(?![\w/-])")
+NAMED_IN_CODE = re.compile(rf"(?<![\w/.<-])((?:{'|'.join(SOURCES)})/[\w./-]*[\w/-])(?![\w/-])")
 # An HTML anchor a document may place itself (<a id="..."> or name=).
 HTML_ANCHOR = re.compile(r"""<a\s[^>]*\b(?:id|name)=["']([^"']+)["']""")
 
@@ -76,7 +79,8 @@ def render(path: Path) -> Rendered:
             line = (token.map[0] + 1) if token.map else 0
             for child in token.children or []:
                 if child.type in ("text", "code_inline"):
-                    doc.named.extend((line, name) for name in NAMED.findall(child.content))
+                    named = NAMED if child.type == "text" else NAMED_IN_CODE
+                    doc.named.extend((line, name) for name in named.findall(child.content))
                 if child.type == "link_open":
                     doc.links.append((line, str(child.attrs["href"])))
                 elif child.type == "image":
@@ -200,6 +204,7 @@ def test_a_broken_link_is_found(tmp_path, href, problem):
         ),
         pytest.param("(PERFORMANCE.md: 4x worse)", ["PERFORMANCE.md"], id="a-missing-document"),
         pytest.param("the ref `octo-org/octo-repo/.github/workflows/deploy.yml`", [], id="not-a-path-here"),
+        pytest.param("a governed repository's `AGENTS.md` or `docs/CODEOWNERS`", [], id="a-file-elsewhere"),
         pytest.param("```\nsee tests/nowhere.py\n```\n", [], id="in-a-code-block"),
     ],
 )

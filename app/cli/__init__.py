@@ -20,6 +20,7 @@ from app.cli import (
     dev,
     doctor,
     explain,
+    freeze,
     inventory,
     keys,
     policy,
@@ -89,6 +90,7 @@ def build_parser() -> argparse.ArgumentParser:
         inventory,
         breakglass,
         queue,
+        freeze,
     ):
         group.register(sub)
     return parser

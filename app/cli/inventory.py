@@ -39,13 +39,14 @@ def register(sub: options.Subparsers) -> None:
 
 def cmd_inventory(args: argparse.Namespace) -> int:
     from app.governance.history import read
-    from app.governance.inventory import Filters, build_inventory, render_csv, render_table
+    from app.governance.inventory import Filters, build_inventory, freeze_rows, render_csv, render_table
     from app.policy.loader import load_policies
 
     if args.stale is not None and args.stale < 0:
         raise GateError(f"--stale: got {args.stale}, expected a number of days, 0 or more", code="bad-input")
     now = datetime.now(UTC)
-    decisions, ledger = read(options.existing_store(args.database).iter_audit())
+    store = options.existing_store(args.database)
+    decisions, ledger = read(store.iter_audit())
     policies = load_policies(options.policy_path(args.policy))
     rows = build_inventory(
         decisions, ledger, policies, now=now, stale_days=args.stale if args.stale is not None else 90
@@ -53,7 +54,7 @@ def cmd_inventory(args: argparse.Namespace) -> int:
     filters = Filters(
         unowned=args.unowned, stale_days=args.stale, agents=args.agents, repository=args.repository
     )
-    rows = [r for r in rows if filters.keep(r)]
+    rows = [r for r in [*rows, *freeze_rows(store.find_freezes(state="active"))] if filters.keep(r)]
     if args.format == "json":
         sys.stdout.write(json.dumps([r.as_json() for r in rows], indent=2) + "\n")
     elif args.format == "csv":

@@ -62,6 +62,9 @@ class Signal(BaseModel):
         "co-author-trailer, agent-footer, branch-prefix, label"
     )
     detail: str
+    agent: str | None = Field(
+        None, description="The agent this signal names, as the agent catalog calls it (e.g. Claude)."
+    )
 
 
 # Why an approval counted or not, for logic (audit mode, break-glass); ``why`` says it for people.

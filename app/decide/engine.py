@@ -21,10 +21,12 @@ from dataclasses import dataclass, field
 from datetime import datetime
 
 from app.decide.approvals import ApprovalOutcome, assess_approvals
+from app.decide.commits import approved_commit, executed_commit
 from app.decide.decision import Decision, DecisionRequest, Reason, RemedyFor, Subject
+from app.decide.paths import FILES_REMEDY, PathCheck, assess, check, needs_files, teams_of
 from app.decide.provenance import Provenance, analyse
-from app.decide.rules import REPOSITORY_WEIGHT, RuleCheck, check_rule
-from app.evidence.model import Evidence, EvidenceNeeds, PullRequestFacts
+from app.decide.rules import PATHS_UNKNOWN, REPOSITORY_WEIGHT, RuleCheck, check_rule
+from app.evidence.model import Evidence, EvidenceNeeds
 from app.policy.loader import LoadedPolicy, PolicySet
 from app.policy.schema import ActionSpec, PermissionClass, Rule
 from app.tokens.identity import WorkloadIdentity
@@ -47,7 +49,8 @@ def evidence_needs(
     """What to gather from GitHub for this decision, or None when it needs nothing.
 
     Read decisions never need evidence. Execute (and approval) decisions always do: approvals and
-    provenance. Propose decisions do only when a rule for the action depends on provenance.
+    provenance. Propose decisions do only when a rule for the action depends on provenance or paths.
+    The change's files are read only when a rule for the action names paths.
     """
     loaded = policies.for_owner(identity.repository_owner_id)
     if loaded is None:
@@ -56,10 +59,11 @@ def evidence_needs(
     if spec is None or spec.permission is PermissionClass.READ:
         return None
     rules = loaded.rules_for(request.action)
-    if spec.permission is PermissionClass.PROPOSE and all(r.allow_agents and r.allow_bots for r in rules):
+    plain = all(r.allow_agents and r.allow_bots and r.paths is None for r in rules)
+    if spec.permission is PermissionClass.PROPOSE and plain:
         return None
-    teams = sorted({t for r in rules if r.approvals for t in r.approvals.teams})
-    return EvidenceNeeds(teams=teams, environment=effective_environment(identity, request))
+    environment, files = effective_environment(identity, request), needs_files(rules)
+    return EvidenceNeeds(teams=sorted(teams_of(rules)), environment=environment, files=files)
 
 
 def _subject(
@@ -95,49 +99,6 @@ def _subject(
     )
 
 
-def executed_commit(request: DecisionRequest, identity: WorkloadIdentity, pr: PullRequestFacts | None) -> str:
-    """The commit the action executes, which the decision, its check run and its grant all name.
-
-    The request's sha when it names one; the head of a named, open PR being merged (whatever commit
-    the merging workflow runs at); otherwise the token's commit.
-    """
-    if request.sha is not None:
-        return request.sha
-    if (
-        request.action == "merge"
-        and pr is not None
-        and request.pull_request == pr.number
-        and pr.state == "open"
-    ):
-        return pr.head_sha
-    return identity.sha
-
-
-def approved_commit(
-    request: DecisionRequest, identity: WorkloadIdentity, pr: PullRequestFacts | None
-) -> tuple[str | None, Reason | None]:
-    """The commit pull-request approvals must name, or a failed reason when the change is ambiguous.
-
-    For an open PR that is its head. For a deploy of a merge commit, it is the head of the merged PR
-    at merge time. Without a PR, it is the commit being executed (environment approvals of the run).
-    """
-    target = executed_commit(request, identity, pr)
-    if pr is None:
-        return target, None
-    if pr.merged and pr.merge_commit_sha == target:
-        return pr.head_sha, None
-    if target == pr.head_sha:
-        return pr.head_sha, None
-    return None, Reason(
-        code="change",
-        ok=False,
-        message=(
-            f"commit {target[:7]} is neither the head ({pr.head_sha[:7]}) nor the merge commit of PR "
-            f"#{pr.number}; name the PR whose change is being executed"
-        ),
-    )
-
-
 @dataclass
 class _Deciding:
     """One decision in the making: the facts, the reasons found so far, and what they settled."""
@@ -158,6 +119,7 @@ class _Deciding:
     required: int = 0
     approved_commit: str | None = None
     executed_commit: str | None = None
+    paths: PathCheck | None = None  # the rule's path requirements the change triggered
 
     def finish(
         self,
@@ -210,6 +172,7 @@ def decide(
         _known_action,
         _invariants,
         _matching_rule,
+        _path_requirements,
         _no_approval_needed,
         _approval_evidence,
     ):
@@ -361,11 +324,15 @@ def _matching_rule(d: _Deciding) -> Decision | None:
     action = d.request.action
     matched: RuleCheck | None = None
     checks: list[RuleCheck] = []
+    files = d.evidence.changed_files
     for rule in d.loaded.candidates(action, d.identity.repository_id):
-        check = check_rule(rule, d.identity, d.environment, d.prov)
+        check = check_rule(rule, d.identity, d.environment, d.prov, files)
         if check.failures == 0:
             matched = check
             break
+        if all(r.ok or r.code == PATHS_UNKNOWN for r in check.reasons):  # fail closed: no later rule
+            d.reasons.extend(check.reasons)
+            return d.finish(rule=rule.name, remedy=FILES_REMEDY)
         checks.append(check)
     if matched is None:
         every = d.loaded.rules_for(action)
@@ -378,7 +345,9 @@ def _matching_rule(d: _Deciding) -> Decision | None:
         if not checks or min(c.distance for c in checks) > REPOSITORY_WEIGHT:
             seen = {id(c.rule) for c in checks}
             checks += [
-                check_rule(rule, d.identity, d.environment, d.prov) for rule in every if id(rule) not in seen
+                check_rule(rule, d.identity, d.environment, d.prov, files)
+                for rule in every
+                if id(rule) not in seen
             ]
         closest = min(checks, key=lambda c: c.distance)  # candidates first, each group in file order
         name = closest.rule.name
@@ -398,11 +367,25 @@ def _matching_rule(d: _Deciding) -> Decision | None:
     return None
 
 
+def _path_requirements(d: _Deciding) -> Decision | None:
+    """Execute: the approvals the change's paths call for (app/decide/paths.py); denied when its files
+    are not known."""
+    assert d.rule is not None
+    d.paths = check(d.rule, d.evidence.changed_files, agent=d.prov.agent)
+    needed = d.rule.required_approvals() or d.prov.agent
+    if d.paths is None or (d.paths.unknown and d.evidence.source == "none" and needed):
+        return None  # without any evidence, the approvals step denies (it needs approvals anyway)
+    d.reasons.extend(d.paths.reasons)
+    if d.paths.unknown:
+        return d.finish(remedy=FILES_REMEDY)
+    return None
+
+
 def _no_approval_needed(d: _Deciding) -> Decision | None:
     """Execute: allowed when the rule requires no approval and no agent is involved (invariant a:
     an agent always needs at least one; policy may require more, never fewer)."""
     assert d.rule is not None
-    d.required = d.rule.required_approvals()
+    d.required = max(d.rule.required_approvals(), d.paths.required if d.paths else 0)
     if d.prov.agent and d.required < 1:
         d.required = 1
     if d.required == 0:
@@ -453,6 +436,16 @@ def _independent_approvals(d: _Deciding) -> Decision:
     )
     d.reasons.append(outcome.reason)
     remedy = outcome.remedy
+    if d.paths is not None and d.paths.triggered:
+        found, more = assess(
+            d.paths,
+            outcome.assessments,
+            d.evidence,
+            commit=d.approved_commit,
+            org=d.identity.repository_owner,
+        )
+        d.reasons.extend(found)
+        remedy = "; and ".join([*([remedy] if remedy else []), *more]) or None
     policy = d.rule.approvals.unresolved_co_authors if d.rule.approvals else "block"
     if d.prov.unresolved_co_authors and policy == "block":
         names = ", ".join(d.prov.unresolved_co_authors[:3])

@@ -88,26 +88,34 @@ def _commit_signals(catalog: AgentCatalog, commit: CommitFacts, out: Provenance)
             known = catalog.classify(account.login, account.id, account.type)
             if known.kind is Kind.AI_AGENT:
                 out.agent_signals.append(
-                    Signal(name=who, detail=f"commit {short}: @{account.login} is {known.name}")
+                    Signal(
+                        name=who, detail=f"commit {short}: @{account.login} is {known.name}", agent=known.name
+                    )
                 )
                 agent_commit = True
                 continue
         by_mail = catalog.classify_email(email)
         if by_mail and by_mail.kind is Kind.AI_AGENT:
-            out.agent_signals.append(Signal(name=who, detail=f"commit {short}: {email} is {by_mail.name}"))
+            out.agent_signals.append(
+                Signal(name=who, detail=f"commit {short}: {email} is {by_mail.name}", agent=by_mail.name)
+            )
             agent_commit = True
     for co in co_authors(commit.message):
         trailer = catalog.classify_email(co.email)
         if trailer and trailer.kind is Kind.AI_AGENT:
             out.agent_signals.append(
                 Signal(
-                    name="co-author-trailer", detail=f"commit {short}: Co-authored-by {co.name} <{co.email}>"
+                    name="co-author-trailer",
+                    detail=f"commit {short}: Co-authored-by {co.name} <{co.email}>",
+                    agent=trailer.name,
                 )
             )
             agent_commit = True
     footer = catalog.footer_match(commit.message)
     if footer:
-        out.agent_signals.append(Signal(name="agent-footer", detail=f"commit {short}: footer of {footer}"))
+        out.agent_signals.append(
+            Signal(name="agent-footer", detail=f"commit {short}: footer of {footer}", agent=footer)
+        )
         agent_commit = True
     return agent_commit
 
@@ -129,7 +137,9 @@ def analyse(identity: WorkloadIdentity, evidence: Evidence, catalog: AgentCatalo
     ) -> None:
         known = catalog.classify(login, user_id, account_type)
         if known.kind is Kind.AI_AGENT:
-            out.agent_signals.append(Signal(name=name, detail=f"{what} @{login} is {known.name}"))
+            out.agent_signals.append(
+                Signal(name=name, detail=f"{what} @{login} is {known.name}", agent=known.name)
+            )
         elif known.kind is Kind.BOT:
             out.bot_signals.append(
                 Signal(name=name, detail=f"{what} @{login} is a non-AI bot ({known.name})")
@@ -151,7 +161,7 @@ def analyse(identity: WorkloadIdentity, evidence: Evidence, catalog: AgentCatalo
         agent = catalog.branch_match(branch)
         if agent:
             out.agent_signals.append(
-                Signal(name="branch-prefix", detail=f"branch {branch} is a {agent} branch")
+                Signal(name="branch-prefix", detail=f"branch {branch} is a {agent} branch", agent=agent)
             )
 
     if pr is not None:

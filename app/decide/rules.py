@@ -1,6 +1,6 @@
 """Matching the policy's rules against a workload: which conditions held, and which rule came closest.
 
-Pure: the workload identity, the environment and the change's provenance in, reasons out.
+Pure: the workload identity, the environment, the change's provenance and files in, reasons out.
 """
 
 from __future__ import annotations
@@ -10,6 +10,8 @@ from dataclasses import dataclass
 
 from app.decide.decision import Reason
 from app.decide.provenance import Provenance
+from app.evidence.model import ChangedFiles
+from app.policy.paths import matching, shown
 from app.policy.schema import Repository, RepositoryPattern, Rule, describe_matchers, matcher_matches
 from app.tokens.identity import Origin, WorkloadIdentity
 
@@ -17,6 +19,9 @@ from app.tokens.identity import Origin, WorkloadIdentity
 # REPOSITORY_WEIGHT away (the engine relies on it to skip them when a closer candidate exists).
 REPOSITORY_WEIGHT = 3
 _WEIGHTS = {"repository": REPOSITORY_WEIGHT, "environment": 3}
+# The code of a ``paths`` condition that cannot be checked: the change's files are not all known.
+# The engine denies on it rather than try a later rule (fail closed).
+PATHS_UNKNOWN = "paths-unknown"
 
 
 @dataclass
@@ -65,8 +70,28 @@ def _check_repository(rule: Rule, identity: WorkloadIdentity) -> Reason:
     )
 
 
+def check_paths(patterns: list[str], files: ChangedFiles | None) -> Reason:
+    """Whether the change touches one of ``patterns``, naming the files that do (``paths-unknown``
+    when its files are not all known)."""
+    if files is None or not files.complete:
+        why = files.problem if files is not None and files.problem else "they were not read"
+        return Reason(
+            code=PATHS_UNKNOWN, ok=False, message=f"paths: the files the change touches are not known ({why})"
+        )
+    touched = matching(patterns, files.paths)
+    if touched:
+        return Reason(
+            code="paths", ok=True, message=f"the change touches {shown(touched)} ({', '.join(patterns)})"
+        )
+    return Reason(code="paths", ok=False, message=f"paths: the change touches none of {', '.join(patterns)}")
+
+
 def check_rule(
-    rule: Rule, identity: WorkloadIdentity, environment: str | None, prov: Provenance
+    rule: Rule,
+    identity: WorkloadIdentity,
+    environment: str | None,
+    prov: Provenance,
+    files: ChangedFiles | None = None,
 ) -> RuleCheck:
     reasons = [_check_repository(rule, identity)]
 
@@ -96,6 +121,8 @@ def check_rule(
             )
     else:
         _check_run_conditions(rule, identity, reasons, cond)
+    if rule.paths is not None:
+        reasons.append(check_paths(rule.paths, files))
     if not rule.allow_agents and prov.agent:
         reasons.append(
             Reason(code="agents", ok=False, message="this rule does not allow agent-driven workloads")

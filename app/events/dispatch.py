@@ -16,6 +16,7 @@ from typing import Any
 from app.decide.decision import Decision
 from app.errors import InvalidRequest
 from app.events import deployments, merge_check, merge_group
+from app.events.freeze import FREEZE_CHECKS_JOB, FREEZE_HELD_JOB, decide_held_again, fail_merge_checks
 from app.gate.core import Gate
 from app.gate.pipeline import CHECK_RUN_JOB
 from app.github.webhooks import parse_event
@@ -74,6 +75,12 @@ def run_job(g: Gate) -> Callable[[Job], None]:
     def handler(job: Job) -> None:
         if job.kind == CHECK_RUN_JOB:
             post_check_run(g, job)
+            return
+        if job.kind == FREEZE_HELD_JOB:
+            log.info("freeze %s %s: %s", job.topic, job.id, decide_held_again(g, job.id, job.topic, job.body))
+            return
+        if job.kind == FREEZE_CHECKS_JOB:
+            log.info("freeze %s %s: %s", job.topic, job.id, fail_merge_checks(g, job.id, job.topic))
             return
         if job.kind != WEBHOOK:
             raise InvalidRequest(f"unknown job kind {job.kind!r}", code="invalid-job")

@@ -68,20 +68,23 @@ def on_rerequested(g: Gate, event: CheckRunEvent | CheckSuiteEvent, delivery: st
     if isinstance(event, CheckRunEvent) and not event.check_run.name.startswith(CHECK_PREFIX):
         return {"handled": False, "why": "not one of the gate's checks"}
     numbers = list(event.item.pull_request_numbers)
-    repo = event.repository
-    results = []
-    for number in numbers:
-        pr = parse(
-            GhPull,
-            g.github.get_json(
-                repo.full_name,
-                f"/repos/{repo_path(repo.full_name)}/pulls/{number}",
-                what=f"reading PR #{number} of {repo.full_name} for a re-run of its check",
-            ),
-            f"reading PR #{number} of {repo.full_name}",
-        )
-        results.append(_evaluate_open(g, repo, pr, delivery))
+    results = [evaluate_again(g, event.repository, n, delivery, "a re-run of its check") for n in numbers]
     return {"handled": bool(results), "pull_requests": numbers, "results": results}
+
+
+def evaluate_again(g: Gate, repo: GhRepository, number: int, delivery: str, why: str) -> dict[str, Any]:
+    """Read pull request ``number`` as GitHub has it now and evaluate its merge check again."""
+    assert g.github is not None
+    pr = parse(
+        GhPull,
+        g.github.get_json(
+            repo.full_name,
+            f"/repos/{repo_path(repo.full_name)}/pulls/{number}",
+            what=f"reading PR #{number} of {repo.full_name} for {why}",
+        ),
+        f"reading PR #{number} of {repo.full_name}",
+    )
+    return _evaluate_open(g, repo, pr, delivery)
 
 
 def _evaluate_open(g: Gate, repo: GhRepository, pr: GhPull, delivery: str) -> dict[str, Any]:

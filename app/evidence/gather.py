@@ -11,6 +11,8 @@ The sources that make no GitHub call (no App, a file, fixed evidence) are in app
   its commits (authors, committers, raw git identities, full messages) and its reviews, all of
   them (the engine decides which count);
 - the run's environment approvals, when an environment is being deployed;
+- the pull request's changed files, when a rule names paths (GitHub lists at most
+  :data:`PR_FILES_LIMIT`; a longer or unreadable list is recorded as incomplete, and the rule denies);
 - the standing (permission, the rule's teams) of every human who approved something.
 
 Calls that do not depend on each other run at once, on a small pool shared by the gatherer's
@@ -37,6 +39,7 @@ from app.errors import GitHubError, GitHubNotFound, InvalidRequest
 from app.evidence.model import (
     NOREPLY_DOMAIN,
     Account,
+    ChangedFiles,
     CommitFacts,
     EnvironmentApproval,
     Evidence,
@@ -53,6 +56,7 @@ from app.github.auth import repo_path
 from app.github.graphql import COMMIT_AUTHORS, MAX_COMMIT_PAGES
 from app.github.payloads import (
     GhCommit,
+    GhDiffEntry,
     GhEnvironmentApproval,
     GhPull,
     GhReview,
@@ -65,6 +69,7 @@ from app.tokens.identity import WorkloadIdentity
 
 WEB_FLOW_ID = 19864447  # GitHub's own committer account (web-flow) for commits made on github.com
 PR_COMMITS_LIMIT = 250  # GET /pulls/{n}/commits lists at most this many
+PR_FILES_LIMIT = 3000  # GET /pulls/{n}/files lists at most this many (GitHub's REST reference)
 # Threads per gatherer for a decision's independent calls; GitHub's secondary limit is 100
 # concurrent requests per installation, so a process stays far below it.
 EVIDENCE_THREADS = 4
@@ -152,6 +157,7 @@ class GitHubEvidence:
         pull: GhPull | None = pull_task.result()
         pull_request: PullRequestFacts | None = None
         reviews: list[Review] = []
+        files_task = spawn(lambda: self._files(repo, pull)) if needs.files and pull is not None else None
         if pull is not None:
             commits_task, reviews_task = early or (
                 spawn(lambda: self._commits(repo, pull.number)),
@@ -163,6 +169,9 @@ class GitHubEvidence:
             if any(_needs_resolving(c) for c in pull_request.commits):
                 pull_request = self._with_authors(repo, pull_request)
             reviews = reviews_task.result()
+        files = files_task.result() if files_task is not None else None
+        if needs.files and files is None:
+            files = ChangedFiles(problem=_NO_PULL)
         approvals: list[EnvironmentApproval] = approvals_task.result() if approvals_task is not None else []
         standings = self._standings(identity, reviews, approvals, needs.teams, spawn)
         return Evidence(
@@ -172,6 +181,7 @@ class GitHubEvidence:
             reviews=reviews,
             environment_approvals=approvals,
             standings=standings,
+            changed_files=files,
         )
 
     # -- co-authors, as GitHub resolves them -------------------------------------------------------
@@ -285,6 +295,25 @@ class GitHubEvidence:
                     code="github-change-too-large",
                 )
 
+    def _files(self, repo: str, pull: GhPull) -> ChangedFiles:
+        """The files the PR changes, or why they are not all known (GitHub refused the list, or cut it)."""
+        what = f"listing the files of PR #{pull.number} of {repo}"
+        try:
+            raw = self._gh.get_all(repo, f"/repos/{repo_path(repo)}/pulls/{pull.number}/files", what=what)
+        except GitHubError as exc:
+            if exc.http_status is None or exc.http_status >= 500:
+                raise  # a transient failure: retried, never decided on
+            return ChangedFiles(problem=f"GitHub answered {exc.http_status} while {what}")
+        entries = parse(list[GhDiffEntry], raw, what)
+        total = pull.changed_files
+        if len(entries) >= PR_FILES_LIMIT and (total is None or total > len(entries)):
+            return ChangedFiles(
+                problem=f"PR #{pull.number} changes {total or f'at least {PR_FILES_LIMIT}'} files and GitHub "
+                f"lists at most {PR_FILES_LIMIT}; split the pull request"
+            )
+        paths = [p for e in entries for p in (e.filename, e.previous_filename) if p]
+        return ChangedFiles(paths=list(dict.fromkeys(paths)), complete=True)
+
     def _reviews(self, repo: str, number: int) -> list[Review]:
         what = f"listing the reviews of PR #{number} of {repo}"
         items = parse(
@@ -355,6 +384,9 @@ class GitHubEvidence:
             key: looked_up[key].result() if key in looked_up else Standing(permission=None, teams=[])
             for key in sorted(approvers)
         }
+
+
+_NO_PULL = "the change has no pull request, so the files it touches are not known"
 
 
 def _choose(candidates: list[GhPull], sha: str) -> GhPull | None:

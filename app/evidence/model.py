@@ -131,6 +131,16 @@ class Standing(_Model):
     teams: list[str] = Field(default_factory=list)  # slugs of the rule's teams they actively belong to
 
 
+class ChangedFiles(_Model):
+    """The files a pull request changes (``GET /pulls/{n}/files``; a renamed file under both names),
+    or why they are not all known (``complete`` false: GitHub lists at most 3,000, or could not
+    list them, or there is no pull request)."""
+
+    paths: list[str] = Field(default_factory=list)
+    complete: bool = False
+    problem: str | None = None  # why not complete, for the reason a person reads
+
+
 class Evidence(_Model):
     """Everything gathered for one decision. ``source`` says where it came from."""
 
@@ -145,6 +155,7 @@ class Evidence(_Model):
     environment_approvals: list[EnvironmentApproval] = Field(default_factory=list)
     # Keyed by lower-cased login.
     standings: dict[str, Standing] = Field(default_factory=dict)
+    changed_files: ChangedFiles | None = None  # read only when a rule names paths
     github_api_calls: int = 0
 
     @classmethod
@@ -159,6 +170,8 @@ class EvidenceNeeds(_Model):
     teams: list[str] = Field(default_factory=list)
     # The environment being deployed, for environment approvals.
     environment: str | None = None
+    # The pull request's changed files, for rules and approval requirements that name paths.
+    files: bool = False
 
 
 class Question(Protocol):

@@ -19,6 +19,7 @@ from app.gate.housekeeping import Housekeeping
 from app.gate.pipeline import DecisionHook, Pipeline, Recording
 from app.github.protocol import GitHubAPI
 from app.governance.breakglass import BreakGlass
+from app.governance.freeze import Freezes
 from app.policy.registry import PolicyRegistry
 from app.publish.checks import CheckRunPublisher
 from app.settings import Settings
@@ -39,6 +40,7 @@ class Gate:
     recording: Recording  # the pipeline's store and what runs once a decision is recorded
     refusals: RefusalAudit  # audits refused tokens with a per-source bound (app/store/refusals.py)
     break_glass: BreakGlass  # emergency overrides: invoked and confirmed here, applied by the pipeline
+    freezes: Freezes  # the kill-switch: started and lifted here, applied by the pipeline
     # The GitHub App: None only when the gate runs without one.
     github: GitHubAPI | None
     # Told when the webhook reports that evidence behind earlier decisions changed.

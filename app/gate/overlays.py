@@ -17,6 +17,10 @@ the pipeline (app/gate/pipeline.py) applies this list, and only it.
 4. **break-glass** (app/governance/breakglass.py): a person's denied decision is allowed under a live
    break-glass of its repository and action (reason ``break-glass``). Never for an agent, never past
    the invariants; not in a simulation (it reads the store).
+4. **freeze** (app/governance/freeze.py): an agent-driven decision in the scope of an active freeze is
+   denied when it executes, asks for (or its rule issues) a grant, or is a merge check or a held
+   deployment (reason ``frozen``, naming the freeze). Last, so nothing after it allows again; not in a
+   simulation (it reads the store).
 """
 
 from __future__ import annotations
@@ -30,6 +34,7 @@ from app.decide.decision import Decision
 from app.decide.merge_group import apply_group
 from app.gate.question import Question
 from app.governance.breakglass import BreakGlass
+from app.governance.freeze import Freezes
 from app.policy.loader import PolicySet
 from app.tokens.identity import Origin
 
@@ -37,11 +42,12 @@ from app.tokens.identity import Origin
 @dataclass(frozen=True)
 class Context:
     """What an overlay may read: the question, the policies it was decided under, the break-glass
-    overrides (None in a simulation)."""
+    overrides and the freezes (None in a simulation)."""
 
     question: Question
     policies: PolicySet
     break_glass: BreakGlass | None
+    freezes: Freezes | None = None
 
 
 @dataclass(frozen=True)
@@ -71,11 +77,35 @@ def _break_glass(decision: Decision, ctx: Context) -> Decision:
     return ctx.break_glass.override(decision) if ctx.break_glass is not None else decision
 
 
+_STOPPED_ORIGINS = frozenset({Origin.PULL_REQUEST_CHECK, Origin.HELD_DEPLOYMENT})
+
+
+def _wants_grant(decision: Decision, ctx: Context) -> bool:
+    """The question asks for a grant, or the decision's rule issues one anyway."""
+    if ctx.question.grant:
+        return True
+    loaded = ctx.policies.for_owner(decision.subject.owner_id)
+    rule = next((r for r in loaded.policy.rules if r.name == decision.rule), None) if loaded else None
+    return bool(rule is not None and rule.grant is not None and rule.grant.required)
+
+
+def _frozen(decision: Decision, ctx: Context) -> Decision:
+    if ctx.freezes is None or not decision.subject.agent:
+        return decision
+    stops = (
+        decision.permission == "execute"
+        or ctx.question.identity.origin in _STOPPED_ORIGINS
+        or _wants_grant(decision, ctx)
+    )
+    return ctx.freezes.overlay(decision, stops=stops)
+
+
 OVERLAYS: tuple[Overlay, ...] = (
     Overlay("audit-mode", _audit_mode),
     Overlay("agent-free-pass", _agent_free_pass),
     Overlay("merge-group", _merge_group),
     Overlay("break-glass", _break_glass),
+    Overlay("frozen", _frozen),
 )
 
 

@@ -34,6 +34,7 @@ from app.gate.overlays import Context, overlay
 from app.gate.question import Draft, Keeps, Outcome, Question
 from app.gate.side_effects import SideEffects
 from app.governance.breakglass import BreakGlass
+from app.governance.freeze import Freezes, Frozen
 from app.policy.loader import PolicySet
 from app.publish.checks import CheckRunPublisher
 from app.store.base import Kept, QueuedJob, Store
@@ -65,6 +66,7 @@ class Pipeline:
     clock: Callable[[], float]
     recording: Recording | None  # None: a simulation, which records and mints nothing
     break_glass: BreakGlass | None = None  # None: no override applies (a simulation)
+    freezes: Freezes | None = None  # None: no freeze applies (a simulation)
     public_url: str | None = None  # for the decision page's link
     simulated_id: str = "simulated"  # the decision id of a simulation (it is never recorded)
 
@@ -91,7 +93,7 @@ class Pipeline:
             decision_id=new_decision_id() if self.recording is not None else self.simulated_id,
             now=datetime.fromtimestamp(self.clock(), UTC),
         )
-        decision = overlay(decision, Context(question, policies, self.break_glass))
+        decision = overlay(decision, Context(question, policies, self.break_glass, self.freezes))
         if self.public_url is not None and self.recording is not None:
             url = f"{self.public_url.rstrip('/')}/decisions/{decision.decision_id}"
             decision = decision.model_copy(update={"details_url": url})
@@ -159,13 +161,20 @@ class Pipeline:
             f"{decision.action}:{decision.subject.environment or identity.repository}"
         )
         try:
-            return grants.issue(
+            issued = grants.issue(
                 GrantSubject.of(decision, identity),
                 audience=audience,
                 ttl=spec.ttl if spec else DEFAULT_GRANT_TTL,
                 github_permissions=dict(rule.github_permissions) if rule.github_permissions else None,
                 delegate_audiences=spec.delegate_audiences if spec else (),
             )
+            # A freeze started after this decision was deliberated, and whose sweep ran before the grant
+            # was saved, would miss it: looked for once more, after the grant is saved, it cannot.
+            frozen = self.freezes.covering(decision.subject) if self.freezes is not None else None
+            if frozen is not None:
+                grants.revoke(issued.jti, f"freeze {frozen['id']}")
+                raise Frozen(f"agents are frozen by freeze {frozen['id']}: no grant is issued to them")
+            return issued
         except GateError as exc:
             # The decision stands in the audit log; the credentials were not issued, and the caller is
             # told so (503 or the error's own status) rather than handed an allow without them.

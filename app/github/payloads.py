@@ -69,10 +69,19 @@ class GhPull(_Payload):
     draft: bool = False
     labels: list[GhLabel] = Field(default_factory=list)
     commits: int | None = None  # only on the full pull request
+    changed_files: int | None = None  # only on the full pull request
 
     @property
     def is_merged(self) -> bool:
         return bool(self.merged) if self.merged is not None else self.merged_at is not None
+
+
+class GhDiffEntry(_Payload):
+    """``diff-entry`` (``GET /pulls/{n}/files``): one changed file, and its old name when renamed."""
+
+    filename: str
+    status: str
+    previous_filename: str | None = None
 
 
 class GhGitActor(_Payload):

@@ -15,7 +15,7 @@ from typing import Any
 from app.store.base import AuditRecord
 
 # Audit kinds whose payload is a whole decision (app/web/decisions.py, app/events/).
-DECISION_KINDS = frozenset({"decision", "merge-check", "deployment-protection"})
+DECISION_KINDS = frozenset({"decision", "merge-check", "merge-group", "deployment-protection"})
 
 
 @dataclass(frozen=True)

@@ -8,7 +8,8 @@ Built from the decisions in the audit chain (:mod:`app.governance.history`) and 
 row says who owns it (the owners of the rules that decided it, of its pinned repository or workflow),
 and is flagged when no rule names it (``unnamed``: only ``'*'`` or a pattern reached it) or when it
 was not seen for a while (``stale``). Identities a policy names that never asked anything are rows
-of their own (``never-seen``): candidates for removal from the policy.
+of their own (``never-seen``): candidates for removal from the policy. Each active freeze is a row
+too (``freeze``, flagged ``frozen``): what it stops, who started it and since when.
 """
 
 from __future__ import annotations
@@ -17,7 +18,7 @@ import csv
 import io
 import re
 from dataclasses import dataclass, field
-from datetime import datetime, timedelta
+from datetime import UTC, datetime, timedelta
 from typing import Any, Literal
 
 from app.governance.history import DecisionRecord, GrantLedger
@@ -25,7 +26,7 @@ from app.policy.loader import PolicySet
 from app.policy.ownership import rule_owners
 from app.policy.schema import Policy, Repository
 
-Kind = Literal["workload", "agent", "never-seen"]
+Kind = Literal["workload", "agent", "never-seen", "freeze"]
 
 # "actor @Copilot is GitHub Copilot coding agent" (app/decide/provenance.py's account signals).
 _ACCOUNT_SIGNAL = re.compile(r"@(?P<login>[A-Za-z0-9][A-Za-z0-9_-]*(?:\[bot\])?) is (?P<name>.+)$")
@@ -61,6 +62,9 @@ class Identity:
     @property
     def label(self) -> str:
         """Who this row is, for a reader: an account, a repository, or a workflow; never empty."""
+        if self.kind == "freeze":
+            agents = f"agents ({self.agent_name})" if self.agent_name else "agents"
+            return f"{self.key}: {agents} of {self.repository}"
         if self.login:
             return f"@{self.login}" + (f" ({self.agent_name})" if self.agent_name else "")
         if self.repository:
@@ -75,7 +79,9 @@ class Identity:
 
     @property
     def detail(self) -> str:
-        """The second line under the label: where a workload runs, where an agent was seen."""
+        """The second line under the label: where a workload runs, where an agent was seen, who froze."""
+        if self.kind == "freeze":
+            return "frozen by @" + ", @".join(sorted(self.requesters)) if self.requesters else ""
         if self.login or (self.account_id is not None and not self.repository):
             return ", ".join(sorted(self.repositories))
         if self.repository and self.workflow:
@@ -199,6 +205,24 @@ def build_inventory(
             row.flags.add("unnamed")
     rows += _never_seen(policies, workloads.values(), agents)
     return rows
+
+
+def freeze_rows(freezes: list[dict[str, Any]]) -> list[Identity]:
+    """A row for each active freeze (app/governance/freeze.py): its scope, who started it and when."""
+    return [
+        Identity(
+            "freeze",
+            str(r["id"]),
+            repository=str(r.get("repository") or r["organisation"]),
+            repository_id=r.get("repository_id"),
+            agent_name=str(r.get("agent") or ""),
+            first_seen=datetime.fromtimestamp(int(r["created_at"]), UTC),
+            actions={str(r["scope"])},
+            requesters={str(r["invoker"])},
+            flags={"frozen"},
+        )
+        for r in freezes
+    ]
 
 
 def _policy(policies: PolicySet | None, owner_id: Any) -> Policy | None:

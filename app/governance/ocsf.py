@@ -4,7 +4,7 @@ One event per audit record, in chain order, each carrying the record's sequence 
 (``metadata.sequence``, ``metadata.uid``) so an event in the SIEM can be traced back to the link
 ``agent-gate audit verify`` vouches for. Which class each record becomes (docs/audit.md):
 
-- a decision, whatever asked (``decision``, ``merge-check``, ``deployment-protection``): **API
+- a decision, whatever asked (``decision``, ``merge-check``, ``merge-group``, ``deployment-protection``): **API
   Activity** (6003) with the Security Control profile: the action asked is ``api.operation``, the
   verdict is ``action_id`` (1 Allowed, 2 Denied) and ``disposition_id`` (1 Allowed, 2 Blocked,
   17 Logged for an allow that audit mode would have denied), the rule and policy digest are
@@ -28,11 +28,11 @@ import json
 from collections.abc import Callable, Iterable
 from typing import Any, TextIO
 
+from app.governance.history import DECISION_KINDS
 from app.store.base import AuditRecord
 
 OCSF_VERSION = "1.8.0"
 PROFILES = ["security_control"]
-DECISION_KINDS = frozenset({"decision", "merge-check", "deployment-protection"})
 
 _API_ACTIVITY, _AUTHORIZE_SESSION, _ENTITY_MANAGEMENT = 6003, 3003, 3004
 _CATEGORY = {_API_ACTIVITY: 6, _AUTHORIZE_SESSION: 3, _ENTITY_MANAGEMENT: 3}

@@ -92,6 +92,14 @@ class AgentCatalog:
             return None
         return (int(m.group("id")) if m.group("id") else None, m.group("login"))
 
+    def agent_names(self) -> frozenset[str]:
+        """The name of every AI agent the catalog knows (what a freeze of an agent kind names)."""
+        names = {k.name for k in self.by_id.values() if k.kind is Kind.AI_AGENT}
+        names |= {k.name for k, _ in self.by_login.values() if k.kind is Kind.AI_AGENT}
+        names |= {k.name for k in self.by_email.values() if k.kind is Kind.AI_AGENT}
+        names |= {name for _, name in (*self.footers, *self.branch_prefixes)}
+        return frozenset(names)
+
     def footer_match(self, message: str) -> str | None:
         for line in message.splitlines():
             for pattern, name in self.footers:

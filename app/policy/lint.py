@@ -54,7 +54,7 @@ GITHUB_REPOSITORY_PERMISSIONS = frozenset(
 # What a job_workflow_ref looks like: owner/repo/.github/workflows/file.yml@ref
 _WORKFLOW_REF = re.compile(r"[^/@]+/[^/@]+/\.github/workflows/[^@]+\.ya?ml@.+")
 
-_CONDITIONS = ("refs", "environments", "events", "workflows", "runner_environments")
+_CONDITIONS = ("refs", "environments", "events", "workflows", "runner_environments", "paths")
 
 
 class _Linter:
@@ -134,6 +134,13 @@ class _Linter:
                 ("rules", i, "events"),
                 f"{name} can never allow anything: it allows only execute actions, and only for "
                 "pull_request/pull_request_target events, which the engine always refuses execute",
+            )
+
+        if rule.paths is not None and classes and all(c is PermissionClass.READ for c in classes.values()):
+            self.warn(
+                ("rules", i, "paths"),
+                f"{name} names paths, but a read decision reads no files: it denies every read it would "
+                "govern (the files are not known) and no later rule gets them; remove paths",
             )
 
     def shadowed(self) -> None:

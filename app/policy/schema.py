@@ -44,6 +44,8 @@ from pydantic import (
     model_validator,
 )
 
+from app.policy.paths import PathGlob
+
 # Regular expressions of the language's names. ``PATTERN_MEANINGS`` says each in words, for errors.
 SLUG = r"^[a-z0-9][a-z0-9._-]{0,63}$"
 ACTION_NAME = r"^[a-z][a-z0-9-]{0,63}$"
@@ -370,6 +372,17 @@ class Workflow(_Strict):
 _ALL_SOURCES: tuple[Literal["review", "environment"], ...] = ("review", "environment")
 
 
+class PathApprovals(_Strict):
+    """More approvals for a change that touches some paths (docs/policy.md#path-sensitive-rules)."""
+
+    paths: list[PathGlob] = Field(min_length=1, description="The paths that call for these approvals.")
+    count: int = Field(ge=1, le=10, description="Independent human approvals needed when one is touched.")
+    teams: list[Annotated[str, Field(pattern=TEAM_SLUG)]] = Field(
+        default_factory=list, description="Team slugs of the owner org the approvers must actively belong to."
+    )
+    agents_only: bool = Field(False, description="True: only for agent-driven changes.")
+
+
 class Approvals(_Strict):
     """What an execute rule needs from humans. Agents always need at least one, whatever this says."""
 
@@ -392,6 +405,11 @@ class Approvals(_Strict):
         min_length=1,
         description="Which approvals count: pull-request reviews (review), environment deployment "
         "reviews of the run (environment). Default: both.",
+    )
+    paths: list[PathApprovals] = Field(
+        default_factory=list,
+        description="More approvals when the change touches some paths; its files are read from the pull "
+        "request, and a change whose files cannot all be read is denied.",
     )
 
 
@@ -439,6 +457,16 @@ class MergeQueue(_Strict):
     )
 
 
+class Freeze(_Strict):
+    """Who may freeze agents, and lift a freeze (docs/governance.md#freeze)."""
+
+    freezers: list[OwnerRef] = Field(
+        min_length=1,
+        description="GitHub users or teams who may freeze agents (the organisation, a repository or an "
+        "agent kind) and lift a freeze; an agent or bot account never may, whatever this says.",
+    )
+
+
 class Rule(_Strict):
     """Allows the listed actions when every condition holds. An omitted condition matches anything."""
 
@@ -476,6 +504,11 @@ class Rule(_Strict):
     )
     runner_environments: list[Literal["github-hosted", "self-hosted"]] | None = Field(
         None, min_length=1, description="The token's runner_environment. Omitted: any runner."
+    )
+    paths: list[PathGlob] | None = Field(
+        None,
+        min_length=1,
+        description="The change (its pull request's files) touches one of these paths; unreadable files deny.",
     )
     approvals: Approvals | None = Field(
         None,
@@ -530,6 +563,9 @@ class Policy(_Strict):
     )
     break_glass: BreakGlass | None = Field(
         None, description="Who may invoke an emergency override. Omitted: nobody may."
+    )
+    freeze: Freeze | None = Field(
+        None, description="Who may freeze every agent in a scope (a kill-switch). Omitted: nobody may."
     )
     actions: dict[Annotated[str, Field(pattern=ACTION_NAME)], ActionSpec] = Field(
         default_factory=dict,

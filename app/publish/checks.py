@@ -15,6 +15,7 @@ from typing import Any, Protocol
 from app.decide.agent_free import SIGNALS_LOOKED_FOR, is_agent_free_pass
 from app.decide.decision import Decision
 from app.decide.explain import explanation, to_markdown
+from app.publish.deployments import FIXABLE_CODES
 
 log = logging.getLogger("agent_gate.checks")
 
@@ -53,9 +54,11 @@ def conclusion(decision: Decision) -> str:
         return "neutral"
     if decision.allowed:
         return "success"
-    # A missing human approval is something a reviewer can act on; anything else is a failure.
+    # Missing human approvals (of the change, or those its paths call for) are something reviewers
+    # can act on; anything else is a failure.
     failed = {r.code for r in decision.reasons if not r.ok}
-    return "action_required" if failed == {"approvals"} and decision.details_url else "failure"
+    fixable = bool(failed) and failed <= FIXABLE_CODES
+    return "action_required" if fixable and decision.details_url else "failure"
 
 
 def debug_text(decision: Decision) -> str:

@@ -19,8 +19,9 @@ from app.decide.explain import explanation
 
 MAX_COMMENT_CHARS = 1024
 MAX_PROGRESS_COMMENTS = 10
-# The failed checks a person can fix while the job waits: it lacks an independent human approval.
-FIXABLE_CODES = frozenset({"approvals"})
+# The failed checks a person can fix while the job waits: it lacks independent human approvals
+# (of the change, or those its paths call for).
+FIXABLE_CODES = frozenset({"approvals", "path-approvals"})
 
 
 class Verdict(StrEnum):

@@ -278,8 +278,10 @@ class Store(Protocol):
         ...
 
     def find_deployment_gates(
-        self, repository_id: int, *, run_id: int | None = None, state: str | None = "pending"
-    ) -> list[dict[str, Any]]: ...
+        self, repository_id: int | None, *, run_id: int | None = None, state: str | None = "pending"
+    ) -> list[dict[str, Any]]:
+        """Held deployments of a repository (``None``: of every repository), by run and environment."""
+        ...
 
     # Grants (app.credentials.grants): records, revocation, and the gate's signing keys.
     def save_grant(self, record: dict[str, Any]) -> None: ...
@@ -313,6 +315,14 @@ class Store(Protocol):
     def find_break_glass(
         self, *, id: str | None = None, repository_id: int | None = None, action: str | None = None,
         state: str | None = None, live_at: int | None = None, since: int | None = None,
+    ) -> list[dict[str, Any]]: ...  # fmt: skip
+
+    # Agent freezes (app/governance/freeze.py); migration 4 of both schemas.
+    def save_freeze(self, record: dict[str, Any]) -> None: ...
+
+    def find_freezes(
+        self, *, id: str | None = None, owner_id: int | None = None, state: str | None = None,
+        since: int | None = None,
     ) -> list[dict[str, Any]]: ...  # fmt: skip
 
     def close(self) -> None: ...

@@ -30,6 +30,7 @@ from app.store.chain import AuditChain
 from app.store.group import GroupCommit, Linked, Outcome, PendingAppend, admit, chain, kept_of, settle
 from app.store.migrations import MIGRATIONS_TABLE, pending
 from app.store.postgres_breakglass import PostgresBreakGlass
+from app.store.postgres_freeze import PostgresFreeze
 from app.store.postgres_pool import Pool
 from app.store.postgres_queue import PostgresQueue
 from app.store.postgres_redelivery import PostgresRedelivery
@@ -48,7 +49,7 @@ MIGRATION_LOCK = int.from_bytes(b"ag-migr8", "big") & (2**63 - 1)
 _PAGE = 500
 
 
-class PostgresStore(AuditChain, PostgresQueue, PostgresRedelivery, PostgresBreakGlass):
+class PostgresStore(AuditChain, PostgresQueue, PostgresRedelivery, PostgresBreakGlass, PostgresFreeze):
     """The :class:`app.store.base.Store` on one PostgreSQL database, shared by every replica."""
 
     def __init__(

@@ -228,17 +228,17 @@ class PostgresQueue:
             cur.executemany(_UPSERT_DEPLOYMENT, deployments)
 
     def find_deployment_gates(
-        self, repository_id: int, *, run_id: int | None = None, state: str | None = "pending"
+        self, repository_id: int | None, *, run_id: int | None = None, state: str | None = "pending"
     ) -> list[dict[str, Any]]:
         with (
             self._db.failing_as("store-unavailable", "the held deployments cannot be read"),
             self._db.transaction(tuple_row) as cur,
         ):
             cur.execute(
-                "SELECT record FROM deployment_gates WHERE repository_id = %s "
+                "SELECT record FROM deployment_gates WHERE (%s::bigint IS NULL OR repository_id = %s) "
                 "AND (%s::bigint IS NULL OR run_id = %s) AND (%s::text IS NULL OR state = %s) "
                 "ORDER BY run_id, environment",
-                (int(repository_id), run_id, run_id, state, state),
+                (repository_id, repository_id, run_id, run_id, state, state),
             )
             rows = cur.fetchall()
         out = []

@@ -135,4 +135,18 @@ STEPS: tuple[Migration, ...] = (
             "CREATE INDEX redeliveries_guid ON redeliveries(guid)",
         ),
     ),
+    Migration(
+        5,
+        "agent freezes",
+        (
+            """CREATE TABLE freezes (
+                id TEXT PRIMARY KEY,
+                owner_id BIGINT NOT NULL,
+                state TEXT NOT NULL,
+                created_at BIGINT NOT NULL,
+                record TEXT NOT NULL
+            )""",
+            "CREATE INDEX freezes_owner ON freezes(owner_id, state)",
+        ),
+    ),
 )

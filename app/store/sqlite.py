@@ -29,6 +29,7 @@ from app.store.group import GroupCommit, Outcome, PendingAppend, admit, chain, k
 from app.store.migrations import Migration
 from app.store.sqlite_breakglass import SQLiteBreakGlass
 from app.store.sqlite_connections import Connections
+from app.store.sqlite_freeze import SQLiteFreeze
 from app.store.sqlite_queue import SQLiteQueue
 from app.store.sqlite_redelivery import SQLiteRedelivery
 from app.store.sqlite_schema import has_migrations_table, migrate, version
@@ -43,7 +44,7 @@ REPLAY_MARGIN_SECONDS = 120
 _PAGE = 500  # audit rows read per query: bounded memory, and no read transaction held across pages
 
 
-class SQLiteStore(AuditChain, SQLiteQueue, SQLiteRedelivery, SQLiteBreakGlass):
+class SQLiteStore(AuditChain, SQLiteQueue, SQLiteRedelivery, SQLiteBreakGlass, SQLiteFreeze):
     """The :class:`app.store.base.Store` on one SQLite file; one connection per thread and process."""
 
     def __init__(

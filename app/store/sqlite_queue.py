@@ -209,10 +209,12 @@ class SQLiteQueue:
             conn.executemany(_UPSERT_DEPLOYMENT, deployments)
 
     def find_deployment_gates(
-        self, repository_id: int, *, run_id: int | None = None, state: str | None = "pending"
+        self, repository_id: int | None, *, run_id: int | None = None, state: str | None = "pending"
     ) -> list[dict[str, Any]]:
-        sql = "SELECT record FROM deployment_gates WHERE repository_id = ?"
-        args: list[Any] = [int(repository_id)]
+        sql, args = "SELECT record FROM deployment_gates WHERE 1 = 1", list[Any]()
+        if repository_id is not None:
+            sql += " AND repository_id = ?"
+            args.append(int(repository_id))
         if run_id is not None:
             sql += " AND run_id = ?"
             args.append(int(run_id))

@@ -138,6 +138,20 @@ STEPS: tuple[Migration, ...] = (
             "CREATE INDEX IF NOT EXISTS redeliveries_guid ON redeliveries(guid)",
         ),
     ),
+    Migration(
+        5,
+        "agent freezes",
+        (
+            """CREATE TABLE IF NOT EXISTS freezes (
+                id TEXT PRIMARY KEY,
+                owner_id INTEGER NOT NULL,
+                state TEXT NOT NULL,
+                created_at INTEGER NOT NULL,
+                record TEXT NOT NULL
+            )""",
+            "CREATE INDEX IF NOT EXISTS freezes_owner ON freezes(owner_id, state)",
+        ),
+    ),
 )
 
 

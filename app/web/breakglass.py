@@ -65,7 +65,10 @@ def _answer(record: dict[str, Any]) -> dict[str, Any]:
 _REFUSED = {
     400: INVALID,
     401: UNAUTHORISED,
-    403: error("Not allowed to invoke or confirm it (docs/governance.md)."),
+    403: error(
+        "Not allowed: an agent or bot, a person the policy does not name, another repository or "
+        "organisation, or a widened scope (docs/governance.md)."
+    ),
     404: error("No such break-glass."),
     413: TOO_LARGE,
     415: NOT_JSON,

@@ -20,7 +20,7 @@ from werkzeug.wrappers import Response as BaseResponse
 from app.errors import InvalidRequest
 from app.github.oauth import GitHubUser
 from app.governance.history import read
-from app.governance.inventory import Filters, Identity, build_inventory
+from app.governance.inventory import Filters, Identity, build_inventory, freeze_rows
 from app.web.login import LoginRequired, current_user, readers
 from app.web.requests import gate
 from app.web.spec import LOGIN_UNAVAILABLE, Answer, Operation, Param, documented, error, moved
@@ -116,7 +116,7 @@ def inventory_page() -> BaseResponse | str:
         now=datetime.now(UTC),
         stale_days=filters.stale_days if filters.stale_days is not None else 90,
     )
-    rows = [r for r in rows if filters.keep(r)]
+    rows = [r for r in [*rows, *freeze_rows(g.freezes.active())] if filters.keep(r)]
     if user is not None:
         rows = [r for r in (_readable(r, user) for r in rows) if r is not None]
     if wants_json:

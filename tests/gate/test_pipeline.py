@@ -21,6 +21,7 @@ from app.gate.core import Gate
 from app.gate.overlays import OVERLAYS
 from app.gate.question import Keeps, MergeGroupJudgment, Question
 from app.gate.workloads import Repo, merge_group_identity, pull_request_check_identity
+from app.governance.freeze import Frozen
 from app.store.base import Replay
 from tests.builders import HEAD, agent_identity, identity
 
@@ -45,7 +46,13 @@ HELD = {"repository_id": 2000, "run_id": 9, "environment": "production", "owner_
 
 
 def test_the_overlays_are_every_way_a_decision_changes_after_the_engine_in_order():
-    assert [o.name for o in OVERLAYS] == ["audit-mode", "agent-free-pass", "merge-group", "break-glass"]
+    assert [o.name for o in OVERLAYS] == [
+        "audit-mode",
+        "agent-free-pass",
+        "merge-group",
+        "break-glass",
+        "frozen",
+    ]
 
 
 @pytest.mark.parametrize(
@@ -181,3 +188,26 @@ def test_a_simulation_decides_as_the_gate_does_and_records_nothing(app, evidence
     assert (sim.audit, sim.decision.decision_id, sim.decision.details_url) == (None, "simulated", None)
     assert sim.grant is None
     assert [r.kind for r in gate.store.iter_audit()] == ["decision"], "only the real one is on record"
+
+
+def test_a_freeze_started_while_a_grant_is_minted_revokes_it_before_it_is_handed_over(app):
+    # Deliberated before the freeze, minted after its sweep: the grant is looked for once it is saved.
+    gate = _gate(app)
+    question = Question(
+        agent_identity(),
+        DecisionRequest(action="read", grant=True),
+        audit_kind="decision",
+        mint=True,
+        grant=True,
+    )
+    draft = gate.pipeline.deliberate(question)
+    assert draft.decision.allowed
+    gate.store.save_freeze(
+        {"id": "fr_race", "scope": "organisation", "organisation": "octo-org", "owner_id": 1000,
+         "state": "active", "created_at": 0, "invoker": "octocat", "justification": "INC-1: stop"}
+    )  # fmt: skip
+    with pytest.raises(Frozen, match="agents are frozen by freeze fr_race: no grant is issued to them"):
+        gate.pipeline.record(draft)
+    [grant] = [r.payload for r in gate.store.iter_audit() if r.kind == "grant-revoked"]
+    assert grant["reason"] == "freeze fr_race"
+    assert [r.payload["error"] for r in gate.store.iter_audit() if r.kind == "grant-failed"] == ["frozen"]

@@ -27,4 +27,4 @@ def test_every_path_named_exists() -> None:
 def test_the_governance_guide_follows_the_workflow() -> None:
     text = (REPO / "docs" / "governance.md").read_text()
     headings = re.findall(r"^## (\d)\. (\w+)", text, flags=re.MULTILINE)
-    assert [h[1] for h in headings] == ["Inventory", "Owners", "Audit", "Enforce", "Break"]
+    assert [h[1] for h in headings] == ["Inventory", "Owners", "Audit", "Enforce", "Break", "Freeze"]

@@ -22,7 +22,7 @@ BROKEN = [
         [
             "p.yml:7: rules[0].aprovals: unknown field 'aprovals' (did you mean 'approvals'?); expected one "
             "of name, description, owners, mode, actions, repositories, refs, environments, events, workflows, "
-            "runner_environments, approvals, allow_agents, allow_bots, grant, github_permissions"
+            "runner_environments, paths, approvals, allow_agents, allow_bots, grant, github_permissions"
         ],
         id="unknown-field-suggests-the-closest",
     ),
@@ -31,7 +31,7 @@ BROKEN = [
         [
             "p.yml:7: rules[0].on: unknown field 'on' (did you mean 'events'?); expected one "
             "of name, description, owners, mode, actions, repositories, refs, environments, events, workflows, "
-            "runner_environments, approvals, allow_agents, allow_bots, grant, github_permissions"
+            "runner_environments, paths, approvals, allow_agents, allow_bots, grant, github_permissions"
         ],
         id="a-quoted-on-suggests-events",
     ),
@@ -40,7 +40,7 @@ BROKEN = [
         [
             "p.yml:7: rules[0].branches: unknown field 'branches' (did you mean 'refs'?); expected one "
             "of name, description, owners, mode, actions, repositories, refs, environments, events, workflows, "
-            "runner_environments, approvals, allow_agents, allow_bots, grant, github_permissions"
+            "runner_environments, paths, approvals, allow_agents, allow_bots, grant, github_permissions"
         ],
         id="branches-suggests-refs",
     ),

@@ -54,7 +54,7 @@ def test_a_store_newer_than_this_gate_is_refused(store_url: str) -> None:
     open_any(store_url).close()
     raw_sql(store_url, "INSERT INTO schema_migrations (version, name, applied_at) VALUES (99, 'future', 0)")
     with pytest.raises(
-        SchemaTooNew, match=r"has schema version 99, newer than this gate knows \(4\)"
+        SchemaTooNew, match=rf"has schema version 99, newer than this gate knows \({len(SQLITE_STEPS)}\)"
     ) as info:
         open_any(store_url)
     assert info.value.code == "schema-too-new"
@@ -84,6 +84,7 @@ def test_an_older_schema_is_upgraded_step_by_step_on_open(store_url: str) -> Non
         raw_sql(store_url, statement)  # what version 4 added
     raw_sql(store_url, "DROP TABLE leases")
     raw_sql(store_url, "DROP TABLE redeliveries")
+    raw_sql(store_url, "DROP TABLE freezes")  # what version 5 added
     raw_sql(store_url, "DELETE FROM schema_migrations WHERE version >= 2")
     store = open_any(store_url, migrate=False)
     try:
@@ -227,6 +228,38 @@ def test_break_glass_round_trip_and_find(any_store: Store) -> None:
     assert [r["id"] for r in any_store.find_break_glass()] == ["bg_1", "bg_2"]
 
 
+FREEZE: dict[str, Any] = {
+    "id": "fr_1",
+    "owner_id": 1000,
+    "scope": "organisation",
+    "state": "active",
+    "created_at": 1000,
+}
+
+
+def test_freeze_round_trip_and_find(any_store: Store) -> None:
+    any_store.save_freeze(FREEZE)
+    any_store.save_freeze({**FREEZE, "id": "fr_2", "owner_id": 3000, "created_at": 1100})
+    assert any_store.find_freezes(id="fr_1") == [FREEZE]
+    any_store.save_freeze({**FREEZE, "state": "lifted", "lifter": "alice"})
+    assert [r["id"] for r in any_store.find_freezes(state="active")] == ["fr_2"]
+    assert [r["lifter"] for r in any_store.find_freezes(owner_id=1000)] == ["alice"], "replaced, not added"
+    assert [r["id"] for r in any_store.find_freezes(since=1050)] == ["fr_2"]
+    assert [r["id"] for r in any_store.find_freezes()] == ["fr_1", "fr_2"]
+
+
+def test_a_freeze_without_its_key_fields_is_refused(any_store: Store) -> None:
+    with pytest.raises(Unavailable, match="the freeze cannot be recorded"):
+        any_store.save_freeze({"id": "fr_1"})
+
+
+def test_held_deployments_of_every_repository(any_store: Store) -> None:
+    for repository_id in (7, 8):
+        any_store.save_deployment_gate({**HELD, "repository_id": repository_id})
+    assert [h["repository_id"] for h in any_store.find_deployment_gates(None)] == [7, 8]
+    assert [h["repository_id"] for h in any_store.find_deployment_gates(8)] == [8]
+
+
 def test_check_writable_writes(any_store: Store) -> None:
     any_store.check_writable()
     any_store.check_writable()
@@ -273,6 +306,8 @@ EVERY_METHOD: list[tuple[str, Callable[[Store], object]]] = [
     ("check_writable", lambda s: s.check_writable()),
     ("save_break_glass", lambda s: s.save_break_glass(BREAK_GLASS)),
     ("find_break_glass", lambda s: s.find_break_glass(id="bg_1")),
+    ("save_freeze", lambda s: s.save_freeze(FREEZE)),
+    ("find_freezes", lambda s: s.find_freezes(id="fr_1")),
     ("upgrade", lambda s: s.upgrade()),
     ("schema_version", lambda s: s.schema_version()),
 ]
