@@ -69,6 +69,13 @@ class InvalidRequest(GateError):
     default_code = "invalid-request"
 
 
+class NotNarrower(GateError):
+    """A delegated grant asked for more than its parent holds (403: understood, and refused)."""
+
+    status = 403
+    default_code = "grant-not-narrower"
+
+
 class NotFound(GateError):
     status = 404
     default_code = "not-found"
@@ -170,9 +177,12 @@ class PolicyProblem:
     field: str
     message: str
     severity: str = "error"  # "error" or "warning"
+    column: int | None = None  # 1-based, where known (YAML syntax errors)
 
     def render(self) -> str:
         where = f"{self.path}:{self.line}" if self.line is not None else self.path
+        if self.line is not None and self.column is not None:
+            where += f":{self.column}"
         field = f" {self.field}:" if self.field else ""
         return f"{where}:{field} {self.message}"
 

@@ -39,9 +39,6 @@ LONG_MODULES = {
     # Declarative pydantic models whose fields carry the descriptions docs/policy.md and
     # policies/schema.json are generated from; splitting would scatter one language over files.
     "app.policy.schema": 720,
-    # One document: the OpenAPI description of every route, declarative path tables beside the
-    # models they name; a second file split by size only scattered one document over two.
-    "app.web.openapi": 560,
     # The pure engine: the decision's steps in the order they run (governing policy, action,
     # invariants, rule, evidence, approvals), each a small function over one state; a split would
     # hide the order in which the invariants are checked before any rule.

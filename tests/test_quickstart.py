@@ -1,8 +1,12 @@
-"""The Quick start, for real: `agent-gate serve --dev` under gunicorn, tokens from `agent-gate dev token`."""
+"""The Quick start, for real: `agent-gate serve --dev` under gunicorn, tokens from `agent-gate dev token`,
+and the requests README's Quick start shows, read from README itself with the status each comment says."""
 
 from __future__ import annotations
 
+import json
 import os
+import re
+import shlex
 import socket
 import subprocess
 import sys
@@ -14,6 +18,43 @@ import pytest
 import requests
 
 REPO = Path(__file__).resolve().parents[1]
+# In README's Quick start: a token minted, then the request sent with it and the status it answers.
+_TOKEN = re.compile(r"^TOKEN=\$\(\.venv/bin/agent-gate dev token(?P<args>[^)]*)\)$", re.M)
+_REQUEST = re.compile(r"-d '(?P<body>[^']*)' http://127\.0\.0\.1:8080/v1/decisions\s+# (?P<status>\d{3})")
+
+
+def quick_start() -> str:
+    """The shell block of README's Quick start that talks to the running gate."""
+    section = (REPO / "README.md").read_text("utf-8").split("## Quick start", 1)[1].split("\n## ", 1)[0]
+    blocks = re.findall(r"```sh\n(.*?)```", section, re.S)
+    return next(b for b in blocks if "/v1/decisions" in b)
+
+
+def quick_start_requests() -> list[tuple[list[str], dict[str, object], int]]:
+    """(dev token arguments, request body, status) for each request of the Quick start, in order."""
+    text = quick_start()
+    tokens = list(_TOKEN.finditer(text))
+    found = []
+    for request in _REQUEST.finditer(text):
+        minted = [t for t in tokens if t.end() < request.start()][-1]
+        found.append((shlex.split(minted["args"]), json.loads(request["body"]), int(request["status"])))
+    return found
+
+
+def test_the_quick_start_is_read_whole():
+    assert [(args, body["action"], status) for args, body, status in quick_start_requests()] == [
+        (["--agent"], "read", 200),
+        (["--agent", "--environment", "production"], "deploy", 403),
+        (["--environment", "staging"], "deploy", 200),
+    ]
+
+
+def test_the_dev_banner_shows_the_quick_starts_tokens():
+    from app.cli.serve import _dev_banner
+
+    banner = _dev_banner("127.0.0.1", 8080)
+    minted = [line.strip() for line in banner.splitlines() if "dev token" in line]
+    assert minted and all(line in quick_start() for line in minted)
 
 
 def free_port() -> int:
@@ -81,16 +122,18 @@ def ask(url: str, token: str, body: dict[str, object]) -> requests.Response:
 @pytest.mark.slow
 def test_quick_start_under_gunicorn(gate):
     url, env = gate
-    agent = ask(url, dev_token(env, "--agent"), {"action": "read"})
-    assert agent.status_code == 200 and agent.json()["subject"]["agent"] is True
-
-    denied = ask(url, dev_token(env, "--agent"), {"action": "deploy", "environment": "production"})
-    assert denied.status_code == 403
+    answers = [ask(url, dev_token(env, *args), body) for args, body, _ in quick_start_requests()]
+    assert [a.status_code for a in answers] == [status for _, _, status in quick_start_requests()], [
+        a.json() for a in answers
+    ]
+    agent, denied, _human = answers
+    assert agent.json()["subject"]["agent"] is True
+    # The agent's deploy is refused by the production rule's approval requirement, nothing else:
+    # its token is the production environment's, so every other condition of the rule holds.
     body = denied.json()
-    assert [r for r in body["reasons"] if not r["ok"]] and body["remedy"]
-
-    human = ask(url, dev_token(env, "--environment", "staging"), {"action": "deploy"})
-    assert human.status_code == 200, human.json()
+    assert body["rule"] == "deploy-production", body
+    assert [r["code"] for r in body["reasons"] if not r["ok"]] == ["approvals"], body["reasons"]
+    assert body["remedy"]
 
     token = dev_token(env)
     assert ask(url, token, {"action": "read"}).status_code == 200

@@ -8,9 +8,11 @@ share (``--database``, ``--policy``, ``--format``, ``--since``, ``--output``) ar
 from __future__ import annotations
 
 import argparse
+import os
 import sys
 from collections.abc import Sequence
 
+import app.cli.options as options
 from app.cli import (
     attest,
     audit,
@@ -24,12 +26,18 @@ from app.cli import (
     keys,
     policy,
     protect,
+    queue,
     serve,
     sessions,
 )
 from app.errors import GateError
 
 EPILOG = "Documentation: README.md and docs/ (configuration, policy, API, GitHub App, governance, security)."
+
+
+# The exit status of a command whose reader went away (`agent-gate audit export | head -1`): the
+# shell's for a process ended by SIGPIPE, 128 + 13.
+EXIT_CLOSED_PIPE = 141
 
 
 def main(argv: Sequence[str] | None = None) -> int:
@@ -40,7 +48,15 @@ def main(argv: Sequence[str] | None = None) -> int:
         return 2
     try:
         result: int = args.func(args)
+        sys.stdout.flush()  # here, where a closed pipe is caught, not at the interpreter's exit
         return result
+    except BrokenPipeError:
+        # The reader has all it wanted. Point stdout at /dev/null so the interpreter's last flush of
+        # what is still buffered cannot fail again (and print "Exception ignored" on the way out).
+        devnull = os.open(os.devnull, os.O_WRONLY)
+        os.dup2(devnull, sys.stdout.fileno())
+        os.close(devnull)
+        return EXIT_CLOSED_PIPE
     except GateError as exc:
         print(f"agent-gate: {exc.message}", file=sys.stderr)
         for detail in exc.details[1:] if len(exc.details) > 1 else []:
@@ -53,7 +69,7 @@ def main(argv: Sequence[str] | None = None) -> int:
 
 
 def build_parser() -> argparse.ArgumentParser:
-    parser = argparse.ArgumentParser(
+    parser = options.Parser(
         prog="agent-gate",
         description="Governed, attributable, least-privilege actions for AI coding agents in GitHub Actions.",
         epilog=EPILOG,
@@ -76,6 +92,7 @@ def build_parser() -> argparse.ArgumentParser:
         dev,
         inventory,
         breakglass,
+        queue,
         freeze,
         sessions,
     ):

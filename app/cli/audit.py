@@ -26,6 +26,7 @@ def register(sub: options.Subparsers) -> None:
     verify.add_argument(
         "--anchor", metavar="SEQ:HASH", help="a head recorded earlier that must still be in the chain"
     )
+    options.add_format(verify, "text", "json")
     verify.set_defaults(func=cmd_audit_verify)
 
     export = asub.add_parser(
@@ -110,6 +111,16 @@ def cmd_audit_verify(args: argparse.Namespace) -> int:
             raise GateError(f"cannot read {args.file}: {exc.strerror}", code="bad-input") from exc
     else:
         report = verify_chain(options.existing_store(args.database), anchor=anchor)
+    if args.format == "json":
+        answer = {
+            "ok": report.ok,
+            "records": report.records,
+            "head": {"seq": report.head[0], "hash": report.head[1]} if report.head else None,
+            "first_bad_seq": report.first_bad_seq,
+            "problem": report.problem,
+        }
+        sys.stdout.write(json.dumps(answer, indent=2) + "\n")
+        return 0 if report.ok else 1
     if report.ok:
         head = f"head {report.head[0]}:{report.head[1]}" if report.head else "empty"
         print(f"ok: {report.records} records, chain intact, {head}")

@@ -5,6 +5,7 @@ from __future__ import annotations
 import argparse
 import json
 import sys
+import time
 from datetime import UTC, datetime
 
 import app.cli.options as options
@@ -26,8 +27,12 @@ def register(sub: options.Subparsers) -> None:
 
 
 def cmd_break_glass_list(args: argparse.Namespace) -> int:
+    from app.governance.breakglass import listed_state
+
     since = int(args.since.timestamp()) if args.since else None
-    records = options.existing_store(args.database).find_break_glass(since=since)
+    now = time.time()
+    found = options.existing_store(args.database).find_break_glass(since=since)
+    records = [{**r, "state": listed_state(r, now)} for r in found]
     if args.format == "json":
         sys.stdout.write(json.dumps(records, indent=2) + "\n")
         return 0

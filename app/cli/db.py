@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import argparse
+import json
 
 import app.cli.options as options
 
@@ -13,11 +14,20 @@ def register(sub: options.Subparsers) -> None:
         "upgrade", help="create or upgrade the schema (serve does it too); refuse a newer one"
     )
     options.add_database(upgrade)
+    options.add_format(upgrade, "text", "json")
     upgrade.set_defaults(func=cmd_db_upgrade)
 
 
 def cmd_db_upgrade(args: argparse.Namespace) -> int:
     from app.store.opener import upgrade_store
 
-    print(upgrade_store(args.database or options.load_settings().database_url))
+    before, after = upgrade_store(args.database or options.load_settings().database_url)
+    if args.format == "json":
+        print(json.dumps({"before": before, "after": after}))
+    else:
+        print(
+            f"schema version {after} (up to date)"
+            if before == after
+            else f"schema version {before} -> {after}"
+        )
     return 0

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import argparse
+import json
 
 import app.cli.options as options
 
@@ -21,6 +22,7 @@ def register(sub: options.Subparsers) -> None:
         help="rotate the key that signs decision attestations instead; the old one stays published",
     )
     options.add_database(rotate)
+    options.add_format(rotate, "text", "json")
     rotate.set_defaults(func=cmd_keys_rotate)
 
 
@@ -28,12 +30,14 @@ def cmd_keys_rotate(args: argparse.Namespace) -> int:
     from app.credentials.keys import AttestationKeys, SigningKeys
 
     store = options.existing_store(args.database)
-    if args.attestation:
-        kid = AttestationKeys(store).rotate()
+    attestation = bool(args.attestation)
+    kid = (AttestationKeys(store) if attestation else SigningKeys(store)).rotate()
+    if args.format == "json":
+        print(json.dumps({"kid": kid, "purpose": "attestation" if attestation else "grant"}))
+    elif attestation:
         print(
             f"new attestation-signing key {kid}; the previous ones stay published (attestations outlive them)"
         )
-        return 0
-    kid = SigningKeys(store).rotate()
-    print(f"new grant-signing key {kid}; the previous key stays published until its grants expire")
+    else:
+        print(f"new grant-signing key {kid}; the previous key stays published until its grants expire")
     return 0

@@ -8,11 +8,13 @@ Nothing heavy is imported here at module level: every command pays for this modu
 from __future__ import annotations
 
 import argparse
+import difflib
 import os
+import re
 import sys
 from datetime import UTC, datetime
 from pathlib import Path
-from typing import TYPE_CHECKING, Any, TypeAlias
+from typing import TYPE_CHECKING, Any, NoReturn, TypeAlias
 
 if TYPE_CHECKING:
     from app.settings import Settings
@@ -24,11 +26,46 @@ Subparsers: TypeAlias = "argparse._SubParsersAction[argparse.ArgumentParser]"
 EXAMPLE_POLICIES = Path(__file__).resolve().parents[1] / "data" / "policies"
 
 
+# argparse's message for a word that is none of a command's or an option's choices.
+_INVALID_CHOICE = re.compile(
+    r"argument (?P<arg>\S+): invalid choice: '(?P<word>[^']*)' \(choose from (?P<choices>.*)\)$"
+)
+
+
+class Parser(argparse.ArgumentParser):
+    """The ``agent-gate`` parser and, by inheritance, every command's: a mistyped command or choice is
+    answered with the closest valid one (``did you mean 'verify'?``)."""
+
+    def error(self, message: str) -> NoReturn:
+        match = _INVALID_CHOICE.match(message)
+        if match is not None:
+            listed = match["choices"]  # 'a', 'b' up to Python 3.12.7; a, b after
+            choices = re.findall(r"'([^']*)'", listed) if listed.startswith("'") else listed.split(", ")
+            close = difflib.get_close_matches(match["word"], choices, n=1, cutoff=0.6)
+            hint = f"; did you mean {close[0]!r}?" if close else ""
+            if match["arg"] in ("COMMAND", "{" + ",".join(choices) + "}"):
+                message = f"no command {match['word']!r}{hint} (commands: {', '.join(choices)})"
+            else:
+                message = (
+                    f"argument {match['arg']}: {match['word']!r} is not one of {', '.join(choices)}{hint}"
+                )
+        super().error(message)
+
+
 def add_group(
     sub: Subparsers, name: str, *, help: str, description: str | None = None, metavar: str | None = "COMMAND"
 ) -> Subparsers:
-    """A command group (``agent-gate NAME COMMAND``); its commands are added to what it returns."""
+    """A command group (``agent-gate NAME COMMAND``); its commands are added to what it returns.
+
+    The group alone (``agent-gate audit``) prints its help, which lists every one of its commands,
+    and exits 2 like a command line argparse refuses."""
     group = sub.add_parser(name, help=help, description=description)
+
+    def show_help(_: argparse.Namespace) -> int:
+        group.print_help()
+        return 2
+
+    group.set_defaults(func=show_help)
     return group.add_subparsers(title=f"{name} commands", metavar=metavar)
 
 

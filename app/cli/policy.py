@@ -18,9 +18,11 @@ def register(sub: options.Subparsers) -> None:
         "check",
         help="validate policy files and warn on dangerous patterns",
         description="Validate policy files (or directories of them). Exit 0 when valid (warnings allowed), "
-        "1 on errors, 2 when a path is missing.",
+        "1 on errors, 2 when a path is missing. --format json prints one object (docs/policy.md); "
+        "--format github prints an ::error or ::warning annotation per problem, for a workflow step.",
     )
     check.add_argument("paths", nargs="+", type=Path, metavar="PATH")
+    options.add_format(check, "text", "json", "github")
     check.set_defaults(func=cmd_policy_check)
     schema = psub.add_parser("schema", help="print the policy JSON Schema (policies/schema.json)")
     options.add_output(schema)
@@ -30,7 +32,7 @@ def register(sub: options.Subparsers) -> None:
 def cmd_policy_check(args: argparse.Namespace) -> int:
     from app.policy.validate import check_paths
 
-    return check_paths(args.paths, sys.stdout)
+    return check_paths(args.paths, sys.stdout, args.format)
 
 
 def cmd_policy_schema(args: argparse.Namespace) -> int:

@@ -92,7 +92,7 @@ agent-gate is starting in DEVELOPMENT MODE on {url}
     TOKEN=$(.venv/bin/agent-gate dev token --agent)
     curl -s -H "Authorization: Bearer $TOKEN" -H 'Content-Type: application/json' \\
          -d '{{"action": "read"}}' {url}/v1/decisions          # 200: agents may read
-    TOKEN=$(.venv/bin/agent-gate dev token --agent)
+    TOKEN=$(.venv/bin/agent-gate dev token --agent --environment production)
     curl -s -H "Authorization: Bearer $TOKEN" -H 'Content-Type: application/json' \\
-         -d '{{"action": "deploy", "environment": "production"}}' {url}/v1/decisions   # 403, with reasons
+         -d '{{"action": "deploy", "environment": "production"}}' {url}/v1/decisions   # 403: no approval
 """

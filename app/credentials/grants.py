@@ -31,7 +31,7 @@ from app.credentials.keys import GRANT_LEEWAY
 from app.credentials.keys import SigningKeys as SigningKeys  # re-exported: where it lived before
 from app.credentials.spiffe import spiffe_id
 from app.decide.decision import Decision
-from app.errors import GateError, InvalidRequest, TokenError
+from app.errors import GateError, InvalidRequest, NotNarrower, TokenError
 from app.evidence.model import EvidenceChange
 from app.github.client import GitHubClient
 from app.policy.lint import AGENT_FORBIDDEN_PERMISSIONS
@@ -428,10 +428,9 @@ class GrantService:
         if wanted not in {"read", "propose", "execute"}:
             raise InvalidRequest(f"permission: got {wanted!r}, expected read, propose or execute")
         if _permission_rank(wanted) > _permission_rank(parent["permission"]):
-            raise InvalidRequest(
+            raise NotNarrower(
                 f"a delegated grant may only narrow: permission {wanted!r} is above its parent's "
-                f"{parent['permission']!r}",
-                code="grant-not-narrower",
+                f"{parent['permission']!r}"
             )
         # The audience names who may accept the grant: a child keeps its parent's, or takes one the
         # parent's rule declared narrower (signed into the parent as delegate_aud); never another.
@@ -439,10 +438,9 @@ class GrantService:
         narrower = [a for a in parent.get("delegate_aud", []) if isinstance(a, str)]
         if wanted_audience != parent["aud"] and wanted_audience not in narrower:
             allowed = ", ".join([parent["aud"], *narrower])
-            raise InvalidRequest(
+            raise NotNarrower(
                 f"a delegated grant may only narrow: audience {wanted_audience!r} is not its parent's; "
-                f"expected one of {allowed} (a rule lists narrower ones in grant.delegate_audiences)",
-                code="grant-not-narrower",
+                f"expected one of {allowed} (a rule lists narrower ones in grant.delegate_audiences)"
             )
         subject = GrantSubject.from_claims(parent, permission=wanted)
         remaining = int(parent["exp"]) - self._issue_time()

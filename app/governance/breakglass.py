@@ -229,5 +229,16 @@ class BreakGlass:
         return self.store.find_break_glass(since=since)
 
 
+# The states a stored override may be in that end by themselves when its window passes.
+_LIVE_STATES = frozenset({"pending", "active"})
+
+
+def listed_state(record: dict[str, Any], now: float) -> str:
+    """The state a review shows: ``expired`` once the window of a pending or active override has
+    passed (the stored row keeps the state it had; only the time has moved on)."""
+    state = str(record["state"])
+    return "expired" if state in _LIVE_STATES and int(record["expires_at"]) <= now else state
+
+
 def _public(record: dict[str, Any]) -> dict[str, Any]:
     return {k: v for k, v in record.items() if k != "uses"}

@@ -66,7 +66,21 @@ _JUSTIFICATION = Field(min_length=20, max_length=2000, description="Why, for the
 class FreezeRequest(BaseModel):
     """The body of ``POST /v1/freeze``."""
 
-    model_config = ConfigDict(extra="forbid", frozen=True)
+    # The schema says what _scope_fields checks: repository with scope repository, agent with scope agent.
+    model_config = ConfigDict(
+        extra="forbid",
+        frozen=True,
+        json_schema_extra={
+            "allOf": [
+                {
+                    "if": {"properties": {"scope": {"const": scope}}},
+                    "then": {"required": [scope], "properties": {scope: {"type": "string"}}},
+                    "else": {"properties": {scope: {"type": "null"}}},
+                }
+                for scope in ("repository", "agent")
+            ]
+        },
+    )
 
     scope: Scope = Field(
         description="organisation: every agent of the run's organisation; repository: every agent in "

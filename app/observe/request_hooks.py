@@ -1,5 +1,6 @@
 """The Flask side of observability: the request id on every request and answer, the decision latency,
-and ``GET /metrics``."""
+and the answer of ``GET /metrics`` (:func:`metrics_response`; the route is the HTTP face's,
+app/web/decisions.py)."""
 
 from __future__ import annotations
 
@@ -18,13 +19,15 @@ REQUEST_ID_HEADER = "X-Request-Id"
 DECISION_ENDPOINT = "api.create_decision"
 
 Probe = Callable[[], list[GaugeMetricFamily]]
+_PROBES = "agent_gate_metric_probes"
 
 
 def init_app(
     app: Flask, *, probes: list[Probe] | None = None, decision_deadline: float | None = None
 ) -> None:
-    """Install the request-id hooks, the decision deadline and the ``/metrics`` route on ``app``."""
-    scraped = list(probes or [])
+    """Install the request-id hooks and the decision deadline on ``app``; keep the scrape-time
+    ``probes`` for :func:`metrics_response`."""
+    app.extensions[_PROBES] = list(probes or [])
 
     @app.before_request
     def _begin() -> None:
@@ -53,8 +56,9 @@ def init_app(
         if token is not None:
             reset_request_id(token)
 
-    @app.get("/metrics")
-    def _metrics() -> Response:
-        answer = Response(render(scraped), content_type=CONTENT_TYPE_LATEST)
-        answer.headers["Cache-Control"] = "no-store"
-        return answer
+
+def metrics_response(app: Flask) -> Response:
+    """Prometheus' text format: every worker's values, and what ``app``'s probes read at scrape time."""
+    answer = Response(render(app.extensions.get(_PROBES, [])), content_type=CONTENT_TYPE_LATEST)
+    answer.headers["Cache-Control"] = "no-store"
+    return answer

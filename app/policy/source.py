@@ -30,6 +30,7 @@ from yaml.constructor import SafeConstructor
 from yaml.resolver import Resolver
 
 from app.errors import PolicyError, PolicyProblem
+from app.policy.syntax import syntax_problem
 
 _Loader: type[yaml.SafeLoader] = getattr(yaml, "CSafeLoader", yaml.SafeLoader)
 
@@ -415,9 +416,11 @@ def read_document(text: str, path: str) -> Document:
     except _Refused as exc:
         raise refuse(exc.line, exc.message, exc.field) from exc
     except yaml.MarkedYAMLError as exc:
-        mark = exc.problem_mark or exc.context_mark
-        what = " ".join(part for part in (exc.context, exc.problem) if part)
-        raise refuse(mark.line + 1 if mark else None, f"YAML syntax error: {what}") from exc
+        said = syntax_problem(exc, text)
+        raise PolicyError(
+            f"{path}: not a valid policy document",
+            [PolicyProblem(path, said.line, "", said.message, column=said.column)],
+        ) from exc
     except yaml.YAMLError as exc:
         raise refuse(None, f"YAML error: {exc}") from exc
     if root is None or root[0] is None:

@@ -90,6 +90,21 @@ class QueueStats:
     dead: int  # jobs given up on (listed for operators; a redelivery queues them again)
 
 
+@dataclass(frozen=True)
+class JobSummary:
+    """A job as operators see it (``agent-gate queue list``): everything but its body."""
+
+    id: str
+    kind: str
+    topic: str
+    state: str  # queued, running, done, dead (given up)
+    attempts: int
+    due_at: int
+    created_at: int
+    updated_at: int
+    last_error: str | None
+
+
 # What enqueue_job answers.
 QUEUED, DUPLICATE, SAME_BODY = "queued", "duplicate", "same-body"
 COALESCED = "coalesced"  # a job about the same subject waits already: it covers this delivery too
@@ -246,6 +261,16 @@ class Store(Protocol):
         ...
 
     def queue_stats(self, *, now: int) -> QueueStats: ...
+
+    def list_jobs(self, *, state: str | None = None, limit: int = 100) -> list[JobSummary]:
+        """Jobs, most recently changed first (``state``: only those in it); for operators."""
+        ...
+
+    def retry_job(self, job_id: str, *, now: int) -> str | None:
+        """Queue a job given up on again, due ``now`` with its attempts reset; only a ``dead`` one
+        changes. Answers the state the job was in (``"dead"``: it is queued again), or None when
+        there is no such job."""
+        ...
 
     # Deployments held by the gate's protection rule, waiting for evidence (one per run and environment).
     def save_deployment_gate(self, record: dict[str, Any]) -> None:

@@ -41,19 +41,16 @@ def open_store(url_or_path: str, *, pool_size: int = 4, migrate: bool = True) ->
     return open_sqlite(value, migrate=migrate)
 
 
-def upgrade_store(url_or_path: str) -> str:
-    """Apply the missing migrations (``agent-gate db upgrade``); says what it did.
+def upgrade_store(url_or_path: str) -> tuple[int, int]:
+    """Apply the missing migrations (``agent-gate db upgrade``); the schema versions before and after.
 
     Raises SchemaTooNew for a store upgraded by a newer gate, or ``Unavailable``.
     """
     store = open_store(url_or_path, pool_size=1, migrate=False)
     try:
-        before, after = store.upgrade()
+        return store.upgrade()
     finally:
         store.close()
-    return (
-        f"schema version {after} (up to date)" if before == after else f"schema version {before} -> {after}"
-    )
 
 
 def open_existing_store(url_or_path: str, *, given: bool) -> Store:

@@ -20,9 +20,9 @@ import psycopg
 from psycopg.rows import tuple_row
 
 from app.errors import Unavailable
-from app.store.base import COALESCED, DUPLICATE, FULL, QUEUED, SAME_BODY, Job, QueueStats
+from app.store.base import COALESCED, DUPLICATE, FULL, QUEUED, SAME_BODY, Job, JobSummary, QueueStats
 from app.store.postgres_pool import Pool
-from app.store.rows import DeploymentRow, JobRow, coalesced_row, deployment_row
+from app.store.rows import DeploymentRow, JobRow, coalesced_row, deployment_row, job_summary
 
 QUEUE_LOCK = int.from_bytes(b"ag-queue", "big") & (2**63 - 1)
 _UPSERT_DEPLOYMENT = (
@@ -35,6 +35,15 @@ _UPSERT_DEPLOYMENT = (
 _INSERT_JOB = (
     "INSERT INTO jobs (id, kind, topic, body, body_sha256, state, attempts, due_at, created_at, updated_at) "
     "VALUES (%s, %s, %s, %s, %s, 'queued', 0, %s, %s, %s) ON CONFLICT (id) DO NOTHING"
+)
+# What operators see of a job (``queue list``), and a job given up on queued again (``queue retry``):
+# due at once, its attempts counted afresh, its last error kept until it runs.
+_SELECT_SUMMARY = (
+    "SELECT id, kind, topic, state, attempts, due_at, created_at, updated_at, last_error FROM jobs"
+)
+_RETRY = (
+    "UPDATE jobs SET state = 'queued', attempts = 0, due_at = %s, lease_owner = NULL, lease_until = NULL, "
+    "updated_at = %s WHERE id = %s AND state = 'dead'"
 )
 # A delivery covered by a waiting job about the same subject (see app.store.sqlite_queue).
 _INSERT_COALESCED = (
@@ -175,6 +184,31 @@ class PostgresQueue:
         return QueueStats(
             depth=int(depth), oldest_age=None if oldest is None else max(0, now - int(oldest)), dead=int(dead)
         )
+
+    def list_jobs(self, *, state: str | None = None, limit: int = 100) -> list[JobSummary]:
+        sql = _SELECT_SUMMARY
+        args: list[Any] = []
+        if state is not None:
+            sql += " WHERE state = %s"
+            args.append(state)
+        with (
+            self._db.failing_as("store-unavailable", "the queue cannot be read"),
+            self._db.transaction() as cur,
+        ):
+            cur.execute(sql + " ORDER BY updated_at DESC, id LIMIT %s", [*args, limit])
+            rows = cur.fetchall()
+        return [job_summary(row) for row in rows]
+
+    def retry_job(self, job_id: str, *, now: int) -> str | None:
+        with (
+            self._db.failing_as("store-unavailable", "the job cannot be queued again"),
+            self._db.transaction() as cur,
+        ):
+            cur.execute("SELECT state FROM jobs WHERE id = %s FOR UPDATE", (job_id,))
+            row = cur.fetchone()
+            if row is not None and row[0] == "dead":
+                cur.execute(_RETRY, (now, now, job_id))
+        return None if row is None else str(row[0])
 
     # -- held deployments ------------------------------------------------------------------------------
     def save_deployment_gate(self, record: dict[str, Any]) -> None:

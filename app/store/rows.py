@@ -1,16 +1,17 @@
 """The rows of what an origin keeps with its decision, encoded once for both stores: the held
-deployment (``deployment_gates``) and the queued job (``jobs``). Encoding happens in the caller's
+deployment (``deployment_gates``) and the queued job (``jobs``); and a job read back for operators. Encoding happens in the caller's
 thread, before any transaction, so a record that cannot be stored fails only its own decision."""
 
 from __future__ import annotations
 
 import hashlib
 import json
+from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Any
 
 from app.errors import Unavailable
-from app.store.base import Kept, QueuedJob
+from app.store.base import JobSummary, Kept, QueuedJob
 
 # (repository_id, run_id, environment, state, updated_at, record)
 DeploymentRow = tuple[int, int, str, str, int, str]
@@ -35,6 +36,21 @@ def deployment_row(record: dict[str, Any], now: int) -> DeploymentRow:
         raise Unavailable(
             f"the held deployment cannot be recorded ({exc.__class__.__name__})", code="store-unavailable"
         ) from exc
+
+
+def job_summary(row: Sequence[Any]) -> JobSummary:
+    """A ``jobs`` row read in the columns of the stores' ``_SELECT_SUMMARY``."""
+    return JobSummary(
+        id=str(row[0]),
+        kind=str(row[1]),
+        topic=str(row[2]),
+        state=str(row[3]),
+        attempts=int(row[4]),
+        due_at=int(row[5]),
+        created_at=int(row[6]),
+        updated_at=int(row[7]),
+        last_error=None if row[8] is None else str(row[8]),
+    )
 
 
 def job_row(job: QueuedJob, now: int) -> JobRow:

@@ -15,8 +15,8 @@ from collections.abc import Callable
 from typing import Any
 
 from app.errors import Unavailable
-from app.store.base import COALESCED, DUPLICATE, FULL, QUEUED, SAME_BODY, Job, QueueStats
-from app.store.rows import DeploymentRow, JobRow, coalesced_row, deployment_row
+from app.store.base import COALESCED, DUPLICATE, FULL, QUEUED, SAME_BODY, Job, JobSummary, QueueStats
+from app.store.rows import DeploymentRow, JobRow, coalesced_row, deployment_row, job_summary
 from app.store.sqlite_connections import Connections
 
 _UPSERT_DEPLOYMENT = (
@@ -27,6 +27,16 @@ _UPSERT_DEPLOYMENT = (
 _INSERT_JOB = (
     "INSERT INTO jobs (id, kind, topic, body, body_sha256, state, attempts, due_at, created_at, updated_at) "
     "VALUES (?, ?, ?, ?, ?, 'queued', 0, ?, ?, ?) ON CONFLICT (id) DO NOTHING"
+)
+
+# What operators see of a job (``queue list``), and a job given up on queued again (``queue retry``):
+# due at once, its attempts counted afresh, its last error kept until it runs.
+_SELECT_SUMMARY = (
+    "SELECT id, kind, topic, state, attempts, due_at, created_at, updated_at, last_error FROM jobs"
+)
+_RETRY = (
+    "UPDATE jobs SET state = 'queued', attempts = 0, due_at = ?, lease_owner = NULL, lease_until = NULL, "
+    "updated_at = ? WHERE id = ? AND state = 'dead'"
 )
 
 # A delivery covered by a waiting job about the same subject: kept (without its body) so that a
@@ -159,6 +169,30 @@ class SQLiteQueue:
         return QueueStats(
             depth=int(depth), oldest_age=None if oldest is None else max(0, now - int(oldest)), dead=int(dead)
         )
+
+    def list_jobs(self, *, state: str | None = None, limit: int = 100) -> list[JobSummary]:
+        sql = _SELECT_SUMMARY
+        args: list[Any] = []
+        if state is not None:
+            sql += " WHERE state = ?"
+            args.append(state)
+        with self._db.failing_as("store-unavailable", "the queue cannot be read"):
+            rows = (
+                self._db.get()
+                .execute(sql + " ORDER BY updated_at DESC, id LIMIT ?", [*args, limit])
+                .fetchall()
+            )
+        return [job_summary(row) for row in rows]
+
+    def retry_job(self, job_id: str, *, now: int) -> str | None:
+        with (
+            self._db.failing_as("store-unavailable", "the job cannot be queued again"),
+            self._db.transaction(durable=True) as conn,
+        ):
+            row = conn.execute("SELECT state FROM jobs WHERE id = ?", (job_id,)).fetchone()
+            if row is not None and row[0] == "dead":
+                conn.execute(_RETRY, (now, now, job_id))
+        return None if row is None else str(row[0])
 
     # -- held deployments ------------------------------------------------------------------------------
     def save_deployment_gate(self, record: dict[str, Any]) -> None:

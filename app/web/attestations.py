@@ -28,8 +28,28 @@ from app.decide.decision import Decision
 from app.errors import NotFound, TokenError
 from app.web.login import LoginRequired, current_user, readers
 from app.web.requests import audit_refusal, bearer_token, gate
+from app.web.spec import Answer, Operation, Param, documented, error
 
 bp = Blueprint("attestations", __name__)
+
+_ENVELOPE = {
+    "type": "object",
+    "description": "A DSSE envelope: the base64 in-toto statement, its payloadType, and the signatures "
+    "(keyid: a kid of /.well-known/jwks.json).",
+    "required": ["payload", "payloadType", "signatures"],
+    "properties": {
+        "payload": {"type": "string", "contentEncoding": "base64"},
+        "payloadType": {"const": "application/vnd.in-toto+json"},
+        "signatures": {
+            "type": "array",
+            "items": {
+                "type": "object",
+                "required": ["keyid", "sig"],
+                "properties": {"keyid": {"type": "string"}, "sig": {"type": "string"}},
+            },
+        },
+    },
+}
 
 # As the decision page: the same ids, and the same answer for a missing page and a forbidden one.
 _DECISION_ID = re.compile(r"^dec_[A-Za-z0-9_-]{16,64}$")
@@ -84,6 +104,23 @@ def _readable(decision_id: str) -> Decision:
 
 
 @bp.get("/v1/decisions/<decision_id>/attestation")
+@documented(
+    Operation(
+        "getDecisionAttestation",
+        "The decision as a signed in-toto statement in a DSSE envelope (docs/attestations.md)",
+        {
+            200: Answer(
+                "The signed attestation, to a reader allowed to see the decision.", {MEDIA_TYPE: _ENVELOPE}
+            ),
+            401: error("No login and no credential, or a refused credential (audited)."),
+            404: error("No such decision, or not one the reader may see."),
+            409: error("The decision is about no commit, or its record does not match its audit entry."),
+            413: error("The Authorization header is over the size limit."),
+            503: error("The login, GitHub or the store could not confirm access or sign."),
+        },
+        params=(Param("decision_id", "path", {"type": "string"}, required=True),),
+    )
+)
 def attestation(decision_id: str) -> Response:
     if not _DECISION_ID.fullmatch(decision_id):
         raise NotFound(_NOT_FOUND)
@@ -100,50 +137,3 @@ def _error(description: str) -> dict[str, Any]:
 
 
 _ERROR_BODY = "#/components/schemas/ErrorBody"
-_ENVELOPE = {
-    "type": "object",
-    "description": "A DSSE envelope: the base64 in-toto statement, its payloadType, and the signatures "
-    "(keyid: a kid of /.well-known/jwks.json).",
-    "required": ["payload", "payloadType", "signatures"],
-    "properties": {
-        "payload": {"type": "string", "contentEncoding": "base64"},
-        "payloadType": {"const": "application/vnd.in-toto+json"},
-        "signatures": {
-            "type": "array",
-            "items": {
-                "type": "object",
-                "required": ["keyid", "sig"],
-                "properties": {"keyid": {"type": "string"}, "sig": {"type": "string"}},
-            },
-        },
-    },
-}
-
-
-def openapi_paths() -> dict[str, Any]:
-    """This module's routes for /openapi.json (app/web/openapi.py)."""
-    return {
-        "/v1/decisions/{decision_id}/attestation": {
-            "get": {
-                "summary": "The decision as a signed in-toto statement in a DSSE envelope (docs/attestations.md)",
-                "operationId": "getDecisionAttestation",
-                "security": [{}, {"githubOidc": []}, {"grant": []}],
-                "parameters": [
-                    {"name": "decision_id", "in": "path", "required": True, "schema": {"type": "string"}}
-                ],
-                "responses": {
-                    "200": {
-                        "description": "The signed attestation, to a reader allowed to see the decision.",
-                        "content": {MEDIA_TYPE: {"schema": _ENVELOPE}},
-                    },
-                    "401": _error("No login and no credential, or a refused credential (audited)."),
-                    "404": _error("No such decision, or not one the reader may see."),
-                    "409": _error(
-                        "The decision is about no commit, or its record does not match its audit entry."
-                    ),
-                    "413": _error("The Authorization header is over the size limit."),
-                    "503": _error("The login, GitHub or the store could not confirm access or sign."),
-                },
-            }
-        }
-    }

@@ -16,21 +16,62 @@ import logging
 from collections.abc import Callable, Iterator
 from typing import Any, NoReturn
 
-from flask import Blueprint, Response, jsonify
+from flask import Blueprint, Response, current_app, jsonify
 from flask import g as request_globals
+from pydantic import BaseModel, Field
 
-from app.decide.decision import DecisionRequest
+from app.decide.decision import Decision, DecisionRequest
 from app.errors import AlreadyUsed, GateError, InvalidRequest, TokenError, Unavailable
 from app.gate.pipeline import Pipeline
 from app.gate.question import Draft, Question
+from app.observe.request_hooks import metrics_response
 from app.settings import gate_version
 from app.store.base import Replay, Store
 from app.tokens.verify import VerifiedToken
-from app.web.requests import audit_refusal, bearer_token, gate, issued_body, parse_json_body
+from app.web.requests import (
+    GitHubTokenCredential,
+    GrantCredential,
+    audit_refusal,
+    bearer_token,
+    gate,
+    issued_body,
+    parse_json_body,
+)
+from app.web.spec import (
+    INVALID,
+    NOT_JSON,
+    OBJECT,
+    TOO_LARGE,
+    UNAUTHORISED,
+    UNAVAILABLE,
+    Answer,
+    Operation,
+    documented,
+    json_answer,
+)
 
 log = logging.getLogger("agent_gate.api")
 
 bp = Blueprint("api", __name__)
+
+
+class DecisionAnswer(Decision):
+    """A decision as ``POST /v1/decisions`` answers it: with credentials when allowed and asked for."""
+
+    grant: GrantCredential | None = Field(None, description="When allowed and asked for (or required).")
+    github_token: GitHubTokenCredential | None = Field(
+        None, description="When the rule grants GitHub permissions."
+    )
+
+
+class Readiness(BaseModel):
+    """``/readyz``: each check and whether it holds. Policy owners are not shown. ``degraded``: the
+    gate answers, but this replica's clock is off the database's by more than GATE_CLOCK_SKEW_MAX
+    (``checks.clock.skew_seconds``)."""
+
+    status: str = Field(pattern="^(ready|degraded|not-ready)$")
+    version: str | None = Field(None, description="The gate's version.")
+    checks: dict[str, dict[str, Any]]
 
 
 def _audit_undecided(exc: GateError, verified: VerifiedToken, body: DecisionRequest) -> None:
@@ -135,6 +176,23 @@ def decide_request(pipeline: Pipeline, question: Question) -> Draft:
 
 
 @bp.post("/v1/decisions")
+@documented(
+    Operation(
+        "createDecision",
+        "Decide whether this workload may perform one action",
+        {
+            200: json_answer("Allowed (with credentials when asked for).", DecisionAnswer),
+            400: INVALID,
+            401: UNAUTHORISED,
+            403: json_answer("Denied; the body says why and what would make it pass.", DecisionAnswer),
+            413: TOO_LARGE,
+            415: NOT_JSON,
+            503: UNAVAILABLE,
+        },
+        body=DecisionRequest,
+        security=("githubOidc",),
+    )
+)
 def create_decision() -> tuple[Response, int]:
     g = gate()
     body = parse_json_body(DecisionRequest)
@@ -203,11 +261,34 @@ def _request_id() -> str | None:
 
 
 @bp.get("/healthz")
+@documented(Operation("healthz", "Liveness", {200: json_answer("The process is alive.", OBJECT)}))
 def healthz() -> Response:
     return jsonify({"status": "ok"})
 
 
+@bp.get("/metrics")
+@documented(
+    Operation(
+        "metrics",
+        "Prometheus metrics (decisions, refusals, latency, GitHub calls, queue, store errors)",
+        {200: Answer("The text exposition format.", {"text/plain": {"type": "string"}})},
+    )
+)
+def metrics() -> Response:
+    return metrics_response(current_app)
+
+
 @bp.get("/readyz")
+@documented(
+    Operation(
+        "readyz",
+        "Readiness: policy loaded, store writable, keys obtainable",
+        {
+            200: json_answer("Ready.", Readiness),
+            503: json_answer("Not ready; the body says which check failed.", Readiness),
+        },
+    )
+)
 def readyz() -> tuple[Response, int]:
     g = gate()
     checks: dict[str, dict[str, Any]] = {}

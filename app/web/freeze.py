@@ -15,6 +15,32 @@ from app.events.freeze import sweep
 from app.governance.freeze import FreezeRequest, LiftRequest
 from app.tokens.identity import WorkloadIdentity
 from app.web.requests import audit_refusal, bearer_token, gate, parse_json_body
+from app.web.spec import (
+    INVALID,
+    NOT_JSON,
+    OBJECT,
+    TOO_LARGE,
+    UNAUTHORISED,
+    UNAVAILABLE,
+    Operation,
+    documented,
+    error,
+    json_answer,
+)
+
+# What a person's freeze or lift may be answered besides its success (as break-glass, app/web/breakglass.py).
+_REFUSED = {
+    400: INVALID,
+    401: UNAUTHORISED,
+    403: error(
+        "Not allowed: an agent or bot, a person the policy does not name, another repository or "
+        "organisation, or a widened scope (docs/governance.md)."
+    ),
+    404: error("No such freeze."),
+    413: TOO_LARGE,
+    415: NOT_JSON,
+    503: UNAVAILABLE,
+}
 
 bp = Blueprint("freeze", __name__)
 
@@ -49,6 +75,16 @@ def _answer(record: dict[str, Any]) -> dict[str, Any]:
 
 
 @bp.post("/v1/freeze")
+@documented(
+    Operation(
+        "startFreeze",
+        "Freeze every agent of the organisation, a repository or an agent kind: their grants revoked, "
+        "no grant or execute decision until lifted (a person's workflow_dispatch run)",
+        {201: json_answer("Frozen; says how many grants were revoked.", OBJECT), **_REFUSED},
+        body=FreezeRequest,
+        security=("githubOidc",),
+    )
+)
 def start() -> tuple[Response, int]:
     body = parse_json_body(FreezeRequest)
     g = gate()
@@ -63,6 +99,15 @@ def start() -> tuple[Response, int]:
 
 
 @bp.post("/v1/freeze/<freeze_id>/lift")
+@documented(
+    Operation(
+        "liftFreeze",
+        "A person the policy names lifts a freeze",
+        {200: json_answer("Lifted.", OBJECT), **_REFUSED},
+        body=LiftRequest,
+        security=("githubOidc",),
+    )
+)
 def lift(freeze_id: str) -> tuple[Response, int]:
     if not _ID.fullmatch(freeze_id):
         raise NotFound("no such freeze")

@@ -29,12 +29,25 @@ from app.credentials.grants import GrantService
 from app.credentials.keys import ALGORITHM
 from app.errors import InvalidRequest, NotFound, TokenError
 from app.web.requests import (
+    IssuedCredentials,
     audit_refusal,
     bearer_token,
     gate,
     issued_body,
     parse_form_or_json_body,
     parse_json_body,
+)
+from app.web.spec import (
+    INVALID,
+    NOT_JSON,
+    OBJECT,
+    TOO_LARGE,
+    UNAUTHORISED,
+    UNAVAILABLE,
+    Operation,
+    documented,
+    error,
+    json_answer,
 )
 
 bp = Blueprint("grants", __name__)
@@ -183,6 +196,13 @@ def _authenticate_client(header: str) -> _Caller:
 
 
 @bp.get("/.well-known/jwks.json")
+@documented(
+    Operation(
+        "jwks",
+        "The public keys that verify the gate's grants (RFC 7517)",
+        {200: json_answer("The key set.", OBJECT)},
+    )
+)
 def jwks() -> Response:
     # The grant keys, then the keys that sign decision attestations (app/credentials/keys.py).
     keys = _grants().keys.jwks()["keys"] + gate().attestations.keys.jwks()["keys"]
@@ -192,6 +212,13 @@ def jwks() -> Response:
 
 
 @bp.get("/.well-known/openid-configuration")
+@documented(
+    Operation(
+        "discovery",
+        "Discovery: issuer, JWKS, introspection and revocation endpoints",
+        {200: json_answer("The configuration.", OBJECT)},
+    )
+)
 def discovery() -> Response:
     issuer = _grants().issuer
     return jsonify(
@@ -210,6 +237,25 @@ def discovery() -> Response:
 
 
 @bp.post("/v1/grants/introspect")
+@documented(
+    Operation(
+        "introspectGrant",
+        "RFC 7662 introspection of a grant",
+        {
+            200: json_answer(
+                "active: false for a dead grant or one the caller may not know of.", IntrospectionAnswer
+            ),
+            400: INVALID,
+            401: UNAUTHORISED,
+            413: TOO_LARGE,
+            415: NOT_JSON,
+            503: UNAVAILABLE,
+        },
+        body=IntrospectBody,
+        form=IntrospectBody,
+        security=("grant", "githubOidc", "introspectionClient"),
+    )
+)
 def introspect() -> Response:
     """RFC 7662. Form-encoded or JSON; a dead grant, or one the caller may not know of, is ``active: false``."""
     header = request.headers.get("Authorization", "")
@@ -229,6 +275,24 @@ def introspect() -> Response:
 
 
 @bp.post("/v1/grants/revoke")
+@documented(
+    Operation(
+        "revokeGrant",
+        "RFC 7009 revocation of a grant, its GitHub token and its children",
+        {
+            200: json_answer("Revoked, or nothing to revoke.", RevocationAnswer),
+            400: INVALID,
+            401: UNAUTHORISED,
+            404: error("No grant with that jti."),
+            413: TOO_LARGE,
+            415: NOT_JSON,
+            503: UNAVAILABLE,
+        },
+        body=RevokeBody,
+        form=RevokeForm,
+        security=("grant", "githubOidc"),
+    )
+)
 def revoke() -> Response:
     """Revoke a grant (and its GitHub token, and its children). Idempotent.
 
@@ -280,6 +344,23 @@ def _revocation(answer: RevocationAnswer) -> Response:
 
 
 @bp.post("/v1/grants/delegate")
+@documented(
+    Operation(
+        "delegateGrant",
+        "A narrower grant for the next agent of a chain",
+        {
+            201: json_answer("The delegated grant (docs/grants.md#chains-of-agents).", IssuedCredentials),
+            400: INVALID,
+            401: UNAUTHORISED,
+            403: error("grant-not-narrower: more than the parent grant holds (permission or audience)."),
+            413: TOO_LARGE,
+            415: NOT_JSON,
+            503: UNAVAILABLE,
+        },
+        body=DelegateBody,
+        security=("grant",),
+    )
+)
 def delegate() -> tuple[Response, int]:
     """A narrower grant for the next agent of a chain, authenticated by the live parent grant."""
     body = parse_json_body(DelegateBody)

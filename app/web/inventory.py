@@ -23,11 +23,14 @@ from app.governance.history import read
 from app.governance.inventory import Filters, Identity, build_inventory, freeze_rows
 from app.web.login import LoginRequired, current_user, readers
 from app.web.requests import gate
+from app.web.spec import LOGIN_UNAVAILABLE, Answer, Operation, Param, documented, error, moved
 
 bp = Blueprint("inventory", __name__)
 
 _REPOSITORY = re.compile(r"^[A-Za-z0-9_.-]{1,100}/[A-Za-z0-9_.-]{1,100}$")
 _FLAG_WORDS = frozenset({"", "1", "true", "yes"})
+_MAX_STALE_DAYS = 36_500
+_FLAG = {"type": "string", "enum": sorted(_FLAG_WORDS)}
 
 
 def _filters() -> Filters:
@@ -38,7 +41,7 @@ def _filters() -> Filters:
             f"unknown parameter {unknown[0]!r}; expected unowned, agents, stale or repository"
         )
     stale = args.get("stale")
-    if stale is not None and not (stale.isdigit() and int(stale) <= 36_500):
+    if stale is not None and not (stale.isdigit() and int(stale) <= _MAX_STALE_DAYS):
         raise InvalidRequest(f"stale: got {stale[:20]!r}, expected a number of days")
     repository = args.get("repository")
     if repository is not None and not _REPOSITORY.fullmatch(repository):
@@ -55,6 +58,36 @@ def _filters() -> Filters:
 
 
 @bp.get("/inventory")
+@documented(
+    Operation(
+        "getInventory",
+        "The identities the gate has seen, with owners and flags (HTML, or JSON with Accept)",
+        {
+            200: Answer(
+                "The identities of repositories the reader may read (docs/cli.md: the same rows).",
+                {
+                    "text/html": {"type": "string"},
+                    "application/json": {"type": "array", "items": {"type": "object"}},
+                },
+            ),
+            302: moved("To /login, for a reader who is not logged in (HTML)."),
+            400: error("A filter that is not valid."),
+            401: error("Asked for as JSON without a login."),
+            503: LOGIN_UNAVAILABLE,
+        },
+        params=(
+            Param("unowned", "query", _FLAG, description="Only identities nobody owns."),
+            Param("agents", "query", _FLAG, description="Only AI agent accounts."),
+            Param(
+                "stale",
+                "query",
+                {"type": "integer", "minimum": 0, "maximum": _MAX_STALE_DAYS},
+                description="Only identities not seen for this many days.",
+            ),
+            Param("repository", "query", {"type": "string", "pattern": _REPOSITORY.pattern}),
+        ),
+    )
+)
 def inventory_page() -> BaseResponse | str:
     g = gate()
     filters = _filters()

@@ -36,6 +36,7 @@ from app.github.oauth import GitHubOAuth, GitHubUser, LoginRefused, UserLogin
 from app.github.protocol import GitHubAPI
 from app.settings import Settings
 from app.web.requests import gate
+from app.web.spec import INVALID, OBJECT, Operation, Param, documented, error, json_answer, moved
 
 log = logging.getLogger("agent_gate.login")
 
@@ -186,6 +187,17 @@ def _challenge(verifier: str) -> str:
 
 
 @bp.get("/login")
+@documented(
+    Operation(
+        "login",
+        "Start the GitHub login of a decision page reader",
+        {
+            302: moved("To GitHub's authorisation page."),
+            503: error("The GitHub login is not configured."),
+        },
+        params=(Param("next", "query", description="The decision page to return to."),),
+    )
+)
 def login() -> BaseResponse:
     """Start the GitHub login; ``next`` is the decision page to return to."""
     flow = readers().require_configured()
@@ -204,6 +216,20 @@ def login() -> BaseResponse:
 
 
 @bp.get("/login/callback")
+@documented(
+    Operation(
+        "loginCallback",
+        "GitHub's redirect back after the reader authorised the App",
+        {
+            200: json_answer("Logged in (no page to return to).", OBJECT),
+            302: moved("Back to the decision page."),
+            400: INVALID,
+            401: error("The login was not started here, expired, or GitHub refused it."),
+            503: error("The GitHub login is not configured, or GitHub is unavailable."),
+        },
+        params=tuple(Param(name, "query") for name in ("code", "state", "error")),
+    )
+)
 def callback() -> BaseResponse:
     """GitHub's redirect back: check the state, exchange the code, keep the user's id and login."""
     flow = readers().require_configured()
@@ -240,6 +266,16 @@ def callback() -> BaseResponse:
 
 
 @bp.post("/logout")
+@documented(
+    Operation(
+        "logout",
+        "End the reader's session",
+        {
+            200: json_answer("Logged out.", OBJECT),
+            503: error("The GitHub login is not configured."),
+        },
+    )
+)
 def logout() -> tuple[dict[str, Any], int]:
     """End the session on the server too: the cookie, or any copy of it, no longer logs anyone in."""
     readers().require_configured()

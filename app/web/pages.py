@@ -24,6 +24,7 @@ from app.errors import NotFound
 from app.governance.decision_record import decision_record
 from app.web.login import LoginRequired, current_user, readers
 from app.web.requests import gate
+from app.web.spec import LOGIN_UNAVAILABLE, Answer, Operation, Param, documented, error, moved
 
 bp = Blueprint("pages", __name__)
 
@@ -32,6 +33,23 @@ _NOT_FOUND = "no such decision, or not one you may read; check the link from the
 
 
 @bp.get("/decisions/<decision_id>")
+@documented(
+    Operation(
+        "getDecision",
+        "The decision page a check run links to (HTML, or JSON with Accept: application/json)",
+        {
+            200: Answer(
+                "The decision, to a reader allowed to see it.",
+                {"text/html": {"type": "string"}, "application/json": Decision},
+            ),
+            302: moved("To /login, for a reader who is not logged in (HTML)."),
+            401: error("Asked for as JSON without a login."),
+            404: error("No such decision, or not one the reader may see."),
+            503: LOGIN_UNAVAILABLE,
+        },
+        params=(Param("decision_id", "path", {"type": "string"}, required=True),),
+    )
+)
 def decision_page(decision_id: str) -> BaseResponse | str:
     if not _DECISION_ID.fullmatch(decision_id):
         raise NotFound(_NOT_FOUND)

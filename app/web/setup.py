@@ -25,6 +25,7 @@ from flask import Blueprint, Response, render_template, request
 from app.errors import InvalidRequest, NotFound, TokenError
 from app.github.manifest import api_url_for, app_manifest, convert_manifest_code
 from app.web.requests import gate
+from app.web.spec import INVALID, Answer, Operation, Param, documented, error
 
 bp = Blueprint("setup", __name__)
 
@@ -78,6 +79,25 @@ def reachability_warnings(public_url: str) -> list[str]:
 
 
 @bp.get("/setup")
+@documented(
+    Operation(
+        "setup",
+        "Create the gate's GitHub App from its manifest (only before it has one)",
+        {
+            200: Answer("A form that posts the manifest to GitHub.", {"text/html": {"type": "string"}}),
+            400: INVALID,
+            404: error("The gate has its App."),
+        },
+        params=(
+            Param(
+                "org",
+                "query",
+                {"type": "string", "pattern": _ORG.pattern},
+                description="Create the App in this organisation (default: the admin's account).",
+            ),
+        ),
+    )
+)
 def setup() -> Response:
     _only_before_the_app_exists()
     settings = gate().settings
@@ -113,6 +133,20 @@ def setup() -> Response:
 
 
 @bp.get("/setup/complete")
+@documented(
+    Operation(
+        "setupComplete",
+        "GitHub's redirect back: the new App's credentials, shown once",
+        {
+            200: Answer("The App's credentials.", {"text/html": {"type": "string"}}),
+            400: INVALID,
+            401: error("Not started in this browser."),
+            404: error("The gate has its App."),
+            503: error("GitHub refused or could not be reached."),
+        },
+        params=tuple(Param(name, "query") for name in ("code", "state")),
+    )
+)
 def complete() -> Response:
     _only_before_the_app_exists()
     started = request.cookies.get(_COOKIE, "")

@@ -17,6 +17,7 @@ import hmac
 import logging
 
 from flask import Blueprint, Response, jsonify, request
+from pydantic import BaseModel, Field
 
 from app.errors import InvalidRequest, PayloadTooLarge, TokenError, Unavailable
 from app.events.coalesce import subject_of
@@ -25,10 +26,20 @@ from app.observe.metrics import metrics
 from app.store.base import FULL, QUEUED
 from app.store.clock import shared_time
 from app.web.requests import MAX_WEBHOOK_BYTES, gate, load_json
+from app.web.spec import OBJECT, TOO_LARGE, Operation, Param, documented, error, json_answer
 
 log = logging.getLogger("agent_gate.webhook")
 
 bp = Blueprint("webhook", __name__)
+
+
+class WebhookAnswer(BaseModel):
+    status: str = Field(
+        description="queued (202); duplicate for a redelivery already kept, same-body, coalesced into a job "
+        "still waiting about the same subject, ignored or pong (200)."
+    )
+    delivery: str
+    why: str | None = Field(None, description="Why an event was ignored.")
 
 
 class SignatureError(TokenError):
@@ -51,6 +62,37 @@ def verify_signature(secret: bytes, body: bytes, header: str | None) -> None:
 
 
 @bp.post("/v1/github/webhook")
+@documented(
+    Operation(
+        "githubWebhook",
+        "The GitHub App's webhook deliveries",
+        {
+            200: json_answer(
+                "A delivery already kept or coalesced, a ping, or an event the gate does not handle.",
+                WebhookAnswer,
+            ),
+            202: json_answer("Kept in the durable queue; it will be processed, with retries.", WebhookAnswer),
+            400: error("Not JSON, or no valid X-GitHub-Delivery header."),
+            401: error("The signature is missing or wrong."),
+            413: TOO_LARGE,
+            503: error(
+                "Webhooks are not configured, the store is unavailable, or the queue holds its bound of "
+                "pending jobs (queue-full; the redelivery sweep asks GitHub for it again)."
+            ),
+        },
+        body=OBJECT,
+        params=(
+            Param("X-GitHub-Event", "header", required=True),
+            Param(
+                "X-GitHub-Delivery",
+                "header",
+                {"type": "string", "minLength": 1, "maxLength": 100},
+                required=True,
+            ),
+        ),
+        security=("githubSignature",),
+    )
+)
 def github_webhook() -> tuple[Response, int]:
     g = gate()
     if g.settings.webhook_secret is None:

@@ -65,3 +65,28 @@ def test_audit_verify_of_an_export_file(data_dir, tmp_path, capsys):
     assert main(["audit", "verify", "--file", str(export)]) == 0
     export.write_text(export.read_text().replace('"i":1', '"i":7').replace('"i": 1', '"i": 7'))
     assert main(["audit", "verify", "--file", str(export)]) == 1
+
+
+def test_audit_verify_as_json(data_dir, capsys):
+    db = data_dir / "agent-gate.db"
+    store = SQLiteStore(db)
+    for i in range(3):
+        store.append_audit("decision", {"i": i})
+    head = store.head()
+    store.close()
+    assert main(["audit", "verify", "--format", "json"]) == 0
+    assert json.loads(capsys.readouterr().out) == {
+        "ok": True,
+        "records": 3,
+        "head": {"seq": 3, "hash": head[1]},
+        "first_bad_seq": None,
+        "problem": None,
+    }
+    conn = sqlite3.connect(db)
+    conn.execute("UPDATE audit SET payload = '{\"i\":42}' WHERE seq = 2")
+    conn.commit()
+    conn.close()
+    assert main(["audit", "verify", "--format", "json"]) == 1
+    broken = json.loads(capsys.readouterr().out)
+    assert (broken["ok"], broken["first_bad_seq"], broken["head"]) == (False, 2, None)
+    assert "record 2" in broken["problem"]

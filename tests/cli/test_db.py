@@ -28,3 +28,12 @@ def test_db_upgrade_refuses_a_schema_from_a_newer_gate(
     raw_sql(store_url, "INSERT INTO schema_migrations (version, name, applied_at) VALUES (99, 'future', 0)")
     assert main(["db", "upgrade", "--database", store_url]) == 1
     assert f"has schema version 99, newer than this gate knows ({NEWEST})" in capsys.readouterr().err
+
+
+def test_db_upgrade_as_json(store_url: str, capsys: pytest.CaptureFixture[str]) -> None:
+    import json
+
+    assert main(["db", "upgrade", "--database", store_url, "--format", "json"]) == 0
+    assert json.loads(capsys.readouterr().out) == {"before": 0, "after": NEWEST}
+    assert main(["db", "upgrade", "--database", store_url, "--format", "json"]) == 0
+    assert json.loads(capsys.readouterr().out) == {"before": NEWEST, "after": NEWEST}

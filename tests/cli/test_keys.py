@@ -16,3 +16,16 @@ def test_keys_rotate_adds_a_key_and_keeps_the_old_one_published(data_dir, capsys
     second, _ = SigningKeys(store).current()
     assert second != first
     store.close()
+
+
+def test_keys_rotate_as_json_names_the_new_key(data_dir, capsys):
+    import json
+
+    from app.credentials.grants import SigningKeys
+
+    store = SQLiteStore(data_dir / "agent-gate.db")
+    SigningKeys(store).current()
+    assert main(["keys", "rotate", "--format", "json"]) == 0
+    kid = json.loads(capsys.readouterr().out)["kid"]
+    assert kid.startswith("gk_") and SigningKeys(store).current()[0] == kid
+    store.close()

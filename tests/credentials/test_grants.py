@@ -279,7 +279,7 @@ def test_chains_only_narrow_and_revoking_a_parent_revokes_its_children(h):
         claims["exp"] <= parent["expires_at"] and claims["sub"] == "repo:2000:run:9000:attempt:1:step:tester"
     )
     wider = h.post("/v1/grants/delegate", {"step": "deployer", "permission": "execute"}, child_grant["token"])
-    assert wider.status_code == 400 and wider.get_json()["errors"][0]["code"] == "grant-not-narrower"
+    assert wider.status_code == 403 and wider.get_json()["errors"][0]["code"] == "grant-not-narrower"
     revoked = h.post("/v1/grants/revoke", {}, parent["token"]).get_json()["revoked"]
     assert set(revoked) == {parent["jti"], child_grant["jti"]}
     assert h.post("/v1/grants/introspect", {"token": child_grant["token"]}, h.token()).get_json() == {
@@ -298,7 +298,7 @@ def test_chains_only_narrow_and_revoking_a_parent_revokes_its_children(h):
 def test_a_delegated_grant_may_not_widen_its_audience(h, audience):
     parent = h.deploy()["grant"]
     child = h.post("/v1/grants/delegate", {"step": "tester", "audience": audience}, parent["token"])
-    assert child.status_code == 400, child.get_json()
+    assert child.status_code == 403, child.get_json()
     assert child.get_json()["errors"][0]["code"] == "grant-not-narrower"
     assert "expected one of deploy:staging, test:staging" in child.get_json()["message"]
 
@@ -308,7 +308,7 @@ def test_a_read_grant_cannot_be_delegated_into_a_deploy_audience(h):
     assert read.status_code == 200, read.get_json()
     token = read.get_json()["grant"]["token"]
     child = h.post("/v1/grants/delegate", {"step": "deployer", "audience": "deploy:production"}, token)
-    assert child.status_code == 400 and child.get_json()["errors"][0]["code"] == "grant-not-narrower"
+    assert child.status_code == 403 and child.get_json()["errors"][0]["code"] == "grant-not-narrower"
 
 
 def test_a_child_at_a_narrower_audience_cannot_widen_back(h):
@@ -316,7 +316,7 @@ def test_a_child_at_a_narrower_audience_cannot_widen_back(h):
     child = h.post("/v1/grants/delegate", {"step": "tester", "audience": "test:staging"}, parent["token"])
     child = child.get_json()["grant"]
     back = h.post("/v1/grants/delegate", {"step": "deployer", "audience": "deploy:staging"}, child["token"])
-    assert back.status_code == 400 and back.get_json()["errors"][0]["code"] == "grant-not-narrower"
+    assert back.status_code == 403 and back.get_json()["errors"][0]["code"] == "grant-not-narrower"
     same = h.post("/v1/grants/delegate", {"step": "reporter"}, child["token"])
     assert same.status_code == 201 and same.get_json()["grant"]["audience"] == "test:staging"
 

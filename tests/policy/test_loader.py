@@ -268,11 +268,13 @@ def test_errors_name_file_line_field_found_and_expected(body: str, expected: lis
 BROKEN_YAML = [
     pytest.param(
         "rules: [\n",
-        "p.yml:4: YAML syntax error: while parsing a flow node did not find expected node content",
+        "p.yml:4:1: YAML syntax error at column 1: while parsing a flow node did not find expected node content",
         id="syntax",
     ),
     pytest.param(
-        "rules:\n  - name: r\n   actions: [read]\n", "p.yml:5: YAML syntax error:", id="bad-indentation"
+        "rules:\n  - name: r\n   actions: [read]\n",
+        "p.yml:5:4: bad indentation: the line is indented 3 spaces, expected 4 spaces (like line 4) or 2 spaces",
+        id="bad-indentation",
     ),
     pytest.param(
         "description: a\ndescription: b\n",

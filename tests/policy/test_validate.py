@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import io
+import json
 import shutil
 from pathlib import Path
 
@@ -144,3 +145,70 @@ def test_rules_in_audit_mode_are_listed_after_the_warnings(tmp_path: Path) -> No
         "answered as allows marked would_deny; see `agent-gate audit report`, then write mode: enforce",
         "ok: 0 error(s), 0 warning(s); 1 of 1 policy file(s) valid",
     ]
+
+
+def run_as(format: str, *paths: Path) -> tuple[int, str]:
+    out = io.StringIO()
+    code = check_paths(list(paths), out, format)
+    return code, out.getvalue()
+
+
+def _broken_and_warned(tmp_path: Path) -> tuple[Path, Path]:
+    (tmp_path / "a.yml").write_text("version: 1\nowner:\n  login: a\n   id: 1\n")
+    (tmp_path / "b.yml").write_text("version: 1\nowner: {login: b, id: 2}\n")
+    return tmp_path / "a.yml", tmp_path / "b.yml"
+
+
+def test_json_names_every_problem_with_its_place(tmp_path: Path) -> None:
+    a, b = _broken_and_warned(tmp_path)
+    code, text = run_as("json", a, b)
+    assert code == 1
+    report = json.loads(text)
+    assert {k: report[k] for k in ("ok", "errors", "warnings", "files", "valid", "audit_mode")} == {
+        "ok": False, "errors": 1, "warnings": 1, "files": 2, "valid": 1, "audit_mode": [],
+    }  # fmt: skip
+    assert [(p["severity"], p["path"], p["line"], p["column"], p["field"]) for p in report["problems"]] == [
+        ("error", str(a), 4, 4, ""),
+        ("warning", str(b), 1, None, "rules"),
+    ]
+    assert report["problems"][0]["message"].startswith("bad indentation: the line is indented 3 spaces")
+
+
+def test_json_of_a_valid_policy_is_ok() -> None:
+    code, text = run_as("json", REPO / "policies")
+    assert code == 0 and json.loads(text)["ok"] is True
+
+
+def test_json_of_a_missing_path_is_a_usage_error(tmp_path: Path) -> None:
+    code, text = run_as("json", tmp_path / "nowhere.yml")
+    report = json.loads(text)
+    assert (code, report["ok"], report["problems"][0]["message"]) == (2, False, "no such file or directory")
+
+
+def test_github_annotates_each_problem_on_its_file_line_and_column(tmp_path: Path) -> None:
+    a, b = _broken_and_warned(tmp_path)
+    code, text = run_as("github", a, b)
+    lines = text.splitlines()
+    assert code == 1
+    assert lines[0].startswith(
+        f"::error file={a},line=4,col=4,title=agent-gate policy check::bad indentation: the line is indented"
+    )
+    assert lines[1] == (
+        f"::warning file={b},line=1,title=agent-gate policy check::rules: the policy has no rules: every "
+        "action in b's repositories is denied"
+    )
+    assert lines[2] == "FAILED: 1 error(s), 1 warning(s); 1 of 2 policy file(s) valid"
+
+
+def test_github_escapes_what_would_end_a_workflow_command(tmp_path: Path) -> None:
+    odd = tmp_path / "a:b,c.yml"
+    odd.write_text("version: 1\nowner:\n\tlogin: a\n")
+    code, text = run_as("github", odd)
+    assert code == 1
+    assert text.splitlines()[0].startswith(f"::error file={tmp_path}/a%3Ab%2Cc.yml,line=3,col=1,")
+    assert "::a tab character at column 1" in text
+
+
+def test_github_names_a_missing_path(tmp_path: Path) -> None:
+    code, text = run_as("github", tmp_path / "gone.yml")
+    assert (code, text) == (2, f"::error file={tmp_path}/gone.yml::no such file or directory\n")

@@ -174,3 +174,59 @@ def test_a_worker_killed_mid_job_releases_it_when_the_lease_ends(store_url: str)
         assert survivor.complete_job("d-1", "w2", now=1_000 + LEASE)
     finally:
         survivor.close()
+
+
+def give_up(store: Store, job_id: str, *, now: int, error: str = "github-unavailable") -> None:
+    job = store.claim_job("w", now=now, lease=LEASE)
+    assert job is not None and job.id == job_id
+    assert store.fail_job(job_id, "w", now=now + 1, error=error, retry_at=None)
+
+
+def test_jobs_are_listed_for_operators_most_recent_first(store: Store) -> None:
+    enqueue(store, "d-1", b"1", now=100)
+    enqueue(store, "d-2", b"2", now=110)
+    give_up(store, "d-1", now=120, error="github-unavailable")
+    listed = store.list_jobs()
+    assert [(j.id, j.state, j.attempts, j.last_error) for j in listed] == [
+        ("d-1", "dead", 1, "github-unavailable"),
+        ("d-2", "queued", 0, None),
+    ]
+    dead = store.list_jobs(state="dead")
+    assert [(j.id, j.kind, j.topic, j.created_at, j.updated_at) for j in dead] == [
+        ("d-1", "webhook", "pull_request", 100, 121)
+    ]
+    assert store.list_jobs(state="done") == []
+    assert [j.id for j in store.list_jobs(limit=1)] == ["d-1"]
+
+
+def test_a_job_given_up_on_is_retried_by_an_operator(store: Store) -> None:
+    enqueue(store, "d-1", now=100)
+    give_up(store, "d-1", now=100)
+    assert store.retry_job("d-1", now=500) == "dead"
+    assert store.queue_stats(now=500).dead == 0
+    again = store.claim_job("w", now=500, lease=LEASE)
+    assert again is not None and (again.id, again.attempts) == ("d-1", 1), "its attempts counted afresh"
+    assert store.list_jobs()[0].last_error == "github-unavailable", "kept until it runs"
+
+
+@pytest.mark.parametrize(
+    ("state", "expected"),
+    [
+        pytest.param("queued", "queued", id="a-queued-job-waits-for-its-time"),
+        pytest.param("running", "running", id="a-running-job-keeps-its-lease"),
+        pytest.param("done", "done", id="a-done-job-never-runs-twice"),
+    ],
+)
+def test_only_a_job_given_up_on_is_retried(store: Store, state: str, expected: str) -> None:
+    enqueue(store, "d-1", now=100)
+    if state in ("running", "done"):
+        assert store.claim_job("w", now=100, lease=LEASE) is not None
+    if state == "done":
+        assert store.complete_job("d-1", "w", now=101)
+    before = store.list_jobs()
+    assert store.retry_job("d-1", now=200) == expected
+    assert store.list_jobs() == before, "nothing changed"
+
+
+def test_retrying_a_job_that_does_not_exist_says_so(store: Store) -> None:
+    assert store.retry_job("nowhere", now=100) is None
