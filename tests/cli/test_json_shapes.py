@@ -17,6 +17,7 @@ from flask.testing import FlaskClient
 
 from app.cli import main
 from app.settings import Settings
+from tests.builders import whole
 from tests.cli.conftest import REPO
 from tests.conftest import TEST_POLICY
 
@@ -73,7 +74,7 @@ def mismatches(doc: Any, real: Any, where: str = "") -> list[str]:
 def policy_file(tmp_path: Path) -> Path:
     path = tmp_path / "policies" / "octo-org.yml"
     path.parent.mkdir()
-    path.write_text(POLICY)
+    path.write_text(whole(POLICY))
     return path
 
 

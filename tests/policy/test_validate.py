@@ -155,7 +155,7 @@ def run_as(format: str, *paths: Path) -> tuple[int, str]:
 
 def _broken_and_warned(tmp_path: Path) -> tuple[Path, Path]:
     (tmp_path / "a.yml").write_text("version: 1\nowner:\n  login: a\n   id: 1\n")
-    (tmp_path / "b.yml").write_text("version: 1\nowner: {login: b, id: 2}\n")
+    (tmp_path / "b.yml").write_text(whole("version: 1\nowner: {login: b, id: 2}\n"))
     return tmp_path / "a.yml", tmp_path / "b.yml"
 
 

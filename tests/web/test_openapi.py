@@ -21,6 +21,7 @@ from app.github.client import GitHubClient
 from app.settings import Settings
 from app.web.openapi import Undocumented, openapi_document, operations
 from app.web.spec import Operation, documented, json_answer
+from tests.builders import whole
 from tests.conftest import TEST_POLICY, close_gate
 from tests.fake_github import FakeGitHub
 from tests.github.conftest import base_scenario, github_settings
@@ -151,7 +152,7 @@ def whole_gate(tmp_path: Path) -> Iterator[Flask]:
     scenario = base_scenario()
     with FakeGitHub(scenario) as fake:
         (tmp_path / "policies").mkdir()
-        (tmp_path / "policies" / "octo.yml").write_text(TEST_POLICY)
+        (tmp_path / "policies" / "octo.yml").write_text(whole(TEST_POLICY))
         settings = Settings(
             dev_mode=True,
             issuers=(),
