@@ -300,8 +300,8 @@ def _plan_ruleset(
     if protection.uses_merge_queue(client, repository, plan.branch):
         plan.notes.append(
             f"{plan.branch} merges through a merge queue: GitHub requires {MERGE_CHECK} on each merge group's "
-            "commit too, so the App must receive and answer merge_group events or the queue waits "
-            "(docs/github-app.md)"
+            "commit too: the gate answers it on each group when the App receives merge_group events "
+            "(doctor checks; docs/github-app.md#merge-queues)"
         )
     path = f"/repos/{repo_path(repository)}/rulesets"
     # One page: GitHub allows at most 75 rulesets per repository.
