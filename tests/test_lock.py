@@ -17,7 +17,8 @@ def _name(requirement: str) -> str:
 
 
 def _locked(path: Path) -> dict[str, str]:
-    pins = re.findall(r"^([A-Za-z0-9][A-Za-z0-9._-]*)==(\S+)", path.read_text(), re.M)
+    # A pin may name its extras (psycopg[binary]==...): pip 23's hash mode needs them in the lock.
+    pins = re.findall(r"^([A-Za-z0-9][A-Za-z0-9._-]*)(?:\[[^\]]*\])?==(\S+)", path.read_text(), re.M)
     return {_name(name): version for name, version in pins}
 
 
