@@ -31,9 +31,9 @@ from app.decide.audit_mode import is_invariant_denial
 from app.decide.decision import Decision, Reason
 from app.errors import GateError
 from app.github.protocol import GitHubAPI
+from app.governance.people import is_named
 from app.policy.agents import Kind
 from app.policy.loader import LoadedPolicy, PolicySet
-from app.policy.schema import OwnerRef
 from app.store.base import Store
 from app.store.clock import shared_time
 from app.tokens.identity import WorkloadIdentity
@@ -152,24 +152,12 @@ class BreakGlass:
             raise BreakGlassRefused(
                 f"@{who.actor} is {known.name}: an agent or bot may never {verb} a break-glass"
             )
-        if not self._is_invoker(loaded.policy.break_glass.invokers, who):
+        if not is_named(loaded.policy.break_glass.invokers, who, self.github):
             raise BreakGlassRefused(
                 f"@{who.actor} may not {verb} a break-glass: expected one of "
                 f"{', '.join(loaded.policy.break_glass.invokers)} (break_glass.invokers)"
             )
         return loaded
-
-    def _is_invoker(self, invokers: list[OwnerRef], who: WorkloadIdentity) -> bool:
-        for entry in invokers:
-            name = entry.removeprefix("@")
-            if "/" not in name:
-                if name.lower() == who.actor.lower():
-                    return True
-            elif self.github is not None:  # without the App, team membership cannot be checked
-                org, team = name.split("/", 1)
-                if self.github.is_active_team_member(who.repository, org, team, who.actor):
-                    return True
-        return False
 
     # -- applying -------------------------------------------------------------------------------------
     def override(self, decision: Decision) -> Decision:

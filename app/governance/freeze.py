@@ -33,9 +33,9 @@ from pydantic import BaseModel, ConfigDict, Field, model_validator
 from app.decide.decision import Decision, Reason, Subject
 from app.errors import GateError
 from app.github.protocol import GitHubAPI
+from app.governance.people import is_named
 from app.policy.agents import Kind
 from app.policy.loader import LoadedPolicy, PolicySet
-from app.policy.schema import OwnerRef
 from app.store.base import Store
 from app.tokens.identity import WorkloadIdentity
 
@@ -232,24 +232,12 @@ class Freezes:
         known = loaded.agents.classify(who.actor, who.actor_id)
         if known.kind is not Kind.HUMAN:
             raise FreezeRefused(f"@{who.actor} is {known.name}: an agent or bot may never {verb} a freeze")
-        if not self._is_freezer(loaded.policy.freeze.freezers, who):
+        if not is_named(loaded.policy.freeze.freezers, who, self.github):
             raise FreezeRefused(
                 f"@{who.actor} may not {verb} a freeze: expected one of "
                 f"{', '.join(loaded.policy.freeze.freezers)} (freeze.freezers)"
             )
         return loaded
-
-    def _is_freezer(self, freezers: list[OwnerRef], who: WorkloadIdentity) -> bool:
-        for entry in freezers:
-            name = entry.removeprefix("@")
-            if "/" not in name:
-                if name.lower() == who.actor.lower():
-                    return True
-            elif self.github is not None:  # without the App, team membership cannot be checked
-                org, team = name.split("/", 1)
-                if self.github.is_active_team_member(who.repository, org, team, who.actor):
-                    return True
-        return False
 
     # -- applying -------------------------------------------------------------------------------------
     def active(self, owner_id: int | None = None) -> list[dict[str, Any]]:
