@@ -23,6 +23,7 @@ from gunicorn.http.errors import LimitRequestHeaders, LimitRequestLine
 from gunicorn.workers.gthread import ThreadWorker
 
 from app.observe.logs import JsonFormatter
+from app.observe.memory import tune_malloc
 from app.settings import Settings
 
 _log = logging.getLogger("agent_gate.server")
@@ -155,6 +156,11 @@ class GateWorker(ThreadWorker):  # type: ignore[misc]  # gunicorn ships no type 
     that never fails (:class:`Recovering`)."""
 
     def load_wsgi(self) -> None:
+        # Before the first request: large bodies go back to the system when freed (app/observe/memory.py).
+        if tune_malloc():
+            self.log.info(
+                "worker %s: glibc malloc thresholds fixed (large buffers are returned when freed)", self.pid
+            )
         try:
             self.wsgi = self.app.wsgi()
         except Exception as exc:  # noqa: BLE001  # a failed boot would stop the whole server

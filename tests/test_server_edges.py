@@ -248,3 +248,9 @@ def test_metrics_add_up_every_worker(served: Served) -> None:
 
 def test_no_control_socket_is_opened(served: Served) -> None:
     assert not (served.home / ".gunicorn").exists()
+
+
+def test_every_worker_fixes_glibcs_malloc_thresholds_before_serving(served: Served) -> None:
+    # What kept a worker's memory growing under floods of large bodies (app/observe/memory.py).
+    lines = [line for line in served.log.read_text().splitlines() if "glibc malloc thresholds fixed" in line]
+    assert len(lines) >= 2, served.log.read_text()[-2000:]
