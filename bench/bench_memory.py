@@ -162,26 +162,30 @@ def run(
                 [sys.executable, "-m", "app.cli", "serve", "--dev", "--workers", "2", "--port", str(free)],
                 env=env, cwd=tmp, stdout=out, stderr=subprocess.STDOUT, start_new_session=True,
             )  # fmt: skip
-        url = f"http://127.0.0.1:{free}"
-        ready(url, "/readyz")
-        pids = worker_pids(proc.pid)
-        counts: dict[str, int] = {}
-        until = time.monotonic() + args.minutes * 60
-        loader = threading.Thread(target=flood, args=(url, issuer, args.clients, until, counts), daemon=True)
-        loader.start()
-        series: list[list[float]] = [[] for _ in pids]
-        print(f"{name}: workers {pids}", flush=True)
-        while loader.is_alive():
+        try:
+            url = f"http://127.0.0.1:{free}"
+            ready(url, "/readyz")
+            pids = worker_pids(proc.pid)
+            counts: dict[str, int] = {}
+            until = time.monotonic() + args.minutes * 60
+            loader = threading.Thread(
+                target=flood, args=(url, issuer, args.clients, until, counts), daemon=True
+            )
+            loader.start()
+            series: list[list[float]] = [[] for _ in pids]
+            print(f"{name}: workers {pids}", flush=True)
+            while loader.is_alive():
+                for n, pid in enumerate(pids):
+                    series[n].append(rss_mib(pid))
+                print(f"  {name} t={len(series[0]) * args.every - args.every:5d}s RSS MiB "
+                      + " ".join(f"{s[-1]:6.1f}" for s in series), flush=True)  # fmt: skip
+                loader.join(args.every)
             for n, pid in enumerate(pids):
                 series[n].append(rss_mib(pid))
-            print(f"  {name} t={len(series[0]) * args.every - args.every:5d}s RSS MiB "
-                  + " ".join(f"{s[-1]:6.1f}" for s in series), flush=True)  # fmt: skip
-            loader.join(args.every)
-        for n, pid in enumerate(pids):
-            series[n].append(rss_mib(pid))
-        restarted = worker_pids(proc.pid) != pids
-        os.killpg(proc.pid, signal.SIGTERM)
-        proc.wait(30)
+            restarted = worker_pids(proc.pid) != pids
+        finally:  # the server goes whatever happened, so no gate outlives the benchmark
+            os.killpg(proc.pid, signal.SIGTERM)
+            proc.wait(30)
         tuned = log.read_text(errors="replace").count("glibc malloc thresholds fixed")
         note = f"workers that fixed malloc's thresholds: {tuned}"
         if restarted:
